@@ -1,0 +1,131 @@
+"""Typed settings for the engine: CRM layouts, store and metric definitions.
+
+The YAML file is validated once, at start-up, into these models (see `bot/config.py`); code below the
+composition root receives these objects and never reads YAML itself.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+CANONICAL_FIELDS = (
+    "deal_id",
+    "deal_name",
+    "created_date",
+    "closed_date",
+    "sales_rep_id",
+    "industry",
+    "region",
+    "product_type",
+    "lead_source",
+    "deal_stage",
+    "deal_amount",
+    "sales_cycle_days",
+    "outcome",
+)
+"""Every field a deal has inside salesintel, whatever the CRM called it."""
+
+SEGMENT_FIELDS = ("industry", "region", "product_type", "lead_source", "sales_rep_id")
+"""Deal attributes known when the deal is created; the dimensions metrics are cut by."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OutcomeFlags(_Strict):
+    """Outcome read from two boolean columns (Salesforce's IsClosed / IsWon) instead of one text column."""
+
+    closed: str
+    won: str
+
+
+class Layout(_Strict):
+    """How one CRM export names its columns and values.
+
+    `columns` maps a canonical field to the export's column; a list means "the first of these that the file
+    has" (a Salesforce report may say `OwnerId` or `Owner`). A field absent from the file takes its value from
+    `defaults`; a field with neither is missing, which is an error for required fields.
+    """
+
+    columns: dict[str, str | list[str]]
+    defaults: dict[str, str] = Field(default_factory=dict)
+    outcome_flags: OutcomeFlags | None = None
+    won_values: list[str] = ["Won", "Closed Won"]
+    lost_values: list[str] = ["Lost", "Closed Lost"]
+    open_values: list[str] = ["", "Open"]
+    date_format: str | None = None
+    """strptime format of the date columns; None accepts ISO 8601 dates and timestamps."""
+    encoding: str = "utf-8-sig"
+
+    @field_validator("columns", "defaults")
+    @classmethod
+    def _known_fields(cls, mapping: dict) -> dict:
+        unknown = sorted(set(mapping) - set(CANONICAL_FIELDS))
+        if unknown:
+            raise ValueError(f"unknown field(s) {', '.join(unknown)}; known: {', '.join(CANONICAL_FIELDS)}")
+        return mapping
+
+    @model_validator(mode="after")
+    def _outcome_source(self) -> "Layout":
+        if self.outcome_flags is None and "outcome" not in self.columns:
+            raise ValueError("a layout needs an `outcome` column or `outcome_flags`")
+        return self
+
+    def candidates(self, field: str) -> list[str]:
+        """The export columns that may hold `field`, in order of preference."""
+        source = self.columns.get(field, [])
+        return [source] if isinstance(source, str) else list(source)
+
+
+SKYGENI_LAYOUT = Layout(
+    columns={field: field for field in CANONICAL_FIELDS if field != "deal_name"},
+    defaults={},
+)
+"""The layout of the brief's dataset (`data/skygeni_sales_data.csv`), built in so no config is needed."""
+
+
+class IngestSettings(_Strict):
+    layout: str = "auto"
+    """Layout to read files with; `auto` picks the one layout whose required columns the header has."""
+    layouts: dict[str, Layout] = Field(default_factory=dict)
+    cycle_days_tolerance: int = 1
+    """How far sales_cycle_days may differ from closed_date - created_date before the row is rejected."""
+
+    def all_layouts(self) -> dict[str, Layout]:
+        """Built-in layouts plus those from config (config wins on a name clash)."""
+        return {"skygeni": SKYGENI_LAYOUT, **self.layouts}
+
+
+class MetricsSettings(_Strict):
+    min_sample: int = Field(50, ge=1)
+    """Below this many closed deals a segment is "insufficient data", never a finding."""
+    fdr_q: float = Field(0.05, gt=0, lt=1)
+    """Benjamini–Hochberg false discovery rate across all segment comparisons in one refresh."""
+    confidence: float = Field(0.95, gt=0, lt=1)
+    amount_bands: list[float] = [10_000, 25_000, 50_000]
+    cycle_bands: list[int] = [30, 60, 90]
+    stage_order: list[str] = ["Qualified", "Demo", "Proposal", "Negotiation", "Closed"]
+    stage_win_probability: dict[str, float] = {
+        "Qualified": 0.10,
+        "Demo": 0.25,
+        "Proposal": 0.50,
+        "Negotiation": 0.70,
+        "Closed": 0.90,
+    }
+    """Rule-based P(win) by current stage (the CRM's forecast probability), used until a model has skill."""
+    default_win_probability: float = Field(0.25, ge=0, le=1)
+    """Rule-based P(win) for a stage missing from `stage_win_probability`."""
+    high_probability: float = Field(0.5, gt=0, lt=1)
+    """An open deal is "high-probability" for PQI when its P(win) is at least this."""
+    res_window_days: int = Field(90, ge=1)
+    """RES headline window: deals closed in the last this-many days up to the as-of date."""
+    trend_months: int = Field(12, ge=1)
+    """How many months of per-period PQI / RES / win rate to show."""
+
+    @field_validator("amount_bands", "cycle_bands")
+    @classmethod
+    def _increasing(cls, edges: list) -> list:
+        if any(b <= a for a, b in zip(edges, edges[1:])):
+            raise ValueError("band edges must be strictly increasing")
+        return edges

@@ -1,0 +1,178 @@
+"""The store: one SQLite file (WAL mode) holding snapshots, deals, rejects and refresh results.
+
+The schema is versioned with `PRAGMA user_version`; `MIGRATIONS[i]` takes a store from version i to i + 1, so
+a newer salesintel opens an older file by running the steps it has not seen, each in its own transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+import pandas as pd
+import sqlite_utils
+
+from engine.ingest import DEAL_COLUMNS, ParsedSnapshot
+
+
+def _create_core_tables(db: sqlite_utils.Database) -> None:
+    db["snapshots"].create(
+        {"id": int, "source": str, "sha256": str, "layout": str, "taken_at": str, "loaded_at": str,
+         "rows_read": int, "rows_loaded": int, "rows_rejected": int},
+        pk="id", not_null={"source", "sha256", "taken_at", "loaded_at"},
+    )  # fmt: skip
+    db["snapshots"].create_index(["sha256"], unique=True)
+    db["deals"].create(
+        {"snapshot_id": int, "line": int, "deal_id": str, "deal_name": str, "created_date": str,
+         "closed_date": str, "sales_rep_id": str, "industry": str, "region": str, "product_type": str,
+         "lead_source": str, "deal_stage": str, "deal_amount": float, "sales_cycle_days": int, "outcome": str},
+        pk=("snapshot_id", "deal_id"), foreign_keys=[("snapshot_id", "snapshots", "id")],
+    )  # fmt: skip
+    db["rejects"].create(
+        {"snapshot_id": int, "line": int, "deal_id": str, "reason": str, "raw": str},
+        pk=("snapshot_id", "line"), foreign_keys=[("snapshot_id", "snapshots", "id")],
+    )  # fmt: skip
+    db["refreshes"].create(
+        {"id": int, "snapshot_id": int, "as_of": str, "computed_at": str, "metrics": str},
+        pk="id", foreign_keys=[("snapshot_id", "snapshots", "id")],
+    )  # fmt: skip
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_create_core_tables]
+
+
+class StoreError(Exception):
+    """The store file cannot be opened or is from a newer salesintel."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    id: int
+    source: str
+    sha256: str
+    layout: str
+    taken_at: datetime
+    loaded_at: datetime
+    rows_read: int
+    rows_loaded: int
+    rows_rejected: int
+
+    @classmethod
+    def from_row(cls, row: dict) -> "Snapshot":
+        return cls(**{**row, "taken_at": datetime.fromisoformat(row["taken_at"]),
+                      "loaded_at": datetime.fromisoformat(row["loaded_at"])})  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Refresh:
+    id: int
+    snapshot_id: int
+    as_of: date
+    computed_at: datetime
+    metrics: dict
+
+
+class Store:
+    """All reads and writes of salesintel's state; nothing else in the engine touches the file."""
+
+    def __init__(self, db: sqlite_utils.Database):
+        self.db = db
+
+    @classmethod
+    def open(cls, path: Path) -> "Store":
+        """Open (creating if needed) the store at `path` and bring its schema up to date."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            connection = sqlite3.connect(path, check_same_thread=False, timeout=30)
+            connection.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.Error as error:
+            raise StoreError(f"{path}: cannot open the store ({error})") from error
+        connection.execute("PRAGMA foreign_keys=ON")
+        store = cls(sqlite_utils.Database(connection))
+        store._migrate(path)
+        return store
+
+    @property
+    def schema_version(self) -> int:
+        return self.db.execute("PRAGMA user_version").fetchone()[0]
+
+    def _migrate(self, path: Path) -> None:
+        version = self.schema_version
+        if version > len(MIGRATIONS):
+            raise StoreError(f"{path}: schema version {version} is newer than this salesintel knows")
+        for step, migrate in enumerate(MIGRATIONS[version:], start=version + 1):
+            with self.db.conn:
+                migrate(self.db)
+                self.db.execute(f"PRAGMA user_version = {step}")
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    # snapshots -----------------------------------------------------------------------------------------
+
+    def snapshot_by_sha256(self, sha256: str) -> Snapshot | None:
+        rows = list(self.db["snapshots"].rows_where("sha256 = ?", [sha256]))
+        return Snapshot.from_row(rows[0]) if rows else None
+
+    def latest_snapshot(self) -> Snapshot | None:
+        rows = list(self.db["snapshots"].rows_where(order_by="taken_at desc, id desc", limit=1))
+        return Snapshot.from_row(rows[0]) if rows else None
+
+    def save_snapshot(self, parsed: ParsedSnapshot, taken_at: datetime, loaded_at: datetime) -> Snapshot:
+        """Write a snapshot with all its deals and rejects in one transaction: all of it lands, or none."""
+        deals = parsed.deals
+        with self.db.conn:
+            cursor = self.db.execute(
+                "INSERT INTO snapshots (source, sha256, layout, taken_at, loaded_at, rows_read, rows_loaded,"
+                " rows_rejected) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [parsed.source, parsed.sha256, parsed.layout, taken_at.isoformat(), loaded_at.isoformat(),
+                 parsed.rows_read, len(deals), len(parsed.rejects)],
+            )  # fmt: skip
+            snapshot_id = cursor.lastrowid
+            records = deals.astype(object).where(deals.notna(), None)
+            self.db.conn.executemany(
+                f"INSERT INTO deals (snapshot_id, {', '.join(DEAL_COLUMNS)}) "
+                f"VALUES (?, {', '.join('?' for _ in DEAL_COLUMNS)})",
+                ((snapshot_id, *row) for row in records.itertuples(index=False, name=None)),
+            )
+            self.db.conn.executemany(
+                "INSERT INTO rejects (snapshot_id, line, deal_id, reason, raw) VALUES (?, ?, ?, ?, ?)",
+                ((snapshot_id, r.line, r.deal_id, "; ".join(r.reasons), json.dumps(r.raw)) for r in parsed.rejects),
+            )
+        return Snapshot.from_row(self.db["snapshots"].get(snapshot_id))
+
+    def deals(self, snapshot_id: int) -> pd.DataFrame:
+        """The snapshot's deals with dates parsed; `outcome` is NaN for deals open when it was taken."""
+        frame = pd.read_sql_query(
+            f"SELECT {', '.join(DEAL_COLUMNS)} FROM deals WHERE snapshot_id = ? ORDER BY line",
+            self.db.conn, params=[snapshot_id],
+        )  # fmt: skip
+        for column in ("created_date", "closed_date"):
+            frame[column] = pd.to_datetime(frame[column])
+        return frame
+
+    def rejects(self, snapshot_id: int) -> list[dict]:
+        return list(self.db["rejects"].rows_where("snapshot_id = ?", [snapshot_id], order_by="line"))
+
+    # refreshes -----------------------------------------------------------------------------------------
+
+    def save_refresh(self, snapshot_id: int, as_of: date, computed_at: datetime, metrics: dict) -> int:
+        with self.db.conn:
+            cursor = self.db.execute(
+                "INSERT INTO refreshes (snapshot_id, as_of, computed_at, metrics) VALUES (?, ?, ?, ?)",
+                [snapshot_id, as_of.isoformat(), computed_at.isoformat(), json.dumps(metrics)],
+            )
+        return cursor.lastrowid
+
+    def latest_refresh(self, as_of: date | None = None) -> Refresh | None:
+        where, params = ("as_of = ?", [as_of.isoformat()]) if as_of else (None, [])
+        rows = list(self.db["refreshes"].rows_where(where, params, order_by="id desc", limit=1))
+        if not rows:
+            return None
+        row = rows[0]
+        return Refresh(row["id"], row["snapshot_id"], date.fromisoformat(row["as_of"]),
+                       datetime.fromisoformat(row["computed_at"]), json.loads(row["metrics"]))  # fmt: skip
