@@ -1,0 +1,75 @@
+"""Ingestion: every row read is loaded or rejected with a reason; whole-file problems are clear errors."""
+
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from engine.ingest import IngestError, read_snapshot
+from engine.settings import IngestSettings
+from engine.store import Store
+
+HEADER = "deal_id,created_date,closed_date,sales_rep_id,industry,region,product_type,lead_source,deal_stage,deal_amount,sales_cycle_days,outcome\n"
+GOOD = "D1,2024-01-01,2024-01-11,rep_1,SaaS,APAC,Core,Inbound,Demo,1000,10,Won\n"
+
+
+def write(tmp_path: Path, text: str, name: str = "snap.csv") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_bundled_dataset_loads_every_row():
+    parsed = read_snapshot(Path("data/skygeni_sales_data.csv"), IngestSettings())
+    assert (parsed.rows_read, len(parsed.deals), len(parsed.rejects)) == (5000, 5000, 0)
+
+
+@pytest.mark.parametrize(
+    "row, reason",
+    [
+        ("D2,2024-13-45,2024-01-11,rep_1,SaaS,APAC,Core,Inbound,Demo,1000,10,Won\n", "created_date is not a date"),
+        ("D2,2024-02-01,2024-01-11,rep_1,SaaS,APAC,Core,Inbound,Demo,1000,,Won\n", "closed before created"),
+        ("D2,2024-01-01,2024-01-11,rep_1,SaaS,APAC,Core,Inbound,Demo,-5,10,Won\n", "deal_amount is negative"),
+        ("D2,2024-01-01,2024-01-11,rep_1,SaaS,APAC,Core,Inbound,Demo,abc,10,Won\n", "deal_amount is not a number"),
+        ("D2,2024-01-01,2024-01-11,rep_1,SaaS,APAC,Core,Inbound,Demo,,10,Won\n", "deal_amount is empty"),
+        ("D2,2024-01-01,2024-01-11,rep_1,SaaS,APAC,Core,Inbound,Demo,100,10,Maybe\n", "unknown outcome"),
+        ("D1,2024-01-01,2024-01-11,rep_1,SaaS,APAC,Core,Inbound,Demo,100,10,Won\n", "duplicate deal_id"),
+        ("D2,2024-01-01,2024-01-11,rep_1,SaaS,APAC,Core,Inbound,Demo,100,30,Won\n", "sales_cycle_days disagrees"),
+        ("D2,2024-01-01,2024-01-11,rep_1,SaaS\n", "wrong number of fields"),
+    ],
+)
+def test_bad_row_is_rejected_with_line_and_reason(tmp_path, row, reason):
+    parsed = read_snapshot(write(tmp_path, HEADER + GOOD + row), IngestSettings())
+    assert parsed.rows_read == len(parsed.deals) + len(parsed.rejects) == 2
+    [reject] = parsed.rejects
+    assert reject.line == 3
+    assert any(r.startswith(reason) for r in reject.reasons), reject.reasons
+
+
+def test_open_deal_is_first_class(tmp_path):
+    parsed = read_snapshot(write(tmp_path, HEADER + "D9,2024-01-01,,rep_1,SaaS,APAC,Core,Inbound,Demo,1000,,Open\n"), IngestSettings())
+    assert len(parsed.deals) == 1 and parsed.deals["outcome"].isna().all()
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [("", "empty file"), ("deal_id,created_date\nD1,2024-01-01\n", "missing required column"), (HEADER, "no data rows")],
+)
+def test_whole_file_problems_raise_a_clear_error(tmp_path, text, message):
+    with pytest.raises(IngestError, match=message):
+        read_snapshot(write(tmp_path, text), IngestSettings())
+
+
+def test_missing_file_names_the_file(tmp_path):
+    with pytest.raises(IngestError, match="no such file"):
+        read_snapshot(tmp_path / "nope.csv", IngestSettings())
+
+
+def test_store_keeps_deals_and_rejects_and_finds_reloads_by_hash(tmp_path):
+    path = write(tmp_path, HEADER + GOOD + "D1,x,,rep_1,SaaS,APAC,Core,Inbound,Demo,1,,Won\n")
+    parsed = read_snapshot(path, IngestSettings())
+    store = Store.open(tmp_path / "s.db")
+    snapshot = store.save_snapshot(parsed, datetime(2024, 1, 12), datetime(2024, 1, 12))
+    assert store.snapshot_by_sha256(parsed.sha256) == snapshot
+    assert len(store.deals(snapshot.id)) == 1 and len(store.rejects(snapshot.id)) == 1
+    assert store.schema_version == 1
