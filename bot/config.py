@@ -1,0 +1,48 @@
+"""Load and validate config.yaml once at start-up into typed settings."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from engine.settings import IngestSettings, MetricsSettings
+
+
+class StoreSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    path: str = "var/salesintel.db"
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    timezone: str = "UTC"
+    store: StoreSettings = StoreSettings()
+    ingest: IngestSettings = IngestSettings()
+    metrics: MetricsSettings = MetricsSettings()
+
+
+class ConfigError(Exception):
+    """config.yaml is missing or invalid; the message names the file and each bad field."""
+
+
+def load_settings(path: Path) -> Settings:
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read config ({error.strerror})") from error
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML ({error})") from error
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        raise ConfigError(f"{path}: {problems}") from error
+
+
+def store_path(settings: Settings, config_path: Path) -> Path:
+    """SALESINTEL_DB wins; a relative store.path is taken from the config file's folder."""
+    path = Path(os.environ.get("SALESINTEL_DB") or settings.store.path)
+    return path if path.is_absolute() else config_path.parent / path
