@@ -34,7 +34,7 @@ def ingest(obj, path: Path, layout: str | None) -> None:
     """Load a CRM snapshot CSV into the store; bad rows go to rejects with reasons."""
     settings, config_path = obj
     try:
-        parsed = read_snapshot(path, settings.ingest, layout)
+        parsed = _read_with_progress(path, settings, layout)
     except IngestError as error:
         raise click.ClickException(str(error)) from error
     store = Store.open(store_path(settings, config_path))
@@ -49,3 +49,11 @@ def ingest(obj, path: Path, layout: str | None) -> None:
                f"loaded {snapshot.rows_loaded}, rejected {snapshot.rows_rejected}")
     for reason, count in parsed.top_reasons():
         click.echo(f"  {count:>6}  {reason}")
+
+
+def _read_with_progress(path: Path, settings, layout: str | None):
+    """Show a progress bar only on an interactive terminal, so logs and CI stay quiet."""
+    if not (sys.stderr.isatty() and path.is_file()):
+        return read_snapshot(path, settings.ingest, layout)
+    with click.progressbar(length=path.stat().st_size, label=f"reading {path.name}", file=sys.stderr) as bar:
+        return read_snapshot(path, settings.ingest, layout, progress=bar.update)
