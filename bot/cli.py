@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
-from bot.config import ConfigError, load_settings, store_path
-from engine.ingest import IngestError, read_snapshot
+from bot.config import ConfigError, Settings, load_settings, store_path
+from engine.ingest import IngestError, ParsedSnapshot, read_snapshot
 from engine.store import Store
 
 
@@ -51,7 +51,7 @@ def ingest(obj, path: Path, layout: str | None) -> None:
         click.echo(f"  {count:>6}  {reason}")
 
 
-def _read_with_progress(path: Path, settings, layout: str | None):
+def _read_with_progress(path: Path, settings: Settings, layout: str | None) -> ParsedSnapshot:
     """Show a progress bar only on an interactive terminal, so logs and CI stay quiet."""
     if not (sys.stderr.isatty() and path.is_file()):
         return read_snapshot(path, settings.ingest, layout)

@@ -6,18 +6,16 @@ import os
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
-from engine.settings import IngestSettings, MetricsSettings
+from engine.settings import FrozenSettings, IngestSettings, MetricsSettings
 
 
-class StoreSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class StoreSettings(FrozenSettings):
     path: str = "var/salesintel.db"
 
 
-class Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class Settings(FrozenSettings):
     timezone: str = "UTC"
     store: StoreSettings = StoreSettings()
     ingest: IngestSettings = IngestSettings()

@@ -29,18 +29,20 @@ SEGMENT_FIELDS = ("industry", "region", "product_type", "lead_source", "sales_re
 """Deal attributes known when the deal is created; the dimensions metrics are cut by."""
 
 
-class _Strict(BaseModel):
+class FrozenSettings(BaseModel):
+    """Base of every settings model: unknown keys are errors, values never change after start-up."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class OutcomeFlags(_Strict):
+class OutcomeFlags(FrozenSettings):
     """Outcome read from two boolean columns (Salesforce's IsClosed / IsWon) instead of one text column."""
 
     closed: str
     won: str
 
 
-class Layout(_Strict):
+class Layout(FrozenSettings):
     """How one CRM export names its columns and values.
 
     `columns` maps a canonical field to the export's column; a list means "the first of these that the file
@@ -85,7 +87,7 @@ SKYGENI_LAYOUT = Layout(
 """The layout of the brief's dataset (`data/skygeni_sales_data.csv`), built in so no config is needed."""
 
 
-class IngestSettings(_Strict):
+class IngestSettings(FrozenSettings):
     layout: str = "auto"
     """Layout to read files with; `auto` picks the one layout whose required columns the header has."""
     layouts: dict[str, Layout] = Field(default_factory=dict)
@@ -97,7 +99,7 @@ class IngestSettings(_Strict):
         return {"skygeni": SKYGENI_LAYOUT, **self.layouts}
 
 
-class MetricsSettings(_Strict):
+class MetricsSettings(FrozenSettings):
     min_sample: int = Field(50, ge=1)
     """Below this many closed deals a segment is "insufficient data", never a finding."""
     fdr_q: float = Field(0.05, gt=0, lt=1)
