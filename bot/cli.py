@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import click
 
+from alerts.pipeline_summary import render_pipeline_summary
 from bot.config import ConfigError, Settings, load_settings, store_path
 from engine.ingest import IngestError, ParsedSnapshot, read_snapshot
-from engine.store import Store
+from engine.refresh import RefreshError, refresh
+from engine.store import Store, StoreError
+
+AS_OF = click.option("--as-of", "as_of", type=click.DateTime(["%Y-%m-%d"]), default=None,
+                     help="date to compute as of, YYYY-MM-DD (default: when the snapshot was taken)")
 
 
 @click.group()
@@ -57,3 +63,50 @@ def _read_with_progress(path: Path, settings: Settings, layout: str | None) -> P
         return read_snapshot(path, settings.ingest, layout)
     with click.progressbar(length=path.stat().st_size, label=f"reading {path.name}", file=sys.stderr) as bar:
         return read_snapshot(path, settings.ingest, layout, progress=bar.update)
+
+
+def _open_store(settings: Settings, config_path: Path) -> Store:
+    try:
+        return Store.open(store_path(settings, config_path))
+    except StoreError as error:
+        raise click.ClickException(str(error)) from error
+
+
+def _as_date(value: datetime | None) -> date | None:
+    return value.date() if value else None
+
+
+@main.command("refresh")
+@AS_OF
+@click.pass_obj
+def refresh_command(obj, as_of: datetime | None) -> None:
+    """Compute metrics for the newest snapshot as of a date and keep them in the store."""
+    settings, config_path = obj
+    store = _open_store(settings, config_path)
+    try:
+        result = refresh(store, settings.metrics, _as_date(as_of), datetime.now(timezone.utc))
+    except RefreshError as error:
+        raise click.ClickException(str(error)) from error
+    metrics = result.metrics
+    click.echo(f"refresh #{result.id} of snapshot #{result.snapshot_id} as of {result.as_of}: "
+               f"{metrics['overall']['n']} closed deals, {metrics['open_pipeline']['count']} open; "
+               f"{metrics['significant']} of {metrics['comparisons']} segment comparisons significant")
+
+
+@main.command()
+@AS_OF
+@click.option("--json", "as_json", is_flag=True, help="print the metrics as JSON")
+@click.option("--all", "show_all", is_flag=True, help="list every segment, not only the extremes")
+@click.pass_obj
+def metrics(obj, as_of: datetime | None, as_json: bool, show_all: bool) -> None:
+    """Print the pipeline summary of the latest refresh (for --as-of, the latest refresh of that date)."""
+    settings, config_path = obj
+    store = _open_store(settings, config_path)
+    result = store.latest_refresh(_as_date(as_of))
+    if result is None:
+        when = f" as of {as_of:%Y-%m-%d}" if as_of else ""
+        raise click.ClickException(f"no refresh{when} yet: run `salesintel refresh{' --as-of ' + f'{as_of:%Y-%m-%d}' if as_of else ''}` first")
+    if as_json:
+        click.echo(json.dumps(result.metrics, indent=2))
+    else:
+        click.echo(render_pipeline_summary(result.metrics, show_all), nl=False)

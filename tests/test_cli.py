@@ -1,5 +1,6 @@
 """`salesintel ingest` as a user runs it: counts printed, reloads idempotent, the Salesforce mapping works."""
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -36,3 +37,27 @@ def test_missing_file_exits_non_zero_and_writes_nothing(tmp_path):
     result = salesintel(tmp_path, "ingest", "nope.csv")
     assert result.returncode != 0 and "nope.csv: no such file" in result.stderr
     assert not (tmp_path / "s.db").exists()
+
+
+def test_refresh_then_metrics_tells_the_truth_about_the_bundled_data(tmp_path):
+    salesintel(tmp_path, "ingest", "data/skygeni_sales_data.csv")
+    refreshed = salesintel(tmp_path, "refresh", "--as-of", "2024-03-01")
+    assert refreshed.returncode == 0, refreshed.stderr
+    assert "4003 closed deals, 702 open; 0 of" in refreshed.stdout
+    summary = salesintel(tmp_path, "metrics")
+    assert "Win rate 45% (n=4,003; 95% CI 44–47%)" in summary.stdout
+    assert "No segment's win rate differs significantly from the rest" in summary.stdout
+    as_json = json.loads(salesintel(tmp_path, "metrics", "--json", "--as-of", "2024-03-01").stdout)
+    assert as_json["significant"] == 0 and as_json["open_pipeline"]["count"] == 702
+
+
+def test_refresh_before_any_ingest_says_what_to_do(tmp_path):
+    result = salesintel(tmp_path, "refresh")
+    assert result.returncode == 1
+    assert "run `salesintel ingest PATH` first" in result.stderr
+
+
+def test_metrics_before_any_refresh_says_what_to_do(tmp_path):
+    result = salesintel(tmp_path, "metrics", "--as-of", "2024-03-01")
+    assert result.returncode == 1
+    assert "no refresh as of 2024-03-01 yet" in result.stderr

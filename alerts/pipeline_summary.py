@@ -1,0 +1,48 @@
+"""Decide what the pipeline summary shows from a refresh's metrics; `pipeline_summary.txt.j2` says it."""
+
+from __future__ import annotations
+
+from alerts.render import render_text
+
+DIMENSION_TITLES = {
+    "industry": "Industry", "region": "Region", "product_type": "Product", "lead_source": "Lead source",
+    "sales_rep_id": "Sales rep", "amount_band": "Deal size", "cycle_band": "Days to close (closed deals)",
+    "deal_stage": "Stage reached (as recorded at close)", "close_quarter": "Quarter of close",
+}  # fmt: skip
+COMPACT_ROWS = 6
+"""Segments per dimension shown in the compact summary: the lowest and highest win rates, significant ones always."""
+
+
+def segment_sections(segments: list[dict], show_all: bool) -> list[dict]:
+    """Segments grouped by dimension, sorted by win rate; long dimensions trimmed to their extremes."""
+    sections = []
+    for dimension, title in DIMENSION_TITLES.items():
+        rows = sorted((s for s in segments if s["dimension"] == dimension),
+                      key=lambda s: (s["rate"]["rate"] is None, s["rate"]["rate"] or 0))  # fmt: skip
+        if not rows:
+            continue
+        hidden = 0
+        if not show_all and len(rows) > COMPACT_ROWS:
+            half = COMPACT_ROWS // 2
+            keep = {id(r) for r in rows[:half] + rows[-half:]} | {id(r) for r in rows if r["status"] == "significant"}
+            hidden = len(rows) - len(keep)
+            rows = [r for r in rows if id(r) in keep]
+        sections.append({"title": title, "rows": rows, "hidden": hidden})
+    return sections
+
+
+def velocity_statement(velocity: dict, alpha: float) -> str:
+    won, lost, p = velocity["won"], velocity["lost"], velocity["p_value"]
+    if p is None:
+        return "not enough won and lost deals to compare"
+    verdict = "a real difference" if p <= alpha else "no real difference"
+    return f"Mann–Whitney p={p:.3f}: {verdict}" if p >= 0.001 else f"Mann–Whitney p<0.001: {verdict}"
+
+
+def render_pipeline_summary(metrics: dict, show_all: bool = False) -> str:
+    return render_text(
+        "pipeline_summary.txt.j2",
+        m=metrics,
+        sections=segment_sections(metrics["segments"], show_all),
+        velocity_verdict=velocity_statement(metrics["velocity"], metrics["settings"]["fdr_q"]),
+    )
