@@ -73,3 +73,26 @@ def test_store_keeps_deals_and_rejects_and_finds_reloads_by_hash(tmp_path):
     assert store.snapshot_by_sha256(parsed.sha256) == snapshot
     assert len(store.deals(snapshot.id)) == 1 and len(store.rejects(snapshot.id)) == 1
     assert store.schema_version == 1
+
+
+def test_a_file_mixing_good_and_bad_rows_loses_none_of_them(tmp_path):
+    rows = [GOOD]
+    rows += [f"G{i},2024-01-01,2024-01-11,rep_1,SaaS,APAC,Core,Inbound,Demo,{i},10,Lost\n" for i in range(20)]
+    rows += [f"B{i},2024-01-0{i % 9 + 1},bad,rep_1,SaaS,APAC,Core,Inbound,Demo,1,10,Won\n" for i in range(7)]
+    rows += ["D1,2024-01-01,2024-01-11,rep_1,SaaS,APAC,Core,Inbound,Demo,1,10,Won\n", "short,row\n"]
+    path = write(tmp_path, HEADER + "".join(rows))
+    parsed = read_snapshot(path, IngestSettings())
+    data_lines = len(path.read_text().splitlines()) - 1
+    assert (len(parsed.deals), len(parsed.rejects)) == (21, 9)
+    assert len(parsed.deals) + len(parsed.rejects) == data_lines
+    store = Store.open(tmp_path / "s.db")
+    snapshot = store.save_snapshot(parsed, datetime(2024, 2, 1), datetime(2024, 2, 1))
+    stored = store.db.execute("SELECT (SELECT count(*) FROM deals) + (SELECT count(*) FROM rejects)").fetchone()[0]
+    assert stored == snapshot.rows_read == data_lines
+
+
+def test_a_file_in_another_encoding_is_refused_by_name(tmp_path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes((HEADER + GOOD.replace("SaaS", "Société")).encode("latin-1"))
+    with pytest.raises(IngestError, match="latin1.csv"):
+        read_snapshot(path, IngestSettings())
