@@ -45,4 +45,12 @@ def render_pipeline_summary(metrics: dict, show_all: bool = False) -> str:
         m=metrics,
         sections=segment_sections(metrics["segments"], show_all),
         velocity_verdict=velocity_statement(metrics["velocity"], metrics["settings"]["fdr_q"]),
+        drivers=top_drivers(metrics["model"]),
     )
+
+
+def top_drivers(model: dict, limit: int = 5) -> list[dict]:
+    """The significant drivers, or when there are none the few closest to it, so a reader sees why not."""
+    drivers = model.get("drivers") or []
+    significant = [d for d in drivers if d["status"] == "significant"]
+    return significant[:limit] if significant else drivers[: min(limit, 3)]

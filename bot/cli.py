@@ -5,16 +5,20 @@ from __future__ import annotations
 import json
 import os
 import sys
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import click
 
 from alerts.pipeline_summary import render_pipeline_summary
+from alerts.render import render_text
 from bot.config import ConfigError, Settings, load_settings, store_path
+from engine.backtest import AlertRule, backtest
 from engine.ingest import IngestError, ParsedSnapshot, read_snapshot
-from engine.refresh import RefreshError, refresh
+from engine.lookup import DealLookupError, look_up
+from engine.refresh import EngineSettings, RefreshError, refresh, train_model
 from engine.store import Store, StoreError
+from engine.synth import SynthSpec, generate
 
 AS_OF = click.option("--as-of", "as_of", type=click.DateTime(["%Y-%m-%d"]), default=None,
                      help="date to compute as of, YYYY-MM-DD (default: when the snapshot was taken)")
@@ -72,6 +76,10 @@ def _open_store(settings: Settings, config_path: Path) -> Store:
         raise click.ClickException(str(error)) from error
 
 
+def _engine(settings: Settings) -> EngineSettings:
+    return EngineSettings(settings.metrics, settings.model)
+
+
 def _as_date(value: datetime | None) -> date | None:
     return value.date() if value else None
 
@@ -84,7 +92,7 @@ def refresh_command(obj, as_of: datetime | None) -> None:
     settings, config_path = obj
     store = _open_store(settings, config_path)
     try:
-        result = refresh(store, settings.metrics, _as_date(as_of), datetime.now(timezone.utc))
+        result = refresh(store, _engine(settings), _as_date(as_of), datetime.now(timezone.utc))
     except RefreshError as error:
         raise click.ClickException(str(error)) from error
     metrics = result.metrics
@@ -110,3 +118,105 @@ def metrics(obj, as_of: datetime | None, as_json: bool, show_all: bool) -> None:
         click.echo(json.dumps(result.metrics, indent=2))
     else:
         click.echo(render_pipeline_summary(result.metrics, show_all), nl=False)
+
+
+@main.command()
+@click.argument("deal_id")
+@AS_OF
+@click.option("--json", "as_json", is_flag=True, help="print the answer as JSON")
+@click.pass_obj
+def risk(obj, deal_id: str, as_of: datetime | None, as_json: bool) -> None:
+    """Risk, P(win) and reasons for one open deal (computes the refresh for --as-of if there is none)."""
+    settings, config_path = obj
+    store = _open_store(settings, config_path)
+    result = store.latest_refresh(_as_date(as_of))
+    try:
+        if result is None:
+            click.echo(f"no refresh{' as of ' + f'{as_of:%Y-%m-%d}' if as_of else ''} yet: computing one...", err=True)
+            result = refresh(store, _engine(settings), _as_date(as_of), datetime.now(timezone.utc))
+        answer = look_up(store, result, deal_id)
+    except (RefreshError, DealLookupError) as error:
+        raise click.ClickException(str(error)) from error
+    model = result.metrics.get("model", {})
+    if as_json:
+        payload = {**answer.score, "as_of": result.as_of.isoformat(), "snapshot_id": answer.snapshot.id,
+                   "model_version": model.get("version"), "model_has_skill": model.get("has_skill"),
+                   "model_verdict": model.get("verdict")}  # fmt: skip
+        click.echo(json.dumps(payload, indent=2))
+    else:
+        click.echo(render_text("deal_risk.txt.j2", a=answer, model=model), nl=False)
+
+
+@main.command("train")
+@AS_OF
+@click.pass_obj
+def train_command(obj, as_of: datetime | None) -> None:
+    """Train a new model version as of a date; the next refresh for that date uses it."""
+    settings, config_path = obj
+    store = _open_store(settings, config_path)
+    try:
+        stored = train_model(store, _engine(settings), _as_date(as_of), datetime.now(timezone.utc))
+    except RefreshError as error:
+        raise click.ClickException(str(error)) from error
+    summary = stored.summary
+    click.echo(f"model {stored.version} as of {stored.as_of}: {summary['deals']} deals "
+               f"({summary['train_from']} to {summary['train_to']}), {summary['examples']} landmark examples")
+    click.echo(summary["verdict"])
+    significant = [d for d in summary["drivers"] if d["status"] == "significant"]
+    click.echo(f"{len(significant)} significant driver(s) of {len(summary['drivers'])}")
+    for d in significant[:10]:
+        click.echo(f"  {d['feature']} {d['level']} vs {d['reference']}: odds x{d['odds_ratio']:.2f} "
+                   f"(95% CI {d['low']:.2f}-{d['high']:.2f}, q={d['q_value']:.3g})")
+
+
+@main.command()
+@click.option("--deals", "count", type=click.IntRange(1), required=True, help="how many deals to generate")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--noise", is_flag=True, help="no planted effects at all: pure noise")
+@click.option("--decay", type=float, default=0.0, show_default=True, help="log-odds of winning lost per quarter")
+@click.option("--start", type=click.DateTime(["%Y-%m-%d"]), default="2023-01-01", show_default=True)
+@click.option("--days", type=click.IntRange(30), default=540, show_default=True, help="days over which deals are created")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="CSV to write (default synth-N-sS.csv)")
+@click.option("--truth", type=click.Path(path_type=Path), default=None, help="also write each deal's true P(win)")
+def synth(count: int, seed: int, noise: bool, decay: float, start: datetime, days: int, out: Path | None,
+          truth: Path | None) -> None:
+    """Write a synthetic CRM snapshot (SkyGeni layout) with planted effects of known size."""
+    spec = SynthSpec(deals=count, seed=seed, start=start.date(), days=days, noise=noise, decay_per_quarter=decay)
+    data = generate(spec)
+    out = out or Path(f"synth-{count}-s{seed}{'-noise' if noise else ''}.csv")
+    data.crm.to_csv(out, index=False)
+    if truth:
+        data.truth.to_csv(truth, index=False)
+    effects = "none (pure noise)" if noise else ", ".join(f"{f}={lvl} {v:+.1f}" for (f, lvl), v in spec.effects.items())
+    click.echo(f"wrote {count} deals ({int(data.truth['open'].sum())} open at {spec.snapshot_date}) to {out}")
+    click.echo(f"planted log-odds effects: {effects}; lost deals run longer: {not noise}; decay per quarter {decay}")
+
+
+@main.command("backtest")
+@click.option("--as-of", "as_of", type=click.DateTime(["%Y-%m-%d"]), required=True, help="first (or only) date")
+@click.option("--to", "until", type=click.DateTime(["%Y-%m-%d"]), default=None, help="last date of a range")
+@click.option("--every", type=click.IntRange(1), default=30, show_default=True, help="days between dates of a range")
+@click.option("--json", "as_json", is_flag=True, help="print the reports as JSON")
+@click.pass_obj
+def backtest_command(obj, as_of: datetime, until: datetime | None, every: int, as_json: bool) -> None:
+    """Score the pipeline open at past date(s), then compare with what happened (from the newest snapshot)."""
+    settings, config_path = obj
+    store = _open_store(settings, config_path)
+    snapshot = store.latest_snapshot()
+    if snapshot is None:
+        raise click.ClickException("the store holds no snapshot yet: run `salesintel ingest PATH` first")
+    deals = store.deals(snapshot.id)
+    rule = AlertRule(settings.alerts.realtime.min_amount, settings.alerts.realtime.min_risk)
+    dates = [as_of.date()]
+    while until and dates[-1] + timedelta(days=every) <= until.date():
+        dates.append(dates[-1] + timedelta(days=every))
+    reports = []
+    for day in dates:
+        if day >= snapshot.taken_at.date():
+            raise click.ClickException(f"{day} is not before the snapshot ({snapshot.taken_at:%Y-%m-%d}): "
+                                       "there are no later outcomes to compare with")  # fmt: skip
+        reports.append(backtest(deals, snapshot.taken_at.date(), day, rule, settings.model, settings.metrics))
+    if as_json:
+        click.echo(json.dumps(reports, indent=2))
+    else:
+        click.echo(render_text("backtest.txt.j2", reports=reports, rule=rule), nl=False)

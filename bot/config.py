@@ -8,7 +8,8 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from engine.settings import FrozenSettings, IngestSettings, MetricsSettings
+from alerts.settings import AlertsSettings
+from engine.settings import FrozenSettings, IngestSettings, MetricsSettings, ModelSettings
 
 
 class StoreSettings(FrozenSettings):
@@ -20,6 +21,8 @@ class Settings(FrozenSettings):
     store: StoreSettings = StoreSettings()
     ingest: IngestSettings = IngestSettings()
     metrics: MetricsSettings = MetricsSettings()
+    model: ModelSettings = ModelSettings()
+    alerts: AlertsSettings = AlertsSettings()
 
 
 class ConfigError(Exception):

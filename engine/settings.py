@@ -131,3 +131,35 @@ class MetricsSettings(FrozenSettings):
         if any(b <= a for a, b in zip(edges, edges[1:])):
             raise ValueError("band edges must be strictly increasing")
         return edges
+
+
+class ModelSettings(FrozenSettings):
+    landmarks: list[int] = [0, 30, 60, 90]
+    """Deal ages (days) at which a closed deal contributes a training example, if it was still open then."""
+    regularization_grid: list[float] = [0.001, 0.01, 0.1, 1.0]
+    """Candidate inverse L2 strengths (scikit-learn's C). The one with the best Brier score on the latest part of
+    the training window is used, so on noise the model shrinks to the base rate instead of fitting chance."""
+    holdout_fraction: float = Field(0.25, gt=0, lt=1)
+    """The latest-closed share of history held out to measure skill (time-ordered, never shuffled)."""
+    bootstrap_samples: int = Field(200, ge=20)
+    """Resamples (by deal) for the holdout AUC interval."""
+    calibration_bins: int = Field(10, ge=2)
+    min_training_deals: int = Field(200, ge=10)
+    """Below this many closed deals no model is trained; scores fall back to shrunk segment rates or rules."""
+    seed: int = 0
+    """Seed of every random draw in training and evaluation (bootstrap), so a refresh is reproducible."""
+    top_reasons: int = Field(3, ge=1)
+
+    @field_validator("regularization_grid")
+    @classmethod
+    def _positive_grid(cls, grid: list[float]) -> list[float]:
+        if not grid or any(c <= 0 for c in grid):
+            raise ValueError("regularization_grid needs at least one positive value")
+        return sorted(grid)
+
+    @field_validator("landmarks")
+    @classmethod
+    def _landmarks_start_at_zero(cls, landmarks: list[int]) -> list[int]:
+        if not landmarks or landmarks[0] != 0 or any(b <= a for a, b in zip(landmarks, landmarks[1:])):
+            raise ValueError("landmarks must start at 0 and increase strictly")
+        return landmarks

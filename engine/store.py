@@ -42,7 +42,24 @@ def _create_core_tables(db: sqlite_utils.Database) -> None:
     )  # fmt: skip
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_create_core_tables]
+def _create_model_tables(db: sqlite_utils.Database) -> None:
+    db["models"].create(
+        {"id": int, "snapshot_id": int, "as_of": str, "trained_at": str, "has_skill": int, "train_from": str,
+         "train_to": str, "deals": int, "examples": int, "summary": str, "pipeline": bytes},
+        pk="id", foreign_keys=[("snapshot_id", "snapshots", "id")],
+    )  # fmt: skip
+    db["models"].create_index(["snapshot_id", "as_of"])
+    db["refreshes"].add_column("model_id", int)
+    db["scores"].create(
+        {"refresh_id": int, "deal_id": str, "p_win": float, "risk": float, "method": str, "model_id": int,
+         "reasons": str, "deal_amount": float, "age_days": int, "deal_stage": str, "sales_rep_id": str,
+         "deal_name": str},
+        pk=("refresh_id", "deal_id"), foreign_keys=[("refresh_id", "refreshes", "id")],
+    )  # fmt: skip
+    db["scores"].create_index(["deal_id"])
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_create_core_tables, _create_model_tables]
 
 
 class StoreError(Exception):
@@ -74,6 +91,23 @@ class Refresh:
     as_of: date
     computed_at: datetime
     metrics: dict
+    model_id: int | None = None
+
+
+@dataclass(frozen=True)
+class StoredModel:
+    """A model version: its training window and metrics, and the fitted pipeline (pickled)."""
+
+    id: int
+    snapshot_id: int
+    as_of: date
+    trained_at: datetime
+    summary: dict
+    pipeline: bytes
+
+    @property
+    def version(self) -> str:
+        return f"v{self.id}"
 
 
 class Store:
@@ -122,6 +156,10 @@ class Store:
         rows = list(self.db["snapshots"].rows_where(order_by="taken_at desc, id desc", limit=1))
         return Snapshot.from_row(rows[0]) if rows else None
 
+    def snapshot(self, snapshot_id: int) -> Snapshot | None:
+        rows = list(self.db["snapshots"].rows_where("id = ?", [snapshot_id]))
+        return Snapshot.from_row(rows[0]) if rows else None
+
     def save_snapshot(self, parsed: ParsedSnapshot, taken_at: datetime, loaded_at: datetime) -> Snapshot:
         """Write a snapshot with all its deals and rejects in one transaction: all of it lands, or none."""
         deals = parsed.deals
@@ -160,13 +198,20 @@ class Store:
 
     # refreshes -----------------------------------------------------------------------------------------
 
-    def save_refresh(self, snapshot_id: int, as_of: date, computed_at: datetime, metrics: dict) -> int:
+    def save_refresh(self, snapshot_id: int, as_of: date, computed_at: datetime, metrics: dict,
+                     model_id: int | None = None, scores: list[dict] = ()) -> int:  # fmt: skip
+        """Write a refresh and its scores in one transaction, so readers never see half a refresh."""
         with self.db.conn:
             cursor = self.db.execute(
-                "INSERT INTO refreshes (snapshot_id, as_of, computed_at, metrics) VALUES (?, ?, ?, ?)",
-                [snapshot_id, as_of.isoformat(), computed_at.isoformat(), json.dumps(metrics)],
+                "INSERT INTO refreshes (snapshot_id, as_of, computed_at, metrics, model_id) VALUES (?, ?, ?, ?, ?)",
+                [snapshot_id, as_of.isoformat(), computed_at.isoformat(), json.dumps(metrics), model_id],
             )
-        return cursor.lastrowid
+            refresh_id = cursor.lastrowid
+            self.db.conn.executemany(
+                f"INSERT INTO scores (refresh_id, {', '.join(SCORE_COLUMNS)}) VALUES (?, {', '.join('?' for _ in SCORE_COLUMNS)})",
+                ((refresh_id, *[json.dumps(s[c]) if c == "reasons" else s[c] for c in SCORE_COLUMNS]) for s in scores),
+            )
+        return refresh_id
 
     def latest_refresh(self, as_of: date | None = None) -> Refresh | None:
         where, params = ("as_of = ?", [as_of.isoformat()]) if as_of else (None, [])
@@ -175,4 +220,67 @@ class Store:
             return None
         row = rows[0]
         return Refresh(row["id"], row["snapshot_id"], date.fromisoformat(row["as_of"]),
-                       datetime.fromisoformat(row["computed_at"]), json.loads(row["metrics"]))  # fmt: skip
+                       datetime.fromisoformat(row["computed_at"]), json.loads(row["metrics"]),
+                       row.get("model_id"))  # fmt: skip
+
+    def score(self, refresh_id: int, deal_id: str) -> dict | None:
+        rows = list(self.db["scores"].rows_where("refresh_id = ? AND deal_id = ?", [refresh_id, deal_id]))
+        return _score_row(rows[0]) if rows else None
+
+    def scores(self, refresh_id: int) -> list[dict]:
+        """All scores of a refresh, highest risk first."""
+        return [_score_row(r) for r in self.db["scores"].rows_where("refresh_id = ?", [refresh_id],
+                                                                   order_by="risk desc, deal_id")]  # fmt: skip
+
+    def deal(self, snapshot_id: int, deal_id: str) -> dict | None:
+        rows = list(self.db["deals"].rows_where("snapshot_id = ? AND deal_id = ?", [snapshot_id, deal_id]))
+        return rows[0] if rows else None
+
+    def find_deal_id(self, snapshot_id: int, deal_id: str) -> str | None:
+        """The stored spelling of `deal_id`, matched exactly first, then ignoring case."""
+        for clause in ("deal_id = ?", "deal_id = ? COLLATE NOCASE"):
+            row = self.db.execute(f"SELECT deal_id FROM deals WHERE snapshot_id = ? AND {clause} LIMIT 1",
+                                  [snapshot_id, deal_id]).fetchone()  # fmt: skip
+            if row:
+                return row[0]
+        return None
+
+    # models --------------------------------------------------------------------------------------------
+
+    def save_model(self, snapshot_id: int, as_of: date, trained_at: datetime, summary: dict, pipeline: bytes) -> StoredModel:
+        with self.db.conn:
+            cursor = self.db.execute(
+                "INSERT INTO models (snapshot_id, as_of, trained_at, has_skill, train_from, train_to, deals, examples,"
+                " summary, pipeline) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [snapshot_id, as_of.isoformat(), trained_at.isoformat(), int(summary["has_skill"]),
+                 summary["train_from"], summary["train_to"], summary["deals"], summary["examples"],
+                 json.dumps(summary), pipeline],
+            )  # fmt: skip
+        return self.model(cursor.lastrowid)
+
+    def model(self, model_id: int) -> StoredModel | None:
+        rows = list(self.db["models"].rows_where("id = ?", [model_id]))
+        return _model_row(rows[0]) if rows else None
+
+    def latest_model(self, snapshot_id: int, as_of: date) -> StoredModel | None:
+        """The newest model trained on this snapshot as of exactly this date (never one that saw later data)."""
+        rows = list(self.db["models"].rows_where("snapshot_id = ? AND as_of = ?", [snapshot_id, as_of.isoformat()],
+                                                 order_by="id desc", limit=1))  # fmt: skip
+        return _model_row(rows[0]) if rows else None
+
+    def models(self) -> list[dict]:
+        return list(self.db.query("SELECT id, snapshot_id, as_of, trained_at, has_skill, train_from, train_to, deals,"
+                                  " examples FROM models ORDER BY id"))  # fmt: skip
+
+
+SCORE_COLUMNS = ("deal_id", "p_win", "risk", "method", "model_id", "reasons", "deal_amount", "age_days", "deal_stage",
+                 "sales_rep_id", "deal_name")  # fmt: skip
+
+
+def _score_row(row: dict) -> dict:
+    return {**row, "reasons": json.loads(row["reasons"])}
+
+
+def _model_row(row: dict) -> StoredModel:
+    return StoredModel(row["id"], row["snapshot_id"], date.fromisoformat(row["as_of"]),
+                       datetime.fromisoformat(row["trained_at"]), json.loads(row["summary"]), row["pipeline"])  # fmt: skip

@@ -1,0 +1,64 @@
+"""How good is a probability forecast? AUC with a bootstrap interval, Brier score and skill, calibration.
+
+Landmarked data has several rows per deal, so the AUC interval resamples whole deals (a cluster bootstrap);
+resampling rows would pretend the rows were independent and give intervals that are too narrow.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+class _TiedRanking:
+    """Pre-sorts the scores once so each bootstrap AUC is two weighted counts and a cumulative sum."""
+
+    def __init__(self, outcomes: np.ndarray, scores: np.ndarray):
+        self.outcomes = outcomes.astype(float)
+        _, self.group = np.unique(scores, return_inverse=True)
+        self.groups = int(self.group.max()) + 1 if len(scores) else 0
+
+    def auc(self, weights: np.ndarray) -> float | None:
+        positives = np.bincount(self.group, weights=weights * self.outcomes, minlength=self.groups)
+        negatives = np.bincount(self.group, weights=weights * (1 - self.outcomes), minlength=self.groups)
+        total = positives.sum() * negatives.sum()
+        if total == 0:
+            return None
+        negatives_below = np.cumsum(negatives) - negatives
+        return float(((positives * negatives_below).sum() + 0.5 * (positives * negatives).sum()) / total)
+
+
+def auc_with_interval(
+    outcomes: np.ndarray, scores: np.ndarray, clusters: np.ndarray, samples: int, rng: np.random.Generator,
+    confidence: float = 0.95,
+) -> dict:  # fmt: skip
+    """ROC AUC of `scores` for `outcomes`, with a percentile interval from resampling `clusters` (deals)."""
+    ranking = _TiedRanking(np.asarray(outcomes), np.asarray(scores))
+    estimate = ranking.auc(np.ones(len(outcomes)))
+    _, cluster_index = np.unique(clusters, return_inverse=True)
+    n_clusters = int(cluster_index.max()) + 1 if len(clusters) else 0
+    draws = []
+    for _ in range(samples if n_clusters else 0):
+        counts = np.bincount(rng.integers(0, n_clusters, n_clusters), minlength=n_clusters)
+        value = ranking.auc(counts[cluster_index].astype(float))
+        if value is not None:
+            draws.append(value)
+    if estimate is None or not draws:
+        return {"auc": estimate, "low": None, "high": None, "samples": len(draws)}
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(draws, [tail, 100 - tail])
+    return {"auc": estimate, "low": float(low), "high": float(high), "samples": len(draws)}
+
+
+def brier(outcomes: np.ndarray, probabilities: np.ndarray) -> float:
+    return float(np.mean((np.asarray(probabilities, dtype=float) - np.asarray(outcomes, dtype=float)) ** 2))
+
+
+def calibration_table(outcomes: np.ndarray, probabilities: np.ndarray, bins: int) -> dict:
+    """Predicted vs observed win rate per quantile bin of the prediction, and the expected calibration error."""
+    frame = pd.DataFrame({"y": np.asarray(outcomes, dtype=float), "p": np.asarray(probabilities, dtype=float)})
+    frame["bin"] = pd.qcut(frame["p"].rank(method="first"), q=min(bins, len(frame)), labels=False)
+    grouped = frame.groupby("bin").agg(predicted=("p", "mean"), observed=("y", "mean"), n=("y", "size"))
+    rows = [{"predicted": float(r.predicted), "observed": float(r.observed), "n": int(r.n)} for r in grouped.itertuples()]
+    error = float((grouped["n"] * (grouped["predicted"] - grouped["observed"]).abs()).sum() / len(frame))
+    return {"bins": rows, "expected_calibration_error": error}
