@@ -13,6 +13,7 @@ chance of reporting any driver on pure noise well under the false discovery rate
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass, field
 from datetime import date
 
@@ -94,30 +95,39 @@ def _fit(examples: pd.DataFrame, c: float, seed: int) -> Pipeline:
     return pipeline
 
 
-def _choose_regularization(examples: pd.DataFrame, settings: ModelSettings) -> float:
-    """The C with the lowest Brier score on the latest-closed share of `examples`, trained on the rest.
-
-    Ties (within 1e-5) go to the stronger penalty: with no signal, the model should stay at the base rate.
-    """
-    if len(settings.regularization_grid) == 1:
-        return settings.regularization_grid[0]
-    split = examples["closed_date"].quantile(1 - settings.holdout_fraction)
-    fit_rows, check_rows = examples[examples["closed_date"] <= split], examples[examples["closed_date"] > split]
-    if fit_rows["won"].nunique() < 2 or check_rows.empty:
-        return settings.regularization_grid[0]
-    outcomes = check_rows["won"].to_numpy()
-    scores = [brier(outcomes, predict(_fit(fit_rows, c, settings.seed), check_rows)) for c in settings.regularization_grid]
-    best = min(scores)
-    return next(c for c, score in zip(settings.regularization_grid, scores) if score <= best + 1e-5)
-
-
 def predict(pipeline: Pipeline, features: pd.DataFrame) -> np.ndarray:
     """P(win) for feature rows (unseen levels count as the reference level)."""
-    import warnings
-
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Found unknown categories")
         return pipeline.predict_proba(features[list(FEATURE_COLUMNS)])[:, 1]
+
+
+def _choose_regularization(examples: pd.DataFrame, settings: ModelSettings) -> float:
+    """The strongest penalty (smallest C) whose Brier score on the latest-closed share of `examples` is within one
+    standard error of the best one's (the one-standard-error rule).
+
+    Without real signal a weaker penalty wins the validation by chance now and then and then loses on the
+    holdout; demanding it win by more than its own noise keeps the model at the base rate unless the data insists.
+    The standard error is taken over deals, since a deal's landmark rows share one outcome.
+    """
+    grid = settings.regularization_grid
+    if len(grid) == 1:
+        return grid[0]
+    split = examples["closed_date"].quantile(1 - settings.holdout_fraction)
+    fit_rows, check_rows = examples[examples["closed_date"] <= split], examples[examples["closed_date"] > split]
+    if fit_rows["won"].nunique() < 2 or check_rows.empty:
+        return grid[0]
+    outcomes = check_rows["won"].to_numpy(dtype=float)
+    errors = np.array([(predict(_fit(fit_rows, c, settings.seed), check_rows) - outcomes) ** 2 for c in grid])
+    best = int(errors.mean(axis=1).argmin())
+    _, deal_index = np.unique(check_rows["deal_id"].to_numpy(), return_inverse=True)
+    for position, c in enumerate(grid[: best + 1]):
+        per_deal = np.bincount(deal_index, weights=errors[position] - errors[best])
+        excess = per_deal.sum() / len(outcomes)
+        standard_error = np.sqrt(len(per_deal)) * per_deal.std(ddof=1) / len(outcomes) if len(per_deal) > 1 else 0.0
+        if excess <= standard_error:
+            return c
+    return grid[best]
 
 
 def train(history: pd.DataFrame, as_of: date, settings: ModelSettings, metrics: MetricsSettings) -> TrainedModel:

@@ -1,10 +1,12 @@
-"""`salesintel ingest` as a user runs it: counts printed, reloads idempotent, the Salesforce mapping works."""
+"""The `salesintel` command as a user runs it, as a subprocess: what it prints and what it exits with."""
 
 import json
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,3 +63,45 @@ def test_metrics_before_any_refresh_says_what_to_do(tmp_path):
     result = salesintel(tmp_path, "metrics", "--as-of", "2024-03-01")
     assert result.returncode == 1
     assert "no refresh as of 2024-03-01 yet" in result.stderr
+
+
+def test_risk_answers_for_an_open_deal_and_names_its_method(tmp_path):
+    salesintel(tmp_path, "ingest", "data/skygeni_sales_data.csv")
+    result = salesintel(tmp_path, "risk", " d00005 ", "--as-of", "2024-03-01")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("D00005 · $45k · owner rep_2")
+    assert "method: segment win rates shrunk toward the overall rate (the model has no skill)" in result.stdout
+    assert "adds nothing over the base rate" in result.stdout
+    as_json = json.loads(salesintel(tmp_path, "risk", "D00005", "--json").stdout)
+    assert as_json["risk"] == pytest.approx(1 - as_json["p_win"]) and as_json["model_version"] == "v1"
+
+
+@pytest.mark.parametrize("typed, message", [
+    ("D99999", "no deal D99999 in the snapshot of"),
+    ("<!channel>", "is not a deal id"),
+    ("D00001", "D00001 is not in the open pipeline as of 2024-03-01: it closed Won on 2023-12-15"),
+])  # fmt: skip
+def test_risk_for_a_deal_it_cannot_answer_says_why(tmp_path, typed, message):
+    salesintel(tmp_path, "ingest", "data/skygeni_sales_data.csv")
+    result = salesintel(tmp_path, "risk", typed, "--as-of", "2024-03-01")
+    assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_synth_is_deterministic_and_loads_cleanly(tmp_path):
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    salesintel(tmp_path, "synth", "--deals", "2000", "--seed", "4", "--out", str(first))
+    salesintel(tmp_path, "synth", "--deals", "2000", "--seed", "4", "--out", str(second))
+    assert first.read_bytes() == second.read_bytes()
+    loaded = salesintel(tmp_path, "ingest", str(first))
+    assert "read 2000, loaded 2000, rejected 0" in loaded.stdout
+
+
+def test_backtest_and_train_on_planted_data(tmp_path):
+    crm = tmp_path / "crm.csv"
+    salesintel(tmp_path, "synth", "--deals", "8000", "--seed", "2", "--out", str(crm))
+    salesintel(tmp_path, "ingest", str(crm))
+    trained = salesintel(tmp_path, "train", "--as-of", "2024-01-01")
+    assert "model v1 as of 2024-01-01" in trained.stdout and "better than the base rate" in trained.stdout
+    report = salesintel(tmp_path, "backtest", "--as-of", "2023-12-01", "--to", "2024-01-01", "--every", "31")
+    assert report.returncode == 0, report.stderr
+    assert report.stdout.count("Backtest as of") == 2 and "lift" in report.stdout

@@ -96,3 +96,22 @@ def test_a_file_in_another_encoding_is_refused_by_name(tmp_path):
     path.write_bytes((HEADER + GOOD.replace("SaaS", "Société")).encode("latin-1"))
     with pytest.raises(IngestError, match="latin1.csv"):
         read_snapshot(path, IngestSettings())
+
+
+def test_an_older_store_is_migrated_in_place_keeping_its_data(tmp_path):
+    import sqlite_utils
+
+    from engine.store import MIGRATIONS as steps
+
+    path = tmp_path / "old.db"
+    old = sqlite_utils.Database(path)
+    steps[0](old)
+    old.execute("PRAGMA user_version = 1")
+    old["snapshots"].insert({"source": "x.csv", "sha256": "abc", "layout": "skygeni", "taken_at": "2024-01-01T00:00:00",
+                             "loaded_at": "2024-01-01T00:00:00", "rows_read": 0, "rows_loaded": 0, "rows_rejected": 0})
+    old.conn.commit()
+    old.conn.close()
+    store = Store.open(path)
+    assert store.schema_version == len(MIGRATIONS)
+    assert store.snapshot_by_sha256("abc").source == "x.csv"
+    assert "scores" in store.db.table_names() and "model_id" in store.db["refreshes"].columns_dict

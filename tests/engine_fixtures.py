@@ -1,0 +1,40 @@
+"""Shared builders for engine tests: synthetic CRM data turned into the frame `Store.deals` returns."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+
+from engine.ingest import read_snapshot
+from engine.settings import IngestSettings
+from engine.synth import SynthSpec, generate
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def as_store_frame(crm: pd.DataFrame, tmp_path: Path) -> pd.DataFrame:
+    """Run CRM rows through the real ingest, then parse dates as the store does."""
+    path = tmp_path / "crm.csv"
+    crm.to_csv(path, index=False)
+    deals = read_snapshot(path, IngestSettings()).deals
+    for column in ("created_date", "closed_date"):
+        deals[column] = pd.to_datetime(deals[column])
+    return deals
+
+
+def synthetic(tmp_path: Path, deals: int, seed: int, noise: bool = False):
+    data = generate(SynthSpec(deals=deals, seed=seed, noise=noise))
+    return data, as_store_frame(data.crm, tmp_path)
+
+
+def bundled() -> pd.DataFrame:
+    deals = read_snapshot(ROOT / "data/skygeni_sales_data.csv", IngestSettings()).deals
+    for column in ("created_date", "closed_date"):
+        deals[column] = pd.to_datetime(deals[column])
+    return deals
+
+
+LATER = date(2030, 1, 1)
+"""A snapshot date after every as-of date used in tests: replay mode, stage unknown."""
