@@ -74,12 +74,11 @@ def score_open_deals(
         effects = _effects(features, lambda d, level: evidence.attributes[d].shift(level),
                            lambda landmark: _age_shift(evidence, landmark))  # fmt: skip
         p_win = expit(logit(np.clip(evidence.overall, 1e-6, 1 - 1e-6)) + effects.sum(axis=1).to_numpy())
+    writer = _ReasonWriter(evidence, significance, model_settings.top_reasons) if effects is not None else None
+    effect_rows = effects.to_dict("records") if effects is not None else None
     scores = []
-    for position, (index, deal) in enumerate(open_deals.iterrows()):
-        reasons = ()
-        if effects is not None:
-            reasons = _reasons(deal, features.loc[index], effects.loc[index], evidence, significance,
-                               model_settings.top_reasons)  # fmt: skip
+    for position, (deal, feature_row) in enumerate(zip(open_deals.to_dict("records"), features.to_dict("records"))):
+        reasons = writer.reasons(int(deal["age_days"]), feature_row, effect_rows[position]) if writer else ()
         probability = float(p_win[position])
         scores.append(Score(
             deal_id=deal["deal_id"], p_win=probability, risk=1 - probability, method=method,
@@ -121,38 +120,43 @@ def _effects(features: pd.DataFrame, attribute_effect, age_effect) -> pd.DataFra
     return effects
 
 
-def _reasons(deal: pd.Series, features: pd.Series, effects: pd.Series, evidence: Evidence,
-             significance: dict, limit: int) -> tuple[Reason, ...]:  # fmt: skip
-    """The attributes that lower this deal's P(win) most, each said with the history behind it.
+class _ReasonWriter:
+    """Turns a deal's effects into reasons; texts and rates are looked up once per level, not once per deal."""
 
-    When nothing lowers it (typical without signal), the attributes whose raw history is weakest are given
-    instead, with effect 0 and not significant, so the reader still sees the numbers and that they are noise.
-    """
-    reasons = []
-    for dimension, effect in effects.sort_values().items():
-        if effect >= -1e-9 or len(reasons) == limit:
-            break
-        if dimension == "age":
-            landmark = int(features["landmark"])
-            known = [age for age in evidence.ages.table.index if age <= landmark]
-            text = evidence.age_text(int(deal["age_days"]), max(known)) if known else f"Open {deal['age_days']} days"
-            reasons.append(Reason("age", features["age_band"], text, float(effect),
-                                  significance.get(("age_band", features["age_band"]), False)))  # fmt: skip
-        else:
-            level = features[dimension]
-            reasons.append(Reason(dimension, level, evidence.segment_text(dimension, level), float(effect),
-                                  significance.get((dimension, level), False)))  # fmt: skip
-    if not reasons:
-        reasons = _weakest_context(features, evidence, limit)
-    return tuple(reasons)
+    def __init__(self, evidence: Evidence, significance: dict, limit: int):
+        self.evidence, self.significance, self.limit = evidence, significance, limit
+        self._texts: dict[tuple[str, str], str] = {}
+        self._raw = {d: evidence.attributes[d].table["raw"].to_dict() for d in ATTRIBUTE_DIMENSIONS}
+        self._ages = sorted(evidence.ages.table.index)
 
+    def _segment(self, dimension: str, level: str) -> str:
+        key = (dimension, level)
+        if key not in self._texts:
+            self._texts[key] = self.evidence.segment_text(dimension, level)
+        return self._texts[key]
 
-def _weakest_context(features: pd.Series, evidence: Evidence, limit: int) -> list[Reason]:
-    raw = []
-    for dimension in ATTRIBUTE_DIMENSIONS:
-        table = evidence.attributes[dimension].table
-        level = features[dimension]
-        if level in table.index and table.loc[level, "raw"] < evidence.overall:
-            raw.append((float(table.loc[level, "raw"]), dimension, level))
-    return [Reason(dimension, level, evidence.segment_text(dimension, level), 0.0, False)
-            for _, dimension, level in sorted(raw)[:limit]]
+    def reasons(self, age_days: int, features: dict, effects: dict) -> tuple[Reason, ...]:
+        """The attributes that lower this deal's P(win) most, each said with the history behind it.
+
+        When nothing lowers it (typical without signal), the attributes whose raw history is below the overall
+        rate are given instead, with effect 0 and not significant, so the reader sees the numbers are noise.
+        """
+        reasons = []
+        for dimension, effect in sorted(effects.items(), key=lambda item: item[1]):
+            if effect >= -1e-9 or len(reasons) == self.limit:
+                break
+            if dimension == "age":
+                band = features["age_band"]
+                known = [age for age in self._ages if age <= features["landmark"]]
+                text = self.evidence.age_text(age_days, known[-1]) if known else f"Open {age_days} days"
+                reasons.append(Reason("age", band, text, float(effect), self.significance.get(("age_band", band), False)))
+            else:
+                level = features[dimension]
+                reasons.append(Reason(dimension, level, self._segment(dimension, level), float(effect),
+                                      self.significance.get((dimension, level), False)))  # fmt: skip
+        return tuple(reasons) if reasons else self._weakest(features)
+
+    def _weakest(self, features: dict) -> tuple[Reason, ...]:
+        below = sorted((self._raw[d][features[d]], d) for d in ATTRIBUTE_DIMENSIONS
+                       if features[d] in self._raw[d] and self._raw[d][features[d]] < self.evidence.overall)  # fmt: skip
+        return tuple(Reason(d, features[d], self._segment(d, features[d]), 0.0, False) for _, d in below[: self.limit])
