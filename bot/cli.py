@@ -220,3 +220,21 @@ def backtest_command(obj, as_of: datetime, until: datetime | None, every: int, a
         click.echo(json.dumps(reports, indent=2))
     else:
         click.echo(render_text("backtest.txt.j2", reports=reports, rule=rule), nl=False)
+
+
+@main.command("models")
+@click.pass_obj
+def models_command(obj) -> None:
+    """List stored model versions: training window, size and holdout skill."""
+    settings, config_path = obj
+    store = _open_store(settings, config_path)
+    rows = store.models()
+    if not rows:
+        click.echo("no model yet: `salesintel refresh` or `salesintel train` makes one")
+    for row in rows:
+        summary = store.model(row["id"]).summary
+        auc = summary["evaluation"]["auc"]
+        click.echo(f"v{row['id']}  as of {row['as_of']}  snapshot #{row['snapshot_id']}  {row['deals']:,} deals "
+                   f"({row['train_from']} to {row['train_to']})  holdout AUC {auc['auc']:.3f} "
+                   f"[{auc['low']:.3f}, {auc['high']:.3f}]  Brier skill {summary['evaluation']['brier_skill']:+.1%}  "
+                   f"{'has skill' if row['has_skill'] else 'no skill'}")
