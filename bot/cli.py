@@ -77,7 +77,7 @@ def _open_store(settings: Settings, config_path: Path) -> Store:
 
 
 def _engine(settings: Settings) -> EngineSettings:
-    return EngineSettings(settings.metrics, settings.model)
+    return EngineSettings(settings.metrics, settings.model, settings.anomalies)
 
 
 def _as_date(value: datetime | None) -> date | None:

@@ -9,7 +9,7 @@ import yaml
 from pydantic import ValidationError
 
 from alerts.settings import AlertsSettings
-from engine.settings import FrozenSettings, IngestSettings, MetricsSettings, ModelSettings
+from engine.settings import AnomalySettings, FrozenSettings, IngestSettings, MetricsSettings, ModelSettings
 
 
 class StoreSettings(FrozenSettings):
@@ -22,6 +22,7 @@ class Settings(FrozenSettings):
     ingest: IngestSettings = IngestSettings()
     metrics: MetricsSettings = MetricsSettings()
     model: ModelSettings = ModelSettings()
+    anomalies: AnomalySettings = AnomalySettings()
     alerts: AlertsSettings = AlertsSettings()
 
 

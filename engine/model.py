@@ -65,6 +65,8 @@ class TrainedModel:
     has_skill: bool
     verdict: str
     drivers: list[Driver] = field(default_factory=list)
+    training_shares: dict = field(default_factory=dict)
+    """Share of each feature level among deals at creation, the baseline for population-shift (PSI) checks."""
 
     def summary(self) -> dict:
         """JSON-ready description (everything but the pipeline)."""
@@ -140,8 +142,10 @@ def train(history: pd.DataFrame, as_of: date, settings: ModelSettings, metrics: 
     has_skill = evaluation["auc"]["low"] is not None and evaluation["auc"]["low"] > 0.5 and evaluation["brier_skill"] > 0
     pipeline = _fit(examples, evaluation["regularization_c"], settings.seed)
     drivers = _drivers(pipeline, examples, evaluation["regularization_c"], metrics, has_skill)
+    at_creation = examples[examples["landmark"] == 0]
+    shares = {c: at_creation[c].value_counts(normalize=True).to_dict() for c in FEATURE_COLUMNS if c != "age_band"}
     return TrainedModel(
-        pipeline=pipeline, as_of=as_of,
+        pipeline=pipeline, as_of=as_of, training_shares=shares,
         train_from=history["closed_date"].min().date(), train_to=history["closed_date"].max().date(),
         deals=len(history), examples=len(examples), base_rate=float(examples["won"].mean()),
         evaluation=evaluation, has_skill=has_skill, verdict=_verdict(evaluation, has_skill), drivers=drivers,

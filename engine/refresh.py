@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import pickle
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import pandas as pd
 
+from engine.anomalies import find_anomalies
 from engine.asof import view_as_of
+from engine.drift import drift_report
 from engine.evidence import gather_evidence
 from engine.metrics import compute_metrics
 from engine.model import NotEnoughHistory, TrainedModel, train
 from engine.quality import WinProbabilities
 from engine.scoring import score_open_deals
-from engine.settings import MetricsSettings, ModelSettings
+from engine.settings import AnomalySettings, MetricsSettings, ModelSettings
 from engine.store import Refresh, Snapshot, Store, StoredModel
 
 
@@ -30,6 +32,7 @@ class RefreshError(Exception):
 class EngineSettings:
     metrics: MetricsSettings
     model: ModelSettings
+    anomalies: AnomalySettings = AnomalySettings()
 
 
 def _snapshot_and_date(store: Store, as_of: date | None) -> tuple[Snapshot, date, pd.DataFrame]:
@@ -74,6 +77,11 @@ def refresh(store: Store, settings: EngineSettings, as_of: date | None, now: dat
     metrics["snapshot"] = {"id": snapshot.id, "source": snapshot.source, "taken_at": snapshot.taken_at.isoformat()}
     metrics["model"] = _model_report(stored, model, model_note, method)
     metrics["evidence"] = evidence.to_dict() if evidence else None
+    metrics["drift"] = drift_report(model, model.training_shares, view.open, view.history, settings.model.landmarks,
+                                    settings.metrics.amount_bands, settings.metrics.min_sample,
+                                    settings.model.seed) if model else None  # fmt: skip
+    created = deals[deals["created_date"] <= pd.Timestamp(as_of)]
+    metrics["anomalies"] = find_anomalies(view.history, created, as_of, settings.anomalies)
     model_id = stored.id if stored else None
     refresh_id = store.save_refresh(snapshot.id, as_of, now, metrics, model_id, [s.to_dict() for s in scores])
     return Refresh(refresh_id, snapshot.id, as_of, now, metrics, model_id)
@@ -81,7 +89,7 @@ def refresh(store: Store, settings: EngineSettings, as_of: date | None, now: dat
 
 def _model_for(store: Store, settings: EngineSettings, snapshot: Snapshot, as_of: date, history: pd.DataFrame,
                now: datetime) -> tuple[StoredModel | None, TrainedModel | None, str | None]:  # fmt: skip
-    stored = store.latest_model(snapshot.id, as_of)
+    stored = store.latest_model(as_of, as_of - timedelta(days=settings.model.retrain_every_days))
     if stored is None:
         try:
             trained = train(history, as_of, settings.model, settings.metrics)

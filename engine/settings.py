@@ -149,6 +149,9 @@ class ModelSettings(FrozenSettings):
     seed: int = 0
     """Seed of every random draw in training and evaluation (bootstrap), so a refresh is reproducible."""
     top_reasons: int = Field(3, ge=1)
+    retrain_every_days: int = Field(30, ge=0)
+    """A refresh reuses the newest model trained at most this many days before its as-of date (never after it);
+    older than that, it trains a new version. 0 retrains on every refresh."""
 
     @field_validator("regularization_grid")
     @classmethod
@@ -163,3 +166,13 @@ class ModelSettings(FrozenSettings):
         if not landmarks or landmarks[0] != 0 or any(b <= a for a, b in zip(landmarks, landmarks[1:])):
             raise ValueError("landmarks must start at 0 and increase strictly")
         return landmarks
+
+
+class AnomalySettings(FrozenSettings):
+    """Segment anomalies (monthly deep-dive): a recent window against the segment's own baseline just before it."""
+
+    recent_days: int = Field(90, ge=7)
+    baseline_days: int = Field(365, ge=30)
+    min_sample: int = Field(50, ge=1)
+    """Closed deals a segment needs in each window to be tested."""
+    fdr_q: float = Field(0.05, gt=0, lt=1)

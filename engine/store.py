@@ -262,10 +262,10 @@ class Store:
         rows = list(self.db["models"].rows_where("id = ?", [model_id]))
         return _model_row(rows[0]) if rows else None
 
-    def latest_model(self, snapshot_id: int, as_of: date) -> StoredModel | None:
-        """The newest model trained on this snapshot as of exactly this date (never one that saw later data)."""
-        rows = list(self.db["models"].rows_where("snapshot_id = ? AND as_of = ?", [snapshot_id, as_of.isoformat()],
-                                                 order_by="id desc", limit=1))  # fmt: skip
+    def latest_model(self, as_of: date, not_before: date) -> StoredModel | None:
+        """The newest model trained as of a date in [not_before, as_of]: never one that saw data after `as_of`."""
+        rows = list(self.db["models"].rows_where("as_of <= ? AND as_of >= ?", [as_of.isoformat(), not_before.isoformat()],
+                                                 order_by="as_of desc, id desc", limit=1))  # fmt: skip
         return _model_row(rows[0]) if rows else None
 
     def models(self) -> list[dict]:

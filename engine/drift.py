@@ -1,0 +1,53 @@
+"""Model drift: has the open pipeline moved away from what the model was trained on, and has its skill decayed?
+
+- Population shift per feature: the population stability index (PSI) between the shares of each level among
+  deals at creation in the training data and among today's open deals. Rule of thumb: < 0.1 stable, 0.1–0.25
+  moderate, > 0.25 a real shift.
+- Skill decay: the model's AUC and Brier skill on deals that closed after it was trained, next to its holdout
+  figures. Only meaningful for a model that had skill to begin with.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from engine.evaluation import auc_with_interval, brier
+from engine.features import FEATURE_COLUMNS, landmark_examples, open_deal_features
+from engine.model import TrainedModel, predict
+
+PSI_FLOOR = 1e-4
+"""Share used for a level absent on one side, so PSI stays finite."""
+
+
+def feature_shares(frame: pd.DataFrame) -> dict[str, dict[str, float]]:
+    return {column: frame[column].value_counts(normalize=True).to_dict() for column in FEATURE_COLUMNS if column != "age_band"}
+
+
+def population_stability(expected: dict[str, float], actual: dict[str, float]) -> float:
+    levels = set(expected) | set(actual)
+    e = np.array([max(expected.get(level, 0.0), PSI_FLOOR) for level in levels])
+    a = np.array([max(actual.get(level, 0.0), PSI_FLOOR) for level in levels])
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def drift_report(model: TrainedModel, training_shares: dict, open_deals: pd.DataFrame, history: pd.DataFrame,
+                 landmarks: list[int], amount_edges: list[float], min_sample: int, seed: int) -> dict:  # fmt: skip
+    """PSI per feature of the open pipeline against training, and skill on deals closed since training."""
+    psi = {}
+    if len(open_deals):
+        current = feature_shares(open_deal_features(open_deals, landmarks, amount_edges))
+        psi = {feature: population_stability(training_shares.get(feature, {}), shares) for feature, shares in current.items()}
+    since = history[history["closed_date"] > pd.Timestamp(model.as_of)]
+    decay = {"closed_since_training": int(len(since)), "holdout_auc": model.evaluation["auc"]["auc"],
+             "holdout_brier_skill": model.evaluation["brier_skill"], "auc": None, "brier_skill": None}  # fmt: skip
+    if len(since) >= min_sample and since["won"].nunique() == 2:
+        examples = landmark_examples(since, landmarks, amount_edges)
+        predicted, outcomes = predict(model.pipeline, examples), examples["won"].to_numpy()
+        auc = auc_with_interval(outcomes, predicted, examples["deal_id"].to_numpy(), 100, np.random.default_rng(seed))
+        base = brier(outcomes, np.full(len(outcomes), model.base_rate))
+        decay.update(auc=auc["auc"], auc_low=auc["low"], auc_high=auc["high"],
+                     brier_skill=1 - brier(outcomes, predicted) / base)
+    worst = max(psi.items(), key=lambda item: item[1]) if psi else (None, 0.0)
+    return {"psi": psi, "max_psi_feature": worst[0], "max_psi": worst[1], "skill": decay,
+            "model_as_of": model.as_of.isoformat(), "model_has_skill": model.has_skill}  # fmt: skip
