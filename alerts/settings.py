@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from engine.settings import FrozenSettings
+
+REPORT_KINDS = ("daily", "weekly", "monthly")
+ALL_KINDS = ("realtime", *REPORT_KINDS)
 
 
 class RealtimeRuleSettings(FrozenSettings):
@@ -12,7 +15,80 @@ class RealtimeRuleSettings(FrozenSettings):
 
     min_amount: float = Field(50_000, ge=0)
     min_risk: float = Field(0.70, gt=0, lt=1)
+    risk_step: float = Field(0.10, gt=0, lt=1)
+    """Within an episode, alert again when risk has risen by this much since the last alert."""
+    repeat_after_days: int = Field(7, ge=1)
+    """Within an episode, alert again when this long has passed since the last alert."""
+
+
+class StalledRuleSettings(FrozenSettings):
+    """The brief's stalled-deal rule; needs the deal's stage at the as-of date (a live snapshot)."""
+
+    late_stages: list[str] = ["Proposal", "Negotiation", "Closed"]
+    """Stages that count as "Proposal or later"."""
+    proposal_by_day: int = Field(60, ge=1)
+    """A deal older than this that is not yet at a late stage is stalled."""
+    demo_max_days: int = Field(30, ge=1)
+    """A deal in Demo longer than this (measured across snapshots) is stalled."""
+
+
+class CronSettings(FrozenSettings):
+    """Fields of an APScheduler CronTrigger (named, so no crontab weekday-numbering surprise)."""
+
+    minute: str = "0"
+    hour: str = "*"
+    day: str = "*"
+    month: str = "*"
+    day_of_week: str = "*"
+
+
+class ScheduleSettings(FrozenSettings):
+    refresh: CronSettings = CronSettings(minute="*/30")
+    daily: CronSettings = CronSettings(hour="8")
+    weekly: CronSettings = CronSettings(hour="9", day_of_week="mon")
+    monthly: CronSettings = CronSettings(hour="9", day="1")
+    misfire_grace_minutes: int = Field(120, ge=0)
+    """A report missed while the service was down is sent once on return if it is at most this late; else skipped."""
+    watch_folder: str | None = None
+    """New CSV files appearing here are ingested and trigger a refresh."""
+    tick_seconds: int = Field(30, ge=1)
+
+
+class RoutingSettings(FrozenSettings):
+    channels: dict[str, str] = {"daily": "#sales-managers", "weekly": "#cro-vp", "monthly": "#executive",
+                                "ops": "#salesintel-ops"}  # fmt: skip
+    users: dict[str, dict[str, str]] = Field(default_factory=dict)
+    """rep id → {slack: U…, email: …, manager: manager id}; a manager id is a key here too."""
+
+    @field_validator("channels")
+    @classmethod
+    def _every_kind_has_a_channel(cls, channels: dict[str, str]) -> dict[str, str]:
+        missing = [kind for kind in (*REPORT_KINDS, "ops") if kind not in channels]
+        if missing:
+            raise ValueError(f"no channel for {', '.join(missing)}")
+        return channels
+
+
+class DeliverySettings(FrozenSettings):
+    channel_pace_seconds: float = Field(1.0, ge=0)
+    """At most one message per this many seconds per channel (Slack's chat.postMessage guidance)."""
+    max_attempts: int = Field(8, ge=1)
+    """Transient failures are retried with exponential backoff this many times, then reported as failed."""
+    backoff_seconds: float = Field(2.0, gt=0)
+    max_backoff_seconds: float = Field(300.0, gt=0)
 
 
 class AlertsSettings(FrozenSettings):
     realtime: RealtimeRuleSettings = RealtimeRuleSettings()
+    stalled: StalledRuleSettings = StalledRuleSettings()
+    stale_after_hours: float = Field(24, gt=0)
+    drift_psi_threshold: float = Field(0.25, gt=0)
+    skill_decay_threshold: float = Field(0.05, gt=0)
+    """Ops alert when AUC on deals closed since training is this much below the holdout AUC."""
+    daily_cap_per_recipient: int = Field(5, ge=1)
+    control_share: float = Field(0.10, ge=0, lt=1)
+    """Share of eligible deals held back from real-time alerts (stable hash of the deal id)."""
+    top_deals: int = Field(5, ge=1)
+    schedule: ScheduleSettings = ScheduleSettings()
+    routing: RoutingSettings = RoutingSettings()
+    delivery: DeliverySettings = DeliverySettings()

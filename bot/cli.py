@@ -12,6 +12,7 @@ import click
 
 from alerts.pipeline_summary import render_pipeline_summary
 from alerts.render import render_text
+from bot.alerts_cli import register as register_alert_commands
 from bot.config import ConfigError, Settings, load_settings, store_path
 from engine.backtest import AlertRule, backtest
 from engine.ingest import IngestError, ParsedSnapshot, read_snapshot
@@ -238,3 +239,19 @@ def models_command(obj) -> None:
                    f"({row['train_from']} to {row['train_to']})  holdout AUC {auc['auc']:.3f} "
                    f"[{auc['low']:.3f}, {auc['high']:.3f}]  Brier skill {summary['evaluation']['brier_skill']:+.1%}  "
                    f"{'has skill' if row['has_skill'] else 'no skill'}")
+
+
+def _refresh_for(obj, as_of: datetime | None):
+    """The refresh for `as_of` (computed if missing), or the latest one."""
+    settings, config_path = obj
+    store = _open_store(settings, config_path)
+    result = store.latest_refresh(_as_date(as_of))
+    if result is None:
+        try:
+            result = refresh(store, _engine(settings), _as_date(as_of), datetime.now(timezone.utc))
+        except RefreshError as error:
+            raise click.ClickException(str(error)) from error
+    return result
+
+
+register_alert_commands(main, _refresh_for)

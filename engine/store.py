@@ -59,7 +59,37 @@ def _create_model_tables(db: sqlite_utils.Database) -> None:
     db["scores"].create_index(["deal_id"])
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_create_core_tables, _create_model_tables]
+def _create_alert_tables(db: sqlite_utils.Database) -> None:
+    """Alert episodes, the outbox of messages to deliver, claims of scheduled runs, and Slack user ids."""
+    db["alerts"].create(
+        {"id": int, "key": str, "rule": str, "deal_id": str, "episode": int, "state": str, "control": int,
+         "risk": float, "last_sent_risk": float, "sends": int, "first_at": str, "last_sent_at": str,
+         "snoozed_until": str, "acked_by": str, "acked_at": str, "resolved_at": str, "resolution": str,
+         "recipients": str, "payload": str, "updated_at": str},
+        pk="id", not_null={"key", "rule", "deal_id", "state"},
+    )  # fmt: skip
+    db["alerts"].create_index(["key"], unique=True)
+    db["alerts"].create_index(["deal_id", "rule", "episode"])
+    db["outbox"].create(
+        {"id": int, "dedupe_key": str, "alert_id": int, "kind": str, "target": str, "text": str, "blocks": str,
+         "status": str, "attempts": int, "next_attempt_at": str, "last_error": str, "created_at": str,
+         "sent_at": str, "slack_channel": str, "slack_ts": str, "note": str},
+        pk="id", not_null={"dedupe_key", "kind", "target", "status"},
+    )  # fmt: skip
+    db["outbox"].create_index(["dedupe_key"], unique=True)
+    db["outbox"].create_index(["status", "next_attempt_at"])
+    db["job_runs"].create(
+        {"job": str, "fire_time": str, "status": str, "claimed_at": str, "finished_at": str, "note": str},
+        pk=("job", "fire_time"),
+    )  # fmt: skip
+    db["slack_users"].create({"rep_id": str, "slack_id": str, "email": str, "looked_up_at": str}, pk="rep_id")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    _create_core_tables,
+    _create_model_tables,
+    _create_alert_tables,
+]
 
 
 class StoreError(Exception):
@@ -222,6 +252,30 @@ class Store:
         return Refresh(row["id"], row["snapshot_id"], date.fromisoformat(row["as_of"]),
                        datetime.fromisoformat(row["computed_at"]), json.loads(row["metrics"]),
                        row.get("model_id"))  # fmt: skip
+
+    def refresh_on_or_before(self, as_of: date) -> Refresh | None:
+        """The newest refresh whose as-of date is on or before `as_of` (e.g. last week's, for a change)."""
+        rows = list(self.db["refreshes"].rows_where("as_of <= ?", [as_of.isoformat()], order_by="as_of desc, id desc",
+                                                    limit=1))  # fmt: skip
+        if not rows:
+            return None
+        row = rows[0]
+        return Refresh(row["id"], row["snapshot_id"], date.fromisoformat(row["as_of"]),
+                       datetime.fromisoformat(row["computed_at"]), json.loads(row["metrics"]), row.get("model_id"))  # fmt: skip
+
+    def closed_between(self, snapshot_id: int, after: date, until: date, outcome: str | None = None) -> list[dict]:
+        """Deals of a snapshot closed in (after, until], optionally with one outcome."""
+        sql = "snapshot_id = ? AND closed_date > ? AND closed_date <= ?"
+        params = [snapshot_id, after.isoformat(), until.isoformat()]
+        if outcome:
+            sql, params = sql + " AND outcome = ?", [*params, outcome]
+        return list(self.db["deals"].rows_where(sql, params, order_by="closed_date"))
+
+    def outcomes(self, snapshot_id: int, until: date) -> dict[str, str]:
+        """deal_id → Won/Lost for deals of the snapshot closed on or before `until`."""
+        rows = self.db.execute("SELECT deal_id, outcome FROM deals WHERE snapshot_id = ? AND outcome IS NOT NULL"
+                               " AND closed_date <= ?", [snapshot_id, until.isoformat()]).fetchall()  # fmt: skip
+        return dict(rows)
 
     def score(self, refresh_id: int, deal_id: str) -> dict | None:
         rows = list(self.db["scores"].rows_where("refresh_id = ? AND deal_id = ?", [refresh_id, deal_id]))

@@ -1,0 +1,217 @@
+"""Delivery: take due messages from the outbox and hand them to Slack (or the terminal), exactly once each.
+
+Slack Web API calls go through `slack_sdk`'s WebClient (base URL from SLACK_API_URL). Failures are sorted:
+- HTTP 429: retried after the Retry-After seconds Slack gives;
+- 5xx, timeouts, refused connections and Slack's transient errors: retried with exponential backoff, up to
+  `delivery.max_attempts`, then failed and reported;
+- permanent errors (`channel_not_found`, `not_in_channel`, `invalid_auth`, no Slack user for a rep, ...):
+  failed at once, with the reason, reported on the ops channel and in the log.
+Each channel is paced to about one message per second. The in-flight message is marked before the call, so a
+crash can repeat at most that one message (see `alerts.outbox`).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import urllib.error
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Callable, Protocol, TextIO
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from alerts.clock import Clock
+from alerts.outbox import Outbox, OutboxMessage
+from alerts.render import render_message
+from alerts.settings import AlertsSettings
+from engine.store import Store
+
+log = logging.getLogger("salesintel.delivery")
+
+PERMANENT_ERRORS = {
+    "channel_not_found", "not_in_channel", "invalid_auth", "not_authed", "account_inactive", "token_revoked",
+    "token_expired", "is_archived", "channel_is_archived", "user_not_found", "users_not_found", "missing_scope",
+    "no_permission", "invalid_blocks", "msg_too_long", "no_text", "restricted_action", "user_disabled",
+    "cannot_dm_bot", "invalid_arguments",
+}  # fmt: skip
+
+
+class PermanentError(Exception):
+    """Retrying will not help (bad channel, bad token, unknown user...)."""
+
+
+class TransientError(Exception):
+    """Retrying later may help (5xx, timeout, connection refused...)."""
+
+
+class RateLimited(TransientError):
+    def __init__(self, retry_after: float):
+        super().__init__(f"rate limited: retry after {retry_after:g} s")
+        self.retry_after = retry_after
+
+
+class Sender(Protocol):
+    def send(self, message: OutboxMessage) -> tuple[str | None, str | None]:
+        """Deliver; return (channel id, message ts) or raise PermanentError / TransientError."""
+
+
+class TerminalSender:
+    """No Slack credentials: messages print to the terminal, one block per message."""
+
+    def __init__(self, stream: TextIO | None = None):
+        self.stream = stream or sys.stdout
+
+    def send(self, message: OutboxMessage) -> tuple[str | None, str | None]:
+        target = message.target.split(":", 1)[-1]
+        rule = "─" * 72
+        self.stream.write(f"{rule}\n→ {target} [{message.kind}]\n{_blocks_as_text(message)}\n")
+        self.stream.flush()
+        return None, None
+
+
+def _blocks_as_text(message: OutboxMessage) -> str:
+    lines = []
+    for block in message.blocks:
+        if block["type"] in ("section", "header"):
+            lines.append(block["text"]["text"])
+        elif block["type"] == "context":
+            lines.append(" ".join(e.get("text", "") for e in block["elements"]))
+        elif block["type"] == "actions":
+            lines.append("   ".join(f"[{e['text']['text']}]" for e in block["elements"]))
+    return "\n".join(lines) if lines else message.text
+
+
+@dataclass
+class SlackSender:
+    """Posts with chat.postMessage; people are reached through a DM channel from conversations.open."""
+
+    client: WebClient
+    settings: AlertsSettings
+    store: Store
+    _dm_channels: dict[str, str] = field(default_factory=dict)
+
+    def send(self, message: OutboxMessage) -> tuple[str | None, str | None]:
+        channel = self._channel(message.target)
+        response = self._call(self.client.chat_postMessage, channel=channel, text=message.text, blocks=message.blocks,
+                              unfurl_links=False, unfurl_media=False)  # fmt: skip
+        return response.get("channel"), response.get("ts")
+
+    def _channel(self, target: str) -> str:
+        kind, _, name = target.partition(":")
+        if kind == "channel":
+            return name
+        slack_id = name if kind == "slack" else self._slack_user(name)
+        if slack_id not in self._dm_channels:
+            opened = self._call(self.client.conversations_open, users=slack_id)
+            self._dm_channels[slack_id] = opened["channel"]["id"]
+        return self._dm_channels[slack_id]
+
+    def _slack_user(self, person: str) -> str:
+        entry = self.settings.routing.users.get(person, {})
+        if entry.get("slack"):
+            return entry["slack"]
+        cached = self.store.db.execute("SELECT slack_id FROM slack_users WHERE rep_id = ?", [person]).fetchone()
+        if cached:
+            return cached[0]
+        if not entry.get("email"):
+            raise PermanentError(f"no Slack user for {person}: add slack or email under alerts.routing.users")
+        found = self._call(self.client.users_lookupByEmail, email=entry["email"])
+        slack_id = found["user"]["id"]
+        with self.store.db.conn:
+            self.store.db.execute("INSERT OR REPLACE INTO slack_users (rep_id, slack_id, email, looked_up_at)"
+                                  " VALUES (?, ?, ?, datetime('now'))", [person, slack_id, entry["email"]])  # fmt: skip
+        return slack_id
+
+    @staticmethod
+    def _call(method: Callable, **kwargs):
+        try:
+            return method(**kwargs)
+        except SlackApiError as error:
+            status = error.response.status_code
+            if status == 429:
+                raise RateLimited(float(error.response.headers.get("Retry-After", error.response.headers.get("retry-after", 1)))) from error
+            if status >= 500:
+                raise TransientError(f"Slack HTTP {status}") from error
+            code = error.response.get("error") if isinstance(error.response.data, dict) else None
+            if code in PERMANENT_ERRORS:
+                raise PermanentError(code) from error
+            raise TransientError(f"Slack error {code or status}") from error
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as error:
+            raise TransientError(f"cannot reach Slack: {error}") from error
+
+
+class Deliverer:
+    """Sends due outbox messages in order, pacing each channel, retrying and reporting as documented above."""
+
+    def __init__(self, store: Store, sender: Sender, settings: AlertsSettings, clock: Clock, timezone=None):
+        self.store, self.sender, self.settings, self.clock = store, sender, settings, clock
+        self.outbox = Outbox(store)
+        self.timezone = timezone
+        self._last_sent: dict[str, datetime] = {}
+
+    def deliver_due(self, limit: int | None = None, should_stop: Callable[[], bool] = lambda: False) -> int:
+        """Send every message due now (in id order); returns how many were sent."""
+        sent = 0
+        while not should_stop():
+            batch = self.outbox.due(self.clock.now(), limit=50)
+            if not batch:
+                return sent
+            for message in batch:
+                if should_stop() or (limit is not None and sent >= limit):
+                    return sent
+                sent += self._deliver(message)
+        return sent
+
+    def _deliver(self, message: OutboxMessage) -> int:
+        pace = timedelta(seconds=self.settings.delivery.channel_pace_seconds)
+        last = self._last_sent.get(message.target)
+        if last and self.clock.now() - last < pace:
+            self.clock.sleep((last + pace - self.clock.now()).total_seconds())
+        self.outbox.mark_sending(message.id)
+        try:
+            channel, ts = self.sender.send(message)
+        except RateLimited as error:
+            self.outbox.mark_retry(message.id, self.clock.now() + timedelta(seconds=error.retry_after), str(error))
+            log.warning("rate limited", extra={"event": "delivery_rate_limited", "outbox_id": message.id,
+                                               "retry_after": error.retry_after})  # fmt: skip
+            return 0
+        except TransientError as error:
+            return self._transient(message, error)
+        except PermanentError as error:
+            self._failed(message, str(error))
+            return 0
+        self._last_sent[message.target] = self.clock.now()
+        self.outbox.mark_sent(message.id, self.clock.now(), channel, ts)
+        log.info("delivered", extra={"event": "delivered", "outbox_id": message.id, "kind": message.kind,
+                                     "target": message.target})  # fmt: skip
+        return 1
+
+    def _transient(self, message: OutboxMessage, error: Exception) -> int:
+        attempts = message.attempts + 1
+        if attempts >= self.settings.delivery.max_attempts:
+            self._failed(message, f"gave up after {attempts} attempts: {error}")
+            return 0
+        delay = min(self.settings.delivery.backoff_seconds * 2 ** (attempts - 1), self.settings.delivery.max_backoff_seconds)
+        self.outbox.mark_retry(message.id, self.clock.now() + timedelta(seconds=delay), str(error))
+        log.warning("delivery retry", extra={"event": "delivery_retry", "outbox_id": message.id, "error": str(error),
+                                             "retry_in": delay})  # fmt: skip
+        return 0
+
+    def _failed(self, message: OutboxMessage, reason: str) -> None:
+        self.outbox.mark_failed(message.id, reason)
+        log.error("delivery failed", extra={"event": "delivery_failed", "outbox_id": message.id, "reason": reason,
+                                            "target": message.target})  # fmt: skip
+        if message.kind == "ops":
+            return
+        problem = f"could not deliver {message.kind} message #{message.id} to {message.target.split(':', 1)[-1]}: {reason}"
+        rendered = render_message("ops", problem=problem, at=self.clock.now().strftime("%Y-%m-%d %H:%M UTC"))
+        ops_channel = f"channel:{self.settings.routing.channels['ops']}"
+        with self.store.db.conn:
+            self.outbox.enqueue(f"ops:failed:{message.id}", "ops", ops_channel, rendered, self.clock.now())
+
+
+def slack_client(token: str, base_url: str) -> WebClient:
+    """A WebClient against `base_url` (which must end with '/'), without the SDK's own retries: the outbox retries."""
+    return WebClient(token=token, base_url=base_url if base_url.endswith("/") else base_url + "/", timeout=10)

@@ -1,0 +1,102 @@
+"""The scheduled jobs, as plain functions of (fire time, now) closed over the store and settings.
+
+- refresh: ingest any new snapshot in the watched folder, recompute as of today (or the pinned date), then run
+  the real-time rules and the health checks (stale data, drift);
+- daily, weekly, monthly: queue that report for its channel, once per fire time.
+Delivery is not a job: the service delivers after every tick, so messages leave as soon as they are queued.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+from alerts.runs import AlertEnvironment, NothingToReport, health_checks, ops_alert, realtime_run, report_run
+from alerts.schedule import Job, cron_trigger
+from engine.ingest import IngestError, file_sha256, read_snapshot
+from engine.refresh import EngineSettings, RefreshError, refresh
+from engine.settings import IngestSettings
+
+log = logging.getLogger("salesintel.jobs")
+
+
+@dataclass
+class RefreshJob:
+    env: AlertEnvironment
+    engine: EngineSettings
+    ingest: IngestSettings
+    pinned_as_of: date | None = None
+    watch_folder: Path | None = None
+    _seen: set[tuple[str, float, int]] = field(default_factory=set)
+
+    def __call__(self, fire_time: datetime, now: datetime) -> str | None:
+        notes = [note for note in (self._ingest_new_files(now),) if note]
+        as_of = self.pinned_as_of or now.astimezone(self.env.timezone).date()
+        latest, snapshot = self.env.store.latest_refresh(), self.env.store.latest_snapshot()
+        if snapshot is None:
+            return "no snapshot loaded yet"
+        if not (latest and latest.snapshot_id == snapshot.id and latest.as_of == as_of):
+            try:
+                result = refresh(self.env.store, self.engine, as_of, now)
+            except RefreshError as error:
+                ops_alert(self.env, f"refresh:{snapshot.id}:{as_of}", f"refresh failed: {error}", now)
+                return str(error)
+            notes.append(f"refresh #{result.id} as of {as_of}")
+        try:
+            counts = realtime_run(self.env, now)
+            notes.append(", ".join(f"{k} {v}" for k, v in counts.items() if v))
+            problems = health_checks(self.env, now)
+        except NothingToReport as error:
+            return str(error)
+        notes += problems
+        return "; ".join(n for n in notes if n) or None
+
+    def _ingest_new_files(self, now: datetime) -> str | None:
+        if not self.watch_folder or not self.watch_folder.is_dir():
+            return None
+        loaded = []
+        for path in sorted(self.watch_folder.glob("*.csv")):
+            stat = path.stat()
+            marker = (path.name, stat.st_mtime, stat.st_size)
+            if marker in self._seen:
+                continue
+            self._seen.add(marker)
+            if self.env.store.snapshot_by_sha256(file_sha256(path)):
+                continue
+            try:
+                parsed = read_snapshot(path, self.ingest)
+            except IngestError as error:
+                ops_alert(self.env, f"ingest:{path.name}:{stat.st_mtime}", f"cannot load {error}", now)
+                continue
+            taken = datetime.fromtimestamp(stat.st_mtime, timezone.utc)
+            snapshot = self.env.store.save_snapshot(parsed, taken, now)
+            loaded.append(f"snapshot #{snapshot.id} from {path.name} ({snapshot.rows_loaded} loaded, "
+                          f"{snapshot.rows_rejected} rejected)")  # fmt: skip
+        return "; ".join(loaded) or None
+
+
+def report_job(kind: str, env: AlertEnvironment):
+    def run(fire_time: datetime, now: datetime) -> str | None:
+        try:
+            queued = report_run(kind, env, now, occurrence=fire_time.astimezone(timezone.utc).isoformat())
+        except NothingToReport as error:
+            return str(error)
+        return "queued" if queued else "already queued"
+
+    return run
+
+
+def build_jobs(env: AlertEnvironment, refresh_job: RefreshJob) -> list[Job]:
+    schedule = env.settings.schedule
+    return [
+        Job("refresh", cron_trigger(schedule.refresh, env.timezone), refresh_job),
+        Job("daily", cron_trigger(schedule.daily, env.timezone), report_job("daily", env)),
+        Job("weekly", cron_trigger(schedule.weekly, env.timezone), report_job("weekly", env)),
+        Job("monthly", cron_trigger(schedule.monthly, env.timezone), report_job("monthly", env)),
+    ]
+
+
+def misfire_grace(env: AlertEnvironment) -> timedelta:
+    return timedelta(minutes=env.settings.schedule.misfire_grace_minutes)

@@ -1,0 +1,127 @@
+"""What each message says, decided from data: pure functions building the context its templates render.
+
+Python chooses (which deals, which segments, whether a change is real); templates only word and lay it out.
+Lists are cut here, with the count of what was left out, so no template has to know Slack's limits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from alerts.actions import recommended_actions
+from alerts.settings import AlertsSettings
+from engine.stats import fisher_vs_rest, wilson
+
+LIST_LIMIT = 10
+
+
+@dataclass(frozen=True)
+class ReportInputs:
+    """Everything a report may draw on, gathered from the store by `alerts.runs`."""
+
+    metrics: dict
+    scores: list[dict]
+    now: datetime
+    stale_warning: str | None
+    settings: AlertsSettings
+    previous_metrics: dict | None = None
+    wins: list[dict] = field(default_factory=list)
+    folded: list[dict] = field(default_factory=list)
+    alert_counts: dict = field(default_factory=dict)
+    control: dict | None = None
+    owners: dict[str, str] = field(default_factory=dict)
+    """rep id → Slack mention (`<@U…>`) for reps whose Slack user is known."""
+
+
+def cut(items: list, limit: int = LIST_LIMIT) -> tuple[list, int]:
+    """The first `limit` items and how many were left out (templates say "and N more")."""
+    return items[:limit], max(0, len(items) - limit)
+
+
+def _common(inputs: ReportInputs) -> dict:
+    m = inputs.metrics
+    return {"as_of": m["as_of"], "snapshot": m["snapshot"], "stale": inputs.stale_warning,
+            "model": m.get("model", {}), "overall": m["overall"], "owners": inputs.owners}  # fmt: skip
+
+
+def realtime_context(score: dict, rule: str, detail: str, alert_id: int, why: str, inputs: ReportInputs) -> dict:
+    """The critical deal alert: deal, risk, how long it has been open vs typical, why, what to do, owner."""
+    velocity = inputs.metrics["velocity"]["won"]
+    return {**_common(inputs), "s": score, "rule": rule, "detail": detail, "alert_id": alert_id, "why_now": why,
+            "typical_days": velocity["median"], "typical_n": velocity["n"],
+            "actions": recommended_actions(score["reasons"], detail if rule == "stalled" else None)}  # fmt: skip
+
+
+def at_risk(inputs: ReportInputs) -> list[dict]:
+    threshold = inputs.settings.realtime.min_risk
+    return [s for s in inputs.scores if s["risk"] > threshold]
+
+
+def daily_context(inputs: ReportInputs) -> dict:
+    """Pipeline summary for managers: pipeline, new alerts, the deals most worth a look, folded overflow."""
+    m = inputs.metrics
+    risky = sorted(inputs.scores, key=lambda s: s["risk"] * s["deal_amount"], reverse=True)
+    top, more = cut(risky, inputs.settings.top_deals)
+    folded, folded_more = cut(inputs.folded)
+    return {**_common(inputs), "pipeline": m["open_pipeline"], "top": top, "top_more": more,
+            "at_risk": _at_risk_totals(inputs), "alerts": inputs.alert_counts, "folded": folded,
+            "folded_more": folded_more, "pqi": m["pqi"]}  # fmt: skip
+
+
+def weekly_context(inputs: ReportInputs) -> dict:
+    """Pipeline health for the CRO: win rate and change, PQI and change, revenue at risk, highlights, wins."""
+    m = inputs.metrics
+    weak_sources = [s for s in m["segments"] if s["dimension"] == "lead_source" and s["status"] == "significant"
+                    and s["rate"]["rate"] < m["overall"]["rate"]]  # fmt: skip
+    dropped = [a for a in m["anomalies"]["anomalies"]
+               if a["signals"]["win_rate"].get("significant") and a["signals"]["win_rate"]["direction"] == "down"]
+    wins, wins_more = cut(sorted(inputs.wins, key=lambda w: w["deal_amount"], reverse=True), 5)
+    previous = inputs.previous_metrics
+    return {**_common(inputs), "win_change": _win_rate_change(m), "pqi": m["pqi"],
+            "pqi_before": previous["pqi"] if previous else None,
+            "previous_as_of": previous["as_of"] if previous else None,
+            "at_risk": _at_risk_totals(inputs), "pipeline": m["open_pipeline"], "weak_sources": weak_sources,
+            "segment_statement": m["statement"], "dropped": dropped[:5], "wins": wins, "wins_more": wins_more,
+            "wins_total": sum(w["deal_amount"] for w in inputs.wins), "wins_count": len(inputs.wins)}  # fmt: skip
+
+
+def monthly_context(inputs: ReportInputs) -> dict:
+    """Strategic deep-dive: anomalies with hypotheses and next steps, drivers, drift, alerting vs control."""
+    m = inputs.metrics
+    anomalies, more = cut(m["anomalies"]["anomalies"], 5)
+    drivers = [d for d in (m["model"].get("drivers") or []) if d["status"] == "significant"][:5]
+    return {**_common(inputs), "anomalies": anomalies, "anomalies_more": more, "anomaly_info": m["anomalies"],
+            "drivers": drivers, "drift": m.get("drift"), "control": inputs.control, "trend": m["trend"][-3:],
+            "segment_statement": m["statement"]}  # fmt: skip
+
+
+def _at_risk_totals(inputs: ReportInputs) -> dict:
+    risky = at_risk(inputs)
+    return {"count": len(risky), "value": sum(s["deal_amount"] for s in risky),
+            "threshold": inputs.settings.realtime.min_risk,
+            "expected_loss": sum(s["risk"] * s["deal_amount"] for s in inputs.scores)}  # fmt: skip
+
+
+def _win_rate_change(metrics: dict) -> dict:
+    """The last complete month of closes against the month before it, with Fisher's exact test."""
+    trend = [t for t in metrics["trend"] if t["win_rate"]["n"]]
+    if len(trend) < 2:
+        return {"recent": None, "before": None, "p_value": None, "real": False}
+    recent, before = trend[-1], trend[-2]
+    if recent.get("partial") and len(trend) >= 3:
+        recent, before = trend[-2], trend[-3]
+    r, b = recent["win_rate"], before["win_rate"]
+    p_value = fisher_vs_rest(r["wins"], r["n"], r["wins"] + b["wins"], r["n"] + b["n"])
+    return {"recent": r, "recent_period": recent["period"], "before": b, "before_period": before["period"],
+            "p_value": p_value, "real": p_value <= metrics["settings"]["fdr_q"]}  # fmt: skip
+
+
+def control_comparison(alerted: list[bool], held_back: list[bool], min_sample: int) -> dict:
+    """Win rates of closed deals that were alerted vs held back (control group), and whether they differ."""
+    a = wilson(sum(alerted), len(alerted))
+    c = wilson(sum(held_back), len(held_back))
+    enough = a.n >= min_sample and c.n >= min_sample
+    p_value = fisher_vs_rest(a.wins, a.n, a.wins + c.wins, a.n + c.n) if enough else None
+    return {"alerted": a.to_dict(), "control": c.to_dict(), "p_value": p_value, "enough": enough,
+            "min_sample": min_sample}  # fmt: skip

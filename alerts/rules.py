@@ -1,0 +1,79 @@
+"""What is worth saying: pure functions from a refresh's scores and metrics to alert candidates.
+
+A candidate is not yet an alert: `alerts.episodes` decides whether it opens, repeats or stays silent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from alerts.settings import AlertsSettings
+
+HIGH_VALUE_AT_RISK = "high_value_at_risk"
+STALLED = "stalled"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    rule: str
+    deal_id: str
+    risk: float
+    score: dict
+    detail: str
+
+
+def high_value_at_risk(scores: list[dict], settings: AlertsSettings) -> list[Candidate]:
+    """Deals worth more than `min_amount` whose risk exceeds `min_risk`."""
+    rule = settings.realtime
+    return [Candidate(HIGH_VALUE_AT_RISK, s["deal_id"], s["risk"], s,
+                      f"risk {s['risk']:.0%} on {s['deal_amount']:,.0f}")  # fmt: skip
+            for s in scores if s["deal_amount"] > rule.min_amount and s["risk"] > rule.min_risk]
+
+
+def stalled(scores: list[dict], stage_since: dict[str, date], as_of: date, settings: AlertsSettings) -> list[Candidate]:
+    """Not at Proposal or later by day `proposal_by_day`; or in Demo longer than `demo_max_days`.
+
+    Needs each deal's stage at the as-of date: scores carry no stage when the snapshot is newer than the date,
+    and then this rule says nothing. `stage_since` (deal → first day seen in its current stage, from several
+    snapshots) enables the Demo rule.
+    """
+    rule, found = settings.stalled, []
+    for score in scores:
+        stage = score.get("deal_stage")
+        if not stage:
+            continue
+        if stage not in rule.late_stages and score["age_days"] > rule.proposal_by_day:
+            found.append(Candidate(STALLED, score["deal_id"], score["risk"], score,
+                                   f"open {score['age_days']} days and still in {stage} "
+                                   f"(Proposal expected by day {rule.proposal_by_day})"))  # fmt: skip
+            continue
+        since = stage_since.get(score["deal_id"])
+        if stage == "Demo" and since and (as_of - since).days > rule.demo_max_days:
+            found.append(Candidate(STALLED, score["deal_id"], score["risk"], score,
+                                   f"in Demo for {(as_of - since).days} days (limit {rule.demo_max_days})"))  # fmt: skip
+    return found
+
+
+def stale_data(snapshot_taken: datetime, now: datetime, settings: AlertsSettings) -> str | None:
+    """A warning when the newest snapshot is older than `stale_after_hours`, else None."""
+    age = now - snapshot_taken
+    if age <= timedelta(hours=settings.stale_after_hours):
+        return None
+    hours = age.total_seconds() / 3600
+    when = f"{hours / 24:.0f} days" if hours >= 48 else f"{hours:.0f} hours"
+    return f"CRM data is {when} old (snapshot taken {snapshot_taken:%Y-%m-%d %H:%M} UTC): answers use the last good data"
+
+
+def drift_problems(drift: dict | None, settings: AlertsSettings) -> list[str]:
+    """Plain-words drift problems past the configured thresholds (population shift, skill decay)."""
+    if not drift:
+        return []
+    problems = [f"open pipeline has shifted on {feature} (PSI {psi:.2f} > {settings.drift_psi_threshold})"
+                for feature, psi in drift["psi"].items() if psi > settings.drift_psi_threshold]  # fmt: skip
+    skill = drift["skill"]
+    if drift["model_has_skill"] and skill["auc"] is not None:
+        if skill["holdout_auc"] - skill["auc"] > settings.skill_decay_threshold:
+            problems.append(f"model skill decayed: AUC {skill['auc']:.2f} on {skill['closed_since_training']} deals "
+                            f"closed since training vs {skill['holdout_auc']:.2f} on its holdout")  # fmt: skip
+    return problems

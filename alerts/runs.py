@@ -1,0 +1,175 @@
+"""One run of each job, as a plain function of (store, settings, now): what the scheduler calls.
+
+A run reads the newest refresh, decides what to say (rules, episodes, caps, control group), renders it, and
+writes alert state and outbox rows in one transaction. Delivery is a separate step (`alerts.delivery`), so a
+crash between the two loses nothing: the message waits in the outbox.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from alerts.episodes import HOLD_CONTROL, SEND_NEW, SEND_REPEAT, decide
+from alerts.ledger import AlertLedger
+from alerts.outbox import FOLDED, Outbox
+from alerts.render import Message, render_message
+from alerts.reports import (
+    ReportInputs,
+    control_comparison,
+    daily_context,
+    monthly_context,
+    realtime_context,
+    weekly_context,
+)
+from alerts.routing import deal_recipients, report_target, slack_mentions
+from alerts.rules import drift_problems, high_value_at_risk, stale_data, stalled
+from alerts.settings import AlertsSettings
+from engine.store import Refresh, Store
+
+log = logging.getLogger("salesintel.alerts")
+
+
+class NothingToReport(Exception):
+    """No refresh in the store yet."""
+
+
+@dataclass(frozen=True)
+class AlertEnvironment:
+    store: Store
+    settings: AlertsSettings
+    timezone: ZoneInfo
+
+
+def gather_inputs(env: AlertEnvironment, refresh: Refresh, now: datetime) -> ReportInputs:
+    store, settings = env.store, env.settings
+    snapshot = store.snapshot(refresh.snapshot_id)
+    as_of = refresh.as_of
+    previous = store.refresh_on_or_before(as_of - timedelta(days=7))
+    outcomes = store.outcomes(snapshot.id, as_of)
+    alerted, held = AlertLedger(store).control_outcomes(outcomes)
+    cached = dict(store.db.execute("SELECT rep_id, slack_id FROM slack_users").fetchall())
+    return ReportInputs(
+        metrics=refresh.metrics, scores=store.scores(refresh.id), now=now,
+        stale_warning=stale_data(snapshot.taken_at, now, settings), settings=settings,
+        previous_metrics=previous.metrics if previous and previous.id != refresh.id else None,
+        wins=store.closed_between(snapshot.id, as_of - timedelta(days=7), as_of, "Won"),
+        folded=Outbox(store).folded(), alert_counts=AlertLedger(store).counts_since(now - timedelta(days=1)),
+        control=control_comparison(alerted, held, refresh.metrics["settings"]["min_sample"]) if alerted or held else None,
+        owners=slack_mentions(settings.routing, cached),
+    )  # fmt: skip
+
+
+def latest_refresh(store: Store) -> Refresh:
+    refresh = store.latest_refresh()
+    if refresh is None:
+        raise NothingToReport("no refresh yet: run `salesintel refresh` first")
+    return refresh
+
+
+def realtime_run(env: AlertEnvironment, now: datetime, refresh: Refresh | None = None) -> dict:
+    """Open, repeat or hold back alerts for qualifying deals; resolve episodes whose deal no longer qualifies."""
+    store, settings = env.store, env.settings
+    refresh = refresh or latest_refresh(store)
+    inputs = gather_inputs(env, refresh, now)
+    ledger, outbox = AlertLedger(store), Outbox(store)
+    candidates = high_value_at_risk(inputs.scores, settings)
+    candidates += stalled(inputs.scores, {}, refresh.as_of, settings)
+    counts = {"new": 0, "repeat": 0, "control": 0, "silent": 0, "resolved": 0, "folded": 0}
+    day_start = datetime.combine(now.astimezone(env.timezone).date(), datetime.min.time(), env.timezone)
+    with store.db.conn:
+        qualifying = set()
+        for candidate in candidates:
+            qualifying.add((candidate.rule, candidate.deal_id))
+            alert = ledger.latest_episode(candidate.rule, candidate.deal_id)
+            decision = decide(candidate, alert, now, settings.realtime, settings.control_share)
+            counts[decision.action] += 1
+            recipients = deal_recipients(candidate.score["sales_rep_id"], settings.routing)
+            if decision.action in (SEND_NEW, HOLD_CONTROL):
+                alert = ledger.open_episode(candidate.rule, candidate.deal_id, candidate.risk,
+                                            decision.action == HOLD_CONTROL, recipients, candidate.score, now)  # fmt: skip
+            elif decision.action == SEND_REPEAT:
+                ledger.record_repeat(alert["id"], candidate.risk, now)
+            else:
+                ledger.record_risk(alert["id"], candidate.risk, now)
+            if decision.action not in (SEND_NEW, SEND_REPEAT):
+                continue
+            message = render_message("realtime", **realtime_context(candidate.score, candidate.rule, candidate.detail,
+                                                                     alert["id"], decision.why, inputs))  # fmt: skip
+            send_number = alert["sends"] + (1 if decision.action == SEND_REPEAT else 0)
+            for target in recipients:
+                over_cap = outbox.count_for_target_since("realtime", target, day_start) >= settings.daily_cap_per_recipient
+                status = FOLDED if over_cap else "pending"
+                counts["folded"] += over_cap
+                outbox.enqueue(f"{alert['key']}:{send_number}:{target}", "realtime", target, message, now,
+                               alert_id=alert["id"], status=status, note=decision.why)  # fmt: skip
+        for alert in ledger.active():
+            if (alert["rule"], alert["deal_id"]) not in qualifying:
+                ledger.resolve(alert["id"], _resolution(alert, inputs), now)
+                counts["resolved"] += 1
+    log.info("realtime run", extra={"event": "realtime_run", "as_of": refresh.as_of.isoformat(), **counts})
+    return counts
+
+
+def realtime_preview(env: AlertEnvironment, now: datetime, refresh: Refresh | None = None) -> list[tuple[str, Message]]:
+    """What the real-time rules would say now, ignoring alert state and writing nothing: (recipients, message)."""
+    refresh = refresh or latest_refresh(env.store)
+    inputs = gather_inputs(env, refresh, now)
+    candidates = high_value_at_risk(inputs.scores, env.settings) + stalled(inputs.scores, {}, refresh.as_of, env.settings)
+    previews = []
+    for candidate in candidates:
+        recipients = ", ".join(r.split(":", 1)[1] for r in deal_recipients(candidate.score["sales_rep_id"], env.settings.routing))
+        context = realtime_context(candidate.score, candidate.rule, candidate.detail, 0, "preview", inputs)
+        previews.append((recipients, render_message("realtime", **context)))
+    return previews
+
+
+def _resolution(alert: dict, inputs: ReportInputs) -> str:
+    open_ids = {s["deal_id"] for s in inputs.scores}
+    return "below threshold" if alert["deal_id"] in open_ids else "deal closed"
+
+
+def report_message(kind: str, env: AlertEnvironment, now: datetime, refresh: Refresh | None = None) -> tuple[Message, list[int]]:
+    """Render one report; also returns the folded outbox ids it includes (daily only)."""
+    refresh = refresh or latest_refresh(env.store)
+    inputs = gather_inputs(env, refresh, now)
+    builders = {"daily": daily_context, "weekly": weekly_context, "monthly": monthly_context}
+    message = render_message(kind, **builders[kind](inputs))
+    folded_ids = [f["id"] for f in inputs.folded[:10]] if kind == "daily" else []
+    return message, folded_ids
+
+
+def report_run(kind: str, env: AlertEnvironment, now: datetime, occurrence: str) -> bool:
+    """Queue one report for its channel; `occurrence` (the scheduled fire time) makes a rerun a no-op."""
+    message, folded_ids = report_message(kind, env, now)
+    with env.store.db.conn:
+        queued = Outbox(env.store).enqueue(f"{kind}:{occurrence}", kind, report_target(kind, env.settings.routing),
+                                           message, now)  # fmt: skip
+        if queued and folded_ids:
+            Outbox(env.store).mark_digested(folded_ids)
+    return queued
+
+
+def ops_alert(env: AlertEnvironment, key: str, problem: str, now: datetime) -> bool:
+    """Queue a message to the ops channel, once per `key`, and log it."""
+    log.warning(problem, extra={"event": "ops_alert", "key": key})
+    message = render_message("ops", problem=problem, at=now.astimezone(env.timezone).strftime("%Y-%m-%d %H:%M %Z"))
+    with env.store.db.conn:
+        return Outbox(env.store).enqueue(f"ops:{key}", "ops", report_target("ops", env.settings.routing), message, now)
+
+
+def health_checks(env: AlertEnvironment, now: datetime) -> list[str]:
+    """Stale CRM data and model drift: ops alerts, each once per snapshot or model."""
+    refresh = latest_refresh(env.store)
+    snapshot = env.store.latest_snapshot()
+    problems = []
+    stale = stale_data(snapshot.taken_at, now, env.settings)
+    if stale:
+        problems.append(stale)
+        ops_alert(env, f"stale:{snapshot.id}", stale, now)
+    for problem in drift_problems(refresh.metrics.get("drift"), env.settings):
+        problems.append(problem)
+        ops_alert(env, f"drift:{refresh.model_id}:{problem.split(' (')[0]}", problem, now)
+    return problems

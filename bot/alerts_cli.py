@@ -1,0 +1,142 @@
+"""`salesintel report`, `salesintel alerts ...` and `salesintel deliver`: the alert engine from the terminal.
+
+The same operations the Slack buttons perform (acknowledge, snooze) are here, with the same idempotency.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import click
+
+from alerts.clock import SystemClock
+from alerts.delivery import Deliverer, SlackSender, TerminalSender, _blocks_as_text, slack_client
+from alerts.ledger import AlertLedger, AlertNotFound
+from alerts.outbox import Outbox, OutboxMessage
+from alerts.runs import AlertEnvironment, NothingToReport, realtime_preview, report_message
+from bot.config import Settings, store_path
+from engine.store import Store
+
+SLACK_API_URL = "https://slack.com/api/"
+
+
+def alert_environment(settings: Settings, config_path: Path) -> AlertEnvironment:
+    return AlertEnvironment(Store.open(store_path(settings, config_path)), settings.alerts, ZoneInfo(settings.timezone))
+
+
+def print_message(target: str, kind: str, text: str, blocks: list[dict]) -> None:
+    click.echo(f"{'─' * 72}\n→ {target} [{kind}]")
+    click.echo(_blocks_as_text(OutboxMessage(0, "", kind, target, text, blocks, 0, None)))
+
+
+def render_report(env: AlertEnvironment, kind: str, refresh) -> None:
+    """Render one run of `kind` to the terminal; nothing is recorded or sent."""
+    now = datetime.now(timezone.utc)
+    if kind == "realtime":
+        previews = realtime_preview(env, now, refresh)
+        if not previews:
+            rule = env.settings.realtime
+            click.echo(f"no deal qualifies for a real-time alert as of {refresh.as_of} (amount > {rule.min_amount:,.0f} "
+                       f"and risk > {rule.min_risk:.0%}; stalled-deal rule needs the stage at that date)")  # fmt: skip
+        for recipients, message in previews:
+            print_message(recipients, "realtime", message.text, message.blocks)
+        return
+    message, _ = report_message(kind, env, now, refresh)
+    print_message(env.settings.routing.channels[kind], kind, message.text, message.blocks)
+
+
+def register(main: click.Group, open_refresh) -> None:
+    """Add the alert commands to the `salesintel` group; `open_refresh(obj, as_of)` returns a Refresh."""
+
+    @main.command()
+    @click.argument("kind", type=click.Choice(["realtime", "daily", "weekly", "monthly"]))
+    @click.option("--as-of", "as_of", type=click.DateTime(["%Y-%m-%d"]), default=None)
+    @click.pass_obj
+    def report(obj, kind: str, as_of: datetime | None) -> None:
+        """Render one alert run to the terminal without sending or recording anything."""
+        settings, config_path = obj
+        refresh = open_refresh(obj, as_of)
+        try:
+            render_report(alert_environment(settings, config_path), kind, refresh)
+        except NothingToReport as error:
+            raise click.ClickException(str(error)) from error
+
+    @main.group(invoke_without_command=True)
+    @click.option("--all", "show_all", is_flag=True, help="include resolved alerts")
+    @click.pass_context
+    def alerts(ctx: click.Context, show_all: bool) -> None:
+        """List alert state; `alerts ack ID`, `alerts snooze ID` act on one alert."""
+        if ctx.invoked_subcommand:
+            return
+        settings, config_path = ctx.obj
+        ledger = AlertLedger(alert_environment(settings, config_path).store)
+        rows = ledger.listing(None if show_all else ["open", "acknowledged", "snoozed"])
+        if not rows:
+            click.echo("no alerts" if show_all else "no open alerts (--all shows resolved ones)")
+        for row in rows:
+            extra = {"acknowledged": f" by {row['acked_by']} at {row['acked_at']}",
+                     "snoozed": f" until {row['snoozed_until']}", "resolved": f": {row['resolution']}"}.get(row["state"], "")  # fmt: skip
+            control = " [control group: not sent]" if row["control"] else ""
+            click.echo(f"#{row['id']:<5} {row['rule']:<20} {row['deal_id']:<10} episode {row['episode']}  "
+                       f"risk {row['risk']:.0%}  sent {row['sends']}x  {row['state']}{extra}{control}")  # fmt: skip
+
+    @alerts.command("ack")
+    @click.argument("alert_id", type=int)
+    @click.option("--by", "user", default=lambda: os.environ.get("USER", "cli"), help="who acknowledges")
+    @click.pass_obj
+    def ack(obj, alert_id: int, user: str) -> None:
+        """Acknowledge: no more repeats of this alert's episode."""
+        settings, config_path = obj
+        ledger = AlertLedger(alert_environment(settings, config_path).store)
+        try:
+            change = ledger.acknowledge(alert_id, user, datetime.now(timezone.utc))
+        except AlertNotFound as error:
+            raise click.ClickException(str(error)) from error
+        state = change.alert
+        click.echo(f"alert #{alert_id} acknowledged by {state['acked_by']} at {state['acked_at']}"
+                   if change.changed else f"alert #{alert_id} is already {state['state']}: nothing changed")  # fmt: skip
+
+    @alerts.command("snooze")
+    @click.argument("alert_id", type=int)
+    @click.option("--for", "duration", type=click.Choice(["1d", "1w"]), default=None)
+    @click.option("--until", "until", type=click.DateTime(["%Y-%m-%d"]), default=None, help="snooze until this date")
+    @click.option("--by", "user", default=lambda: os.environ.get("USER", "cli"))
+    @click.pass_obj
+    def snooze(obj, alert_id: int, duration: str | None, until: datetime | None, user: str) -> None:
+        """Snooze: silent until then, then re-evaluated."""
+        settings, config_path = obj
+        if bool(duration) == bool(until):
+            raise click.UsageError("give exactly one of --for 1d|1w or --until YYYY-MM-DD")
+        now = datetime.now(timezone.utc)
+        tz = ZoneInfo(settings.timezone)
+        end = now + (timedelta(days=1) if duration == "1d" else timedelta(weeks=1)) if duration else until.replace(tzinfo=tz)
+        ledger = AlertLedger(alert_environment(settings, config_path).store)
+        try:
+            change = ledger.snooze(alert_id, end, user, now)
+        except AlertNotFound as error:
+            raise click.ClickException(str(error)) from error
+        click.echo(f"alert #{alert_id} snoozed until {end:%Y-%m-%d %H:%M %Z}" if change.changed
+                   else f"alert #{alert_id} is {change.alert['state']}: nothing changed")  # fmt: skip
+
+    @main.command()
+    @click.option("--limit", type=int, default=None, help="stop after this many messages")
+    @click.pass_obj
+    def deliver(obj, limit: int | None) -> None:
+        """Deliver queued messages: to Slack with SLACK_BOT_TOKEN (at SLACK_API_URL), else to this terminal."""
+        settings, config_path = obj
+        env = alert_environment(settings, config_path)
+        token = os.environ.get("SLACK_BOT_TOKEN")
+        if token:
+            sender = SlackSender(slack_client(token, os.environ.get("SLACK_API_URL", SLACK_API_URL)), settings.alerts, env.store)
+        else:
+            sender = TerminalSender()
+        recovered = Outbox(env.store).recover()
+        if recovered:
+            click.echo(f"{recovered} message(s) were in flight at a crash: sending again", err=True)
+        deliverer = Deliverer(env.store, sender, settings.alerts, SystemClock(), env.timezone)
+        sent = deliverer.deliver_due(limit=limit)
+        pending = Outbox(env.store).statuses()
+        click.echo(f"delivered {sent}; outbox now: {', '.join(f'{k} {v}' for k, v in sorted(pending.items())) or 'empty'}", err=True)
