@@ -105,3 +105,35 @@ def test_backtest_and_train_on_planted_data(tmp_path):
     report = salesintel(tmp_path, "backtest", "--as-of", "2023-12-01", "--to", "2024-01-01", "--every", "31")
     assert report.returncode == 0, report.stderr
     assert report.stdout.count("Backtest as of") == 2 and "lift" in report.stdout
+
+
+@pytest.mark.parametrize("kind, expected", [
+    ("realtime", "no deal qualifies for a real-time alert as of 2024-03-01"),
+    ("daily", "Daily pipeline summary · 2024-03-01"),
+    ("weekly", "No lead source is significantly weaker than the rest."),
+    ("monthly", "No segment departed from its own baseline beyond chance"),
+])  # fmt: skip
+def test_report_renders_each_kind_on_the_bundled_data_without_sending(tmp_path, kind, expected):
+    salesintel(tmp_path, "ingest", "data/skygeni_sales_data.csv")
+    result = salesintel(tmp_path, "report", kind, "--as-of", "2024-03-01")
+    assert result.returncode == 0, result.stderr
+    assert expected in result.stdout
+    outbox = sqlite3.connect(tmp_path / "s.db").execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+    assert outbox == 0, "report only renders"
+
+
+def test_alert_commands_acknowledge_idempotently(tmp_path):
+    crm = tmp_path / "crm.csv"
+    salesintel(tmp_path, "synth", "--deals", "3000", "--seed", "7", "--out", str(crm))
+    salesintel(tmp_path, "ingest", str(crm))
+    salesintel(tmp_path, "refresh", "--as-of", "2024-03-01")
+    db = sqlite3.connect(tmp_path / "s.db")
+    db.execute("INSERT INTO alerts (key, rule, deal_id, episode, state, control, risk, sends) "
+               "VALUES ('high_value_at_risk:D00001:1', 'high_value_at_risk', 'D00001', 1, 'open', 0, 0.8, 1)")
+    db.commit()
+    assert "#1     high_value_at_risk   D00001" in salesintel(tmp_path, "alerts").stdout
+    first = salesintel(tmp_path, "alerts", "ack", "1", "--by", "maria")
+    assert "alert #1 acknowledged by maria" in first.stdout
+    again = salesintel(tmp_path, "alerts", "ack", "1", "--by", "maria")
+    assert "already acknowledged: nothing changed" in again.stdout
+    assert "no alert #9" in salesintel(tmp_path, "alerts", "snooze", "9", "--for", "1d").stderr

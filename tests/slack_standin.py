@@ -1,0 +1,132 @@
+"""A local stand-in for the Slack Web API, reached over real HTTP by the real `slack_sdk` client.
+
+It records every call (method, arguments, when) and answers like Slack does, including under faults queued by a
+test: HTTP 429 with Retry-After, 5xx, `ok: false` errors, slow answers. Run in a thread of the test process;
+`url` is what SLACK_API_URL should be set to.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlparse
+
+
+@dataclass
+class Call:
+    method: str
+    args: dict
+    at: float
+    token: str | None
+
+
+@dataclass
+class SlackStandIn:
+    users_by_email: dict[str, str] = field(default_factory=dict)
+    channel_errors: dict[str, str] = field(default_factory=dict)
+    """channel → error code answered (ok: false) for every post to it."""
+    delay_seconds: float = 0.0
+    calls: list[Call] = field(default_factory=list)
+    _faults: dict[str, deque] = field(default_factory=lambda: defaultdict(deque))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _ts: int = 0
+
+    def start(self) -> "SlackStandIn":
+        standin = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+            def do_GET(self):
+                self._answer()
+
+            def do_POST(self):
+                self._answer()
+
+            def _answer(self):
+                parsed = urlparse(self.path)
+                method = parsed.path.rsplit("/", 1)[-1]
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length).decode() if length else ""
+                args = dict(parse_qsl(parsed.query))
+                if body:
+                    if "json" in (self.headers.get("Content-Type") or ""):
+                        args.update(json.loads(body))
+                    else:
+                        args.update(dict(parse_qsl(body)))
+                token = (self.headers.get("Authorization") or "").removeprefix("Bearer ") or None
+                status, headers, payload = standin._respond(method, args, token)
+                data = json.dumps(payload).encode() if isinstance(payload, dict) else payload.encode()
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Type", "application/json" if isinstance(payload, dict) else "text/plain")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/api/"
+
+    def fail_next(self, method: str, *faults: tuple) -> None:
+        """Queue faults for the next calls of `method`: ("429", retry_after), ("500",), ("error", code), ("slow", s)."""
+        with self._lock:
+            self._faults[method].extend(faults)
+
+    def posts(self, channel: str | None = None) -> list[Call]:
+        """Successful chat.postMessage calls (optionally to one channel), in the order received."""
+        return [c for c in self.calls if c.method == "chat.postMessage" and c.args.get("ok_answer")
+                and (channel is None or c.args.get("channel") == channel)]  # fmt: skip
+
+    def _respond(self, method: str, args: dict, token: str | None) -> tuple[int, dict, dict | str]:
+        if self.delay_seconds:
+            time.sleep(self.delay_seconds)
+        with self._lock:
+            fault = self._faults[method].popleft() if self._faults[method] else None
+            call = Call(method, args, time.time(), token)
+            self.calls.append(call)
+        if fault:
+            kind = fault[0]
+            if kind == "429":
+                return 429, {"Retry-After": str(fault[1])}, {"ok": False, "error": "ratelimited"}
+            if kind == "500":
+                return 500, {}, "internal server error"
+            if kind == "error":
+                return 200, {}, {"ok": False, "error": fault[1]}
+            if kind == "slow":
+                time.sleep(fault[1])
+        return 200, {}, self._ok(method, args, call)
+
+    def _ok(self, method: str, args: dict, call: Call) -> dict:
+        if method == "auth.test":
+            return {"ok": True, "user_id": "UBOT", "team_id": "T0001", "bot_id": "B0001", "user": "salesintel"}
+        if method == "users.lookupByEmail":
+            user = self.users_by_email.get(args.get("email", ""))
+            return {"ok": True, "user": {"id": user}} if user else {"ok": False, "error": "users_not_found"}
+        if method == "conversations.open":
+            return {"ok": True, "channel": {"id": "D" + str(args.get("users", "")).lstrip("U")}}
+        if method in ("chat.postMessage", "chat.postEphemeral", "chat.update"):
+            channel = args.get("channel", "")
+            if channel in self.channel_errors:
+                return {"ok": False, "error": self.channel_errors[channel]}
+            with self._lock:
+                self._ts += 1
+                ts = f"{1700000000 + self._ts}.000100"
+            call.args["ok_answer"] = True
+            return {"ok": True, "channel": channel, "ts": args.get("ts", ts), "message": {"text": args.get("text")}}
+        return {"ok": True}

@@ -1,0 +1,76 @@
+"""Segment anomalies (planted vs none) and the ops checks: stale CRM data, model drift."""
+
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+
+from alerts.outbox import Outbox
+from alerts.rules import drift_problems, stale_data
+from alerts.runs import AlertEnvironment, health_checks
+from alerts.settings import AlertsSettings
+from engine.anomalies import find_anomalies
+from engine.asof import view_as_of
+from engine.drift import population_stability
+from engine.ingest import read_snapshot
+from engine.refresh import EngineSettings, refresh
+from engine.settings import AnomalySettings, IngestSettings, MetricsSettings, ModelSettings
+from engine.store import Store
+from tests.engine_fixtures import LATER, ROOT, bundled
+
+AS_OF = date(2024, 3, 1)
+
+
+def anomalies_of(deals, settings=AnomalySettings()):
+    view = view_as_of(deals, AS_OF, LATER)
+    return find_anomalies(view.history, deals[deals["created_date"] <= pd.Timestamp(AS_OF)], AS_OF, settings)
+
+
+def test_the_bundled_data_has_no_anomaly_and_says_so():
+    result = anomalies_of(bundled())
+    assert result["anomalies"] == [] and result["cells_tested"] > 50
+    assert result["statement"].startswith("No segment departed from its own baseline beyond chance")
+
+
+def test_a_planted_collapse_in_one_pair_is_found_with_its_hypothesis():
+    deals = bundled()
+    recent = deals["closed_date"] > pd.Timestamp(AS_OF) - pd.Timedelta(days=90)
+    cell = recent & deals["industry"].eq("FinTech") & deals["region"].eq("APAC") & (deals["closed_date"] <= pd.Timestamp(AS_OF))
+    rng = np.random.default_rng(0)
+    deals.loc[cell, "outcome"] = np.where(rng.random(cell.sum()) < 0.08, "Won", "Lost")
+    deals.loc[cell, "sales_cycle_days"] = deals.loc[cell, "sales_cycle_days"] + 60
+    result = anomalies_of(deals, AnomalySettings(min_sample=30))  # the pair has ~45 recent closes
+    labels = [a["label"] for a in result["anomalies"]]
+    assert "FinTech × APAC" in labels
+    found = result["anomalies"][labels.index("FinTech × APAC")]
+    assert found["signals"]["win_rate"]["significant"] and found["signals"]["win_rate"]["direction"] == "down"
+    assert found["signals"]["cycle_days"]["significant"]
+    assert "drag on and are then lost" in found["hypothesis"] and found["next_steps"]
+
+
+def test_stale_data_is_an_ops_alert_once_per_snapshot(tmp_path):
+    store = Store.open(tmp_path / "s.db")
+    taken = datetime(2024, 3, 1, 6, tzinfo=timezone.utc)
+    store.save_snapshot(read_snapshot(ROOT / "data/skygeni_sales_data.csv", IngestSettings()), taken, taken)
+    refresh(store, EngineSettings(MetricsSettings(), ModelSettings(), AnomalySettings()), AS_OF, taken)
+    env = AlertEnvironment(store, AlertsSettings(), ZoneInfo("UTC"))
+    assert health_checks(env, taken + timedelta(hours=20)) == []
+    problems = health_checks(env, taken + timedelta(hours=30))
+    assert problems and "CRM data is 30 hours old" in problems[0]
+    health_checks(env, taken + timedelta(hours=40))
+    ops = [r for r in Outbox(store).rows() if r["kind"] == "ops"]
+    assert len(ops) == 1 and ops[0]["target"] == "channel:#salesintel-ops"
+
+
+def test_stale_warning_wording():
+    taken = datetime(2024, 3, 1, tzinfo=timezone.utc)
+    assert stale_data(taken, taken + timedelta(hours=23), AlertsSettings()) is None
+    assert "3 days old" in stale_data(taken, taken + timedelta(days=3), AlertsSettings())
+
+
+def test_population_shift_past_the_threshold_is_a_drift_problem():
+    assert population_stability({"a": 0.5, "b": 0.5}, {"a": 0.5, "b": 0.5}) == 0
+    shifted = population_stability({"a": 0.9, "b": 0.1}, {"a": 0.3, "b": 0.7})
+    drift = {"psi": {"lead_source": shifted}, "model_has_skill": False, "skill": {"auc": None}}
+    assert drift_problems(drift, AlertsSettings()) == [f"open pipeline has shifted on lead_source (PSI {shifted:.2f} > 0.25)"]
