@@ -43,7 +43,7 @@ def stalled(scores: list[dict], stage_since: dict[str, date], as_of: date, setti
         stage = score.get("deal_stage")
         if not stage:
             continue
-        if stage not in rule.late_stages and score["age_days"] > rule.proposal_by_day:
+        if stage not in rule.late_stages and score["age_days"] >= rule.proposal_by_day:
             found.append(Candidate(STALLED, score["deal_id"], score["risk"], score,
                                    f"open {score['age_days']} days and still in {stage} "
                                    f"(Proposal expected by day {rule.proposal_by_day})"))  # fmt: skip

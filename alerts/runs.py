@@ -76,7 +76,7 @@ def realtime_run(env: AlertEnvironment, now: datetime, refresh: Refresh | None =
     inputs = gather_inputs(env, refresh, now)
     ledger, outbox = AlertLedger(store), Outbox(store)
     candidates = high_value_at_risk(inputs.scores, settings)
-    candidates += stalled(inputs.scores, {}, refresh.as_of, settings)
+    candidates += stalled(inputs.scores, store.stage_since(refresh.snapshot_id, refresh.as_of), refresh.as_of, settings)
     counts = {"new": 0, "repeat": 0, "control": 0, "silent": 0, "resolved": 0, "folded": 0}
     day_start = datetime.combine(now.astimezone(env.timezone).date(), datetime.min.time(), env.timezone)
     with store.db.conn:
@@ -117,7 +117,8 @@ def realtime_preview(env: AlertEnvironment, now: datetime, refresh: Refresh | No
     """What the real-time rules would say now, ignoring alert state and writing nothing: (recipients, message)."""
     refresh = refresh or latest_refresh(env.store)
     inputs = gather_inputs(env, refresh, now)
-    candidates = high_value_at_risk(inputs.scores, env.settings) + stalled(inputs.scores, {}, refresh.as_of, env.settings)
+    stage_since = env.store.stage_since(refresh.snapshot_id, refresh.as_of)
+    candidates = high_value_at_risk(inputs.scores, env.settings) + stalled(inputs.scores, stage_since, refresh.as_of, env.settings)
     previews = []
     for candidate in candidates:
         recipients = ", ".join(r.split(":", 1)[1] for r in deal_recipients(candidate.score["sales_rep_id"], env.settings.routing))

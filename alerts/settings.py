@@ -27,7 +27,7 @@ class StalledRuleSettings(FrozenSettings):
     late_stages: list[str] = ["Proposal", "Negotiation", "Closed"]
     """Stages that count as "Proposal or later"."""
     proposal_by_day: int = Field(60, ge=1)
-    """A deal older than this that is not yet at a late stage is stalled."""
+    """A deal this many days old (or older) that is not yet at a late stage is stalled."""
     demo_max_days: int = Field(30, ge=1)
     """A deal in Demo longer than this (measured across snapshots) is stalled."""
 

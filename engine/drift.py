@@ -33,9 +33,10 @@ def population_stability(expected: dict[str, float], actual: dict[str, float]) -
 
 def drift_report(model: TrainedModel, training_shares: dict, open_deals: pd.DataFrame, history: pd.DataFrame,
                  landmarks: list[int], amount_edges: list[float], min_sample: int, seed: int) -> dict:  # fmt: skip
-    """PSI per feature of the open pipeline against training, and skill on deals closed since training."""
+    """PSI per feature of the open pipeline against training (with at least `min_sample` open deals), and skill on
+    deals closed since training."""
     psi = {}
-    if len(open_deals):
+    if len(open_deals) >= min_sample:
         current = feature_shares(open_deal_features(open_deals, landmarks, amount_edges))
         psi = {feature: population_stability(training_shares.get(feature, {}), shares) for feature, shares in current.items()}
     since = history[history["closed_date"] > pd.Timestamp(model.as_of)]

@@ -277,6 +277,22 @@ class Store:
                                " AND closed_date <= ?", [snapshot_id, until.isoformat()]).fetchall()  # fmt: skip
         return dict(rows)
 
+    def stage_since(self, snapshot_id: int, as_of: date) -> dict[str, date]:
+        """deal → the first day a snapshot (taken by `as_of`) showed it in the stage it has in `snapshot_id`.
+
+        Needs several snapshots to say anything: with one, every deal entered its stage when it was taken.
+        Gaps (a deal that left the stage and came back) are not detected.
+        """
+        rows = self.db.execute(
+            "SELECT current.deal_id, MIN(s.taken_at) FROM deals AS current"
+            " JOIN deals AS earlier ON earlier.deal_id = current.deal_id AND earlier.deal_stage = current.deal_stage"
+            " JOIN snapshots AS s ON s.id = earlier.snapshot_id"
+            " WHERE current.snapshot_id = ? AND current.outcome IS NULL AND s.taken_at <= ?"
+            " GROUP BY current.deal_id HAVING COUNT(DISTINCT s.id) > 1",
+            [snapshot_id, f"{as_of.isoformat()}T23:59:59.999999+99:99"],
+        ).fetchall()  # fmt: skip
+        return {deal_id: datetime.fromisoformat(taken).date() for deal_id, taken in rows}
+
     def score(self, refresh_id: int, deal_id: str) -> dict | None:
         rows = list(self.db["scores"].rows_where("refresh_id = ? AND deal_id = ?", [refresh_id, deal_id]))
         return _score_row(rows[0]) if rows else None

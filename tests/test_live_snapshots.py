@@ -1,0 +1,54 @@
+"""Live operation: snapshots dropped in a watched folder, the stage known at the date, the stalled-deal rule."""
+
+import os
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+from alerts.jobs import RefreshJob
+from alerts.ledger import AlertLedger
+from alerts.runs import AlertEnvironment
+from alerts.settings import AlertsSettings, RealtimeRuleSettings
+from engine.refresh import EngineSettings
+from engine.settings import AnomalySettings, IngestSettings, MetricsSettings, ModelSettings
+from engine.store import Store
+
+HEADER = "deal_id,created_date,closed_date,sales_rep_id,industry,region,product_type,lead_source,deal_stage,deal_amount,sales_cycle_days,outcome\n"
+
+
+def crm(open_rows: list[str]) -> str:
+    closed = [f"C{i:04d},2023-0{i % 9 + 1}-01,2023-0{i % 9 + 1}-21,rep_{i % 5},SaaS,APAC,Core,Inbound,Demo,1000,20,"
+              f"{'Won' if i % 2 else 'Lost'}\n" for i in range(300)]  # fmt: skip
+    return HEADER + "".join(closed) + "".join(open_rows)
+
+
+def drop(path, text: str, taken: datetime) -> None:
+    """A CRM export lands in the folder; its modification time is when it was taken."""
+    path.write_text(text)
+    os.utime(path, (taken.timestamp(), taken.timestamp()))
+
+
+def test_watched_folder_snapshots_load_and_the_stalled_rules_fire(tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    store = Store.open(tmp_path / "s.db")
+    settings = AlertsSettings(realtime=RealtimeRuleSettings(min_amount=10**9), control_share=0.0)
+    env = AlertEnvironment(store, settings, ZoneInfo("UTC"))
+    job = RefreshJob(env, EngineSettings(MetricsSettings(), ModelSettings(), AnomalySettings()), IngestSettings(),
+                     watch_folder=inbox)  # fmt: skip
+    early = "O0001,2024-01-01,,rep_1,SaaS,APAC,Core,Inbound,Qualified,5000,,\nO0002,2024-02-25,,rep_2,SaaS,APAC,Core,Inbound,Demo,5000,,\n"
+    now = datetime(2024, 3, 1, 7, tzinfo=timezone.utc)
+    drop(inbox / "crm-0301.csv", crm([early]), now - timedelta(hours=1))
+    note = job(now, now)
+    assert "snapshot #1 from crm-0301.csv (302 loaded, 0 rejected)" in note
+    stalled = {a["deal_id"] for a in AlertLedger(store).active("stalled")}
+    assert stalled == {"O0001"}, "60 days old and still Qualified; O0002 has been in Demo only since this snapshot"
+
+    later = datetime(2024, 4, 5, 7, tzinfo=timezone.utc)
+    moved = early.replace("Inbound,Qualified", "Inbound,Proposal")
+    drop(inbox / "crm-0405.csv", crm([moved]), later - timedelta(hours=1))
+    assert "snapshot #2" in job(later, later)
+    active = {a["deal_id"] for a in AlertLedger(store).active("stalled")}
+    assert active == {"O0002"}, "O0001 reached Proposal (episode resolved); O0002 has been in Demo since 1 March"
+    job(later + timedelta(minutes=30), later + timedelta(minutes=30))
+    assert store.db.execute("SELECT COUNT(*) FROM refreshes").fetchone() == (2,), "same data, same date: no new refresh"
+    assert store.stage_since(2, date(2024, 4, 5)) == {"O0002": date(2024, 3, 1)}
