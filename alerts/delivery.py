@@ -145,11 +145,13 @@ class SlackSender:
 class Deliverer:
     """Sends due outbox messages in order, pacing each channel, retrying and reporting as documented above."""
 
-    def __init__(self, store: Store, sender: Sender, settings: AlertsSettings, clock: Clock, timezone=None):
+    def __init__(self, store: Store, sender: Sender, settings: AlertsSettings, clock: Clock, timezone=None,
+                 last_sent: dict[str, datetime] | None = None):  # fmt: skip
+        """`last_sent` (target → when) carries per-channel pacing across deliverers of one process."""
         self.store, self.sender, self.settings, self.clock = store, sender, settings, clock
         self.outbox = Outbox(store)
         self.timezone = timezone
-        self._last_sent: dict[str, datetime] = {}
+        self._last_sent = last_sent if last_sent is not None else {}
 
     def deliver_due(self, limit: int | None = None, should_stop: Callable[[], bool] = lambda: False) -> int:
         """Send every message due now (in id order); returns how many were sent."""
@@ -205,13 +207,16 @@ class Deliverer:
                                             "target": message.target})  # fmt: skip
         if message.kind == "ops":
             return
-        problem = f"could not deliver {message.kind} message #{message.id} to {message.target.split(':', 1)[-1]}: {reason}"
+        target = message.target.split(":", 1)[-1]
+        problem = f"could not deliver {message.kind} message #{message.id} to {target}: {reason}"
         rendered = render_message("ops", problem=problem, at=self.clock.now().strftime("%Y-%m-%d %H:%M UTC"))
         ops_channel = f"channel:{self.settings.routing.channels['ops']}"
+        # One report per target, reason and day: a rep with no Slack user must not flood the ops channel.
+        key = f"ops:failed:{message.target}:{reason.split(':')[0]}:{self.clock.now().date().isoformat()}"
         with self.store.db.conn:
-            self.outbox.enqueue(f"ops:failed:{message.id}", "ops", ops_channel, rendered, self.clock.now())
+            self.outbox.enqueue(key, "ops", ops_channel, rendered, self.clock.now())
 
 
-def slack_client(token: str, base_url: str) -> WebClient:
+def slack_client(token: str | None, base_url: str) -> WebClient:
     """A WebClient against `base_url` (which must end with '/'), without the SDK's own retries: the outbox retries."""
     return WebClient(token=token, base_url=base_url if base_url.endswith("/") else base_url + "/", timeout=10)

@@ -53,9 +53,11 @@ def cron_trigger(cron: CronSettings, timezone: ZoneInfo) -> CronTrigger:
 
 
 class Scheduler:
-    def __init__(self, store: Store, jobs: list[Job], clock: Clock, misfire_grace: timedelta):
+    def __init__(self, store: Store, jobs: list[Job], clock: Clock, misfire_grace: timedelta,
+                 started: datetime | None = None):  # fmt: skip
+        """`started`: when the service started; a job that never ran has no backlog before it."""
         self.store, self.jobs, self.clock, self.grace = store, jobs, clock, misfire_grace
-        self._started = clock.now()
+        self._started = started or clock.now()
 
     def tick(self) -> list[JobRun]:
         """Run what is due now; returns what was run or skipped, in order."""

@@ -255,3 +255,17 @@ def _refresh_for(obj, as_of: datetime | None):
 
 
 register_alert_commands(main, _refresh_for)
+
+
+@main.command("run")
+@click.option("--port", type=int, default=3000, show_default=True, help="HTTP port for /slack/events and /healthz")
+@click.option("--as-of", "as_of", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="pin the engine's date (replay history); the scheduler still runs on the wall clock")
+@click.pass_obj
+def run_command(obj, port: int, as_of: datetime | None) -> None:
+    """The service: Slack bot (HTTP, Socket Mode, or terminal without credentials) plus the alert scheduler."""
+    from bot import logs, service
+
+    settings, config_path = obj
+    logs.configure([os.environ.get(name, "") for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN")])
+    sys.exit(service.run(settings, config_path, port, _as_date(as_of)))

@@ -6,7 +6,9 @@ import os
 from pathlib import Path
 
 import yaml
-from pydantic import ValidationError
+from typing import Literal
+
+from pydantic import Field, ValidationError
 
 from alerts.settings import AlertsSettings
 from engine.settings import AnomalySettings, FrozenSettings, IngestSettings, MetricsSettings, ModelSettings
@@ -14,6 +16,15 @@ from engine.settings import AnomalySettings, FrozenSettings, IngestSettings, Met
 
 class StoreSettings(FrozenSettings):
     path: str = "var/salesintel.db"
+
+
+class BotSettings(FrozenSettings):
+    visibility: Literal["everyone", "owner_and_managers"] = "owner_and_managers"
+    """Who may see a deal: everyone, or only its owner, the owner's managers and executives."""
+    executives: list[str] = Field(default_factory=list)
+    """Slack user ids that see everything (the CRO, VPs)."""
+    terminal_user: str = "UTERMINAL"
+    """Who a command typed in terminal mode runs as; treated as an executive."""
 
 
 class Settings(FrozenSettings):
@@ -24,6 +35,7 @@ class Settings(FrozenSettings):
     model: ModelSettings = ModelSettings()
     anomalies: AnomalySettings = AnomalySettings()
     alerts: AlertsSettings = AlertsSettings()
+    bot: BotSettings = BotSettings()
 
 
 class ConfigError(Exception):

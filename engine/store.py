@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -354,3 +355,22 @@ def _score_row(row: dict) -> dict:
 def _model_row(row: dict) -> StoredModel:
     return StoredModel(row["id"], row["snapshot_id"], date.fromisoformat(row["as_of"]),
                        datetime.fromisoformat(row["trained_at"]), json.loads(row["summary"]), row["pipeline"])  # fmt: skip
+
+
+class ThreadLocalStore:
+    """One Store (one SQLite connection) per thread, for the service's listener, scheduler and delivery threads.
+
+    A sqlite3 connection must not interleave transactions from several threads; WAL lets the connections of one
+    file read while another writes.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._local = threading.local()
+        Store.open(path).close()  # create and migrate once, up front
+
+    def get(self) -> Store:
+        store = getattr(self._local, "store", None)
+        if store is None:
+            store = self._local.store = Store.open(self.path)
+        return store

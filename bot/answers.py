@@ -1,0 +1,168 @@
+"""What the bot answers: slash commands and App Home, as Messages rendered from templates.
+
+Listeners in `bot.app` only ack and pass the Message on; everything said is decided here from the store, the
+viewer and the settings, so the terminal mode and Slack give the very same answers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from alerts.actions import recommended_actions
+from alerts.ledger import AlertLedger
+from alerts.render import Message, render_message
+from alerts.routing import slack_mentions
+from alerts.rules import stale_data
+from bot.config import Settings
+from bot.people import Viewer, can_act_on_alert, can_see_deal, reps_in_scope
+from engine.lookup import DealLookupError, look_up
+from engine.store import Refresh, Store
+
+HELP = {
+    "deal-risk": "`/deal-risk D01234` — a deal's risk, P(win), why, what to do next, and its alert buttons. "
+                 "The id may be typed in any case or pasted as a CRM link.",
+    "pipeline": "`/pipeline` — your open pipeline (yours as a rep, your team's as a manager, everything for "
+                "executives): count and value, revenue at risk, the riskiest deals.",
+    "winrate": "`/winrate` — the overall win rate with its interval. `/winrate lead_source` (or industry, region, "
+               "product, rep, deal size, days, stage, quarter) — every segment of that dimension, tested against "
+               "the rest. `/winrate APAC` — one segment, and whether its difference is real.",
+    "alerts": "`/alerts` — the open alerts you receive or manage, with their state.",
+}  # fmt: skip
+DIMENSION_WORDS = {
+    "lead_source": "lead_source", "lead": "lead_source", "source": "lead_source", "industry": "industry",
+    "region": "region", "product": "product_type", "product_type": "product_type", "rep": "sales_rep_id",
+    "reps": "sales_rep_id", "owner": "sales_rep_id", "sales_rep_id": "sales_rep_id", "amount": "amount_band",
+    "size": "amount_band", "deal size": "amount_band", "amount_band": "amount_band", "days": "cycle_band",
+    "cycle": "cycle_band", "cycle_band": "cycle_band", "stage": "deal_stage", "deal_stage": "deal_stage",
+    "quarter": "close_quarter", "close_quarter": "close_quarter",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class BotContext:
+    store: Store
+    settings: Settings
+    now: datetime
+    pinned_as_of: date | None = None
+
+    def refresh(self) -> Refresh | None:
+        return self.store.latest_refresh(self.pinned_as_of) if self.pinned_as_of else self.store.latest_refresh()
+
+    def stale(self) -> str | None:
+        snapshot = self.store.latest_snapshot()
+        return stale_data(snapshot.taken_at, self.now, self.settings.alerts) if snapshot else None
+
+    def owners(self) -> dict[str, str]:
+        cached = dict(self.store.db.execute("SELECT rep_id, slack_id FROM slack_users").fetchall())
+        return slack_mentions(self.settings.alerts.routing, cached)
+
+
+def text_message(text: str) -> Message:
+    return render_message("answer_text", text=text)
+
+
+def no_data() -> Message:
+    return text_message("No data yet: the CRM snapshot has not been loaded and refreshed (`salesintel ingest`, "
+                        "`salesintel refresh`).")  # fmt: skip
+
+
+def deal_risk(ctx: BotContext, viewer: Viewer, text: str) -> Message:
+    if not text.strip():
+        return text_message("Which deal? " + HELP["deal-risk"])
+    if text.strip().lower() == "help":
+        return text_message(HELP["deal-risk"])
+    refresh = ctx.refresh()
+    if refresh is None:
+        return no_data()
+    try:
+        answer = look_up(ctx.store, refresh, text)
+    except DealLookupError as error:
+        return text_message(f"{error}. {HELP['deal-risk']}")
+    score = answer.score
+    if not can_see_deal(viewer, score["sales_rep_id"], ctx.settings.alerts.routing, ctx.settings.bot):
+        return text_message("Sorry, you can only look at deals of your own team. The deal's owner or their manager "
+                            "can share it with you.")  # fmt: skip
+    alert = next((a for a in AlertLedger(ctx.store).active() if a["deal_id"] == score["deal_id"] and not a["control"]), None)
+    if alert and not can_act_on_alert(viewer, alert, ctx.settings.alerts.routing):
+        alert = None
+    velocity = refresh.metrics["velocity"]["won"]
+    return render_message(
+        "answer_deal_risk", s=score, model=refresh.metrics.get("model", {}), as_of=refresh.as_of.isoformat(),
+        stale=ctx.stale(), owners=ctx.owners(), alert=alert, actions=recommended_actions(score["reasons"]),
+        typical_days=velocity["median"], typical_n=velocity["n"], deal_name=answer.deal.get("deal_name"),
+    )  # fmt: skip
+
+
+def pipeline(ctx: BotContext, viewer: Viewer, text: str) -> Message:
+    if text.strip().lower() == "help":
+        return text_message(HELP["pipeline"])
+    refresh = ctx.refresh()
+    if refresh is None:
+        return no_data()
+    scope = reps_in_scope(viewer, ctx.settings.alerts.routing)
+    if scope is not None and not scope:
+        return text_message("I don't know which deals are yours: ask an admin to add your Slack id under "
+                            "`alerts.routing.users`.")  # fmt: skip
+    scores = [s for s in ctx.store.scores(refresh.id) if scope is None or s["sales_rep_id"] in scope]
+    threshold = ctx.settings.alerts.realtime.min_risk
+    risky = [s for s in scores if s["risk"] > threshold]
+    top = sorted(scores, key=lambda s: s["risk"] * s["deal_amount"], reverse=True)[:5]
+    who = "everyone" if scope is None else ("your team" if len(scope) > 1 else "you")
+    return render_message(
+        "answer_pipeline", who=who, count=len(scores), value=sum(s["deal_amount"] for s in scores),
+        risky_count=len(risky), risky_value=sum(s["deal_amount"] for s in risky), threshold=threshold,
+        expected_loss=sum(s["risk"] * s["deal_amount"] for s in scores), top=top, as_of=refresh.as_of.isoformat(),
+        stale=ctx.stale(), owners=ctx.owners(), model=refresh.metrics.get("model", {}),
+    )  # fmt: skip
+
+
+def winrate(ctx: BotContext, viewer: Viewer, text: str) -> Message:
+    asked = " ".join(text.split()).strip()
+    if asked.lower() == "help":
+        return text_message(HELP["winrate"])
+    refresh = ctx.refresh()
+    if refresh is None:
+        return no_data()
+    m = refresh.metrics
+    common = {"overall": m["overall"], "statement": m["statement"], "as_of": refresh.as_of.isoformat(),
+              "stale": ctx.stale(), "min_sample": m["settings"]["min_sample"]}  # fmt: skip
+    if not asked:
+        return render_message("answer_winrate", asked=None, rows=[], more=0, **common)
+    dimension = DIMENSION_WORDS.get(asked.lower())
+    if dimension:
+        rows = sorted((s for s in m["segments"] if s["dimension"] == dimension), key=lambda s: s["rate"]["rate"] or 0)
+    else:
+        rows = [s for s in m["segments"] if s["value"].lower() == asked.lower()]
+    if not rows:
+        return text_message(f"No segment or dimension called '{asked}'. {HELP['winrate']}")
+    return render_message("answer_winrate", asked=asked, rows=rows[:40], more=max(0, len(rows) - 40), **common)
+
+
+def alerts(ctx: BotContext, viewer: Viewer, text: str) -> Message:
+    if text.strip().lower() == "help":
+        return text_message(HELP["alerts"])
+    mine = visible_alerts(ctx, viewer)
+    return render_message("answer_alerts", alerts=mine[:20], more=max(0, len(mine) - 20), stale=ctx.stale())
+
+
+def visible_alerts(ctx: BotContext, viewer: Viewer) -> list[dict]:
+    routing = ctx.settings.alerts.routing
+    return [a for a in AlertLedger(ctx.store).active() if not a["control"] and can_act_on_alert(viewer, a, routing)]
+
+
+def home_view(ctx: BotContext, viewer: Viewer) -> dict:
+    """The App Home tab: the viewer's at-risk deals and open alerts, as of the latest refresh."""
+    refresh = ctx.refresh()
+    scope = reps_in_scope(viewer, ctx.settings.alerts.routing)
+    scores = []
+    if refresh is not None and (scope is None or scope):
+        scores = [s for s in ctx.store.scores(refresh.id) if scope is None or s["sales_rep_id"] in scope]
+    threshold = ctx.settings.alerts.realtime.min_risk
+    risky = sorted((s for s in scores if s["risk"] > threshold), key=lambda s: s["risk"] * s["deal_amount"], reverse=True)
+    message = render_message(
+        "home", risky=risky[:15], risky_more=max(0, len(risky) - 15), threshold=threshold, alerts=visible_alerts(ctx, viewer)[:15],
+        known=scope is None or bool(scope), as_of=refresh.as_of.isoformat() if refresh else None, stale=ctx.stale(),
+        owners=ctx.owners(), updated=ctx.now.strftime("%Y-%m-%d %H:%M UTC"),
+    )  # fmt: skip
+    return {"type": "home", "blocks": message.blocks}

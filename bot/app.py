@@ -1,0 +1,177 @@
+"""The Bolt app: slash commands, alert buttons, the snooze-until modal, App Home. Wiring only.
+
+Every listener acks at once (Slack's 3-second deadline), reads from the store through `bot.answers` or
+`bot.buttons`, and responds. Slack's event retries (`X-Slack-Retry-Num`) and repeated event ids are recognised and
+not processed twice. Bolt answers 200 even when a listener raises, so listeners log failures with context.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from zoneinfo import ZoneInfo
+
+from slack_bolt import App, BoltResponse
+from slack_bolt.authorization import AuthorizeResult
+from slack_sdk import WebClient
+
+from alerts.clock import Clock
+from bot import answers
+from bot.buttons import press, replace_buttons
+from bot.config import Settings
+from bot.people import Viewer, identify
+from engine.store import ThreadLocalStore
+
+log = logging.getLogger("salesintel.bot")
+COMMANDS = {"/deal-risk": answers.deal_risk, "/pipeline": answers.pipeline, "/winrate": answers.winrate,
+            "/alerts": answers.alerts}  # fmt: skip
+SEEN_EVENTS = 2000
+
+
+@dataclass
+class BotDeps:
+    stores: ThreadLocalStore
+    settings: Settings
+    clock: Clock
+    pinned_as_of: date | None = None
+
+    @property
+    def timezone(self) -> ZoneInfo:
+        return ZoneInfo(self.settings.timezone)
+
+    def context(self) -> answers.BotContext:
+        return answers.BotContext(self.stores.get(), self.settings, self.clock.now(), self.pinned_as_of)
+
+    def viewer(self, slack_id: str) -> Viewer:
+        store = self.stores.get()
+        cached = dict(store.db.execute("SELECT rep_id, slack_id FROM slack_users").fetchall())
+        return identify(slack_id, self.settings.alerts.routing, cached, self.settings.bot)
+
+
+def create_app(deps: BotDeps, token: str, signing_secret: str, client: WebClient, verify_requests: bool = True) -> App:
+    """A Bolt App that never calls auth.test at start-up and verifies Slack's signature (unless told not to)."""
+
+    def authorize(enterprise_id=None, team_id=None, user_id=None, logger=None) -> AuthorizeResult:
+        return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, bot_token=token)
+
+    app = App(
+        signing_secret=signing_secret, client=client, authorize=authorize, token_verification_enabled=False,
+        request_verification_enabled=verify_requests, listener_executor=ThreadPoolExecutor(max_workers=16),
+        logger=logging.getLogger("salesintel.bolt"), name="salesintel",
+    )  # fmt: skip
+    app.middleware(_skip_repeated_events(OrderedDict()))
+    for name, answer in COMMANDS.items():
+        app.command(name)(_command_listener(deps, answer))
+    app.action(re.compile(r"^alert_(ack|snooze_1d|snooze_1w)$"))(_button_listener(deps))
+    app.action("alert_snooze_pick")(_open_snooze_modal(deps))
+    app.view("snooze_until")(_snooze_until_submitted(deps))
+    app.event("app_home_opened")(_home_listener(deps))
+    return app
+
+
+def _skip_repeated_events(seen: OrderedDict) -> Callable:
+    def middleware(body, next, logger):
+        event_id = body.get("event_id") if isinstance(body, dict) else None
+        if event_id:
+            if event_id in seen:
+                log.info("repeated event skipped", extra={"event": "slack_retry_skipped", "event_id": event_id})
+                return BoltResponse(status=200, body="")
+            seen[event_id] = True
+            while len(seen) > SEEN_EVENTS:
+                seen.popitem(last=False)
+        return next()
+
+    return middleware
+
+
+def _command_listener(deps: BotDeps, answer: Callable) -> Callable:
+    def listener(ack, command):
+        try:
+            message = answer(deps.context(), deps.viewer(command["user_id"]), command.get("text") or "")
+        except Exception:
+            log.exception("command failed", extra={"event": "command_failed", "command": command.get("command")})
+            ack(response_type="ephemeral", text="Sorry, something went wrong answering that. It has been logged.")
+            return
+        ack(response_type="ephemeral", text=message.text, blocks=message.blocks)
+        log.info("command answered", extra={"event": "command", "command": command.get("command"),
+                                            "user": command["user_id"]})  # fmt: skip
+
+    return listener
+
+
+def _where(body: dict) -> tuple[str | None, str | None]:
+    container = body.get("container") or {}
+    channel = container.get("channel_id") or (body.get("channel") or {}).get("id")
+    return channel, container.get("message_ts")
+
+
+def _apply(deps: BotDeps, client: WebClient, body: dict, user: str, action_id: str, alert_id: int,
+           channel: str | None, ts: str | None, blocks: list[dict], until: datetime | None = None) -> None:  # fmt: skip
+    outcome = press(deps.stores.get(), deps.settings.alerts, deps.timezone, deps.viewer(user), action_id, alert_id,
+                    deps.clock.now(), until)  # fmt: skip
+    log.info("alert button", extra={"event": "alert_button", "action": action_id, "alert_id": alert_id, "user": user,
+                                    "changed": outcome.changed, "refused": bool(outcome.refused)})  # fmt: skip
+    if outcome.refused:
+        if channel:
+            client.chat_postEphemeral(channel=channel, user=user, text=outcome.refused)
+        return
+    if outcome.changed and channel and ts and blocks:
+        client.chat_update(channel=channel, ts=ts, text=outcome.note, blocks=replace_buttons(blocks, alert_id, outcome.note))
+    elif outcome.changed and channel:
+        client.chat_postEphemeral(channel=channel, user=user, text=outcome.note)
+
+
+def _button_listener(deps: BotDeps) -> Callable:
+    def listener(ack, body, action, client):
+        ack()
+        channel, ts = _where(body)
+        blocks = (body.get("message") or {}).get("blocks") or []
+        _apply(deps, client, body, body["user"]["id"], action["action_id"], int(action["value"]), channel, ts, blocks)
+
+    return listener
+
+
+def _open_snooze_modal(deps: BotDeps) -> Callable:
+    def listener(ack, body, action, client):
+        ack()
+        channel, ts = _where(body)
+        metadata = json.dumps({"alert_id": int(action["value"]), "channel": channel, "ts": ts})
+        client.views_open(trigger_id=body["trigger_id"], view={
+            "type": "modal", "callback_id": "snooze_until", "private_metadata": metadata,
+            "title": {"type": "plain_text", "text": "Snooze alert"}, "submit": {"type": "plain_text", "text": "Snooze"},
+            "blocks": [{"type": "input", "block_id": "until", "label": {"type": "plain_text", "text": "Until"},
+                        "element": {"type": "datepicker", "action_id": "date"}}],
+        })  # fmt: skip
+
+    return listener
+
+
+def _snooze_until_submitted(deps: BotDeps) -> Callable:
+    def listener(ack, body, view, client):
+        picked = view["state"]["values"]["until"]["date"].get("selected_date")
+        today = deps.clock.now().astimezone(deps.timezone).date()
+        if not picked or date.fromisoformat(picked) <= today:
+            ack(response_action="errors", errors={"until": "Pick a day after today."})
+            return
+        ack()
+        meta = json.loads(view["private_metadata"])
+        until = datetime.combine(date.fromisoformat(picked), time(8, 0), deps.timezone)
+        _apply(deps, client, body, body["user"]["id"], "alert_snooze_until", meta["alert_id"], meta.get("channel"),
+               meta.get("ts"), [], until)  # fmt: skip
+
+    return listener
+
+
+def _home_listener(deps: BotDeps) -> Callable:
+    def listener(event, client):
+        user = event["user"]
+        client.views_publish(user_id=user, view=answers.home_view(deps.context(), deps.viewer(user)))
+        log.info("home published", extra={"event": "home", "user": user})
+
+    return listener

@@ -1,0 +1,59 @@
+"""Acknowledge and snooze, as the alert buttons perform them: permission, the state change, the new message.
+
+Idempotent by construction: the ledger reports whether anything changed, and an unchanged click updates nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from alerts.ledger import AlertLedger, AlertNotFound
+from alerts.settings import AlertsSettings
+from bot.people import Viewer, can_act_on_alert
+from engine.store import Store
+
+SNOOZES = {"alert_snooze_1d": timedelta(days=1), "alert_snooze_1w": timedelta(weeks=1)}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    refused: str | None = None
+    """Why the click was refused (shown only to the clicker)."""
+    changed: bool = False
+    note: str = ""
+    """What happened, in words, e.g. "Acknowledged by <@U1> at 10:42"."""
+
+
+def press(store: Store, settings: AlertsSettings, timezone: ZoneInfo, viewer: Viewer, action_id: str, alert_id: int,
+          now: datetime, until: datetime | None = None) -> Outcome:  # fmt: skip
+    ledger = AlertLedger(store)
+    try:
+        alert = ledger.get(alert_id)
+    except AlertNotFound:
+        return Outcome(refused=f"Alert #{alert_id} no longer exists.")
+    if not can_act_on_alert(viewer, alert, settings.routing):
+        return Outcome(refused="Only the people this alert was sent to, and their managers, can act on it.")
+    local = now.astimezone(timezone).strftime("%H:%M")
+    if action_id == "alert_ack":
+        change = ledger.acknowledge(alert_id, viewer.slack_id, now)
+        state = change.alert
+        if change.changed:
+            return Outcome(changed=True, note=f":white_check_mark: Acknowledged by <@{viewer.slack_id}> at {local}")
+        return Outcome(note=f"Already {state['state']}" + (f" by <@{state['acked_by']}>" if state["acked_by"] else ""))
+    end = until or now + SNOOZES[action_id]
+    change = ledger.snooze(alert_id, end, viewer.slack_id, now)
+    if change.changed:
+        when = end.astimezone(timezone).strftime("%a %d %b %H:%M")
+        return Outcome(changed=True, note=f":zzz: Snoozed by <@{viewer.slack_id}> at {local} until {when}")
+    return Outcome(note=f"Already {change.alert['state']}: nothing changed")
+
+
+def replace_buttons(blocks: list[dict], alert_id: int, note: str) -> list[dict]:
+    """The message's blocks with this alert's buttons replaced by what happened."""
+    block_id = f"alert:{alert_id}"
+    replaced = [b if b.get("block_id") != block_id else
+                {"type": "context", "block_id": f"{block_id}:done", "elements": [{"type": "mrkdwn", "text": note}]}
+                for b in blocks]  # fmt: skip
+    return replaced

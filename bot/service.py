@@ -1,0 +1,259 @@
+"""`salesintel run`: the Bolt app and the alert scheduler in one process. The composition root.
+
+Modes, chosen by the environment:
+- HTTP: `SLACK_BOT_TOKEN` + `SLACK_SIGNING_SECRET` → a threaded WSGI server on `--port` serving `/slack/events`
+  (signatures verified) and `GET /healthz`;
+- Socket Mode: `SLACK_APP_TOKEN` (+ `SLACK_BOT_TOKEN`) → Bolt's Socket Mode handler, plus `/healthz` on `--port`;
+- terminal: no credentials → alerts print to the terminal and slash commands typed on stdin go through the very
+  same Bolt handlers (no signature on local input). End of input stops the service.
+A background APScheduler job ticks the alert `Scheduler` and then delivers the outbox. SIGTERM (or SIGINT) stops
+taking requests, lets in-flight requests and the current tick finish, shuts the scheduler down and exits 0.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from socketserver import ThreadingMixIn
+from typing import TextIO
+from urllib.parse import urlencode
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from zoneinfo import ZoneInfo
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_bolt.request import BoltRequest
+
+from alerts.clock import SystemClock
+from alerts.delivery import Deliverer, SlackSender, TerminalSender, _blocks_as_text, slack_client
+from alerts.jobs import RefreshJob, build_jobs, misfire_grace
+from alerts.outbox import Outbox, OutboxMessage
+from alerts.runs import AlertEnvironment
+from alerts.schedule import Scheduler
+from bot.app import BotDeps, create_app
+from bot.config import Settings, store_path
+from engine.refresh import EngineSettings
+from engine.store import ThreadLocalStore
+
+log = logging.getLogger("salesintel.service")
+DEFAULT_API_URL = "https://slack.com/api/"
+TERMINAL_COMMANDS = ("/deal-risk", "/pipeline", "/winrate", "/alerts")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    bot_token: str | None
+    signing_secret: str | None
+    app_token: str | None
+    api_url: str
+
+    @classmethod
+    def from_environment(cls) -> "Credentials":
+        return cls(os.environ.get("SLACK_BOT_TOKEN") or None, os.environ.get("SLACK_SIGNING_SECRET") or None,
+                   os.environ.get("SLACK_APP_TOKEN") or None, os.environ.get("SLACK_API_URL") or DEFAULT_API_URL)  # fmt: skip
+
+    @property
+    def mode(self) -> str:
+        if self.app_token and self.bot_token:
+            return "socket"
+        if self.bot_token and self.signing_secret:
+            return "http"
+        return "terminal"
+
+
+class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = False  # shutdown waits for requests in flight
+    block_on_close = True
+
+
+class QuietHandler(WSGIRequestHandler):
+    def log_message(self, *args) -> None:  # requests are logged as structured events by the app
+        pass
+
+
+@dataclass
+class Worker:
+    """What the background scheduler runs every tick: due jobs, then delivery. One tick at a time."""
+
+    deps: BotDeps
+    engine: EngineSettings
+    credentials: Credentials
+    refresh_job: RefreshJob
+    started: datetime
+    stopping: threading.Event
+    terminal: TextIO | None = None
+    last_tick: datetime | None = None
+    _last_sent: dict = field(default_factory=dict)
+    _dm_channels: dict = field(default_factory=dict)
+
+    def environment(self) -> AlertEnvironment:
+        return AlertEnvironment(self.deps.stores.get(), self.deps.settings.alerts, self.deps.timezone)
+
+    def scheduler(self) -> Scheduler:
+        env = self.environment()
+        self.refresh_job.env = env
+        return Scheduler(env.store, build_jobs(env, self.refresh_job), self.deps.clock, misfire_grace(env), self.started)
+
+    def tick(self) -> None:
+        if self.stopping.is_set():
+            return
+        try:
+            self.scheduler().tick()
+            self.deliver()
+        except Exception:
+            log.exception("tick failed", extra={"event": "tick_failed"})
+        self.last_tick = self.deps.clock.now()
+
+    def deliver(self) -> int:
+        store = self.deps.stores.get()
+        if self.credentials.bot_token:
+            sender = SlackSender(slack_client(self.credentials.bot_token, self.credentials.api_url),
+                                 self.deps.settings.alerts, store, self._dm_channels)  # fmt: skip
+        else:
+            sender = TerminalSender(self.terminal)
+        deliverer = Deliverer(store, sender, self.deps.settings.alerts, self.deps.clock, self.deps.timezone, self._last_sent)
+        return deliverer.deliver_due(should_stop=self.stopping.is_set)
+
+
+def health(deps: BotDeps, worker: Worker, background: BackgroundScheduler) -> tuple[int, dict]:
+    """Store, scheduler and last-refresh state; 503 when the store cannot be read."""
+    try:
+        store = deps.stores.get()
+        refresh = store.latest_refresh()
+        snapshot = store.latest_snapshot()
+        outbox = Outbox(store).statuses()
+    except Exception as error:  # a health check reports failure instead of raising it
+        return 503, {"status": "error", "store": {"ok": False, "error": str(error)}}
+    schedule = worker.scheduler().next_fire_times() if background.running else {}
+    stale = deps.context().stale()
+    body = {
+        "status": "ok" if background.running and not stale else "degraded",
+        "store": {"ok": True, "path": str(deps.stores.path)},
+        "scheduler": {"running": background.running, "last_tick": worker.last_tick.isoformat() if worker.last_tick else None,
+                      "next": {job: (t.isoformat() if t else None) for job, t in schedule.items()}},
+        "last_refresh": {"id": refresh.id, "as_of": refresh.as_of.isoformat(), "computed_at": refresh.computed_at.isoformat(),
+                         "model": refresh.metrics.get("model", {}).get("version")} if refresh else None,
+        "data": {"snapshot_taken_at": snapshot.taken_at.isoformat() if snapshot else None, "stale": stale},
+        "outbox": outbox,
+    }  # fmt: skip
+    return 200, body
+
+
+def wsgi_app(bolt_handler: SlackRequestHandler | None, health_check):
+    def application(environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if path == "/healthz" and environ["REQUEST_METHOD"] == "GET":
+            status, body = health_check()
+            data = json.dumps(body).encode()
+            start_response(f"{status} {'OK' if status == 200 else 'Service Unavailable'}",
+                           [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])  # fmt: skip
+            return [data]
+        if path == "/slack/events" and bolt_handler is not None:
+            return bolt_handler(environ, start_response)
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b"not found"]
+
+    return application
+
+
+def run(settings: Settings, config_path: Path, port: int, pinned_as_of: date | None, stdin: TextIO = sys.stdin,
+        stdout: TextIO = sys.stdout) -> int:  # fmt: skip
+    credentials = Credentials.from_environment()
+    stopping = threading.Event()
+    clock = SystemClock(stopping)
+    stores = ThreadLocalStore(store_path(settings, config_path))
+    deps = BotDeps(stores, settings, clock, pinned_as_of)
+    engine = EngineSettings(settings.metrics, settings.model, settings.anomalies)
+    watch = settings.alerts.schedule.watch_folder
+    env = AlertEnvironment(stores.get(), settings.alerts, ZoneInfo(settings.timezone))
+    refresh_job = RefreshJob(env, engine, settings.ingest, pinned_as_of,
+                             (config_path.parent / watch) if watch else None)  # fmt: skip
+    worker = Worker(deps, engine, credentials, refresh_job, clock.now(), stopping,
+                    stdout if credentials.mode == "terminal" else None)  # fmt: skip
+    log.info("starting", extra={"event": "starting", "mode": credentials.mode, "port": port,
+                                "as_of": pinned_as_of.isoformat() if pinned_as_of else None,
+                                "store": str(stores.path)})  # fmt: skip
+    first = refresh_job(clock.now(), clock.now())
+    log.info("first refresh", extra={"event": "first_refresh", "note": first})
+
+    background = BackgroundScheduler(timezone=ZoneInfo(settings.timezone))
+    background.add_job(worker.tick, "interval", seconds=settings.alerts.schedule.tick_seconds, id="tick",
+                       max_instances=1, coalesce=True, next_run_time=datetime.now(ZoneInfo(settings.timezone)),
+                       misfire_grace_time=None)  # fmt: skip
+    background.start()
+
+    token = credentials.bot_token or "xoxb-terminal"
+    client = slack_client(None, credentials.api_url)  # the token comes from `authorize`, per request
+    app = create_app(deps, token, credentials.signing_secret or "terminal", client,
+                     verify_requests=credentials.mode != "terminal")  # fmt: skip
+    server = None
+    if credentials.mode in ("http", "socket"):
+        handler = SlackRequestHandler(app) if credentials.mode == "http" else None
+        server = make_server("0.0.0.0", port, wsgi_app(handler, lambda: health(deps, worker, background)),
+                             server_class=ThreadingWSGIServer, handler_class=QuietHandler)  # fmt: skip
+        threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
+        log.info("listening", extra={"event": "listening", "port": server.server_port})
+    socket_handler = None
+    if credentials.mode == "socket":
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        socket_handler = SocketModeHandler(app, credentials.app_token)
+        socket_handler.connect()
+
+    def stop(signum, frame) -> None:
+        log.info("stopping", extra={"event": "stopping", "signal": signal.Signals(signum).name})
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    if credentials.mode == "terminal":
+        threading.Thread(target=_terminal_loop, args=(app, settings, stdin, stdout, stopping), name="stdin", daemon=True).start()
+    stopping.wait()
+
+    if server is not None:
+        server.shutdown()
+        server.server_close()
+    if socket_handler is not None:
+        socket_handler.close()
+    background.shutdown(wait=True)
+    log.info("stopped", extra={"event": "stopped"})
+    return 0
+
+
+def _terminal_loop(app, settings: Settings, stdin: TextIO, stdout: TextIO, stopping: threading.Event) -> None:
+    """Slash commands typed on stdin, dispatched through the Bolt app exactly as Slack's would be."""
+    stdout.write(f"salesintel (terminal mode). Type {', '.join(TERMINAL_COMMANDS)} (e.g. /deal-risk D00042); "
+                 "end input (Ctrl-D) to stop.\n")  # fmt: skip
+    stdout.flush()
+    for line in stdin:
+        line = line.strip()
+        if not line:
+            continue
+        command, _, text = line.partition(" ")
+        if command not in TERMINAL_COMMANDS:
+            stdout.write(f"unknown command {command}: try {', '.join(TERMINAL_COMMANDS)} (each takes `help`)\n")
+            stdout.flush()
+            continue
+        body = urlencode({"command": command, "text": text, "user_id": settings.bot.terminal_user, "user_name": "terminal",
+                          "team_id": "TTERMINAL", "channel_id": "CTERMINAL", "trigger_id": "terminal",
+                          "response_url": "http://localhost/terminal"})  # fmt: skip
+        response = app.dispatch(BoltRequest(body=body, headers={"content-type": ["application/x-www-form-urlencoded"]}))
+        stdout.write(_answer_as_text(response.body) + "\n")
+        stdout.flush()
+    stopping.set()
+
+
+def _answer_as_text(body: str) -> str:
+    try:
+        payload = json.loads(body)
+    except json.JSONDecodeError:
+        return body
+    message = OutboxMessage(0, "", "answer", "", payload.get("text", ""), payload.get("blocks") or [], 0, None)
+    return _blocks_as_text(message)

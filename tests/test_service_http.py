@@ -1,0 +1,243 @@
+"""`salesintel run` end to end: a subprocess on a free port, Slack's real request shapes signed as Slack signs
+them, and a local Slack Web API stand-in that records what the bot sent back."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import pytest
+import yaml
+
+from alerts.ledger import AlertLedger
+from engine.ingest import read_snapshot
+from engine.refresh import EngineSettings, refresh
+from engine.settings import AnomalySettings, IngestSettings, MetricsSettings, ModelSettings
+from engine.store import Store
+from tests import slack_requests as slack
+from tests.engine_fixtures import ROOT
+from tests.slack_standin import SlackStandIn
+
+SECRET, TOKEN = "8f742231b10e8888abcd99yyyzzz85a5", "xoxb-17653672481-19874698323-pdFZKVeTuE8sk7oOcBrzbqgy"
+CONFIG = {
+    "timezone": "America/New_York",
+    "alerts": {"realtime": {"min_amount": 45000, "min_risk": 0.5}, "control_share": 0.0, "routing": {"users": {"rep_2": {"slack": "U002", "manager": "mgr_a"}, "rep_3": {"slack": "U003", "manager": "mgr_b"},
+                                     "mgr_a": {"slack": "U901"}, "mgr_b": {"slack": "U902"}}}},
+    "bot": {"visibility": "owner_and_managers", "executives": ["UEXEC"]},
+}  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("service")
+    (tmp / "config.yaml").write_text(yaml.safe_dump(CONFIG))
+    store = Store.open(tmp / "store.db")
+    taken = datetime.now(timezone.utc)
+    store.save_snapshot(read_snapshot(ROOT / "data/skygeni_sales_data.csv", IngestSettings()), taken, taken)
+    with store.db.conn:
+        store.db.execute("UPDATE deals SET deal_name = '<!channel> & friends' WHERE deal_id = 'D00005'")
+    refresh(store, EngineSettings(MetricsSettings(), ModelSettings(), AnomalySettings()), date(2024, 3, 1), taken)
+    with store.db.conn:
+        alert = AlertLedger(store).open_episode("high_value_at_risk", "D00005", 0.8, False, ["user:rep_2", "user:mgr_a"],
+                                                {}, taken)  # fmt: skip
+    standin = SlackStandIn().start()
+    port = free_port()
+    env = {**os.environ, "SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": standin.url,
+           "SALESINTEL_DB": str(tmp / "store.db")}  # fmt: skip
+    log_path = tmp / "service.log"
+    process = subprocess.Popen([sys.executable, "-m", "bot", "--config", str(tmp / "config.yaml"), "run", "--port",
+                                str(port), "--as-of", "2024-03-01"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                               stderr=log_path.open("w"))  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(base + "/healthz", timeout=1)
+            break
+        except OSError:
+            assert process.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.1)
+    yield {"base": base, "standin": standin, "process": process, "log": log_path, "alert": alert["id"],
+           "store": tmp / "store.db"}
+    if process.poll() is None:
+        process.kill()
+    standin.stop()
+
+
+def command(service, name: str, text: str, user: str) -> tuple[int, dict]:
+    status, body = slack.send(service["base"] + "/slack/events", slack.slash_command(name, text, user),
+                              "application/x-www-form-urlencoded", SECRET)  # fmt: skip
+    return status, json.loads(body) if body.startswith("{") else {"raw": body}
+
+
+def all_text(answer: dict) -> str:
+    return json.dumps(answer.get("blocks", []), ensure_ascii=False) + answer.get("text", "")
+
+
+def calls(service, method: str, since: int = 0):
+    return [c for c in service["standin"].calls[since:] if c.method == method]
+
+
+def wait_for(predicate, timeout: float = 5.0):
+    deadline = time.monotonic() + timeout
+    while not (result := predicate()):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+    return result
+
+
+def test_url_verification_challenge_is_answered(service):
+    status, body = slack.send(service["base"] + "/slack/events", slack.url_verification("3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"),
+                              "application/json", SECRET)  # fmt: skip
+    assert status == 200 and "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P" in body
+
+
+def test_deal_risk_answers_the_owner_ephemerally_with_escaped_name_and_buttons(service):
+    status, answer = command(service, "/deal-risk", "  d00005 ", "U002")
+    assert status == 200 and answer["response_type"] == "ephemeral"
+    text = all_text(answer)
+    assert "&lt;!channel&gt; &amp; friends (D00005)" in text and "<!channel>" not in text
+    assert "risk *55%*" in text and "data as of 2024-03-01" in text and "Method: segment win rates shrunk" in text
+    buttons = [b for b in answer["blocks"] if b["type"] == "actions"]
+    assert buttons and buttons[0]["block_id"] == f"alert:{service['alert']}"
+
+
+def test_deal_risk_accepts_a_pasted_crm_link(service):
+    status, answer = command(service, "/deal-risk", "<https://crm.example.com/deals/D00005|Acme>", "UEXEC")
+    assert status == 200 and "(D00005)" in all_text(answer)
+
+
+@pytest.mark.parametrize("text, expected", [("D99999", "no deal D99999 in the snapshot of"), ("", "Which deal?"),
+                                            ("help", "/deal-risk D01234"), ("???", "is not a deal id")])  # fmt: skip
+def test_deal_risk_without_a_usable_id_gets_a_short_hint(service, text, expected):
+    status, answer = command(service, "/deal-risk", text, "U002")
+    assert status == 200 and expected in all_text(answer) and "Traceback" not in all_text(answer)
+
+
+def test_another_teams_rep_gets_a_polite_refusal_that_reveals_nothing(service):
+    status, answer = command(service, "/deal-risk", "D00005", "U003")
+    text = all_text(answer)
+    assert status == 200 and "only look at deals of your own team" in text
+    assert "$45k" not in text and "rep_2" not in text and "channel" not in text
+
+
+def test_forged_signature_is_rejected_and_changes_nothing(service):
+    before = len(service["standin"].calls)
+    body = slack.block_actions("U002", "alert_ack", str(service["alert"]), [])
+    status, _ = slack.send(service["base"] + "/slack/events", body, "application/x-www-form-urlencoded", SECRET, forged=True)
+    assert status == 401
+    assert AlertLedger(Store.open(service["store"])).get(service["alert"])["state"] == "open"
+    time.sleep(0.2)
+    assert len(service["standin"].calls) == before or all(c.method != "chat.update" for c in service["standin"].calls[before:])
+
+
+def test_stale_timestamp_is_rejected(service):
+    body = slack.slash_command("/deal-risk", "D00005", "U002")
+    status, _ = slack.send(service["base"] + "/slack/events", body, "application/x-www-form-urlencoded", SECRET,
+                           timestamp=int(time.time()) - 6 * 60)  # fmt: skip
+    assert status == 401
+
+
+def test_pipeline_winrate_and_alerts_answer_within_the_callers_scope(service):
+    _, manager = command(service, "/pipeline", "", "U901")
+    assert "Open pipeline (your team)" in all_text(manager)
+    _, rep = command(service, "/pipeline", "", "U002")
+    assert "Open pipeline (you)" in all_text(rep)
+    _, winrate = command(service, "/winrate", "lead_source", "U002")
+    assert "*Outbound* (lead_source)" in all_text(winrate) and "within chance" in all_text(winrate)
+    _, segment = command(service, "/winrate", "APAC", "U002")
+    assert "*APAC* (region)" in all_text(segment)
+    _, alerts = command(service, "/alerts", "", "U002")
+    assert f"#{service['alert']}" in all_text(alerts)
+
+
+def test_a_user_without_permission_cannot_act_on_an_alert(service):
+    since = len(service["standin"].calls)
+    body = slack.block_actions("U003", "alert_ack", str(service["alert"]), [])
+    status, _ = slack.send(service["base"] + "/slack/events", body, "application/x-www-form-urlencoded", SECRET)
+    assert status == 200
+    refusal = wait_for(lambda: calls(service, "chat.postEphemeral", since))
+    assert refusal[0].args["user"] == "U003" and "Only the people this alert was sent to" in refusal[0].args["text"]
+    assert AlertLedger(Store.open(service["store"])).get(service["alert"])["state"] == "open"
+
+
+def test_acknowledge_updates_the_message_in_place_once_even_on_a_double_click(service):
+    alert_id = service["alert"]
+    _, answer = command(service, "/deal-risk", "D00005", "U002")
+    since = len(service["standin"].calls)
+    body = slack.block_actions("U901", "alert_ack", str(alert_id), answer["blocks"])
+    for _ in range(2):
+        status, _ = slack.send(service["base"] + "/slack/events", body, "application/x-www-form-urlencoded", SECRET)
+        assert status == 200
+    update = wait_for(lambda: calls(service, "chat.update", since))
+    time.sleep(0.3)
+    assert len(calls(service, "chat.update", since)) == 1, "the second click changes nothing"
+    args = update[0].args
+    assert args["channel"] == "D002" and args["ts"] == "1700000001.000100"
+    done = [b for b in args["blocks"] if b.get("block_id") == f"alert:{alert_id}:done"]
+    assert done and done[0]["elements"][0]["text"].startswith(":white_check_mark: Acknowledged by <@U901> at ")
+    assert not [b for b in args["blocks"] if b["type"] == "actions"]
+    row = AlertLedger(Store.open(service["store"])).get(alert_id)
+    assert row["state"] == "acknowledged" and row["acked_by"] == "U901"
+
+
+def test_snooze_until_a_date_from_the_modal(service):
+    store = Store.open(service["store"])
+    with store.db.conn:
+        other = AlertLedger(store).open_episode("high_value_at_risk", "D00052", 0.8, False, ["user:rep_2"], {},
+                                                datetime.now(timezone.utc))  # fmt: skip
+    body = slack.view_submission("U002", other["id"], "2030-01-15")
+    status, _ = slack.send(service["base"] + "/slack/events", body, "application/x-www-form-urlencoded", SECRET)
+    assert status == 200
+    row = wait_for(lambda: (r := AlertLedger(Store.open(service["store"])).get(other["id"]))["state"] == "snoozed" and r)
+    assert row["snoozed_until"].startswith("2030-01-15T08:00:00-05:00")
+
+
+def test_app_home_is_published_and_a_replayed_retry_is_not_processed_twice(service):
+    since = len(service["standin"].calls)
+    body = slack.app_home_opened("U002", "Ev0HOME1")
+    status, _ = slack.send(service["base"] + "/slack/events", body, "application/json", SECRET)
+    assert status == 200
+    published = wait_for(lambda: calls(service, "views.publish", since))
+    assert published[0].args["user_id"] == "U002"
+    view = published[0].args["view"]
+    view = json.loads(view) if isinstance(view, str) else view
+    assert view["type"] == "home" and "Your deals at risk" in json.dumps(view)
+    status, _ = slack.send(service["base"] + "/slack/events", body, "application/json", SECRET,
+                           extra_headers={"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"})  # fmt: skip
+    assert status == 200
+    time.sleep(0.3)
+    assert len(calls(service, "views.publish", since)) == 1
+
+
+def test_healthz_reports_store_scheduler_and_last_refresh(service):
+    with urllib.request.urlopen(service["base"] + "/healthz", timeout=5) as response:
+        health = json.loads(response.read())
+    assert health["store"]["ok"] and health["scheduler"]["running"]
+    assert health["last_refresh"]["as_of"] == "2024-03-01"
+    assert set(health["scheduler"]["next"]) == {"refresh", "daily", "weekly", "monthly"}
+
+
+def test_sigterm_drains_and_exits_cleanly_and_logs_hold_no_secret(service):
+    process = service["process"]
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=20) == 0
+    log = Path(service["log"]).read_text()
+    lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    assert lines and lines[-1]["event"] == "stopped"
+    assert TOKEN not in log and SECRET not in log and "xoxb-" not in log
