@@ -32,7 +32,7 @@ def segment_sections(segments: list[dict], show_all: bool) -> list[dict]:
 
 
 def velocity_statement(velocity: dict, alpha: float) -> str:
-    won, lost, p = velocity["won"], velocity["lost"], velocity["p_value"]
+    p = velocity["p_value"]
     if p is None:
         return "not enough won and lost deals to compare"
     verdict = "a real difference" if p <= alpha else "no real difference"

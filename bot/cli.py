@@ -129,14 +129,10 @@ def metrics(obj, as_of: datetime | None, as_json: bool, show_all: bool) -> None:
 def risk(obj, deal_id: str, as_of: datetime | None, as_json: bool) -> None:
     """Risk, P(win) and reasons for one open deal (computes the refresh for --as-of if there is none)."""
     settings, config_path = obj
-    store = _open_store(settings, config_path)
-    result = store.latest_refresh(_as_date(as_of))
+    result = _refresh_for(obj, as_of)
     try:
-        if result is None:
-            click.echo(f"no refresh{' as of ' + f'{as_of:%Y-%m-%d}' if as_of else ''} yet: computing one...", err=True)
-            result = refresh(store, _engine(settings), _as_date(as_of), datetime.now(timezone.utc))
-        answer = look_up(store, result, deal_id)
-    except (RefreshError, DealLookupError) as error:
+        answer = look_up(_open_store(settings, config_path), result, deal_id)
+    except DealLookupError as error:
         raise click.ClickException(str(error)) from error
     model = result.metrics.get("model", {})
     if as_json:
@@ -247,6 +243,7 @@ def _refresh_for(obj, as_of: datetime | None):
     store = _open_store(settings, config_path)
     result = store.latest_refresh(_as_date(as_of))
     if result is None:
+        click.echo(f"no refresh{' as of ' + f'{as_of:%Y-%m-%d}' if as_of else ''} yet: computing one...", err=True)
         try:
             result = refresh(store, _engine(settings), _as_date(as_of), datetime.now(timezone.utc))
         except RefreshError as error:

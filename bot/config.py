@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-
-import yaml
 from typing import Literal
 
+import yaml
 from pydantic import Field, ValidationError
 
 from alerts.settings import AlertsSettings

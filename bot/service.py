@@ -19,7 +19,7 @@ import signal
 import sys
 import threading
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from socketserver import ThreadingMixIn
 from typing import TextIO

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 from engine.features import deal_attributes, landmark_examples
@@ -83,7 +82,3 @@ def gather_evidence(history: pd.DataFrame, landmarks: list[int], amount_edges: l
     ages = shrink(by_age["sum"], by_age["count"], overall)
     return Evidence(overall, len(history), per_dimension, ages, landmarks)
 
-
-def nearest_landmark(ages: np.ndarray, landmarks: list[int]) -> np.ndarray:
-    """The largest landmark not above each age."""
-    return np.asarray(landmarks)[np.searchsorted(landmarks, ages, side="right") - 1]

@@ -16,7 +16,7 @@ import pandas as pd
 from scipy.special import expit, logit
 
 from engine.asof import AsOfView
-from engine.evidence import ATTRIBUTE_DIMENSIONS, Evidence, Reason, nearest_landmark
+from engine.evidence import ATTRIBUTE_DIMENSIONS, Evidence, Reason
 from engine.features import open_deal_features
 from engine.model import SIGNIFICANT, TrainedModel, predict
 from engine.settings import MetricsSettings, ModelSettings

@@ -12,11 +12,10 @@ from alerts.render import MAX_BLOCKS, escape_mrkdwn, render_message, within_limi
 from alerts.reports import ReportInputs, realtime_context
 from alerts.runs import AlertEnvironment, report_message
 from alerts.settings import AlertsSettings
-from engine.refresh import EngineSettings, refresh
-from engine.settings import AnomalySettings, MetricsSettings, ModelSettings
-from engine.store import Store
 from engine.ingest import read_snapshot
-from engine.settings import IngestSettings
+from engine.refresh import EngineSettings, refresh
+from engine.settings import AnomalySettings, IngestSettings, MetricsSettings, ModelSettings
+from engine.store import Store
 from tests.engine_fixtures import ROOT
 
 HOSTILE = "<!channel> & <@U123> <https://evil.example|click>"

@@ -22,7 +22,8 @@ from tests.engine_fixtures import LATER, ROOT, bundled
 AS_OF = date(2024, 3, 1)
 
 
-def anomalies_of(deals, settings=AnomalySettings()):
+def anomalies_of(deals, settings: AnomalySettings | None = None):
+    settings = settings or AnomalySettings()
     view = view_as_of(deals, AS_OF, LATER)
     return find_anomalies(view.history, deals[deals["created_date"] <= pd.Timestamp(AS_OF)], AS_OF, settings)
 
