@@ -87,8 +87,9 @@ def deal_risk(ctx: BotContext, viewer: Viewer, text: str) -> Message:
     if alert and not can_act_on_alert(viewer, alert, ctx.settings.alerts.routing):
         alert = None
     velocity = refresh.metrics["velocity"]["won"]
+    since = ctx.store.stage_since(refresh.snapshot_id, refresh.as_of, score["deal_id"]).get(score["deal_id"]) if score["deal_stage"] else None
     return render_message(
-        "answer_deal_risk", s=score, model=refresh.metrics.get("model", {}), as_of=refresh.as_of.isoformat(),
+        "answer_deal_risk", stage_days=(refresh.as_of - since).days if since else None, s=score, model=refresh.metrics.get("model", {}), as_of=refresh.as_of.isoformat(),
         stale=ctx.stale(), owners=ctx.owners(), alert=alert, actions=recommended_actions(score["reasons"]),
         typical_days=velocity["median"], typical_n=velocity["n"], deal_name=answer.deal.get("deal_name"),
     )  # fmt: skip

@@ -86,10 +86,16 @@ def _create_alert_tables(db: sqlite_utils.Database) -> None:
     db["slack_users"].create({"rep_id": str, "slack_id": str, "email": str, "looked_up_at": str}, pk="rep_id")
 
 
+def _index_deals_by_id(db: sqlite_utils.Database) -> None:
+    """A deal across snapshots (stage history) is looked up by id alone."""
+    db["deals"].create_index(["deal_id", "snapshot_id"])
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _create_core_tables,
     _create_model_tables,
     _create_alert_tables,
+    _index_deals_by_id,
 ]
 
 
@@ -278,7 +284,7 @@ class Store:
                                " AND closed_date <= ?", [snapshot_id, until.isoformat()]).fetchall()  # fmt: skip
         return dict(rows)
 
-    def stage_since(self, snapshot_id: int, as_of: date) -> dict[str, date]:
+    def stage_since(self, snapshot_id: int, as_of: date, deal_id: str | None = None) -> dict[str, date]:
         """deal → the first day a snapshot (taken by `as_of`) showed it in the stage it has in `snapshot_id`.
 
         Needs several snapshots to say anything: with one, every deal entered its stage when it was taken.
@@ -288,11 +294,12 @@ class Store:
             "SELECT current.deal_id, MIN(s.taken_at) FROM deals AS current"
             " JOIN deals AS earlier ON earlier.deal_id = current.deal_id AND earlier.deal_stage = current.deal_stage"
             " JOIN snapshots AS s ON s.id = earlier.snapshot_id"
-            " WHERE current.snapshot_id = ? AND current.outcome IS NULL AND s.taken_at <= ?"
+            " WHERE current.snapshot_id = ? AND current.outcome IS NULL AND substr(s.taken_at, 1, 10) <= ?"
+            + (" AND current.deal_id = ?" if deal_id else "") +
             " GROUP BY current.deal_id HAVING COUNT(DISTINCT s.id) > 1",
-            [snapshot_id, f"{as_of.isoformat()}T23:59:59.999999+99:99"],
+            [snapshot_id, as_of.isoformat(), *([deal_id] if deal_id else [])],
         ).fetchall()  # fmt: skip
-        return {deal_id: datetime.fromisoformat(taken).date() for deal_id, taken in rows}
+        return {found: datetime.fromisoformat(taken).date() for found, taken in rows}
 
     def score(self, refresh_id: int, deal_id: str) -> dict | None:
         rows = list(self.db["scores"].rows_where("refresh_id = ? AND deal_id = ?", [refresh_id, deal_id]))
