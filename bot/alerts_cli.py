@@ -121,6 +121,36 @@ def register(main: click.Group, open_refresh) -> None:
         click.echo(f"alert #{alert_id} snoozed until {end:%Y-%m-%d %H:%M %Z}" if change.changed
                    else f"alert #{alert_id} is {change.alert['state']}: nothing changed")  # fmt: skip
 
+    @main.group(invoke_without_command=True)
+    @click.pass_context
+    def users(ctx: click.Context) -> None:
+        """Slack users of reps and managers: from config (alerts.routing.users) and the store; `users set` adds one."""
+        if ctx.invoked_subcommand:
+            return
+        settings, config_path = ctx.obj
+        store = alert_environment(settings, config_path).store
+        stored = dict(store.db.execute("SELECT rep_id, slack_id FROM slack_users").fetchall())
+        configured = {p: e.get("slack") or f"(email {e['email']})" for p, e in settings.alerts.routing.users.items()
+                      if e.get("slack") or e.get("email")}  # fmt: skip
+        for person in sorted(set(stored) | set(configured)):
+            source = "config" if person in configured and not configured[person].startswith("(") else "store"
+            click.echo(f"{person:<14} {stored.get(person) or configured.get(person):<14} {source}")
+        if not stored and not configured:
+            click.echo("no Slack users known: add them under alerts.routing.users or with `salesintel users set`")
+
+    @users.command("set")
+    @click.argument("person")
+    @click.argument("slack_id")
+    @click.pass_obj
+    def users_set(obj, person: str, slack_id: str) -> None:
+        """Map a rep or manager id to a Slack user id, in the store (config entries still win)."""
+        settings, config_path = obj
+        store = alert_environment(settings, config_path).store
+        with store.db.conn:
+            store.db.execute("INSERT OR REPLACE INTO slack_users (rep_id, slack_id, email, looked_up_at)"
+                             " VALUES (?, ?, NULL, ?)", [person, slack_id, datetime.now(timezone.utc).isoformat()])  # fmt: skip
+        click.echo(f"{person} → {slack_id}")
+
     @main.command()
     @click.option("--limit", type=int, default=None, help="stop after this many messages")
     @click.pass_obj

@@ -137,3 +137,10 @@ def test_alert_commands_acknowledge_idempotently(tmp_path):
     again = salesintel(tmp_path, "alerts", "ack", "1", "--by", "maria")
     assert "already acknowledged: nothing changed" in again.stdout
     assert "no alert #9" in salesintel(tmp_path, "alerts", "snooze", "9", "--for", "1d").stderr
+
+
+def test_a_slack_user_set_in_the_store_is_listed_and_used_for_mentions(tmp_path):
+    assert "rep_7 → U0777" in salesintel(tmp_path, "users", "set", "rep_7", "U0777").stdout
+    assert "rep_7          U0777          store" in salesintel(tmp_path, "users").stdout
+    row = sqlite3.connect(tmp_path / "s.db").execute("SELECT slack_id FROM slack_users WHERE rep_id = 'rep_7'").fetchone()
+    assert row == ("U0777",)
