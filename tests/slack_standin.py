@@ -30,6 +30,8 @@ class SlackStandIn:
     channel_errors: dict[str, str] = field(default_factory=dict)
     """channel → error code answered (ok: false) for every post to it."""
     delay_seconds: float = 0.0
+    socket_url: str | None = None
+    """What apps.connections.open answers (a local WebSocket server for Socket Mode tests)."""
     calls: list[Call] = field(default_factory=list)
     _faults: dict[str, deque] = field(default_factory=lambda: defaultdict(deque))
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -115,6 +117,8 @@ class SlackStandIn:
     def _ok(self, method: str, args: dict, call: Call) -> dict:
         if method == "auth.test":
             return {"ok": True, "user_id": "UBOT", "team_id": "T0001", "bot_id": "B0001", "user": "salesintel"}
+        if method == "apps.connections.open":
+            return {"ok": True, "url": self.socket_url} if self.socket_url else {"ok": False, "error": "not_allowed"}
         if method == "users.lookupByEmail":
             user = self.users_by_email.get(args.get("email", ""))
             return {"ok": True, "user": {"id": user}} if user else {"ok": False, "error": "users_not_found"}
