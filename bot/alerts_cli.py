@@ -12,28 +12,31 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from alerts.clock import SystemClock
-from alerts.delivery import Deliverer, SlackSender, TerminalSender, _blocks_as_text, slack_client
 from alerts.ledger import AlertLedger, AlertNotFound
-from alerts.outbox import Outbox, OutboxMessage
-from alerts.runs import AlertEnvironment, NothingToReport, realtime_preview, report_message
 from bot.config import Settings, store_path
 from engine.store import Store
 
 SLACK_API_URL = "https://slack.com/api/"
 
 
-def alert_environment(settings: Settings, config_path: Path) -> AlertEnvironment:
+def alert_environment(settings: Settings, config_path: Path):
+    from alerts.runs import AlertEnvironment
+
     return AlertEnvironment(Store.open(store_path(settings, config_path)), settings.alerts, ZoneInfo(settings.timezone))
 
 
 def print_message(target: str, kind: str, text: str, blocks: list[dict]) -> None:
+    from alerts.delivery import _blocks_as_text
+    from alerts.outbox import OutboxMessage
+
     click.echo(f"{'─' * 72}\n→ {target} [{kind}]")
     click.echo(_blocks_as_text(OutboxMessage(0, "", kind, target, text, blocks, 0, None)))
 
 
-def render_report(env: AlertEnvironment, kind: str, refresh) -> None:
+def render_report(env, kind: str, refresh) -> None:
     """Render one run of `kind` to the terminal; nothing is recorded or sent."""
+    from alerts.runs import realtime_preview, report_message
+
     now = datetime.now(timezone.utc)
     if kind == "realtime":
         previews = realtime_preview(env, now, refresh)
@@ -57,6 +60,8 @@ def register(main: click.Group, open_refresh) -> None:
     @click.pass_obj
     def report(obj, kind: str, as_of: datetime | None) -> None:
         """Render one alert run to the terminal without sending or recording anything."""
+        from alerts.runs import NothingToReport
+
         settings, config_path = obj
         refresh = open_refresh(obj, as_of)
         try:
@@ -156,6 +161,10 @@ def register(main: click.Group, open_refresh) -> None:
     @click.pass_obj
     def deliver(obj, limit: int | None) -> None:
         """Deliver queued messages: to Slack with SLACK_BOT_TOKEN (at SLACK_API_URL), else to this terminal."""
+        from alerts.clock import SystemClock
+        from alerts.delivery import Deliverer, SlackSender, TerminalSender, slack_client
+        from alerts.outbox import Outbox
+
         settings, config_path = obj
         env = alert_environment(settings, config_path)
         token = os.environ.get("SLACK_BOT_TOKEN")

@@ -7,19 +7,20 @@ import os
 import sys
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from alerts.pipeline_summary import render_pipeline_summary
-from alerts.render import render_text
 from bot.alerts_cli import register as register_alert_commands
 from bot.config import ConfigError, Settings, load_settings, store_path
-from engine.backtest import AlertRule, backtest
 from engine.ingest import IngestError, ParsedSnapshot, read_snapshot
-from engine.lookup import DealLookupError, look_up
-from engine.refresh import EngineSettings, RefreshError, refresh, train_model
 from engine.store import Store, StoreError
-from engine.synth import SynthSpec, generate
+
+if TYPE_CHECKING:
+    from engine.refresh import EngineSettings
+
+# Commands import the heavier parts (scikit-learn, scipy, Slack SDK, Jinja) when they run, so that quick
+# commands such as `ingest` start fast.
 
 AS_OF = click.option("--as-of", "as_of", type=click.DateTime(["%Y-%m-%d"]), default=None,
                      help="date to compute as of, YYYY-MM-DD (default: when the snapshot was taken)")
@@ -78,6 +79,8 @@ def _open_store(settings: Settings, config_path: Path) -> Store:
 
 
 def _engine(settings: Settings) -> EngineSettings:
+    from engine.refresh import EngineSettings
+
     return EngineSettings(settings.metrics, settings.model, settings.anomalies)
 
 
@@ -90,6 +93,7 @@ def _as_date(value: datetime | None) -> date | None:
 @click.pass_obj
 def refresh_command(obj, as_of: datetime | None) -> None:
     """Compute metrics for the newest snapshot as of a date and keep them in the store."""
+    from engine.refresh import RefreshError, refresh
     settings, config_path = obj
     store = _open_store(settings, config_path)
     try:
@@ -109,6 +113,7 @@ def refresh_command(obj, as_of: datetime | None) -> None:
 @click.pass_obj
 def metrics(obj, as_of: datetime | None, as_json: bool, show_all: bool) -> None:
     """Print the pipeline summary of the latest refresh (for --as-of, the latest refresh of that date)."""
+    from alerts.pipeline_summary import render_pipeline_summary
     settings, config_path = obj
     store = _open_store(settings, config_path)
     result = store.latest_refresh(_as_date(as_of))
@@ -128,6 +133,8 @@ def metrics(obj, as_of: datetime | None, as_json: bool, show_all: bool) -> None:
 @click.pass_obj
 def risk(obj, deal_id: str, as_of: datetime | None, as_json: bool) -> None:
     """Risk, P(win) and reasons for one open deal (computes the refresh for --as-of if there is none)."""
+    from alerts.render import render_text
+    from engine.lookup import DealLookupError, look_up
     settings, config_path = obj
     result = _refresh_for(obj, as_of)
     try:
@@ -149,6 +156,7 @@ def risk(obj, deal_id: str, as_of: datetime | None, as_json: bool) -> None:
 @click.pass_obj
 def train_command(obj, as_of: datetime | None) -> None:
     """Train a new model version as of a date; the next refresh for that date uses it."""
+    from engine.refresh import RefreshError, train_model
     settings, config_path = obj
     store = _open_store(settings, config_path)
     try:
@@ -178,6 +186,7 @@ def train_command(obj, as_of: datetime | None) -> None:
 def synth(count: int, seed: int, noise: bool, decay: float, start: datetime, days: int, out: Path | None,
           truth: Path | None) -> None:
     """Write a synthetic CRM snapshot (SkyGeni layout) with planted effects of known size."""
+    from engine.synth import SynthSpec, generate
     spec = SynthSpec(deals=count, seed=seed, start=start.date(), days=days, noise=noise, decay_per_quarter=decay)
     data = generate(spec)
     out = out or Path(f"synth-{count}-s{seed}{'-noise' if noise else ''}.csv")
@@ -197,6 +206,8 @@ def synth(count: int, seed: int, noise: bool, decay: float, start: datetime, day
 @click.pass_obj
 def backtest_command(obj, as_of: datetime, until: datetime | None, every: int, as_json: bool) -> None:
     """Score the pipeline open at past date(s), then compare with what happened (from the newest snapshot)."""
+    from alerts.render import render_text
+    from engine.backtest import AlertRule, backtest
     settings, config_path = obj
     store = _open_store(settings, config_path)
     snapshot = store.latest_snapshot()
@@ -239,6 +250,7 @@ def models_command(obj) -> None:
 
 def _refresh_for(obj, as_of: datetime | None):
     """The refresh for `as_of` (computed if missing), or the latest one."""
+    from engine.refresh import RefreshError, refresh
     settings, config_path = obj
     store = _open_store(settings, config_path)
     result = store.latest_refresh(_as_date(as_of))
