@@ -16,7 +16,7 @@ import logging
 import sys
 import urllib.error
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Callable, Protocol, TextIO
 
 from slack_sdk import WebClient
@@ -112,16 +112,14 @@ class SlackSender:
         entry = self.settings.routing.users.get(person, {})
         if entry.get("slack"):
             return entry["slack"]
-        cached = self.store.db.execute("SELECT slack_id FROM slack_users WHERE rep_id = ?", [person]).fetchone()
+        cached = self.store.slack_users().get(person)
         if cached:
-            return cached[0]
+            return cached
         if not entry.get("email"):
             raise PermanentError(f"no Slack user for {person}: add slack or email under alerts.routing.users")
         found = self._call(self.client.users_lookupByEmail, email=entry["email"])
         slack_id = found["user"]["id"]
-        with self.store.db.conn:
-            self.store.db.execute("INSERT OR REPLACE INTO slack_users (rep_id, slack_id, email, looked_up_at)"
-                                  " VALUES (?, ?, ?, datetime('now'))", [person, slack_id, entry["email"]])  # fmt: skip
+        self.store.save_slack_user(person, slack_id, entry["email"], datetime.now(timezone.utc))
         return slack_id
 
     @staticmethod

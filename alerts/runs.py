@@ -50,7 +50,7 @@ def gather_inputs(env: AlertEnvironment, refresh: Refresh, now: datetime) -> Rep
     previous = store.refresh_on_or_before(as_of - timedelta(days=7))
     outcomes = store.outcomes(snapshot.id, as_of)
     alerted, held = AlertLedger(store).control_outcomes(outcomes)
-    cached = dict(store.db.execute("SELECT rep_id, slack_id FROM slack_users").fetchall())
+    cached = store.slack_users()
     return ReportInputs(
         metrics=refresh.metrics, scores=store.scores(refresh.id), now=now,
         stale_warning=stale_data(snapshot.taken_at, now, settings), settings=settings,

@@ -134,7 +134,7 @@ def register(main: click.Group, open_refresh) -> None:
             return
         settings, config_path = ctx.obj
         store = alert_environment(settings, config_path).store
-        stored = dict(store.db.execute("SELECT rep_id, slack_id FROM slack_users").fetchall())
+        stored = store.slack_users()
         configured = {p: e.get("slack") or f"(email {e['email']})" for p, e in settings.alerts.routing.users.items()
                       if e.get("slack") or e.get("email")}  # fmt: skip
         for person in sorted(set(stored) | set(configured)):
@@ -151,9 +151,7 @@ def register(main: click.Group, open_refresh) -> None:
         """Map a rep or manager id to a Slack user id, in the store (config entries still win)."""
         settings, config_path = obj
         store = alert_environment(settings, config_path).store
-        with store.db.conn:
-            store.db.execute("INSERT OR REPLACE INTO slack_users (rep_id, slack_id, email, looked_up_at)"
-                             " VALUES (?, ?, NULL, ?)", [person, slack_id, datetime.now(timezone.utc).isoformat()])  # fmt: skip
+        store.save_slack_user(person, slack_id, None, datetime.now(timezone.utc))
         click.echo(f"{person} → {slack_id}")
 
     @main.command()

@@ -54,8 +54,7 @@ class BotContext:
         return stale_data(snapshot.taken_at, self.now, self.settings.alerts) if snapshot else None
 
     def owners(self) -> dict[str, str]:
-        cached = dict(self.store.db.execute("SELECT rep_id, slack_id FROM slack_users").fetchall())
-        return slack_mentions(self.settings.alerts.routing, cached)
+        return slack_mentions(self.settings.alerts.routing, self.store.slack_users())
 
 
 def text_message(text: str) -> Message:

@@ -49,9 +49,7 @@ class BotDeps:
         return answers.BotContext(self.stores.get(), self.settings, self.clock.now(), self.pinned_as_of)
 
     def viewer(self, slack_id: str) -> Viewer:
-        store = self.stores.get()
-        cached = dict(store.db.execute("SELECT rep_id, slack_id FROM slack_users").fetchall())
-        return identify(slack_id, self.settings.alerts.routing, cached, self.settings.bot)
+        return identify(slack_id, self.settings.alerts.routing, self.stores.get().slack_users(), self.settings.bot)
 
 
 def create_app(deps: BotDeps, token: str, signing_secret: str, client: WebClient, verify_requests: bool = True) -> App:

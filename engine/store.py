@@ -253,22 +253,13 @@ class Store:
     def latest_refresh(self, as_of: date | None = None) -> Refresh | None:
         where, params = ("as_of = ?", [as_of.isoformat()]) if as_of else (None, [])
         rows = list(self.db["refreshes"].rows_where(where, params, order_by="id desc", limit=1))
-        if not rows:
-            return None
-        row = rows[0]
-        return Refresh(row["id"], row["snapshot_id"], date.fromisoformat(row["as_of"]),
-                       datetime.fromisoformat(row["computed_at"]), json.loads(row["metrics"]),
-                       row.get("model_id"))  # fmt: skip
+        return _refresh_row(rows[0]) if rows else None
 
     def refresh_on_or_before(self, as_of: date) -> Refresh | None:
         """The newest refresh whose as-of date is on or before `as_of` (e.g. last week's, for a change)."""
         rows = list(self.db["refreshes"].rows_where("as_of <= ?", [as_of.isoformat()], order_by="as_of desc, id desc",
                                                     limit=1))  # fmt: skip
-        if not rows:
-            return None
-        row = rows[0]
-        return Refresh(row["id"], row["snapshot_id"], date.fromisoformat(row["as_of"]),
-                       datetime.fromisoformat(row["computed_at"]), json.loads(row["metrics"]), row.get("model_id"))  # fmt: skip
+        return _refresh_row(rows[0]) if rows else None
 
     def closed_between(self, snapshot_id: int, after: date, until: date, outcome: str | None = None) -> list[dict]:
         """Deals of a snapshot closed in (after, until], optionally with one outcome."""
@@ -346,6 +337,17 @@ class Store:
                                                  order_by="as_of desc, id desc", limit=1))  # fmt: skip
         return _model_row(rows[0]) if rows else None
 
+    # Slack users ----------------------------------------------------------------------------------------
+
+    def slack_users(self) -> dict[str, str]:
+        """person (rep or manager id) → Slack user id, as looked up by email or set with `salesintel users set`."""
+        return dict(self.db.execute("SELECT rep_id, slack_id FROM slack_users").fetchall())
+
+    def save_slack_user(self, person: str, slack_id: str, email: str | None, now: datetime) -> None:
+        with self.db.conn:
+            self.db.execute("INSERT OR REPLACE INTO slack_users (rep_id, slack_id, email, looked_up_at)"
+                            " VALUES (?, ?, ?, ?)", [person, slack_id, email, now.isoformat()])  # fmt: skip
+
     def models(self) -> list[dict]:
         return list(self.db.query("SELECT id, snapshot_id, as_of, trained_at, has_skill, train_from, train_to, deals,"
                                   " examples FROM models ORDER BY id"))  # fmt: skip
@@ -353,6 +355,11 @@ class Store:
 
 SCORE_COLUMNS = ("deal_id", "p_win", "risk", "method", "model_id", "reasons", "deal_amount", "age_days", "deal_stage",
                  "sales_rep_id", "deal_name")  # fmt: skip
+
+
+def _refresh_row(row: dict) -> Refresh:
+    return Refresh(row["id"], row["snapshot_id"], date.fromisoformat(row["as_of"]),
+                   datetime.fromisoformat(row["computed_at"]), json.loads(row["metrics"]), row.get("model_id"))  # fmt: skip
 
 
 def _score_row(row: dict) -> dict:
