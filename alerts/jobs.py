@@ -12,9 +12,13 @@ import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from apscheduler.triggers.cron import CronTrigger
 
 from alerts.runs import AlertEnvironment, NothingToReport, health_checks, ops_alert, realtime_run, report_run
 from alerts.schedule import Job, cron_trigger
+from alerts.settings import REPORT_KINDS, ScheduleSettings
 from engine.ingest import IngestError, file_sha256, read_snapshot
 from engine.refresh import EngineSettings, RefreshError, refresh
 from engine.settings import IngestSettings
@@ -88,14 +92,15 @@ def report_job(kind: str, env: AlertEnvironment):
     return run
 
 
+def job_triggers(schedule: ScheduleSettings, timezone: ZoneInfo) -> dict[str, CronTrigger]:
+    """When each job fires: the one place the configured cron fields become triggers."""
+    return {name: cron_trigger(getattr(schedule, name), timezone) for name in ("refresh", *REPORT_KINDS)}
+
+
 def build_jobs(env: AlertEnvironment, refresh_job: RefreshJob) -> list[Job]:
-    schedule = env.settings.schedule
-    return [
-        Job("refresh", cron_trigger(schedule.refresh, env.timezone), refresh_job),
-        Job("daily", cron_trigger(schedule.daily, env.timezone), report_job("daily", env)),
-        Job("weekly", cron_trigger(schedule.weekly, env.timezone), report_job("weekly", env)),
-        Job("monthly", cron_trigger(schedule.monthly, env.timezone), report_job("monthly", env)),
-    ]
+    triggers = job_triggers(env.settings.schedule, env.timezone)
+    runs = {"refresh": refresh_job, **{kind: report_job(kind, env) for kind in REPORT_KINDS}}
+    return [Job(name, trigger, runs[name]) for name, trigger in triggers.items()]
 
 
 def misfire_grace(env: AlertEnvironment) -> timedelta:

@@ -66,10 +66,6 @@ class Scheduler:
             runs += self._tick_job(job, self.clock.now())
         return runs
 
-    def next_fire_times(self) -> dict[str, datetime | None]:
-        now = self.clock.now()
-        return {job.name: job.trigger.get_next_fire_time(None, now) for job in self.jobs}
-
     def _tick_job(self, job: Job, now: datetime) -> list[JobRun]:
         since = self._last_fire_time(job.name) or self._started
         due = []

@@ -33,7 +33,7 @@ from slack_bolt.request import BoltRequest
 
 from alerts.clock import SystemClock
 from alerts.delivery import Deliverer, SlackSender, TerminalSender, _blocks_as_text, slack_client
-from alerts.jobs import RefreshJob, build_jobs, misfire_grace
+from alerts.jobs import RefreshJob, build_jobs, job_triggers, misfire_grace
 from alerts.outbox import Outbox, OutboxMessage
 from alerts.runs import AlertEnvironment
 from alerts.schedule import Scheduler
@@ -131,7 +131,10 @@ def health(deps: BotDeps, worker: Worker, background: BackgroundScheduler) -> tu
         outbox = Outbox(store).statuses()
     except Exception as error:  # a health check reports failure instead of raising it
         return 503, {"status": "error", "store": {"ok": False, "error": str(error)}}
-    schedule = worker.scheduler().next_fire_times() if background.running else {}
+    # Computed here from the configured triggers: the worker's own jobs belong to the scheduler thread.
+    now = deps.clock.now()
+    triggers = job_triggers(deps.settings.alerts.schedule, deps.timezone) if background.running else {}
+    schedule = {name: trigger.get_next_fire_time(None, now) for name, trigger in triggers.items()}
     stale = deps.context().stale()
     body = {
         "status": "ok" if background.running and not stale else "degraded",
