@@ -56,6 +56,10 @@ class AlertLedger:
             sql, params = sql + " AND rule = ?", [*params, rule]
         return [_decode(r) for r in self._query(sql + " ORDER BY id", params)]
 
+    def active_for_deal(self, deal_id: str) -> list[dict]:
+        rows = self._query("SELECT * FROM alerts WHERE deal_id = ? AND state != ? ORDER BY id", [deal_id, RESOLVED])
+        return [_decode(r) for r in rows]
+
     def listing(self, states: list[str] | None = None, limit: int = 200) -> list[dict]:
         sql, params = "SELECT * FROM alerts", []
         if states:

@@ -25,7 +25,7 @@ from alerts.reports import (
     weekly_context,
 )
 from alerts.routing import deal_recipients, report_target, slack_mentions
-from alerts.rules import drift_problems, high_value_at_risk, stale_data, stalled
+from alerts.rules import Candidate, drift_problems, high_value_at_risk, stale_data, stalled
 from alerts.settings import AlertsSettings
 from engine.store import Refresh, Store
 
@@ -75,8 +75,7 @@ def realtime_run(env: AlertEnvironment, now: datetime, refresh: Refresh | None =
     refresh = refresh or latest_refresh(store)
     inputs = gather_inputs(env, refresh, now)
     ledger, outbox = AlertLedger(store), Outbox(store)
-    candidates = high_value_at_risk(inputs.scores, settings)
-    candidates += stalled(inputs.scores, store.stage_since(refresh.snapshot_id, refresh.as_of), refresh.as_of, settings)
+    candidates = _candidates(env, refresh, inputs)
     counts = {"new": 0, "repeat": 0, "control": 0, "silent": 0, "resolved": 0, "folded": 0}
     day_start = datetime.combine(now.astimezone(env.timezone).date(), datetime.min.time(), env.timezone)
     with store.db.conn:
@@ -113,12 +112,18 @@ def realtime_run(env: AlertEnvironment, now: datetime, refresh: Refresh | None =
     return counts
 
 
+def _candidates(env: AlertEnvironment, refresh: Refresh, inputs: ReportInputs) -> list[Candidate]:
+    """Every deal the real-time rules would speak about now (high value at risk, stalled)."""
+    stage_since = env.store.stage_since(refresh.snapshot_id, refresh.as_of)
+    return (high_value_at_risk(inputs.scores, env.settings)
+            + stalled(inputs.scores, stage_since, refresh.as_of, env.settings))  # fmt: skip
+
+
 def realtime_preview(env: AlertEnvironment, now: datetime, refresh: Refresh | None = None) -> list[tuple[str, Message]]:
     """What the real-time rules would say now, ignoring alert state and writing nothing: (recipients, message)."""
     refresh = refresh or latest_refresh(env.store)
     inputs = gather_inputs(env, refresh, now)
-    stage_since = env.store.stage_since(refresh.snapshot_id, refresh.as_of)
-    candidates = high_value_at_risk(inputs.scores, env.settings) + stalled(inputs.scores, stage_since, refresh.as_of, env.settings)
+    candidates = _candidates(env, refresh, inputs)
     previews = []
     for candidate in candidates:
         recipients = ", ".join(r.split(":", 1)[1] for r in deal_recipients(candidate.score["sales_rep_id"], env.settings.routing))

@@ -82,7 +82,7 @@ def deal_risk(ctx: BotContext, viewer: Viewer, text: str) -> Message:
     if not can_see_deal(viewer, score["sales_rep_id"], ctx.settings.alerts.routing, ctx.settings.bot):
         return text_message("Sorry, you can only look at deals of your own team. The deal's owner or their manager "
                             "can share it with you.")  # fmt: skip
-    alert = next((a for a in AlertLedger(ctx.store).active() if a["deal_id"] == score["deal_id"] and not a["control"]), None)
+    alert = next((a for a in AlertLedger(ctx.store).active_for_deal(score["deal_id"]) if not a["control"]), None)
     if alert and not can_act_on_alert(viewer, alert, ctx.settings.alerts.routing):
         alert = None
     velocity = refresh.metrics["velocity"]["won"]
