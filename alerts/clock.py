@@ -4,7 +4,6 @@ a second (sleeping just moves it forward)."""
 from __future__ import annotations
 
 import threading
-import time
 from datetime import datetime, timedelta, timezone
 from typing import Protocol
 
@@ -32,13 +31,11 @@ class SimulatedClock:
         if start.tzinfo is None:
             raise ValueError("a simulated clock needs an aware datetime")
         self._now = start.astimezone(timezone.utc)
-        self.slept = 0.0
 
     def now(self) -> datetime:
         return self._now
 
     def sleep(self, seconds: float) -> None:
-        self.slept += max(0.0, seconds)
         self.advance(timedelta(seconds=max(0.0, seconds)))
 
     def advance(self, delta: timedelta) -> None:
@@ -47,6 +44,3 @@ class SimulatedClock:
     def set(self, moment: datetime) -> None:
         self._now = moment.astimezone(timezone.utc)
 
-
-def monotonic() -> float:
-    return time.monotonic()

@@ -66,21 +66,22 @@ class TerminalSender:
     def send(self, message: OutboxMessage) -> tuple[str | None, str | None]:
         target = message.target.split(":", 1)[-1]
         rule = "─" * 72
-        self.stream.write(f"{rule}\n→ {target} [{message.kind}]\n{_blocks_as_text(message)}\n")
+        self.stream.write(f"{rule}\n→ {target} [{message.kind}]\n{blocks_as_text(message.blocks, message.text)}\n")
         self.stream.flush()
         return None, None
 
 
-def _blocks_as_text(message: OutboxMessage) -> str:
+def blocks_as_text(blocks: list[dict], fallback: str) -> str:
+    """Block Kit as the terminal shows it: section texts, context lines, buttons in brackets."""
     lines = []
-    for block in message.blocks:
+    for block in blocks:
         if block["type"] in ("section", "header"):
             lines.append(block["text"]["text"])
         elif block["type"] == "context":
             lines.append(" ".join(e.get("text", "") for e in block["elements"]))
         elif block["type"] == "actions":
             lines.append("   ".join(f"[{e['text']['text']}]" for e in block["elements"]))
-    return "\n".join(lines) if lines else message.text
+    return "\n".join(lines) if lines else fallback
 
 
 @dataclass
@@ -143,12 +144,11 @@ class SlackSender:
 class Deliverer:
     """Sends due outbox messages in order, pacing each channel, retrying and reporting as documented above."""
 
-    def __init__(self, store: Store, sender: Sender, settings: AlertsSettings, clock: Clock, timezone=None,
+    def __init__(self, store: Store, sender: Sender, settings: AlertsSettings, clock: Clock,
                  last_sent: dict[str, datetime] | None = None):  # fmt: skip
         """`last_sent` (target → when) carries per-channel pacing across deliverers of one process."""
         self.store, self.sender, self.settings, self.clock = store, sender, settings, clock
         self.outbox = Outbox(store)
-        self.timezone = timezone
         self._last_sent = last_sent if last_sent is not None else {}
 
     def deliver_due(self, limit: int | None = None, should_stop: Callable[[], bool] = lambda: False) -> int:

@@ -63,10 +63,6 @@ class Outbox:
         )  # fmt: skip
         return [OutboxMessage(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7]) for r in cursor.fetchall()]
 
-    def next_due_at(self) -> datetime | None:
-        row = self.conn.execute("SELECT MIN(next_attempt_at) FROM outbox WHERE status = ?", [PENDING]).fetchone()
-        return datetime.fromisoformat(row[0]) if row and row[0] else None
-
     def mark_sending(self, message_id: int) -> None:
         with self.conn:
             self.conn.execute("UPDATE outbox SET status = ?, attempts = attempts + 1 WHERE id = ?", [SENDING, message_id])

@@ -7,7 +7,6 @@ from pydantic import Field, field_validator
 from engine.settings import FrozenSettings
 
 REPORT_KINDS = ("daily", "weekly", "monthly")
-ALL_KINDS = ("realtime", *REPORT_KINDS)
 
 
 class RealtimeRuleSettings(FrozenSettings):

@@ -26,11 +26,10 @@ def alert_environment(settings: Settings, config_path: Path):
 
 
 def print_message(target: str, kind: str, text: str, blocks: list[dict]) -> None:
-    from alerts.delivery import _blocks_as_text
-    from alerts.outbox import OutboxMessage
+    from alerts.delivery import blocks_as_text
 
     click.echo(f"{'─' * 72}\n→ {target} [{kind}]")
-    click.echo(_blocks_as_text(OutboxMessage(0, "", kind, target, text, blocks, 0, None)))
+    click.echo(blocks_as_text(blocks, text))
 
 
 def render_report(env, kind: str, refresh) -> None:
@@ -173,7 +172,7 @@ def register(main: click.Group, open_refresh) -> None:
         recovered = Outbox(env.store).recover()
         if recovered:
             click.echo(f"{recovered} message(s) were in flight at a crash: sending again", err=True)
-        deliverer = Deliverer(env.store, sender, settings.alerts, SystemClock(), env.timezone)
+        deliverer = Deliverer(env.store, sender, settings.alerts, SystemClock())
         sent = deliverer.deliver_due(limit=limit)
         pending = Outbox(env.store).statuses()
         click.echo(f"delivered {sent}; outbox now: {', '.join(f'{k} {v}' for k, v in sorted(pending.items())) or 'empty'}", err=True)

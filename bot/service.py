@@ -32,9 +32,9 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_bolt.request import BoltRequest
 
 from alerts.clock import SystemClock
-from alerts.delivery import Deliverer, SlackSender, TerminalSender, _blocks_as_text, slack_client
+from alerts.delivery import Deliverer, SlackSender, TerminalSender, blocks_as_text, slack_client
 from alerts.jobs import RefreshJob, build_jobs, job_triggers, misfire_grace
-from alerts.outbox import Outbox, OutboxMessage
+from alerts.outbox import Outbox
 from alerts.runs import AlertEnvironment
 from alerts.schedule import Scheduler
 from bot.app import BotDeps, create_app
@@ -118,7 +118,7 @@ class Worker:
                                  self.deps.settings.alerts, store, self._dm_channels)  # fmt: skip
         else:
             sender = TerminalSender(self.terminal)
-        deliverer = Deliverer(store, sender, self.deps.settings.alerts, self.deps.clock, self.deps.timezone, self._last_sent)
+        deliverer = Deliverer(store, sender, self.deps.settings.alerts, self.deps.clock, self._last_sent)
         return deliverer.deliver_due(should_stop=self.stopping.is_set)
 
 
@@ -258,5 +258,4 @@ def _answer_as_text(body: str) -> str:
         payload = json.loads(body)
     except json.JSONDecodeError:
         return body
-    message = OutboxMessage(0, "", "answer", "", payload.get("text", ""), payload.get("blocks") or [], 0, None)
-    return _blocks_as_text(message)
+    return blocks_as_text(payload.get("blocks") or [], payload.get("text", ""))

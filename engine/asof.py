@@ -30,10 +30,6 @@ class AsOfView:
     open: pd.DataFrame
     stage_known: bool
 
-    @property
-    def as_of_timestamp(self) -> pd.Timestamp:
-        return pd.Timestamp(self.as_of)
-
 
 def view_as_of(deals: pd.DataFrame, as_of: date, snapshot_taken: date) -> AsOfView:
     """Split `deals` (as `Store.deals` returns them) into history and open pipeline as of the end of `as_of`."""

@@ -107,7 +107,6 @@ class MetricsSettings(FrozenSettings):
     confidence: float = Field(0.95, gt=0, lt=1)
     amount_bands: list[float] = [10_000, 25_000, 50_000]
     cycle_bands: list[int] = [30, 60, 90]
-    stage_order: list[str] = ["Qualified", "Demo", "Proposal", "Negotiation", "Closed"]
     stage_win_probability: dict[str, float] = {
         "Qualified": 0.10,
         "Demo": 0.25,

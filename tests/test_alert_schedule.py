@@ -76,7 +76,7 @@ def sim(tmp_path_factory) -> Simulation:
         jobs = build_jobs(env, RefreshJob(env, engine, IngestSettings()))
         sender = SlackSender(slack_client("xoxb-test", standin.url), settings, store)
         Outbox(store).recover()
-        return Scheduler(store, jobs, clock, misfire_grace(env)), Deliverer(store, sender, settings, clock, NY)
+        return Scheduler(store, jobs, clock, misfire_grace(env)), Deliverer(store, sender, settings, clock)
 
     scheduler, deliverer = service()
     result = Simulation(store, standin, settings)
