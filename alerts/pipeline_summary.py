@@ -4,11 +4,6 @@ from __future__ import annotations
 
 from alerts.render import render_text
 
-DIMENSION_TITLES = {
-    "industry": "Industry", "region": "Region", "product_type": "Product", "lead_source": "Lead source",
-    "sales_rep_id": "Sales rep", "amount_band": "Deal size", "cycle_band": "Days to close (closed deals)",
-    "deal_stage": "Stage reached (as recorded at close)", "close_quarter": "Quarter of close",
-}  # fmt: skip
 COMPACT_ROWS = 6
 """Segments per dimension shown in the compact summary: the lowest and highest win rates, significant ones always."""
 
@@ -16,7 +11,8 @@ COMPACT_ROWS = 6
 def segment_sections(segments: list[dict], show_all: bool) -> list[dict]:
     """Segments grouped by dimension, sorted by win rate; long dimensions trimmed to their extremes."""
     sections = []
-    for dimension, title in DIMENSION_TITLES.items():
+    titles = {s["dimension"]: s.get("label") or s["dimension"] for s in segments}
+    for dimension, title in titles.items():
         rows = sorted((s for s in segments if s["dimension"] == dimension),
                       key=lambda s: (s["rate"]["rate"] is None, s["rate"]["rate"] or 0))  # fmt: skip
         if not rows:

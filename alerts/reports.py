@@ -11,6 +11,7 @@ from datetime import datetime
 
 from alerts.actions import recommended_actions
 from alerts.settings import AlertsSettings
+from engine.risk_rule import is_at_risk
 from engine.stats import fisher_vs_rest, wilson
 
 LIST_LIMIT = 10
@@ -42,7 +43,9 @@ def cut(items: list, limit: int = LIST_LIMIT) -> tuple[list, int]:
 def _common(inputs: ReportInputs) -> dict:
     m = inputs.metrics
     return {"as_of": m["as_of"], "snapshot": m["snapshot"], "stale": inputs.stale_warning,
-            "model": m.get("model", {}), "overall": m["overall"], "owners": inputs.owners}  # fmt: skip
+            "model": m.get("model", {}), "overall": m["overall"], "owners": inputs.owners,
+            "rule": m.get("risk_rule") or {}, "coverage": m.get("coverage") or {},
+            "excluded": (m.get("fields") or {}).get("excluded", [])}  # fmt: skip
 
 
 def realtime_context(score: dict, rule: str, detail: str, alert_id: int, why: str, inputs: ReportInputs) -> dict:
@@ -53,20 +56,35 @@ def realtime_context(score: dict, rule: str, detail: str, alert_id: int, why: st
             "actions": recommended_actions(score["reasons"], detail if rule == "stalled" else None)}  # fmt: skip
 
 
-def at_risk(inputs: ReportInputs) -> list[dict]:
-    threshold = inputs.settings.realtime.min_risk
-    return [s for s in inputs.scores if s["risk"] > threshold]
+def at_risk(scores: list[dict], metrics: dict) -> list[dict]:
+    """The deals at risk by the refresh's one rule, riskiest value first."""
+    rule = metrics.get("risk_rule")
+    return sorted((s for s in scores if is_at_risk(s, rule)), key=lambda s: s["risk"] * s["deal_amount"], reverse=True)
+
+
+def worth_a_look(scores: list[dict], metrics: dict) -> list[dict]:
+    """Deals at risk first, then the other live deals by risk × amount; stale deals are listed apart."""
+    risky = at_risk(scores, metrics)
+    flagged = {s["deal_id"] for s in risky}
+    rest = sorted((s for s in scores if s["deal_id"] not in flagged and not s.get("stale")),
+                  key=lambda s: s["risk"] * s["deal_amount"], reverse=True)  # fmt: skip
+    return risky + rest
+
+
+def stale_deals(scores: list[dict]) -> list[dict]:
+    return sorted((s for s in scores if s.get("stale")), key=lambda s: s["deal_amount"], reverse=True)
 
 
 def daily_context(inputs: ReportInputs) -> dict:
     """Pipeline summary for managers: pipeline, new alerts, the deals most worth a look, folded overflow."""
     m = inputs.metrics
-    risky = sorted(inputs.scores, key=lambda s: s["risk"] * s["deal_amount"], reverse=True)
-    top, more = cut(risky, inputs.settings.top_deals)
+    top, more = cut(worth_a_look(inputs.scores, m), inputs.settings.top_deals)
     folded, folded_more = cut(inputs.folded)
+    stale_list, stale_more = cut(stale_deals(inputs.scores), 3)
     return {**_common(inputs), "pipeline": m["open_pipeline"], "top": top, "top_more": more,
             "at_risk": _at_risk_totals(inputs), "alerts": inputs.alert_counts, "folded": folded,
-            "folded_more": folded_more, "pqi": m["pqi"]}  # fmt: skip
+            "folded_more": folded_more, "pqi": m["pqi"], "stale_deals": stale_list, "stale_more": stale_more,
+            "cap": inputs.settings.daily_cap_per_recipient}  # fmt: skip
 
 
 def weekly_context(inputs: ReportInputs) -> dict:
@@ -97,10 +115,21 @@ def monthly_context(inputs: ReportInputs) -> dict:
 
 
 def _at_risk_totals(inputs: ReportInputs) -> dict:
-    risky = at_risk(inputs)
-    return {"count": len(risky), "value": sum(s["deal_amount"] for s in risky),
-            "threshold": inputs.settings.realtime.min_risk,
-            "expected_loss": sum(s["risk"] * s["deal_amount"] for s in inputs.scores)}  # fmt: skip
+    return at_risk_totals(inputs.scores, inputs.metrics)
+
+
+def at_risk_totals(scores: list[dict], metrics: dict) -> dict:
+    """Deals at risk (count, value), the rule behind it, and the live and stale pipeline of `scores`: the one
+    place these figures are computed for reports, /pipeline and App Home."""
+    risky = at_risk(scores, metrics)
+    rule = metrics.get("risk_rule") or {}
+    live = [s for s in scores if not s.get("stale")]
+    stale = [s for s in scores if s.get("stale")]
+    return {"count": len(risky), "value": sum(s["deal_amount"] for s in risky), "threshold": rule.get("threshold"),
+            "active": bool(rule.get("active")), "reason": rule.get("reason", ""), "deals": risky,
+            "live_count": len(live), "live_value": sum(s["deal_amount"] for s in live),
+            "stale_count": len(stale), "stale_value": sum(s["deal_amount"] for s in stale),
+            "expected_loss": sum(s["risk"] * s["deal_amount"] for s in live)}  # fmt: skip
 
 
 def _win_rate_change(metrics: dict) -> dict:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from alerts.settings import AlertsSettings
+from engine.risk_rule import is_at_risk
 
 HIGH_VALUE_AT_RISK = "high_value_at_risk"
 STALLED = "stalled"
@@ -23,12 +24,11 @@ class Candidate:
     detail: str
 
 
-def high_value_at_risk(scores: list[dict], settings: AlertsSettings) -> list[Candidate]:
-    """Deals worth more than `min_amount` whose risk exceeds `min_risk`."""
-    rule = settings.realtime
+def high_value_at_risk(scores: list[dict], risk_rule: dict | None, settings: AlertsSettings) -> list[Candidate]:
+    """Deals worth more than `min_amount` that are at risk by the refresh's one risk rule."""
     return [Candidate(HIGH_VALUE_AT_RISK, s["deal_id"], s["risk"], s,
                       f"risk {s['risk']:.0%} on {s['deal_amount']:,.0f}")  # fmt: skip
-            for s in scores if s["deal_amount"] > rule.min_amount and s["risk"] > rule.min_risk]
+            for s in scores if s["deal_amount"] > settings.realtime.min_amount and is_at_risk(s, risk_rule)]
 
 
 def stalled(scores: list[dict], stage_since: dict[str, date], as_of: date, settings: AlertsSettings) -> list[Candidate]:
@@ -41,8 +41,8 @@ def stalled(scores: list[dict], stage_since: dict[str, date], as_of: date, setti
     rule, found = settings.stalled, []
     for score in scores:
         stage = score.get("deal_stage")
-        if not stage:
-            continue
+        if not stage or score.get("stale"):
+            continue  # a stale deal is reported apart (likely dead), not alerted one by one
         if stage not in rule.late_stages and score["age_days"] >= rule.proposal_by_day:
             found.append(Candidate(STALLED, score["deal_id"], score["risk"], score,
                                    f"open {score['age_days']} days and still in {stage} "

@@ -75,7 +75,8 @@ def realtime_run(env: AlertEnvironment, now: datetime, refresh: Refresh | None =
     refresh = refresh or latest_refresh(store)
     inputs = gather_inputs(env, refresh, now)
     ledger, outbox = AlertLedger(store), Outbox(store)
-    candidates = _candidates(env, refresh, inputs)
+    # Riskiest value first, so the per-recipient cap keeps what matters most.
+    candidates = sorted(_candidates(env, refresh, inputs), key=lambda c: (-c.risk * c.score["deal_amount"], c.deal_id))
     counts = {"new": 0, "repeat": 0, "control": 0, "silent": 0, "resolved": 0, "folded": 0}
     day_start = datetime.combine(now.astimezone(env.timezone).date(), datetime.min.time(), env.timezone)
     with store.db.conn:
@@ -115,21 +116,49 @@ def realtime_run(env: AlertEnvironment, now: datetime, refresh: Refresh | None =
 def _candidates(env: AlertEnvironment, refresh: Refresh, inputs: ReportInputs) -> list[Candidate]:
     """Every deal the real-time rules would speak about now (high value at risk, stalled)."""
     stage_since = env.store.stage_since(refresh.snapshot_id, refresh.as_of)
-    return (high_value_at_risk(inputs.scores, env.settings)
+    return (high_value_at_risk(inputs.scores, inputs.metrics.get("risk_rule"), env.settings)
             + stalled(inputs.scores, stage_since, refresh.as_of, env.settings))  # fmt: skip
 
 
-def realtime_preview(env: AlertEnvironment, now: datetime, refresh: Refresh | None = None) -> list[tuple[str, Message]]:
-    """What the real-time rules would say now, ignoring alert state and writing nothing: (recipients, message)."""
+@dataclass(frozen=True)
+class Preview:
+    """What one real-time run would send, before alert state: each message with its recipients, and the cap."""
+
+    messages: list[tuple[str, Message]]
+    """(recipients, message) for every message within the per-recipient daily cap."""
+    folded: dict[str, int]
+    """recipient → messages over the cap, which would roll into the next daily digest."""
+    cap: int
+    rule: dict
+
+
+def realtime_preview(env: AlertEnvironment, now: datetime, refresh: Refresh | None = None) -> Preview:
+    """What the real-time rules would say now, ignoring alert state and writing nothing.
+
+    The per-recipient daily cap applies as in a real run (riskiest first): a message whose every recipient is
+    over the cap is folded, not shown; the counts say how many.
+    """
     refresh = refresh or latest_refresh(env.store)
     inputs = gather_inputs(env, refresh, now)
-    candidates = _candidates(env, refresh, inputs)
+    candidates = sorted(_candidates(env, refresh, inputs), key=lambda c: (-c.risk * c.score["deal_amount"], c.deal_id))
+    cap = env.settings.daily_cap_per_recipient
+    sent: dict[str, int] = {}
+    folded: dict[str, int] = {}
     previews = []
     for candidate in candidates:
-        recipients = ", ".join(r.split(":", 1)[1] for r in deal_recipients(candidate.score["sales_rep_id"], env.settings.routing))
+        targets = deal_recipients(candidate.score["sales_rep_id"], env.settings.routing)
+        within = []
+        for target in targets:
+            if sent.get(target, 0) < cap:
+                sent[target] = sent.get(target, 0) + 1
+                within.append(target)
+            else:
+                folded[target] = folded.get(target, 0) + 1
+        if not within:
+            continue
         context = realtime_context(candidate.score, candidate.rule, candidate.detail, 0, "preview", inputs)
-        previews.append((recipients, render_message("realtime", **context)))
-    return previews
+        previews.append((", ".join(r.split(":", 1)[1] for r in within), render_message("realtime", **context)))
+    return Preview(previews, folded, cap, refresh.metrics.get("risk_rule") or {})
 
 
 def _resolution(alert: dict, inputs: ReportInputs) -> str:

@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, field_validator
 
-from engine.settings import FrozenSettings
+from engine.settings import FrozenSettings, RiskRuleSettings
 
 REPORT_KINDS = ("daily", "weekly", "monthly")
 
 
 class RealtimeRuleSettings(FrozenSettings):
-    """High-value deal at risk: both thresholds must be exceeded."""
+    """High-value deal at risk: amount above `min_amount` and "at risk" by the one risk rule (see `risk_rule`)."""
 
     min_amount: float = Field(50_000, ge=0)
-    min_risk: float = Field(0.70, gt=0, lt=1)
+    min_risk: float | Literal["auto"] = "auto"
+    """Risk threshold, or `auto` (chosen from the holdout for `target_share` of deals flagged and `min_lift`)."""
+    target_share: float = Field(0.10, gt=0, lt=1)
+    min_lift: float = Field(1.25, ge=1)
     risk_step: float = Field(0.10, gt=0, lt=1)
     """Within an episode, alert again when risk has risen by this much since the last alert."""
     repeat_after_days: int = Field(7, ge=1)
     """Within an episode, alert again when this long has passed since the last alert."""
+
+    @property
+    def risk_rule(self) -> RiskRuleSettings:
+        return RiskRuleSettings(min_risk=self.min_risk, target_share=self.target_share, min_lift=self.min_lift)
 
 
 class StalledRuleSettings(FrozenSettings):

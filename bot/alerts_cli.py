@@ -38,13 +38,19 @@ def render_report(env, kind: str, refresh) -> None:
 
     now = datetime.now(timezone.utc)
     if kind == "realtime":
-        previews = realtime_preview(env, now, refresh)
-        if not previews:
-            rule = env.settings.realtime
-            click.echo(f"no deal qualifies for a real-time alert as of {refresh.as_of} (amount > {rule.min_amount:,.0f} "
-                       f"and risk > {rule.min_risk:.0%}; stalled-deal rule needs the stage at that date)")  # fmt: skip
-        for recipients, message in previews:
+        preview = realtime_preview(env, now, refresh)
+        click.echo(f"Real-time alerts as of {refresh.as_of}: deal at risk (amount > {env.settings.realtime.min_amount:,.0f}"
+                   f" and at risk) or stalled; at most {preview.cap} per recipient per day, the rest roll into the next "
+                   f"daily digest.")  # fmt: skip
+        click.echo(preview.rule.get("reason", "No risk rule in this refresh."))
+        if not preview.messages:
+            click.echo(f"no deal qualifies for a real-time alert as of {refresh.as_of} (the stalled-deal rule needs "
+                       f"the stage at that date)")  # fmt: skip
+        for recipients, message in preview.messages:
             print_message(recipients, "realtime", message.text, message.blocks)
+        if preview.folded:
+            over = ", ".join(f"{target.split(':', 1)[1]}: {count}" for target, count in sorted(preview.folded.items()))
+            click.echo(f"{'─' * 72}\nover the daily cap of {preview.cap} (folded into the next daily digest): {over}")
         return
     message, _ = report_message(kind, env, now, refresh)
     print_message(env.settings.routing.channels[kind], kind, message.text, message.blocks)

@@ -12,11 +12,13 @@ from datetime import date, datetime
 from alerts.actions import recommended_actions
 from alerts.ledger import AlertLedger
 from alerts.render import Message, render_message
+from alerts.reports import at_risk_totals, worth_a_look
 from alerts.routing import slack_mentions
 from alerts.rules import stale_data
 from bot.config import Settings
 from bot.people import Viewer, can_act_on_alert, can_see_deal, reps_in_scope
 from engine.lookup import DealLookupError, look_up
+from engine.risk_rule import is_at_risk
 from engine.store import Refresh, Store
 
 HELP = {
@@ -25,18 +27,19 @@ HELP = {
     "pipeline": "`/pipeline` — your open pipeline (yours as a rep, your team's as a manager, everything for "
                 "executives): count and value, revenue at risk, the riskiest deals.",
     "winrate": "`/winrate` — the overall win rate with its interval. `/winrate lead_source` (or industry, region, "
-               "product, rep, deal size, days, stage, quarter) — every segment of that dimension, tested against "
-               "the rest. `/winrate APAC` — one segment, and whether its difference is real.",
+               "product, rep, deal size, or any field of your CRM layout) — every segment of that field, tested "
+               "against the rest. `/winrate APAC` — one segment, and whether its difference is real.",
     "alerts": "`/alerts` — the open alerts you receive or manage, with their state.",
 }  # fmt: skip
 DIMENSION_WORDS = {
     "lead_source": "lead_source", "lead": "lead_source", "source": "lead_source", "industry": "industry",
     "region": "region", "product": "product_type", "product_type": "product_type", "rep": "sales_rep_id",
     "reps": "sales_rep_id", "owner": "sales_rep_id", "sales_rep_id": "sales_rep_id", "amount": "amount_band",
-    "size": "amount_band", "deal size": "amount_band", "amount_band": "amount_band", "days": "cycle_band",
-    "cycle": "cycle_band", "cycle_band": "cycle_band", "stage": "deal_stage", "deal_stage": "deal_stage",
-    "quarter": "close_quarter", "close_quarter": "close_quarter",
+    "size": "amount_band", "deal size": "amount_band", "amount_band": "amount_band", "deal_amount": "amount_band",
+    "days": "sales_cycle_days", "cycle": "sales_cycle_days", "cycle_band": "sales_cycle_days",
+    "stage": "deal_stage", "deal_stage": "deal_stage", "quarter": "closed_date", "close_quarter": "closed_date",
 }  # fmt: skip
+"""Words people type for a field; a field's own name and label work too."""
 
 
 @dataclass(frozen=True)
@@ -87,8 +90,10 @@ def deal_risk(ctx: BotContext, viewer: Viewer, text: str) -> Message:
         alert = None
     velocity = refresh.metrics["velocity"]["won"]
     since = ctx.store.stage_since(refresh.snapshot_id, refresh.as_of, score["deal_id"]).get(score["deal_id"]) if score["deal_stage"] else None
+    rule = refresh.metrics.get("risk_rule") or {}
     return render_message(
         "answer_deal_risk", stage_days=(refresh.as_of - since).days if since else None, s=score, model=refresh.metrics.get("model", {}), as_of=refresh.as_of.isoformat(),
+        at_risk=is_at_risk(score, rule), rule=rule,
         stale=ctx.stale(), owners=ctx.owners(), alert=alert, actions=recommended_actions(score["reasons"]),
         typical_days=velocity["median"], typical_n=velocity["n"], deal_name=answer.deal.get("deal_name"),
     )  # fmt: skip
@@ -105,15 +110,12 @@ def pipeline(ctx: BotContext, viewer: Viewer, text: str) -> Message:
         return text_message("I don't know which deals are yours: ask an admin to add your Slack id under "
                             "`alerts.routing.users`.")  # fmt: skip
     scores = [s for s in ctx.store.scores(refresh.id) if scope is None or s["sales_rep_id"] in scope]
-    threshold = ctx.settings.alerts.realtime.min_risk
-    risky = [s for s in scores if s["risk"] > threshold]
-    top = sorted(scores, key=lambda s: s["risk"] * s["deal_amount"], reverse=True)[:5]
+    totals = at_risk_totals(scores, refresh.metrics)
     who = "everyone" if scope is None else ("your team" if len(scope) > 1 else "you")
     return render_message(
-        "answer_pipeline", who=who, count=len(scores), value=sum(s["deal_amount"] for s in scores),
-        risky_count=len(risky), risky_value=sum(s["deal_amount"] for s in risky), threshold=threshold,
-        expected_loss=sum(s["risk"] * s["deal_amount"] for s in scores), top=top, as_of=refresh.as_of.isoformat(),
-        stale=ctx.stale(), owners=ctx.owners(), model=refresh.metrics.get("model", {}),
+        "answer_pipeline", who=who, totals=totals, top=worth_a_look(scores, refresh.metrics)[:5],
+        rule=refresh.metrics.get("risk_rule") or {}, as_of=refresh.as_of.isoformat(), stale=ctx.stale(),
+        owners=ctx.owners(), model=refresh.metrics.get("model", {}),
     )  # fmt: skip
 
 
@@ -129,14 +131,39 @@ def winrate(ctx: BotContext, viewer: Viewer, text: str) -> Message:
               "stale": ctx.stale(), "min_sample": m["settings"]["min_sample"]}  # fmt: skip
     if not asked:
         return render_message("answer_winrate", asked=None, rows=[], more=0, **common)
-    dimension = DIMENSION_WORDS.get(asked.lower())
-    if dimension:
-        rows = sorted((s for s in m["segments"] if s["dimension"] == dimension), key=lambda s: s["rate"]["rate"] or 0)
+    field = _field_named(asked, m)
+    excluded = {e["field"]: e for e in (m.get("fields") or {}).get("excluded", [])}
+    if field in excluded:
+        e = excluded[field]
+        return text_message(f"{e['label']} is not used for findings: {e['reason']}. A win rate by it would only "
+                            f"restate how deals ended.")  # fmt: skip
+    if field:
+        rows = sorted((s for s in m["segments"] if _segment_field(s) == field), key=lambda s: s["rate"]["rate"] or 0)
     else:
         rows = [s for s in m["segments"] if s["value"].lower() == asked.lower()]
     if not rows:
-        return text_message(f"No segment or dimension called '{asked}'. {HELP['winrate']}")
+        return text_message(f"No segment or field called '{asked}'. {HELP['winrate']}")
     return render_message("answer_winrate", asked=asked, rows=rows[:40], more=max(0, len(rows) - 40), **common)
+
+
+def _segment_field(segment: dict) -> str:
+    """The deal field a segment row cuts by (its dimension is the field, or the band of a number field)."""
+    dimension = segment["dimension"]
+    if dimension == "amount_band":
+        return "deal_amount"
+    return dimension[: -len("_band")] if dimension.endswith("_band") else dimension
+
+
+def _field_named(asked: str, metrics: dict) -> str | None:
+    """The field a person means by `asked`: a known word, a field name, or a field's label (any case)."""
+    word = asked.lower()
+    if word in DIMENSION_WORDS:
+        return "deal_amount" if DIMENSION_WORDS[word] == "amount_band" else DIMENSION_WORDS[word]
+    fields = metrics.get("fields") or {}
+    for entry in [*fields.get("used", []), *fields.get("excluded", [])]:
+        if word in (entry["field"].lower(), entry["label"].lower()):
+            return entry["field"]
+    return None
 
 
 def alerts(ctx: BotContext, viewer: Viewer, text: str) -> Message:
@@ -158,10 +185,11 @@ def home_view(ctx: BotContext, viewer: Viewer) -> dict:
     scores = []
     if refresh is not None and (scope is None or scope):
         scores = [s for s in ctx.store.scores(refresh.id) if scope is None or s["sales_rep_id"] in scope]
-    threshold = ctx.settings.alerts.realtime.min_risk
-    risky = sorted((s for s in scores if s["risk"] > threshold), key=lambda s: s["risk"] * s["deal_amount"], reverse=True)
+    totals = at_risk_totals(scores, refresh.metrics) if refresh else at_risk_totals([], {})
+    risky = totals["deals"]
     message = render_message(
-        "home", risky=risky[:15], risky_more=max(0, len(risky) - 15), threshold=threshold, alerts=visible_alerts(ctx, viewer)[:15],
+        "home", risky=risky[:15], risky_more=max(0, len(risky) - 15), totals=totals,
+        rule=(refresh.metrics.get("risk_rule") or {}) if refresh else {}, alerts=visible_alerts(ctx, viewer)[:15],
         known=scope is None or bool(scope), as_of=refresh.as_of.isoformat() if refresh else None, stale=ctx.stale(),
         owners=ctx.owners(), updated=ctx.now.strftime("%Y-%m-%d %H:%M UTC"),
     )  # fmt: skip

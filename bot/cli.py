@@ -81,7 +81,7 @@ def _open_store(settings: Settings, config_path: Path) -> Store:
 def _engine(settings: Settings) -> EngineSettings:
     from engine.refresh import EngineSettings
 
-    return EngineSettings(settings.metrics, settings.model, settings.anomalies)
+    return EngineSettings(settings.metrics, settings.model, settings.anomalies, settings.alerts.realtime.risk_rule)
 
 
 def _as_date(value: datetime | None) -> date | None:
@@ -100,10 +100,9 @@ def refresh_command(obj, as_of: datetime | None) -> None:
         result = refresh(store, _engine(settings), _as_date(as_of), datetime.now(timezone.utc))
     except RefreshError as error:
         raise click.ClickException(str(error)) from error
-    metrics = result.metrics
-    click.echo(f"refresh #{result.id} of snapshot #{result.snapshot_id} as of {result.as_of}: "
-               f"{metrics['overall']['n']} closed deals, {metrics['open_pipeline']['count']} open; "
-               f"{metrics['significant']} of {metrics['comparisons']} segment comparisons significant")
+    from alerts.render import render_text
+
+    click.echo(render_text("refresh.txt.j2", r=result, m=result.metrics), nl=False)
 
 
 @main.command()
@@ -141,14 +140,19 @@ def risk(obj, deal_id: str, as_of: datetime | None, as_json: bool) -> None:
         answer = look_up(_open_store(settings, config_path), result, deal_id)
     except DealLookupError as error:
         raise click.ClickException(str(error)) from error
+    from engine.risk_rule import is_at_risk
+
     model = result.metrics.get("model", {})
+    rule = result.metrics.get("risk_rule") or {}
+    at_risk = is_at_risk(answer.score, rule)
     if as_json:
-        payload = {**answer.score, "as_of": result.as_of.isoformat(), "snapshot_id": answer.snapshot.id,
+        payload = {**answer.score, "at_risk": at_risk, "risk_rule": {k: rule.get(k) for k in ("threshold", "active", "reason")},
+                   "as_of": result.as_of.isoformat(), "snapshot_id": answer.snapshot.id,
                    "model_version": model.get("version"), "model_has_skill": model.get("has_skill"),
                    "model_verdict": model.get("verdict")}  # fmt: skip
         click.echo(json.dumps(payload, indent=2))
     else:
-        click.echo(render_text("deal_risk.txt.j2", a=answer, model=model), nl=False)
+        click.echo(render_text("deal_risk.txt.j2", a=answer, model=model, at_risk=at_risk, rule=rule), nl=False)
 
 
 @main.command("train")
@@ -207,14 +211,13 @@ def synth(count: int, seed: int, noise: bool, decay: float, start: datetime, day
 def backtest_command(obj, as_of: datetime, until: datetime | None, every: int, as_json: bool) -> None:
     """Score the pipeline open at past date(s), then compare with what happened (from the newest snapshot)."""
     from alerts.render import render_text
-    from engine.backtest import AlertRule, backtest
+    from engine.backtest import backtest
     settings, config_path = obj
     store = _open_store(settings, config_path)
     snapshot = store.latest_snapshot()
     if snapshot is None:
         raise click.ClickException("the store holds no snapshot yet: run `salesintel ingest PATH` first")
     deals = store.deals(snapshot.id)
-    rule = AlertRule(settings.alerts.realtime.min_amount, settings.alerts.realtime.min_risk)
     dates = [as_of.date()]
     while until and dates[-1] + timedelta(days=every) <= until.date():
         dates.append(dates[-1] + timedelta(days=every))
@@ -223,11 +226,11 @@ def backtest_command(obj, as_of: datetime, until: datetime | None, every: int, a
         if day >= snapshot.taken_at.date():
             raise click.ClickException(f"{day} is not before the snapshot ({snapshot.taken_at:%Y-%m-%d}): "
                                        "there are no later outcomes to compare with")  # fmt: skip
-        reports.append(backtest(deals, snapshot.taken_at.date(), day, rule, settings.model, settings.metrics))
+        reports.append(backtest(deals, snapshot, day, _engine(settings), settings.alerts.realtime.min_amount))
     if as_json:
         click.echo(json.dumps(reports, indent=2))
     else:
-        click.echo(render_text("backtest.txt.j2", reports=reports, rule=rule), nl=False)
+        click.echo(render_text("backtest.txt.j2", reports=reports), nl=False)
 
 
 @main.command("models")

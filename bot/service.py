@@ -173,7 +173,7 @@ def run(settings: Settings, config_path: Path, port: int, pinned_as_of: date | N
     clock = SystemClock(stopping)
     stores = ThreadLocalStore(store_path(settings, config_path))
     deps = BotDeps(stores, settings, clock, pinned_as_of)
-    engine = EngineSettings(settings.metrics, settings.model, settings.anomalies)
+    engine = EngineSettings(settings.metrics, settings.model, settings.anomalies, settings.alerts.realtime.risk_rule)
     watch = settings.alerts.schedule.watch_folder
     env = AlertEnvironment(stores.get(), settings.alerts, ZoneInfo(settings.timezone))
     refresh_job = RefreshJob(env, engine, settings.ingest, pinned_as_of,

@@ -25,6 +25,16 @@ def cycle_band(days: pd.Series, edges: list[int]) -> pd.Series:
     return _cut(days, edges, labels)
 
 
+def number_band(values: pd.Series, edges: list[float]) -> pd.Series:
+    """'<3', '3–8', '≥8' for the given edges (a plain number field's bands); no edges means one band, 'any'."""
+    if not edges:
+        return pd.Series("any", index=values.index, dtype=object).where(values.notna(), None)
+    labels = [f"<{edges[0]:g}"]
+    labels += [f"{low:g}–{high:g}" for low, high in zip(edges, edges[1:])]
+    labels += [f"≥{edges[-1]:g}"]
+    return _cut(values, edges, labels)
+
+
 def _cut(values: pd.Series, edges: list[float], labels: list[str]) -> pd.Series:
     bins = [-float("inf"), *edges, float("inf")]
     banded = pd.cut(pd.to_numeric(values), bins=bins, labels=labels, right=False)

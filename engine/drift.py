@@ -13,15 +13,15 @@ import numpy as np
 import pandas as pd
 
 from engine.evaluation import auc_with_interval, brier
-from engine.features import FEATURE_COLUMNS, landmark_examples, open_deal_features
+from engine.features import landmark_examples, open_deal_features
 from engine.model import TrainedModel, predict
 
 PSI_FLOOR = 1e-4
 """Share used for a level absent on one side, so PSI stays finite."""
 
 
-def feature_shares(frame: pd.DataFrame) -> dict[str, dict[str, float]]:
-    return {column: frame[column].value_counts(normalize=True).to_dict() for column in FEATURE_COLUMNS if column != "age_band"}
+def feature_shares(frame: pd.DataFrame, dimensions: tuple[str, ...]) -> dict[str, dict[str, float]]:
+    return {column: frame[column].value_counts(normalize=True).to_dict() for column in dimensions}
 
 
 def population_stability(expected: dict[str, float], actual: dict[str, float]) -> float:
@@ -31,19 +31,20 @@ def population_stability(expected: dict[str, float], actual: dict[str, float]) -
     return float(np.sum((a - e) * np.log(a / e)))
 
 
-def drift_report(model: TrainedModel, training_shares: dict, open_deals: pd.DataFrame, history: pd.DataFrame,
-                 landmarks: list[int], amount_edges: list[float], min_sample: int, seed: int) -> dict:  # fmt: skip
+def drift_report(model: TrainedModel, open_deals: pd.DataFrame, history: pd.DataFrame, min_sample: int,
+                 seed: int) -> dict:  # fmt: skip
     """PSI per feature of the open pipeline against training (with at least `min_sample` open deals), and skill on
     deals closed since training."""
     psi = {}
     if len(open_deals) >= min_sample:
-        current = feature_shares(open_deal_features(open_deals, landmarks, amount_edges))
-        psi = {feature: population_stability(training_shares.get(feature, {}), shares) for feature, shares in current.items()}
+        current = feature_shares(open_deal_features(open_deals, model.space), model.space.dimensions)
+        psi = {feature: population_stability(model.training_shares.get(feature, {}), shares)
+               for feature, shares in current.items()}  # fmt: skip
     since = history[history["closed_date"] > pd.Timestamp(model.as_of)]
     decay = {"closed_since_training": int(len(since)), "holdout_auc": model.evaluation["auc"]["auc"],
              "holdout_brier_skill": model.evaluation["brier_skill"], "auc": None, "brier_skill": None}  # fmt: skip
-    if len(since) >= min_sample and since["won"].nunique() == 2:
-        examples = landmark_examples(since, landmarks, amount_edges)
+    if len(since) >= min_sample and since["won"].nunique() == 2 and not model.refused:
+        examples = landmark_examples(since, model.space)
         predicted, outcomes = predict(model.pipeline, examples), examples["won"].to_numpy()
         auc = auc_with_interval(outcomes, predicted, examples["deal_id"].to_numpy(), 100, np.random.default_rng(seed))
         base = brier(outcomes, np.full(len(outcomes), model.base_rate))

@@ -1,40 +1,54 @@
-"""What history says about each attribute an open deal has: win rates with n, raw and shrunk.
+"""What history says about each attribute an open deal has: win rates with n and interval, raw and shrunk.
 
-Built once per refresh from the closed deals (one row per deal) and their landmarked examples (for age),
-it gives every score its plain-word reasons ("Outbound lead: 41% won (n=1,246) vs 45% overall") and, when
-the driver model has no skill, the empirical-Bayes probabilities themselves.
+Built once per refresh from the closed deals (one row per deal) and their landmarked examples (for age), it gives
+every reason its plain-word evidence ("Outbound lead: 41% won (n=1,246; 95% CI 38–44%) vs 45% overall") and,
+when the driver model has no skill, the empirical-Bayes probabilities themselves. Whether a level's difference is
+beyond chance is not decided here: it is the segment test of `engine.segments` (Fisher vs rest, BH-controlled),
+so a reason and the segment table can never disagree.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
-from engine.features import deal_attributes, landmark_examples
-from engine.settings import SEGMENT_FIELDS
+from engine.features import landmark_examples
+from engine.fields import FeatureSpace
+from engine.segments import SIGNIFICANT, SegmentResult
 from engine.shrinkage import ShrunkRates, shrink
+from engine.stats import wilson
 
-ATTRIBUTE_DIMENSIONS = (*SEGMENT_FIELDS, "amount_band")
-LABELS = {
-    "lead_source": "{} lead", "industry": "{} industry", "region": "{} region", "product_type": "{} product",
-    "sales_rep_id": "Owner {}", "amount_band": "Deal size {}",
-}  # fmt: skip
+WITHIN_CHANCE, BEYOND_CHANCE = "within chance", "beyond chance"
 
 
 @dataclass(frozen=True)
 class Reason:
-    """One reason behind a score, with the numbers that back it; `effect` < 0 means it lowers P(win)."""
+    """One thing that moves a deal's P(win), with the numbers that back it.
+
+    `effect` is the change in log-odds of winning against a typical deal of the same age (< 0 lowers P(win)).
+    `qualifier` is computed from the evidence's own test, never written by hand: "beyond chance" or
+    "within chance".
+    """
 
     dimension: str
     level: str
     text: str
     effect: float
     significant: bool
+    rate: float | None = None
+    n: int = 0
+    low: float | None = None
+    high: float | None = None
+
+    @property
+    def qualifier(self) -> str:
+        return BEYOND_CHANCE if self.significant else WITHIN_CHANCE
 
     def to_dict(self) -> dict:
         return {"dimension": self.dimension, "level": self.level, "text": self.text, "effect": self.effect,
-                "significant": self.significant}  # fmt: skip
+                "significant": self.significant, "qualifier": self.qualifier, "rate": self.rate, "n": self.n,
+                "low": self.low, "high": self.high}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -44,19 +58,37 @@ class Evidence:
     attributes: dict[str, ShrunkRates]
     ages: ShrunkRates
     """Indexed by landmark age (days): win rate of deals still open at that age."""
-    landmarks: list[int]
+    space: FeatureSpace
+    significant_levels: frozenset = field(default_factory=frozenset)
+    """(dimension, level) pairs whose win rate differs from the rest beyond chance (the segment tests)."""
+    confidence: float = 0.95
 
-    def segment_text(self, dimension: str, level: str) -> str:
-        label = LABELS[dimension].format(level)
+    def attribute_reason(self, dimension: str, level: str, effect: float) -> Reason:
+        label = self.space.level_text(dimension, level)
         table = self.attributes[dimension].table
         if level not in table.index:
-            return f"{label}: no closed deals yet"
+            return Reason(dimension, level, f"{label}: no closed deals yet", effect, False)
         row = table.loc[level]
-        return f"{label}: {row['raw']:.0%} won (n={int(row['n']):,}) vs {self.overall:.0%} overall"
+        rate = wilson(int(row["wins"]), int(row["n"]), self.confidence)
+        text = (f"{label}: {rate.rate:.0%} won (n={rate.n:,}; 95% CI {rate.low:.0%}–{rate.high:.0%}) "
+                f"vs {self.overall:.0%} overall")  # fmt: skip
+        significant = (dimension, level) in self.significant_levels
+        return Reason(dimension, level, text, effect, significant, rate.rate, rate.n, rate.low, rate.high)
 
-    def age_text(self, age_days: int, landmark: int) -> str:
-        row = self.ages.table.loc[landmark]
-        return f"Open {age_days} days; deals still open at {landmark} days won {row['raw']:.0%} (n={int(row['n']):,})"
+    def age_rate(self, landmark: int) -> float:
+        known = [age for age in self.ages.table.index if age <= landmark]
+        return float(self.ages.table.loc[max(known), "raw"]) if known else self.overall
+
+    def age_reason(self, age_days: int, landmark: int, effect: float) -> Reason:
+        known = [age for age in self.ages.table.index if age <= landmark]
+        if not known:
+            return Reason("age", str(landmark), f"Open {age_days} days", effect, False)
+        row = self.ages.table.loc[max(known)]
+        rate = wilson(int(row["wins"]), int(row["n"]), self.confidence)
+        text = (f"Open {age_days} days; deals still open at {max(known)} days won {rate.rate:.0%} "
+                f"(n={rate.n:,}; 95% CI {rate.low:.0%}–{rate.high:.0%}) vs {self.overall:.0%} overall")  # fmt: skip
+        significant = not (rate.low <= self.overall <= rate.high)
+        return Reason("age", str(max(known)), text, effect, significant, rate.rate, rate.n, rate.low, rate.high)
 
     def to_dict(self) -> dict:
         def rows(shrunk: ShrunkRates) -> list[dict]:
@@ -68,17 +100,18 @@ class Evidence:
                 "attributes": {d: rows(s) for d, s in self.attributes.items()}, "ages": rows(self.ages)}  # fmt: skip
 
 
-def gather_evidence(history: pd.DataFrame, landmarks: list[int], amount_edges: list[float]) -> Evidence:
-    attributes = deal_attributes(history, amount_edges)
+def gather_evidence(history: pd.DataFrame, space: FeatureSpace, segments: list[SegmentResult] = (),
+                    confidence: float = 0.95) -> Evidence:  # fmt: skip
+    attributes = space.attributes(history)
     won = history["won"].astype(float).to_numpy()
     overall = float(won.mean()) if len(won) else float("nan")
     per_dimension = {}
-    for dimension in ATTRIBUTE_DIMENSIONS:
+    for dimension in space.dimensions:
         grouped = pd.Series(won, index=attributes.index).groupby(attributes[dimension]).agg(["sum", "count"])
         per_dimension[dimension] = shrink(grouped["sum"], grouped["count"], overall)
-    examples = landmark_examples(history, landmarks, amount_edges)
-    by_age = examples.groupby("landmark")["won"].agg(["sum", "count"]).reindex(landmarks, fill_value=0)
+    examples = landmark_examples(history, space)
+    by_age = examples.groupby("landmark")["won"].agg(["sum", "count"]).reindex(list(space.landmarks), fill_value=0)
     by_age = by_age[by_age["count"] > 0]
     ages = shrink(by_age["sum"], by_age["count"], overall)
-    return Evidence(overall, len(history), per_dimension, ages, landmarks)
-
+    significant = frozenset((s.dimension, s.value) for s in segments if s.status == SIGNIFICANT)
+    return Evidence(overall, len(history), per_dimension, ages, space, significant, confidence)

@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 
 from engine.layouts import LayoutError, ResolvedLayout, choose
+from engine.missing import as_missing
 from engine.settings import IngestSettings
 
 CHUNK_ROWS = 50_000
-SEGMENT_DEFAULT = "Unknown"
 DEAL_COLUMNS = (
     "line", "deal_id", "deal_name", "created_date", "closed_date", "sales_rep_id", "industry", "region",
     "product_type", "lead_source", "deal_stage", "deal_amount", "sales_cycle_days", "outcome",
@@ -51,6 +51,8 @@ class ParsedSnapshot:
     layout: str
     deals: pd.DataFrame
     rejects: list[Reject] = field(default_factory=list)
+    fields: dict[str, dict] = field(default_factory=dict)
+    """Extra fields of the layout (name → its declaration); their values are columns of `deals` by that name."""
 
     @property
     def rows_read(self) -> int:
@@ -113,7 +115,8 @@ def read_snapshot(
         raise IngestError(f"{path}: not a readable CSV file ({error})") from error
     if validator.rows_seen == 0:
         raise IngestError(f"{path}: has a header but no data rows")
-    return ParsedSnapshot(str(path), sha256, resolved.name, validator.deals(), validator.rejects)
+    fields = {name: spec.model_dump() for name, spec in resolved.layout.fields.items()}
+    return ParsedSnapshot(str(path), sha256, resolved.name, validator.deals(), validator.rejects, fields)
 
 
 def _counting_lines(handle, progress: Callable[[int], None] | None) -> Iterator[str]:
@@ -187,9 +190,10 @@ class _Validator:
         self.frames.append(deals.loc[~bad])
 
     def deals(self) -> pd.DataFrame:
+        columns = [*DEAL_COLUMNS, *self.resolved.layout.fields]
         if not self.frames:
-            return pd.DataFrame(columns=DEAL_COLUMNS)
-        return pd.concat(self.frames, ignore_index=True).loc[:, list(DEAL_COLUMNS)]
+            return pd.DataFrame(columns=columns)
+        return pd.concat(self.frames, ignore_index=True).loc[:, columns]
 
     def _text(self, raw: pd.DataFrame, field: str) -> pd.Series:
         if field in self.resolved.index:
@@ -211,7 +215,8 @@ class _Validator:
         out["sales_rep_id"] = self._text(raw, "sales_rep_id")
         fail(out["sales_rep_id"] == "", lambda i: "sales_rep_id is empty")
         for segment in ("industry", "region", "product_type", "lead_source", "deal_stage"):
-            out[segment] = self._text(raw, segment).replace("", SEGMENT_DEFAULT)
+            out[segment] = as_missing(self._text(raw, segment))
+        self._extra_fields(raw, out, fail)
 
         created_text = self._text(raw, "created_date")
         created = self._dates(created_text)
@@ -249,6 +254,23 @@ class _Validator:
                             f"{int(actual.iat[i])} from created to closed")  # fmt: skip
         out["sales_cycle_days"] = cycle.where(cycle.notna(), actual).astype("Int64")
         return out, reasons
+
+    def _extra_fields(self, raw: pd.DataFrame, out: pd.DataFrame, fail) -> None:
+        """The layout's extra columns: text with placeholders as missing, or numbers (a non-number is a reject)."""
+        for name, spec in self.resolved.layout.fields.items():
+            position = next((self.resolved.header_index[c] for c in spec.candidates() if c in self.resolved.header_index), None)
+            if position is None:
+                out[name] = None
+                continue
+            text = as_missing(raw[position].astype(str).str.strip())
+            if spec.kind == "category":
+                out[name] = text
+                continue
+            cleaned = text.where(text.isna(), text.astype(str).str.replace(r"[$,\s%]", "", regex=True))
+            number = pd.to_numeric(cleaned, errors="coerce")
+            bad = text.notna() & (number.isna() | ~np.isfinite(number.fillna(0)))
+            fail(bad, lambda i, name=name, text=text: f"{name} is not a number: {text.iat[i]!r}")
+            out[name] = number.where(~bad).astype(float)
 
     def _flag_duplicates(self, out: pd.DataFrame, lines: np.ndarray, fail) -> None:
         first = self.first_line_of

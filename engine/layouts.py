@@ -23,6 +23,8 @@ class ResolvedLayout:
     index: dict[str, int]
     closed_flag_index: int | None
     won_flag_index: int | None
+    header_index: dict[str, int]
+    """Every column of the file by name (extra fields are looked up here)."""
 
 
 def _missing_columns(layout: Layout, header: list[str]) -> list[str]:
@@ -60,6 +62,7 @@ def resolve(layout_name: str, layout: Layout, header: list[str]) -> ResolvedLayo
         index=index,
         closed_flag_index=position[flags.closed] if flags else None,
         won_flag_index=position[flags.won] if flags else None,
+        header_index=position,
     )
 
 

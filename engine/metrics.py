@@ -18,7 +18,8 @@ from engine.quality import (
     revenue_efficiency_score,
     rule_based_win_probability,
 )
-from engine.segments import compare_segments, findings_statement
+from engine.fields import FeatureSpace
+from engine.segments import SegmentResult, compare_segments, findings_statement
 from engine.settings import MetricsSettings
 from engine.stats import mann_whitney, wilson
 
@@ -28,20 +29,33 @@ def compute_metrics(
     as_of: date,
     snapshot_taken: date,
     settings: MetricsSettings,
+    space: FeatureSpace,
     probabilities: WinProbabilities | None = None,
+    segments: list[SegmentResult] | None = None,
 ) -> dict:
-    """Everything `salesintel metrics` shows. `probabilities` (P(win) per open deal) default to the rule-based ones."""
+    """Everything `salesintel metrics` shows. `probabilities` (P(win) per open deal) default to the rule-based ones.
+
+    Stale deals (older than `space.supported_age`) are counted apart from the live pipeline and left out of PQI
+    and expected value unless `settings.include_stale_in_pipeline`.
+    """
     view = view_as_of(deals, as_of, snapshot_taken)
     history = view.history
     if probabilities is None:
         probabilities = rule_based_win_probability(view.open, history, view.stage_known, settings)
-    segments = compare_segments(history, settings) if len(history) else []
+    if segments is None:
+        segments = compare_segments(history, space, settings) if len(history) else []
     window_start = pd.Timestamp(as_of) - pd.Timedelta(days=settings.res_window_days)
+    trend = _trend(deals, as_of, snapshot_taken, settings, space)
+    pqi = open_pipeline_pqi(view.open, probabilities.values, space, settings)
+    pqi["rule_based"] = trend[-1]["pqi"] if trend else None
     return {
         "as_of": as_of.isoformat(),
         "stage_known": view.stage_known,
         "settings": {"min_sample": settings.min_sample, "fdr_q": settings.fdr_q, "confidence": settings.confidence,
-                     "high_probability": settings.high_probability, "res_window_days": settings.res_window_days},
+                     "high_probability": settings.high_probability, "res_window_days": settings.res_window_days,
+                     "include_stale_in_pipeline": settings.include_stale_in_pipeline},
+        "coverage": data_coverage(deals, as_of),
+        "fields": space.to_dict(),
         "overall": wilson(history["won"].sum(), len(history), settings.confidence).to_dict(),
         "segments": [result.to_dict() for result in segments],
         "comparisons": sum(1 for r in segments if r.q_value is not None),
@@ -49,11 +63,38 @@ def compute_metrics(
         "statement": findings_statement(segments, settings),
         "periods": {"month": _period_rates(history, "M", settings), "quarter": _period_rates(history, "Q", settings)},
         "velocity": _velocity(history),
-        "open_pipeline": _open_pipeline(view, probabilities),
-        "pqi": pipeline_quality_index(view.open["deal_amount"], probabilities.values, settings.high_probability),
+        "open_pipeline": _open_pipeline(view, probabilities, space, settings),
+        "pqi": pqi,
         "res": revenue_efficiency_score(history[history["closed_date"] > window_start]),
-        "trend": _trend(deals, as_of, snapshot_taken, settings),
+        "trend": trend,
     }  # fmt: skip
+
+
+def data_coverage(deals: pd.DataFrame, as_of: date) -> dict:
+    """The dates the data covers up to `as_of`: its first and last event (a creation or a close), and the gap to
+    the as-of date when the export ends before it."""
+    cut = pd.Timestamp(as_of)
+    created = deals.loc[deals["created_date"] <= cut, "created_date"]
+    closed = deals.loc[deals["closed_date"].notna() & (deals["closed_date"] <= cut), "closed_date"]
+    if created.empty:
+        return {"first": None, "last": None, "days_after_data": None}
+    last = max(created.max(), closed.max()) if len(closed) else created.max()
+    return {"first": created.min().date().isoformat(), "last": last.date().isoformat(),
+            "days_after_data": int((cut - last).days)}  # fmt: skip
+
+
+def stale_mask(open_deals: pd.DataFrame, space: FeatureSpace) -> pd.Series:
+    """True for open deals older than history supports (one rule for every figure)."""
+    if space.supported_age is None:
+        return pd.Series(False, index=open_deals.index)
+    return open_deals["age_days"] > space.supported_age
+
+
+def open_pipeline_pqi(open_deals: pd.DataFrame, probabilities: pd.Series, space: FeatureSpace,
+                      settings: MetricsSettings) -> dict:  # fmt: skip
+    """PQI of the live open pipeline (stale deals left out unless configured): the one PQI every path uses."""
+    live = ~stale_mask(open_deals, space) if not settings.include_stale_in_pipeline else pd.Series(True, index=open_deals.index)
+    return pipeline_quality_index(open_deals.loc[live, "deal_amount"], probabilities[live], settings.high_probability)
 
 
 def _period_rates(history: pd.DataFrame, frequency: str, settings: MetricsSettings) -> list[dict]:
@@ -78,25 +119,36 @@ def _velocity(history: pd.DataFrame) -> dict:
     return {"won": summary(won), "lost": summary(lost), "p_value": mann_whitney(won.to_numpy(), lost.to_numpy())}
 
 
-def _open_pipeline(view: AsOfView, probabilities: WinProbabilities) -> dict:
-    """Size of the open pipeline, its expected (probability-weighted) value, and how old it is."""
-    open_deals = view.open
+def _open_pipeline(view: AsOfView, probabilities: WinProbabilities, space: FeatureSpace,
+                   settings: MetricsSettings) -> dict:  # fmt: skip
+    """The live open pipeline (count, value, expected value, age) and, apart, the stale deals in it."""
+    stale = stale_mask(view.open, space)
+    counted = view.open if settings.include_stale_in_pipeline else view.open[~stale]
+    live = view.open[~stale]
     by_stage = []
-    if view.stage_known and len(open_deals):
-        grouped = open_deals.groupby("deal_stage")["deal_amount"].agg(["count", "sum"])
+    if view.stage_known and len(live):
+        stages = live["deal_stage"].fillna("(not recorded)")
+        grouped = live.groupby(stages)["deal_amount"].agg(["count", "sum"])
         by_stage = [{"stage": stage, "count": int(c), "value": float(s)} for stage, (c, s) in grouped.iterrows()]
+    long_days = space.landmarks[-1]
     return {
-        "count": int(len(open_deals)),
-        "value": float(open_deals["deal_amount"].sum()),
-        "expected_value": float((open_deals["deal_amount"] * probabilities.values).sum()),
+        "count": int(len(live)),
+        "value": float(live["deal_amount"].sum()),
+        "expected_value": float((counted["deal_amount"] * probabilities.values[counted.index]).sum()),
         "probability_method": probabilities.method,
-        "median_age_days": float(open_deals["age_days"].median()) if len(open_deals) else None,
-        "older_than_90_days": int((open_deals["age_days"] > 90).sum()),
+        "median_age_days": float(live["age_days"].median()) if len(live) else None,
+        "long_open_days": int(long_days),
+        "long_open": int((live["age_days"] > long_days).sum()),
+        "stale_count": int(stale.sum()),
+        "stale_value": float(view.open.loc[stale, "deal_amount"].sum()),
+        "stale_after_days": space.supported_age,
+        "stale_quantile": space.supported_quantile,
         "by_stage": by_stage,
     }
 
 
-def _trend(deals: pd.DataFrame, as_of: date, snapshot_taken: date, settings: MetricsSettings) -> list[dict]:
+def _trend(deals: pd.DataFrame, as_of: date, snapshot_taken: date, settings: MetricsSettings,
+           space: FeatureSpace) -> list[dict]:  # fmt: skip
     """Per month (last `trend_months`, ending with the as-of month): win rate, RES of that month's closes, and PQI
     of the pipeline open at the month's end (or the as-of date). PQI here always uses the rule-based P(win), so
     months compare like with like."""
@@ -111,8 +163,7 @@ def _trend(deals: pd.DataFrame, as_of: date, snapshot_taken: date, settings: Met
             "period": str(period),
             "win_rate": wilson(closed["won"].sum(), len(closed), settings.confidence).to_dict(),
             "res": revenue_efficiency_score(closed)["res"],
-            "pqi": pipeline_quality_index(view.open["deal_amount"], probabilities.values,
-                                          settings.high_probability)["pqi"],
+            "pqi": open_pipeline_pqi(view.open, probabilities.values, space, settings)["pqi"],
             "open_deals": int(len(view.open)),
             "partial": end < period.end_time.date(),
         })  # fmt: skip

@@ -13,15 +13,22 @@ from datetime import date, datetime, timedelta
 import pandas as pd
 
 from engine.anomalies import find_anomalies
-from engine.asof import view_as_of
+from engine.asof import AsOfView, view_as_of
 from engine.drift import drift_report
 from engine.evidence import gather_evidence
+from engine.fields import AuditSettings, FeatureSpace, build_feature_space, candidate_fields
 from engine.metrics import compute_metrics
 from engine.model import NotEnoughHistory, TrainedModel, train
 from engine.quality import WinProbabilities
+from engine.risk_rule import choose_risk_rule, is_at_risk
 from engine.scoring import score_open_deals
-from engine.settings import AnomalySettings, MetricsSettings, ModelSettings
+from engine.segments import compare_segments
+from engine.settings import AnomalySettings, MetricsSettings, ModelSettings, RiskRuleSettings
 from engine.store import Refresh, Snapshot, Store, StoredModel
+
+DATA_ENDS_EARLY_DAYS = 7
+"""When the export's last event is more than this many days before the snapshot was taken, the default as-of
+date is that last event, not the snapshot date: otherwise every open deal would be aged by the silent gap."""
 
 
 class RefreshError(Exception):
@@ -33,16 +40,17 @@ class EngineSettings:
     metrics: MetricsSettings
     model: ModelSettings
     anomalies: AnomalySettings = AnomalySettings()
+    risk: RiskRuleSettings = RiskRuleSettings()
 
 
 def _snapshot_and_date(store: Store, as_of: date | None) -> tuple[Snapshot, date, pd.DataFrame]:
     snapshot = store.latest_snapshot()
     if snapshot is None:
         raise RefreshError("the store holds no snapshot yet: run `salesintel ingest PATH` first")
-    as_of = as_of or snapshot.taken_at.date()
     deals = store.deals(snapshot.id)
     if deals.empty:
         raise RefreshError(f"snapshot #{snapshot.id} has no valid deals (see its rejects)")
+    as_of = as_of or default_as_of(snapshot, deals)
     first_created = deals["created_date"].min()
     if as_of < first_created.date():
         raise RefreshError(f"as-of date {as_of} is before the first deal in snapshot #{snapshot.id} "
@@ -50,53 +58,116 @@ def _snapshot_and_date(store: Store, as_of: date | None) -> tuple[Snapshot, date
     return snapshot, as_of, deals
 
 
+def default_as_of(snapshot: Snapshot, deals: pd.DataFrame) -> date:
+    """When the snapshot was taken, or the data's last event if the export ends well before that."""
+    taken = snapshot.taken_at.date()
+    last = max(deals["created_date"].max(), deals["closed_date"].max() if deals["closed_date"].notna().any()
+               else deals["created_date"].max()).date()  # fmt: skip
+    return last if (taken - last).days > DATA_ENDS_EARLY_DAYS else taken
+
+
+def feature_space(snapshot: Snapshot, view: AsOfView, settings: EngineSettings) -> FeatureSpace:
+    """The refresh's fields, audited against the data as of its date (see `engine.fields`)."""
+    landmarks = None if settings.model.landmarks == "auto" else tuple(settings.model.landmarks)
+    audit = AuditSettings(settings.metrics.min_sample, tuple(settings.metrics.amount_bands), landmarks,
+                          settings.model.leak_auc, settings.metrics.stale_quantile)  # fmt: skip
+    return build_feature_space(candidate_fields(snapshot.fields), view.history, view.open, audit)
+
+
 def train_model(store: Store, settings: EngineSettings, as_of: date | None, now: datetime) -> StoredModel:
     """Train a new model version on the newest snapshot's history as of `as_of` and store it."""
     snapshot, as_of, deals = _snapshot_and_date(store, as_of)
-    history = view_as_of(deals, as_of, snapshot.taken_at.date()).history
+    view = view_as_of(deals, as_of, snapshot.taken_at.date())
     try:
-        model = train(history, as_of, settings.model, settings.metrics)
+        model = train(view.history, as_of, feature_space(snapshot, view, settings), settings.model, settings.metrics)
     except NotEnoughHistory as error:
         raise RefreshError(f"cannot train a model: {error}") from error
     return store.save_model(snapshot.id, as_of, now, model.summary(), pickle.dumps(model))
 
 
 def refresh(store: Store, settings: EngineSettings, as_of: date | None, now: datetime) -> Refresh:
-    """Compute metrics and scores for the newest snapshot as of `as_of` (default: when it was taken).
+    """Compute metrics and scores for the newest snapshot as of `as_of` (default: when it was taken, or the data's
+    last event if the export ends well before that).
 
     Reuses the newest model trained on the same snapshot as of the same date, or trains one.
     """
     snapshot, as_of, deals = _snapshot_and_date(store, as_of)
     view = view_as_of(deals, as_of, snapshot.taken_at.date())
-    stored, model, model_note = _model_for(store, settings, snapshot, as_of, view.history, now)
-    evidence = gather_evidence(view.history, settings.model.landmarks, settings.metrics.amount_bands) if len(view.history) else None
-    scores = score_open_deals(view, evidence, model, stored.id if stored else None, settings.model, settings.metrics)
+    audited = feature_space(snapshot, view, settings)
+    stored, model, model_note = _model_for(store, settings, snapshot, as_of, view.history, audited, now)
+    space = space_after_model(audited, model)
+    segments = compare_segments(view.history, space, settings.metrics) if len(view.history) else []
+    evidence = gather_evidence(view.history, space, segments, settings.metrics.confidence) if len(view.history) else None
+    scores = score_open_deals(view, evidence, model, stored.id if stored else None, space, settings.model,
+                              settings.metrics)  # fmt: skip
     method = scores[0].method if scores else "none (no open deals)"
     probabilities = WinProbabilities(pd.Series([s.p_win for s in scores], index=view.open.index, dtype=float), method)
-    metrics = compute_metrics(deals, as_of, snapshot.taken_at.date(), settings.metrics, probabilities)
+    metrics = compute_metrics(deals, as_of, snapshot.taken_at.date(), settings.metrics, space, probabilities, segments)
     metrics["snapshot"] = {"id": snapshot.id, "source": snapshot.source, "taken_at": snapshot.taken_at.isoformat()}
     metrics["model"] = _model_report(stored, model, model_note, method)
     metrics["evidence"] = evidence.to_dict() if evidence else None
-    metrics["drift"] = drift_report(model, model.training_shares, view.open, view.history, settings.model.landmarks,
-                                    settings.metrics.amount_bands, settings.metrics.min_sample,
-                                    settings.model.seed) if model else None  # fmt: skip
+    usable = model is not None and not model.refused
+    metrics["drift"] = drift_report(model, view.open, view.history, settings.metrics.min_sample,
+                                    settings.model.seed) if usable else None  # fmt: skip
     created = deals[deals["created_date"] <= pd.Timestamp(as_of)]
-    metrics["anomalies"] = find_anomalies(view.history, created, as_of, settings.anomalies)
+    metrics["anomalies"] = find_anomalies(view.history, created, as_of, settings.anomalies, space)
+    rule = risk_rule_for(model, model_note, settings)
+    flagged = [s for s in scores if is_at_risk(s.to_dict(), rule)]
+    rule["open_flagged"] = {"count": len(flagged), "of": len(scores),
+                            "value": float(sum(s.deal_amount for s in flagged))}  # fmt: skip
+    metrics["risk_rule"] = rule
     model_id = stored.id if stored else None
     refresh_id = store.save_refresh(snapshot.id, as_of, now, metrics, model_id, [s.to_dict() for s in scores])
     return Refresh(refresh_id, snapshot.id, as_of, now, metrics, model_id)
 
 
+def space_after_model(audited: FeatureSpace, model: TrainedModel | None) -> FeatureSpace:
+    """The audited fields minus any the model's leak guard dropped; none at all when it refused the model."""
+    if model is None or model.space is None:
+        return audited
+    kept = {info.dimension for info in model.space.fields}
+    space = audited
+    for info in audited.fields:
+        if info.dimension not in kept:
+            reason = next((e.reason for e in model.space.excluded if e.field == info.name), "dropped by the model's leak guard")
+            space = space.without(info.dimension, reason)
+    if model.refused:
+        for info in space.fields:
+            space = space.without(info.dimension, "not used: the model was refused as a likely leak (see the model)")
+    return space
+
+
+def risk_rule_for(model: TrainedModel | None, note: str | None, settings: EngineSettings) -> dict:
+    if model is None:
+        why = f"there is no model ({note})"
+    elif model.refused:
+        why = "the model was refused as a likely leak"
+    else:
+        why = "the model adds nothing over the base rate on the time-ordered holdout"
+    return choose_risk_rule(bool(model and model.has_skill), getattr(model, "holdout_risk", None),
+                            getattr(model, "holdout_lost", None), getattr(model, "holdout_deals", None),
+                            settings.risk, settings.model.seed, why)  # fmt: skip
+
+
 def _model_for(store: Store, settings: EngineSettings, snapshot: Snapshot, as_of: date, history: pd.DataFrame,
-               now: datetime) -> tuple[StoredModel | None, TrainedModel | None, str | None]:  # fmt: skip
+               space: FeatureSpace, now: datetime) -> tuple[StoredModel | None, TrainedModel | None, str | None]:  # fmt: skip
     stored = store.latest_model(as_of, as_of - timedelta(days=settings.model.retrain_every_days))
-    if stored is None:
-        try:
-            trained = train(history, as_of, settings.model, settings.metrics)
-        except NotEnoughHistory as error:
-            return None, None, str(error)
-        stored = store.save_model(snapshot.id, as_of, now, trained.summary(), pickle.dumps(trained))
-    return stored, pickle.loads(stored.pipeline), None
+    if stored is not None:
+        model = _load(stored)
+        if model is not None:
+            return stored, model, None
+    try:
+        trained = train(history, as_of, space, settings.model, settings.metrics)
+    except NotEnoughHistory as error:
+        return None, None, str(error)
+    stored = store.save_model(snapshot.id, as_of, now, trained.summary(), pickle.dumps(trained))
+    return stored, trained, None
+
+
+def _load(stored: StoredModel) -> TrainedModel | None:
+    """A stored model, or None when it predates the feature space (it is then retrained)."""
+    model = pickle.loads(stored.pipeline)
+    return model if getattr(model, "space", None) is not None else None
 
 
 def _model_report(stored: StoredModel | None, model: TrainedModel | None, note: str | None, method: str) -> dict:

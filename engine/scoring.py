@@ -1,10 +1,20 @@
-"""Risk scores for every open deal as of a date: P(win), risk, the method behind it, and reasons.
+"""Risk scores for every open deal as of a date: P(win), risk, the method behind it, and what drives it.
 
 Three methods, chosen per refresh and named on every score:
 - the driver model, when it beat the base rate on the time-ordered holdout;
 - empirical-Bayes segment rates (shrunk toward the overall rate) combined in log-odds with the age rate,
   when the model has no skill;
 - the configured rule-based defaults, when there are too few closed deals for either.
+
+Reasons are what actually moves *this* deal's P(win): its age (the win rate of deals still open at its age
+against the base rate) and, per field, the model's contribution for this deal against a typical deal of the same
+age (coefficient of its level minus the mean coefficient at that age), or the shrunk segment shift. Each carries
+its evidence (win rate, n, interval) and a qualifier computed from a test. Whether the deal stands out at all is
+computed too (`standing`): a deal whose risk is materially above the base risk always names what drives it —
+its age alone is a valid answer, and says so.
+
+A deal older than history supports (`FeatureSpace.supported_age`) is stale — likely dead: it is never scored above
+the win rate of the oldest landmark, and every surface shows it apart from the live pipeline.
 """
 
 from __future__ import annotations
@@ -16,14 +26,19 @@ import pandas as pd
 from scipy.special import expit, logit
 
 from engine.asof import AsOfView
-from engine.evidence import ATTRIBUTE_DIMENSIONS, Evidence, Reason
+from engine.evidence import Evidence, Reason
 from engine.features import open_deal_features
-from engine.model import SIGNIFICANT, TrainedModel, predict
+from engine.fields import FeatureSpace
+from engine.model import SIGNIFICANT, TrainedModel, level_coefficients, predict
+from engine.quality import rule_based_win_probability
 from engine.settings import MetricsSettings, ModelSettings
 
 METHOD_MODEL = "driver model"
 METHOD_SHRUNK = "segment win rates shrunk toward the overall rate (the model has no skill)"
 METHOD_RULES = "rule-based default (too few closed deals for statistics)"
+MATERIAL = 1.1
+"""Risk at least this many times the base risk is "above"; at most its inverse, "below"; between, "typical"."""
+ABOVE, TYPICAL, BELOW, STALE = "above", "typical", "below", "stale"
 
 
 @dataclass(frozen=True)
@@ -39,12 +54,23 @@ class Score:
     deal_stage: str | None
     sales_rep_id: str
     deal_name: str | None
+    base_p_win: float | None = None
+    """Win rate of all deals closed by the as-of date: the base rate every risk is compared with."""
+    age_p_win: float | None = None
+    """Win rate of closed deals that were still open at this deal's age."""
+    standing: str = TYPICAL
+    """above | typical | below the base risk, or stale (older than history supports)."""
+    summary: str = ""
+    """One computed sentence: how this deal's risk compares with the base risk, and what drives it."""
+    stale: bool = False
 
     def to_dict(self) -> dict:
         return {"deal_id": self.deal_id, "p_win": self.p_win, "risk": self.risk, "method": self.method,
                 "model_id": self.model_id, "reasons": [r.to_dict() for r in self.reasons],
                 "deal_amount": self.deal_amount, "age_days": self.age_days, "deal_stage": self.deal_stage,
-                "sales_rep_id": self.sales_rep_id, "deal_name": self.deal_name}  # fmt: skip
+                "sales_rep_id": self.sales_rep_id, "deal_name": self.deal_name, "base_p_win": self.base_p_win,
+                "age_p_win": self.age_p_win, "standing": self.standing, "summary": self.summary,
+                "stale": self.stale}  # fmt: skip
 
 
 def score_open_deals(
@@ -52,6 +78,7 @@ def score_open_deals(
     evidence: Evidence | None,
     model: TrainedModel | None,
     model_id: int | None,
+    space: FeatureSpace,
     model_settings: ModelSettings,
     metrics: MetricsSettings,
 ) -> list[Score]:
@@ -59,104 +86,157 @@ def score_open_deals(
     open_deals = view.open
     if open_deals.empty:
         return []
-    features = open_deal_features(open_deals, model_settings.landmarks, metrics.amount_bands)
+    if model is not None and model.has_skill:
+        space = model.space
+    features = open_deal_features(open_deals, space)
+    base = evidence.overall if evidence is not None and evidence.closed_deals else None
     if evidence is None or evidence.closed_deals < metrics.min_sample:
-        p_win, effects, method, significance = _rules(open_deals, view.stage_known, metrics), None, METHOD_RULES, {}
+        p_win = rule_based_win_probability(open_deals, view.history, view.stage_known, metrics).values.to_numpy()
+        effects, method, significant_fields = None, METHOD_RULES, set()
     elif model is not None and model.has_skill:
         p_win, method = predict(model.pipeline, features), METHOD_MODEL
-        # Only significant drivers become reasons; the others still count in P(win) through the model.
-        coefficients = {(d.feature, d.level): d.coefficient for d in model.drivers if d.status == SIGNIFICANT}
-        significance = {key: True for key in coefficients}
-        effects = _effects(features, lambda dimension, level: coefficients.get((dimension, level), 0.0),
-                           lambda landmark: coefficients.get(("age_band", _age_level(features, landmark)), 0.0))
+        effects = _model_effects(features, model, evidence)
+        significant_fields = {d.feature for d in model.drivers if d.status == SIGNIFICANT}
     else:
-        method, significance = METHOD_SHRUNK, {}
-        effects = _effects(features, lambda d, level: evidence.attributes[d].shift(level),
-                           lambda landmark: _age_shift(evidence, landmark))  # fmt: skip
+        method, significant_fields = METHOD_SHRUNK, None
+        effects = _shrunk_effects(features, space, evidence)
         p_win = expit(logit(np.clip(evidence.overall, 1e-6, 1 - 1e-6)) + effects.sum(axis=1).to_numpy())
-    writer = _ReasonWriter(evidence, significance, model_settings.top_reasons) if effects is not None else None
+    stale = np.array([space.is_stale(int(age)) for age in open_deals["age_days"]], dtype=bool)
+    if evidence is not None and evidence.closed_deals >= metrics.min_sample and stale.any():
+        oldest = evidence.age_rate(space.landmarks[-1])
+        p_win = np.where(stale, np.minimum(p_win, oldest), p_win)
+    writer = _Explainer(evidence, space, significant_fields, model_settings.top_reasons) if effects is not None else None
     effect_rows = effects.to_dict("records") if effects is not None else None
     scores = []
     for position, (deal, feature_row) in enumerate(zip(open_deals.to_dict("records"), features.to_dict("records"))):
-        reasons = writer.reasons(int(deal["age_days"]), feature_row, effect_rows[position]) if writer else ()
         probability = float(p_win[position])
+        age_rate = evidence.age_rate(int(feature_row["landmark"])) if writer else None
+        explained = writer.explain(int(deal["age_days"]), feature_row, effect_rows[position], probability,
+                                   bool(stale[position])) if writer else _unexplained(probability, base, bool(stale[position]), space, int(deal["age_days"]))  # fmt: skip
+        standing, summary, reasons = explained
         scores.append(Score(
             deal_id=deal["deal_id"], p_win=probability, risk=1 - probability, method=method,
             model_id=model_id if method == METHOD_MODEL else None, reasons=reasons,
             deal_amount=float(deal["deal_amount"]), age_days=int(deal["age_days"]),
             deal_stage=deal["deal_stage"] if isinstance(deal["deal_stage"], str) else None,
             sales_rep_id=str(deal["sales_rep_id"]),
-            deal_name=deal["deal_name"] if isinstance(deal.get("deal_name"), str) else None,
+            deal_name=deal["deal_name"] if isinstance(deal.get("deal_name"), str) and deal["deal_name"] else None,
+            base_p_win=base, age_p_win=age_rate, standing=standing, summary=summary, stale=bool(stale[position]),
         ))  # fmt: skip
     return scores
 
 
-def _rules(open_deals: pd.DataFrame, stage_known: bool, metrics: MetricsSettings) -> np.ndarray:
-    if stage_known:
-        stages = open_deals["deal_stage"].map(metrics.stage_win_probability)
-        return stages.fillna(metrics.default_win_probability).to_numpy(dtype=float)
-    return np.full(len(open_deals), metrics.default_win_probability)
+def _model_effects(features: pd.DataFrame, model: TrainedModel, evidence: Evidence) -> pd.DataFrame:
+    """Per deal and field: its level's coefficient minus the mean coefficient of training rows at its age."""
+    coefficients = level_coefficients(model)
+    effects = pd.DataFrame(index=features.index)
+    landmarks = features["landmark"]
+    for dimension in model.space.dimensions:
+        own = features[dimension].map(coefficients[dimension]).fillna(0.0).astype(float)
+        typical = landmarks.map({lm: t.get(dimension, 0.0) for lm, t in model.typical_effects.items()}).fillna(0.0)
+        effects[dimension] = own - typical
+    effects["age"] = _age_effects(landmarks, evidence)
+    return effects
 
 
-def _age_level(features: pd.DataFrame, landmark: int) -> str:
-    return features.loc[features["landmark"] == landmark, "age_band"].iloc[0]
+def _shrunk_effects(features: pd.DataFrame, space: FeatureSpace, evidence: Evidence) -> pd.DataFrame:
+    """Per deal and field: the shrunk segment shift (log-odds vs the overall rate); 0 where levels differ by chance."""
+    effects = pd.DataFrame(index=features.index)
+    for dimension in space.dimensions:
+        levels = features[dimension]
+        lookup = {level: evidence.attributes[dimension].shift(level) for level in levels.unique()}
+        effects[dimension] = levels.map(lookup).astype(float)
+    lookup = {landmark: _shift(evidence, landmark) for landmark in features["landmark"].unique()}
+    effects["age"] = features["landmark"].map(lookup).astype(float)
+    return effects
 
 
-def _age_shift(evidence: Evidence, landmark: int) -> float:
+def _shift(evidence: Evidence, landmark: int) -> float:
     table = evidence.ages.table
     known = [age for age in table.index if age <= landmark]
     return float(table.loc[max(known), "log_odds_shift"]) if known else 0.0
 
 
-def _effects(features: pd.DataFrame, attribute_effect, age_effect) -> pd.DataFrame:
-    """Per deal and dimension, the change in log-odds of winning that this attribute brings."""
-    effects = pd.DataFrame(index=features.index)
-    for dimension in ATTRIBUTE_DIMENSIONS:
-        levels = features[dimension]
-        lookup = {level: attribute_effect(dimension, level) for level in levels.unique()}
-        effects[dimension] = levels.map(lookup).astype(float)
-    lookup = {landmark: age_effect(landmark) for landmark in features["landmark"].unique()}
-    effects["age"] = features["landmark"].map(lookup).astype(float)
-    return effects
+def _age_effects(landmarks: pd.Series, evidence: Evidence) -> pd.Series:
+    overall = logit(np.clip(evidence.overall, 1e-6, 1 - 1e-6))
+    lookup = {lm: float(logit(np.clip(evidence.age_rate(int(lm)), 1e-6, 1 - 1e-6)) - overall) for lm in landmarks.unique()}
+    return landmarks.map(lookup).astype(float)
 
 
-class _ReasonWriter:
-    """Turns a deal's effects into reasons; texts and rates are looked up once per level, not once per deal."""
+def standing_of(risk: float, base_p_win: float | None, stale: bool) -> str:
+    """Whether a risk is materially above, about, or below the base risk (one rule for every surface)."""
+    if stale:
+        return STALE
+    if base_p_win is None:
+        return TYPICAL
+    base_risk = 1 - base_p_win
+    if base_risk <= 0:
+        return TYPICAL
+    if risk >= MATERIAL * base_risk:
+        return ABOVE
+    if risk <= base_risk / MATERIAL:
+        return BELOW
+    return TYPICAL
 
-    def __init__(self, evidence: Evidence, significance: dict, limit: int):
-        self.evidence, self.significance, self.limit = evidence, significance, limit
-        self._texts: dict[tuple[str, str], str] = {}
-        self._raw = {d: evidence.attributes[d].table["raw"].to_dict() for d in ATTRIBUTE_DIMENSIONS}
-        self._ages = sorted(evidence.ages.table.index)
 
-    def _segment(self, dimension: str, level: str) -> str:
+def _stale_sentence(space: FeatureSpace, age_days: int) -> str:
+    return (f"Stale — likely dead: open {age_days} days, longer than {space.supported_quantile:.0%} of the deals that "
+            f"ever closed took ({space.supported_age} days). History says nothing about deals this old: close it "
+            f"out in the CRM or re-qualify it.")  # fmt: skip
+
+
+def _unexplained(p_win: float, base: float | None, stale: bool, space: FeatureSpace, age_days: int):
+    standing = standing_of(1 - p_win, base, stale)
+    if stale:
+        return standing, _stale_sentence(space, age_days), ()
+    return standing, "Too few closed deals for statistics: P(win) is the configured rule-based default.", ()
+
+
+class _Explainer:
+    """Turns a deal's effects into its standing, summary and reasons; texts are looked up once per level."""
+
+    def __init__(self, evidence: Evidence, space: FeatureSpace, significant_fields: set | None, limit: int):
+        self.evidence, self.space, self.limit = evidence, space, limit
+        self.significant_fields = significant_fields
+        self._reasons: dict[tuple[str, str], Reason] = {}
+
+    def _attribute(self, dimension: str, level: str, effect: float) -> Reason:
         key = (dimension, level)
-        if key not in self._texts:
-            self._texts[key] = self.evidence.segment_text(dimension, level)
-        return self._texts[key]
+        if key not in self._reasons:
+            self._reasons[key] = self.evidence.attribute_reason(dimension, level, 0.0)
+        reason = self._reasons[key]
+        significant = reason.significant if self.significant_fields is None else dimension in self.significant_fields
+        return Reason(dimension, level, reason.text, float(effect), significant, reason.rate, reason.n, reason.low,
+                      reason.high)  # fmt: skip
 
-    def reasons(self, age_days: int, features: dict, effects: dict) -> tuple[Reason, ...]:
-        """The attributes that lower this deal's P(win) most, each said with the history behind it.
-
-        When nothing lowers it (typical without signal), the attributes whose raw history is below the overall
-        rate are given instead, with effect 0 and not significant, so the reader sees the numbers are noise.
-        """
+    def explain(self, age_days: int, features: dict, effects: dict, p_win: float, stale: bool):
+        base = self.evidence.overall
+        standing = standing_of(1 - p_win, base, stale)
         reasons = []
-        for dimension, effect in sorted(effects.items(), key=lambda item: item[1]):
-            if effect >= -1e-9 or len(reasons) == self.limit:
-                break
+        for dimension, effect in effects.items():
             if dimension == "age":
-                band = features["age_band"]
-                known = [age for age in self._ages if age <= features["landmark"]]
-                text = self.evidence.age_text(age_days, known[-1]) if known else f"Open {age_days} days"
-                reasons.append(Reason("age", band, text, float(effect), self.significance.get(("age_band", band), False)))
+                reasons.append(self.evidence.age_reason(age_days, int(features["landmark"]), float(effect)))
             else:
-                level = features[dimension]
-                reasons.append(Reason(dimension, level, self._segment(dimension, level), float(effect),
-                                      self.significance.get((dimension, level), False)))  # fmt: skip
-        return tuple(reasons) if reasons else self._weakest(features)
+                reasons.append(self._attribute(dimension, features[dimension], effect))
+        lowering = sorted((r for r in reasons if r.effect < -1e-9), key=lambda r: r.effect)
+        raising = sorted((r for r in reasons if r.effect > 1e-9), key=lambda r: -r.effect)
+        base_risk, risk = 1 - base, 1 - p_win
+        comparison = f"Risk {risk:.0%} vs a base risk of {base_risk:.0%}"
+        if stale:
+            return standing, _stale_sentence(self.space, age_days), tuple(lowering[: self.limit])
+        if standing == ABOVE:
+            shown = lowering[: self.limit] or sorted(reasons, key=lambda r: r.effect)[:1]
+            if len(lowering) == 1 and lowering[0].dimension == "age":
+                driver = "its age alone: deals still open this long win less often"
+            else:
+                driver = "; ".join(_short(r) for r in shown)
+            return standing, f"{comparison} ({risk / base_risk:.1f}×). What drives it: {driver}.", tuple(shown)
+        if standing == BELOW:
+            shown = raising[: self.limit]
+            return standing, f"{comparison}: better than the average deal.", tuple(shown)
+        return (standing, f"{comparison}: about the base risk. Nothing about this deal moves its chances "
+                          f"materially.", tuple(lowering[: self.limit]))  # fmt: skip
 
-    def _weakest(self, features: dict) -> tuple[Reason, ...]:
-        below = sorted((self._raw[d][features[d]], d) for d in ATTRIBUTE_DIMENSIONS
-                       if features[d] in self._raw[d] and self._raw[d][features[d]] < self.evidence.overall)  # fmt: skip
-        return tuple(Reason(d, features[d], self._segment(d, features[d]), 0.0, False) for _, d in below[: self.limit])
+
+def _short(reason: Reason) -> str:
+    return reason.text.split(":")[0].split(";")[0]

@@ -3,6 +3,10 @@
 Every segment with enough closed deals is compared with all other deals by Fisher's exact test, and the whole
 family of comparisons made in one refresh is controlled with Benjamini–Hochberg. A segment below the minimum
 sample is reported as "insufficient data" and is not tested: it can never become a finding.
+
+Only the fields of the refresh's `FeatureSpace` are cut by: fields known when a deal is created that passed the
+audit of `engine.fields`. Stage, days to close and close quarter describe how deals ended, so a "finding" on them
+is a tautology; they are listed as excluded instead. Deals with no value for a field are counted, never a segment.
 """
 
 from __future__ import annotations
@@ -11,14 +15,15 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from engine.bands import amount_band, cycle_band
-from engine.settings import SEGMENT_FIELDS, MetricsSettings
+from typing import TYPE_CHECKING
+
+from engine.settings import MetricsSettings
 from engine.stats import Rate, benjamini_hochberg, fisher_vs_rest, wilson
 
-SIGNIFICANT, NOT_SIGNIFICANT, INSUFFICIENT = "significant", "not significant", "insufficient data"
+if TYPE_CHECKING:
+    from engine.fields import FeatureSpace
 
-DIMENSIONS = (*SEGMENT_FIELDS, "amount_band", "cycle_band", "deal_stage", "close_quarter")
-"""What closed deals are cut by. Cycle band and stage describe how deals ended, not how they started."""
+SIGNIFICANT, NOT_SIGNIFICANT, INSUFFICIENT = "significant", "not significant", "insufficient data"
 
 
 @dataclass(frozen=True)
@@ -30,29 +35,26 @@ class SegmentResult:
     p_value: float | None
     q_value: float | None
     status: str
+    label: str = ""
+    """The field's name as reports say it (e.g. "Lead source")."""
 
     def to_dict(self) -> dict:
-        return {"dimension": self.dimension, "value": self.value, "rate": self.rate.to_dict(),
+        return {"dimension": self.dimension, "label": self.label, "value": self.value, "rate": self.rate.to_dict(),
                 "rest": self.rest.to_dict(), "p_value": self.p_value, "q_value": self.q_value,
                 "status": self.status}  # fmt: skip
 
 
-def with_dimensions(history: pd.DataFrame, settings: MetricsSettings) -> pd.DataFrame:
-    """History with the derived cut columns (bands, close quarter) added."""
-    frame = history.copy()
-    frame["amount_band"] = amount_band(frame["deal_amount"], settings.amount_bands)
-    frame["cycle_band"] = cycle_band(frame["sales_cycle_days"], settings.cycle_bands)
-    frame["close_quarter"] = frame["closed_date"].dt.to_period("Q").astype(str)
-    return frame
-
-
-def compare_segments(history: pd.DataFrame, settings: MetricsSettings) -> list[SegmentResult]:
+def compare_segments(history: pd.DataFrame, space: FeatureSpace, settings: MetricsSettings) -> list[SegmentResult]:
     """One result per (dimension, value) of closed deals, tested against the rest, with BH-adjusted q-values."""
-    frame = with_dimensions(history, settings)
+    from engine.fields import MISSING_LEVEL
+
+    frame = space.attributes(history)
+    frame["won"] = history["won"].to_numpy(dtype=bool)
     total_wins, total_n = int(frame["won"].sum()), len(frame)
     rows = []
-    for dimension in DIMENSIONS:
-        counts = frame.groupby(frame[dimension].fillna("Unknown"))["won"].agg(["sum", "count"])
+    for dimension in space.dimensions:
+        recorded = frame[frame[dimension] != MISSING_LEVEL]
+        counts = recorded.groupby(dimension)["won"].agg(["sum", "count"])
         for value, (wins, n) in counts.iterrows():
             rest_wins, rest_n = total_wins - wins, total_n - n
             testable = n >= settings.min_sample and rest_n >= settings.min_sample
@@ -60,6 +62,7 @@ def compare_segments(history: pd.DataFrame, settings: MetricsSettings) -> list[S
             rows.append((dimension, str(value), wilson(wins, n, settings.confidence),
                          wilson(rest_wins, rest_n, settings.confidence), p_value))  # fmt: skip
     q_values = iter(benjamini_hochberg([row[4] for row in rows if row[4] is not None]))
+    labels = {info.dimension: info.label for info in space.fields}
     results = []
     for dimension, value, rate, rest, p_value in rows:
         q_value = next(q_values) if p_value is not None else None
@@ -67,7 +70,7 @@ def compare_segments(history: pd.DataFrame, settings: MetricsSettings) -> list[S
             status = INSUFFICIENT
         else:
             status = SIGNIFICANT if q_value <= settings.fdr_q else NOT_SIGNIFICANT
-        results.append(SegmentResult(dimension, value, rate, rest, p_value, q_value, status))
+        results.append(SegmentResult(dimension, value, rate, rest, p_value, q_value, status, labels[dimension]))
     return results
 
 
@@ -83,7 +86,7 @@ def findings_statement(results: list[SegmentResult], settings: MetricsSettings) 
         return (f"No segment's win rate differs significantly from the rest: {len(tested)} comparisons, "
                 f"Benjamini–Hochberg false discovery rate {settings.fdr_q:.0%}. The differences shown are "
                 f"within what chance alone produces.{tail}")  # fmt: skip
-    names = ", ".join(f"{r.dimension}={r.value}" for r in found[:5])
+    names = ", ".join(f"{r.label or r.dimension} {r.value}" for r in found[:5])
     more = f" and {len(found) - 5} more" if len(found) > 5 else ""
     return (f"{len(found)} of {len(tested)} segments differ significantly from the rest "
             f"(Benjamini–Hochberg, false discovery rate {settings.fdr_q:.0%}): {names}{more}.{tail}")  # fmt: skip

@@ -6,6 +6,9 @@ composition root receives these objects and never reads YAML itself.
 
 from __future__ import annotations
 
+import re
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 CANONICAL_FIELDS = (
@@ -35,6 +38,32 @@ class FrozenSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+RESERVED_NAMES = (*CANONICAL_FIELDS, "amount_band", "age_band", "cycle_band", "close_quarter", "landmark", "won",
+                  "line", "age_days", "extras")  # fmt: skip
+"""Names an extra field may not take: they already mean something inside salesintel."""
+
+
+class ExtraField(FrozenSettings):
+    """One more CRM column, beyond the canonical ones: what it holds and when its value is known.
+
+    `known` decides whether the field may be used as-is for point-in-time scoring and findings:
+    - `creation`: set when the deal is created and not changed afterwards (competitor, company size, campaign);
+    - `changing`: changes over the deal's life (stage, forecast category, next step): a single snapshot shows only
+      its latest value, so it is never used as-is;
+    - `close`: exists only once a deal has closed (close reason, final amount): never used.
+    Even a `creation` field is excluded when the data shows it encodes the outcome (see `engine.fields`).
+    """
+
+    column: str | list[str]
+    kind: Literal["category", "number"] = "category"
+    known: Literal["creation", "changing", "close"] = "creation"
+    label: str | None = None
+    """How reports name the field (default: the column name)."""
+
+    def candidates(self) -> list[str]:
+        return [self.column] if isinstance(self.column, str) else list(self.column)
+
+
 class OutcomeFlags(FrozenSettings):
     """Outcome read from two boolean columns (Salesforce's IsClosed / IsWon) instead of one text column."""
 
@@ -52,6 +81,8 @@ class Layout(FrozenSettings):
 
     columns: dict[str, str | list[str]]
     defaults: dict[str, str] = Field(default_factory=dict)
+    fields: dict[str, ExtraField] = Field(default_factory=dict)
+    """Extra columns by the name salesintel gives them (lower-case, e.g. `competitor`)."""
     outcome_flags: OutcomeFlags | None = None
     won_values: list[str] = ["Won", "Closed Won"]
     lost_values: list[str] = ["Lost", "Closed Lost"]
@@ -67,6 +98,16 @@ class Layout(FrozenSettings):
         if unknown:
             raise ValueError(f"unknown field(s) {', '.join(unknown)}; known: {', '.join(CANONICAL_FIELDS)}")
         return mapping
+
+    @field_validator("fields")
+    @classmethod
+    def _extra_names(cls, fields: dict) -> dict:
+        for name in fields:
+            if not re.fullmatch(r"[a-z][a-z0-9_]{0,39}", name):
+                raise ValueError(f"field name {name!r} must be lower-case letters, digits and _ (e.g. competitor)")
+            if name in RESERVED_NAMES:
+                raise ValueError(f"field name {name!r} is taken by salesintel; choose another")
+        return fields
 
     @model_validator(mode="after")
     def _outcome_source(self) -> "Layout":
@@ -123,6 +164,11 @@ class MetricsSettings(FrozenSettings):
     """RES headline window: deals closed in the last this-many days up to the as-of date."""
     trend_months: int = Field(12, ge=1)
     """How many months of per-period PQI / RES / win rate to show."""
+    stale_quantile: float = Field(0.98, gt=0.5, lt=1)
+    """An open deal older than this quantile of closed deals' cycle lengths is "stale — likely dead": history
+    says nothing about deals that old, so it is shown apart from the live pipeline."""
+    include_stale_in_pipeline: bool = False
+    """Count stale deals in PQI and expected value (they are always shown, apart, in pipeline totals)."""
 
     @field_validator("amount_bands", "cycle_bands")
     @classmethod
@@ -133,8 +179,10 @@ class MetricsSettings(FrozenSettings):
 
 
 class ModelSettings(FrozenSettings):
-    landmarks: list[int] = [0, 30, 60, 90]
-    """Deal ages (days) at which a closed deal contributes a training example, if it was still open then."""
+    landmarks: list[int] | Literal["auto"] = "auto"
+    """Deal ages (days) at which a closed deal contributes a training example, if it was still open then.
+    `auto` takes them from the data: 0 and the 25/50/75/90th percentiles of closed deals' cycle lengths, so a
+    business whose deals close in 12 days and one whose deals close in 120 are both scored at ages that matter."""
     regularization_grid: list[float] = [0.001, 0.01, 0.1, 1.0]
     """Candidate inverse L2 strengths (scikit-learn's C). The one with the best Brier score on the latest part of
     the training window is used, so on noise the model shrinks to the base rate instead of fitting chance."""
@@ -159,9 +207,15 @@ class ModelSettings(FrozenSettings):
             raise ValueError("regularization_grid needs at least one positive value")
         return sorted(grid)
 
+    leak_auc: float = Field(0.97, gt=0.5, le=1)
+    """Holdout AUC above this is too good to be true for a sales forecast: a field likely encodes the outcome.
+    The most separating field is dropped and the model refitted; if that does not help, the model is refused."""
+
     @field_validator("landmarks")
     @classmethod
-    def _landmarks_start_at_zero(cls, landmarks: list[int]) -> list[int]:
+    def _landmarks_start_at_zero(cls, landmarks):
+        if landmarks == "auto":
+            return landmarks
         if not landmarks or landmarks[0] != 0 or any(b <= a for a, b in zip(landmarks, landmarks[1:])):
             raise ValueError("landmarks must start at 0 and increase strictly")
         return landmarks
@@ -175,3 +229,27 @@ class AnomalySettings(FrozenSettings):
     min_sample: int = Field(50, ge=1)
     """Closed deals a segment needs in each window to be tested."""
     fdr_q: float = Field(0.05, gt=0, lt=1)
+    min_coverage: float = Field(0.5, gt=0, le=1)
+    """A window whose dates the data covers less than this share of is too thin to compare: skipped, with why."""
+
+
+class RiskRuleSettings(FrozenSettings):
+    """What "at risk" means, for every surface: risk above a threshold, when the scores have shown skill.
+
+    Configured under `alerts.realtime` (min_risk, target_share, min_lift) and handed to the engine at start-up.
+    """
+
+    min_risk: float | Literal["auto"] = "auto"
+    """A fixed risk threshold, or `auto`: the threshold that flags `target_share` of the holdout's open deals."""
+    target_share: float = Field(0.10, gt=0, lt=1)
+    """With `auto`: the share of open deals the rule should flag (alert volume)."""
+    min_lift: float = Field(1.25, ge=1)
+    """The rule speaks only when flagged deals lost at least this many times as often as average on the holdout
+    (and the lift's 95% interval is above 1); otherwise it stays silent and says why."""
+
+    @field_validator("min_risk")
+    @classmethod
+    def _a_probability(cls, value):
+        if value != "auto" and not 0 < value < 1:
+            raise ValueError("min_risk must be between 0 and 1, or auto")
+        return value

@@ -11,6 +11,7 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import date, datetime
 from pathlib import Path
 
@@ -18,6 +19,10 @@ import pandas as pd
 import sqlite_utils
 
 from engine.ingest import DEAL_COLUMNS, ParsedSnapshot
+from engine.missing import as_missing
+
+MAYBE_PLACEHOLDER_COLUMNS = ("industry", "region", "product_type", "lead_source", "deal_stage")
+"""Text columns that stores written before placeholders became missing values may hold "Unknown" in."""
 
 
 def _create_core_tables(db: sqlite_utils.Database) -> None:
@@ -91,11 +96,19 @@ def _index_deals_by_id(db: sqlite_utils.Database) -> None:
     db["deals"].create_index(["deal_id", "snapshot_id"])
 
 
+def _add_extra_fields(db: sqlite_utils.Database) -> None:
+    """Extra CRM fields (declared per layout) ride along as JSON per deal; scores gain their explanation."""
+    db["snapshots"].add_column("fields", str)
+    db["deals"].add_column("extras", str)
+    db["scores"].add_column("detail", str)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _create_core_tables,
     _create_model_tables,
     _create_alert_tables,
     _index_deals_by_id,
+    _add_extra_fields,
 ]
 
 
@@ -114,11 +127,14 @@ class Snapshot:
     rows_read: int
     rows_loaded: int
     rows_rejected: int
+    fields: dict = dataclass_field(default_factory=dict)
+    """The layout's extra fields (name → declaration: column, kind, known, label)."""
 
     @classmethod
     def from_row(cls, row: dict) -> "Snapshot":
         return cls(**{**row, "taken_at": datetime.fromisoformat(row["taken_at"]),
-                      "loaded_at": datetime.fromisoformat(row["loaded_at"])})  # fmt: skip
+                      "loaded_at": datetime.fromisoformat(row["loaded_at"]),
+                      "fields": json.loads(row.get("fields") or "{}")})  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -203,16 +219,17 @@ class Store:
         with self.db.conn:
             cursor = self.db.execute(
                 "INSERT INTO snapshots (source, sha256, layout, taken_at, loaded_at, rows_read, rows_loaded,"
-                " rows_rejected) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " rows_rejected, fields) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [parsed.source, parsed.sha256, parsed.layout, taken_at.isoformat(), loaded_at.isoformat(),
-                 parsed.rows_read, len(deals), len(parsed.rejects)],
+                 parsed.rows_read, len(deals), len(parsed.rejects), json.dumps(parsed.fields)],
             )  # fmt: skip
             snapshot_id = cursor.lastrowid
-            records = deals.astype(object).where(deals.notna(), None)
+            records = deals.loc[:, list(DEAL_COLUMNS)].astype(object).where(deals.loc[:, list(DEAL_COLUMNS)].notna(), None)
+            extras = _extras_json(deals, list(parsed.fields))
             self.db.conn.executemany(
-                f"INSERT INTO deals (snapshot_id, {', '.join(DEAL_COLUMNS)}) "
-                f"VALUES (?, {', '.join('?' for _ in DEAL_COLUMNS)})",
-                ((snapshot_id, *row) for row in records.itertuples(index=False, name=None)),
+                f"INSERT INTO deals (snapshot_id, {', '.join(DEAL_COLUMNS)}, extras) "
+                f"VALUES (?, {', '.join('?' for _ in DEAL_COLUMNS)}, ?)",
+                ((snapshot_id, *row, extra) for row, extra in zip(records.itertuples(index=False, name=None), extras)),
             )
             self.db.conn.executemany(
                 "INSERT INTO rejects (snapshot_id, line, deal_id, reason, raw) VALUES (?, ?, ?, ?, ?)",
@@ -223,11 +240,20 @@ class Store:
     def deals(self, snapshot_id: int) -> pd.DataFrame:
         """The snapshot's deals with dates parsed; `outcome` is NaN for deals open when it was taken."""
         frame = pd.read_sql_query(
-            f"SELECT {', '.join(DEAL_COLUMNS)} FROM deals WHERE snapshot_id = ? ORDER BY line",
+            f"SELECT {', '.join(DEAL_COLUMNS)}, extras FROM deals WHERE snapshot_id = ? ORDER BY line",
             self.db.conn, params=[snapshot_id],
         )  # fmt: skip
         for column in ("created_date", "closed_date"):
             frame[column] = pd.to_datetime(frame[column])
+        for column in MAYBE_PLACEHOLDER_COLUMNS:
+            frame[column] = as_missing(frame[column])
+        snapshot = self.snapshot(snapshot_id)
+        extras = frame.pop("extras")
+        if snapshot is not None and snapshot.fields:
+            parsed = pd.DataFrame([json.loads(text) if text else {} for text in extras], index=frame.index)
+            for name, spec in snapshot.fields.items():
+                values = parsed[name] if name in parsed else pd.Series(None, index=frame.index, dtype=object)
+                frame[name] = pd.to_numeric(values, errors="coerce") if spec["kind"] == "number" else values
         return frame
 
     def rejects(self, snapshot_id: int) -> list[dict]:
@@ -246,13 +272,15 @@ class Store:
             refresh_id = cursor.lastrowid
             self.db.conn.executemany(
                 f"INSERT INTO scores (refresh_id, {', '.join(SCORE_COLUMNS)}) VALUES (?, {', '.join('?' for _ in SCORE_COLUMNS)})",
-                ((refresh_id, *[json.dumps(s[c]) if c == "reasons" else s[c] for c in SCORE_COLUMNS]) for s in scores),
+                ((refresh_id, *[_score_value(s, c) for c in SCORE_COLUMNS]) for s in scores),
             )
         return refresh_id
 
     def latest_refresh(self, as_of: date | None = None) -> Refresh | None:
+        """The refresh for `as_of` (the newest computed for that date), or without a date the one with the newest
+        as-of date: computing an old date for a backtest does not make it "the latest"."""
         where, params = ("as_of = ?", [as_of.isoformat()]) if as_of else (None, [])
-        rows = list(self.db["refreshes"].rows_where(where, params, order_by="id desc", limit=1))
+        rows = list(self.db["refreshes"].rows_where(where, params, order_by="as_of desc, id desc", limit=1))
         return _refresh_row(rows[0]) if rows else None
 
     def refresh_on_or_before(self, as_of: date) -> Refresh | None:
@@ -354,7 +382,25 @@ class Store:
 
 
 SCORE_COLUMNS = ("deal_id", "p_win", "risk", "method", "model_id", "reasons", "deal_amount", "age_days", "deal_stage",
-                 "sales_rep_id", "deal_name")  # fmt: skip
+                 "sales_rep_id", "deal_name", "detail")  # fmt: skip
+SCORE_DETAIL_KEYS = ("base_p_win", "age_p_win", "standing", "summary", "stale")
+"""Parts of a score kept together as JSON in its `detail` column."""
+
+
+def _score_value(score: dict, column: str):
+    if column == "reasons":
+        return json.dumps(score["reasons"])
+    if column == "detail":
+        return json.dumps({key: score[key] for key in SCORE_DETAIL_KEYS if key in score})
+    return score[column]
+
+
+def _extras_json(deals: pd.DataFrame, names: list[str]) -> list[str | None]:
+    """One JSON object per deal with its extra fields (missing values left out), or None without extra fields."""
+    if not names:
+        return [None] * len(deals)
+    values = deals[names].astype(object).where(deals[names].notna(), None)
+    return [json.dumps({k: v for k, v in zip(names, row) if v is not None}) for row in values.itertuples(index=False)]
 
 
 def _refresh_row(row: dict) -> Refresh:
@@ -363,7 +409,13 @@ def _refresh_row(row: dict) -> Refresh:
 
 
 def _score_row(row: dict) -> dict:
-    return {**row, "reasons": json.loads(row["reasons"])}
+    """A stored score as one flat dict: its explanation (`detail`) merged in beside the columns."""
+    detail = json.loads(row.pop("detail") or "null") or {}
+    reasons = json.loads(row["reasons"])
+    for reason in reasons:  # rows written before reasons carried their qualifier
+        reason.setdefault("qualifier", "beyond chance" if reason["significant"] else "within chance")
+    defaults = {"base_p_win": None, "age_p_win": None, "standing": "typical", "summary": "", "stale": False}
+    return {**row, **defaults, **detail, "reasons": reasons}
 
 
 def _model_row(row: dict) -> StoredModel:

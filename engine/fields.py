@@ -1,0 +1,277 @@
+"""Which fields may speak: the feature space of one refresh, and every field kept out of it, with the reason.
+
+A CRM export mixes fields known when a deal is created (industry, competitor), fields that change over its life
+(stage, forecast category) and fields that exist only once it has closed (close reason, days to close). Only the
+first kind may be used as-is for findings and scoring: the others describe how a deal ended, so a "finding" on
+them is a tautology and a model that uses them predicts the past. Declarations are not enough — exports label
+columns loosely — so the data is checked too. A field is kept out when:
+
+- it is declared `changing` or `close` (built in: stage, close date, days to close);
+- it is recorded on closed deals but (almost) never on open ones (filled in at close);
+- its levels are (nearly) pure in outcome ("Closed Won" is 100% won);
+- on its own it nearly separates won from lost (single-field AUC ≥ `leak_auc`, e.g. an amount of 0 on every lost
+  deal): no honest sales signal is that strong;
+- it follows the close date or the days to close (a close-quarter or cycle-length band);
+- it has one value for (almost) every deal, or one value only.
+
+The space also fixes the age landmarks (from the closed deals' cycle lengths unless configured) and the oldest age
+history supports: an open deal older than that is "stale — likely dead".
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+from engine.bands import amount_band, number_band
+
+MISSING_LEVEL = "(not recorded)"
+PURE_RATE = 0.02
+"""A level whose win rate is within this of 0% or 100% is pure in outcome."""
+PURE_SHARE = 0.5
+"""A field is pure in outcome when pure levels (n ≥ 10) hold at least this share of its closed deals."""
+FOLLOWS_CLOSE = 0.9
+"""Correlation ratio (η²) above which a field is taken to encode the close date or the days to close."""
+AUTO_LANDMARK_QUANTILES = (0.25, 0.5, 0.75, 0.9)
+FALLBACK_LANDMARKS = (0, 30, 60, 90)
+
+
+@dataclass(frozen=True)
+class FieldInfo:
+    """A deal field as the engine sees it: where it lives, how people name it, and when its value is known."""
+
+    name: str
+    """Column in the deals frame."""
+    dimension: str
+    """Column in the attribute frame: the field itself, or its band for a number."""
+    label: str
+    kind: str
+    """category | number"""
+    known: str
+    """creation | changing | close"""
+    level_format: str = ""
+    """How a level reads in a reason, e.g. "{} lead"; empty means "Label: level"."""
+
+    def level_text(self, level: str) -> str:
+        if level == MISSING_LEVEL:
+            return f"{self.label} not recorded"
+        return self.level_format.format(level) if self.level_format else f"{self.label}: {level}"
+
+
+BUILTIN_FIELDS = (
+    FieldInfo("industry", "industry", "Industry", "category", "creation", "{} industry"),
+    FieldInfo("region", "region", "Region", "category", "creation", "{} region"),
+    FieldInfo("product_type", "product_type", "Product", "category", "creation", "{} product"),
+    FieldInfo("lead_source", "lead_source", "Lead source", "category", "creation", "{} lead"),
+    FieldInfo("sales_rep_id", "sales_rep_id", "Owner", "category", "creation", "Owner {}"),
+    FieldInfo("deal_amount", "amount_band", "Deal size", "number", "creation", "Deal size {}"),
+    FieldInfo("deal_stage", "deal_stage", "Stage", "category", "changing"),
+    FieldInfo("sales_cycle_days", "cycle_band", "Days to close", "number", "close"),
+    FieldInfo("closed_date", "close_quarter", "Close date", "date", "close"),
+)
+"""The canonical fields, in the order reports list them."""
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    """A field kept out of findings and the model, and why, in words a user can check."""
+
+    field: str
+    label: str
+    reason: str
+
+    def to_dict(self) -> dict:
+        return {"field": self.field, "label": self.label, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class FeatureSpace:
+    """The creation-time fields one refresh may use, the bands of its numbers, and its age landmarks."""
+
+    fields: tuple[FieldInfo, ...]
+    excluded: tuple[Exclusion, ...] = ()
+    bands: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    """Band edges per number field (by field name)."""
+    landmarks: tuple[int, ...] = FALLBACK_LANDMARKS
+    supported_age: int | None = None
+    """The oldest age (days) closed deals support: an open deal older than this is stale — likely dead."""
+    supported_quantile: float = 0.98
+
+    @property
+    def dimensions(self) -> tuple[str, ...]:
+        return tuple(f.dimension for f in self.fields)
+
+    def info(self, dimension: str) -> FieldInfo:
+        return next(f for f in self.fields if f.dimension == dimension)
+
+    def level_text(self, dimension: str, level: str) -> str:
+        return self.info(dimension).level_text(level)
+
+    def attributes(self, deals: pd.DataFrame) -> pd.DataFrame:
+        """One text column per dimension (numbers banded), missing values as their own level."""
+        frame = pd.DataFrame(index=deals.index)
+        for info in self.fields:
+            if info.kind == "number":
+                values = deals[info.name]
+                if info.name == "deal_amount":
+                    banded = amount_band(values, list(self.bands.get(info.name, ())))
+                else:
+                    banded = number_band(values, list(self.bands.get(info.name, ())))
+                frame[info.dimension] = banded.fillna(MISSING_LEVEL).astype(str)
+            else:
+                frame[info.dimension] = deals[info.name].astype(object).where(deals[info.name].notna(), MISSING_LEVEL).astype(str)
+        return frame
+
+    def without(self, dimension: str, reason: str) -> "FeatureSpace":
+        """This space with one field moved to the excluded list (a leak found by the model)."""
+        info = self.info(dimension)
+        kept = tuple(f for f in self.fields if f.dimension != dimension)
+        return replace(self, fields=kept, excluded=(*self.excluded, Exclusion(info.name, info.label, reason)))
+
+    def is_stale(self, age_days: int) -> bool:
+        return self.supported_age is not None and age_days > self.supported_age
+
+    def to_dict(self) -> dict:
+        return {"used": [{"field": f.name, "label": f.label, "kind": f.kind} for f in self.fields],
+                "excluded": [e.to_dict() for e in self.excluded], "landmarks": list(self.landmarks),
+                "supported_age": self.supported_age, "supported_quantile": self.supported_quantile}  # fmt: skip
+
+
+def candidate_fields(extra_fields: dict[str, dict]) -> list[FieldInfo]:
+    """The built-in fields plus a snapshot's extra fields (as stored with it)."""
+    extras = [FieldInfo(name, f"{name}_band" if spec["kind"] == "number" else name, spec.get("label") or name,
+                        spec["kind"], spec["known"]) for name, spec in extra_fields.items()]  # fmt: skip
+    return [*BUILTIN_FIELDS, *extras]
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    min_sample: int
+    amount_edges: tuple[float, ...]
+    landmarks: tuple[int, ...] | None
+    """Configured landmarks, or None to take them from the data."""
+    leak_auc: float
+    stale_quantile: float
+
+
+def build_feature_space(candidates: list[FieldInfo], history: pd.DataFrame, open_deals: pd.DataFrame,
+                        settings: AuditSettings) -> FeatureSpace:  # fmt: skip
+    """Audit every candidate field against the closed deals (and the open ones) as of a date."""
+    used, excluded, bands = [], [], {}
+    for info in candidates:
+        if info.name not in history.columns:
+            continue
+        reason = _exclusion_reason(info, history, open_deals, settings)
+        if reason:
+            excluded.append(Exclusion(info.name, info.label, reason))
+            continue
+        used.append(info)
+        if info.kind == "number":
+            bands[info.name] = settings.amount_edges if info.name == "deal_amount" else _quantile_edges(history[info.name])
+    cycles = history["sales_cycle_days"].dropna().astype(float) if len(history) else pd.Series(dtype=float)
+    landmarks = settings.landmarks or _landmarks_from(cycles)
+    supported = int(math.ceil(cycles.quantile(settings.stale_quantile))) if len(cycles) >= 20 else None
+    if supported is not None:
+        supported = max(supported, landmarks[-1])
+    return FeatureSpace(tuple(used), tuple(excluded), bands, tuple(landmarks), supported, settings.stale_quantile)
+
+
+def _landmarks_from(cycles: pd.Series) -> tuple[int, ...]:
+    if len(cycles) < 20:
+        return FALLBACK_LANDMARKS
+    points = sorted({int(round(q)) for q in cycles.quantile(list(AUTO_LANDMARK_QUANTILES)) if round(q) >= 1})
+    return (0, *points)
+
+
+def _quantile_edges(values: pd.Series) -> tuple[float, ...]:
+    known = values.dropna().astype(float)
+    if known.nunique() < 2:
+        return ()
+    edges = sorted(set(float(e) for e in known.quantile([0.25, 0.5, 0.75])))
+    return tuple(e for e in edges if e > known.min())
+
+
+def _exclusion_reason(info: FieldInfo, history: pd.DataFrame, open_deals: pd.DataFrame,
+                      settings: AuditSettings) -> str | None:  # fmt: skip
+    if info.known == "close":
+        return "known only once a deal has closed"
+    if info.known == "changing":
+        return "changes over a deal's life: a snapshot shows its latest value, not its value at the time"
+    values = history[info.name]
+    won = history["won"].to_numpy(dtype=bool)
+    recorded = values.notna()
+    if not len(history) or recorded.sum() == 0:
+        return "no closed deal has a value"
+    if len(open_deals) >= 20 and info.name in open_deals:
+        open_share = float(open_deals[info.name].notna().mean())
+        closed_share = float(recorded.mean())
+        if closed_share >= 0.5 and open_share <= 0.05:
+            return (f"recorded on {closed_share:.0%} of closed deals but {open_share:.0%} of open ones: "
+                    "filled in at close")  # fmt: skip
+    if info.kind == "category":
+        reason = _category_reason(values, won, history, settings)
+        if reason:
+            return reason
+    elif info.kind == "number":
+        if values.dropna().nunique() <= 1:
+            return "has a single value (or none) on every deal"
+    auc = single_field_auc(info, values, won)
+    if auc is not None and auc >= settings.leak_auc:
+        return (f"separates won from lost almost perfectly on its own (AUC {auc:.3f}): it likely encodes the "
+                "outcome (e.g. a value set only when a deal is won or lost)")  # fmt: skip
+    return None
+
+
+def _category_reason(values: pd.Series, won: np.ndarray, history: pd.DataFrame,
+                     settings: AuditSettings) -> str | None:  # fmt: skip
+    levels = values.dropna().astype(str)
+    distinct = levels.nunique()
+    if distinct <= 1:
+        return "has a single value (or none) on every deal"
+    if distinct > max(50, 0.5 * len(levels)):
+        return f"almost one value per deal ({distinct:,} values): an identifier, not a segment"
+    counts = pd.DataFrame({"level": levels, "won": won[values.notna().to_numpy()]}).groupby("level")["won"].agg(["sum", "count"])
+    rates = counts["sum"] / counts["count"]
+    pure = counts[(counts["count"] >= 10) & ((rates <= PURE_RATE) | (rates >= 1 - PURE_RATE))]
+    if pure["count"].sum() >= PURE_SHARE * len(levels):
+        examples = ", ".join(f"'{level}' {rates[level]:.0%} won (n={int(n):,})" for level, n in pure["count"].nlargest(2).items())
+        return f"its values are (nearly) pure in outcome: {examples}"
+    closed_days = (history["closed_date"] - pd.Timestamp("2000-01-01")).dt.days.astype(float)
+    created_days = (history["created_date"] - pd.Timestamp("2000-01-01")).dt.days.astype(float)
+    follows_close = _correlation_ratio(closed_days, values)
+    if follows_close >= FOLLOWS_CLOSE and follows_close > _correlation_ratio(created_days, values):
+        return f"follows the close date (η² {follows_close:.2f}): a close-period band, known only at close"
+    follows_cycle = _correlation_ratio(history["sales_cycle_days"].astype(float), values)
+    if follows_cycle >= FOLLOWS_CLOSE:
+        return f"follows the days to close (η² {follows_cycle:.2f}): a cycle-length band, known only at close"
+    return None
+
+
+def _correlation_ratio(numbers: pd.Series, groups: pd.Series) -> float:
+    """η²: the share of a number's variance explained by a grouping (1 when the group fixes the number)."""
+    frame = pd.DataFrame({"x": numbers.to_numpy(), "g": groups.to_numpy()}).dropna()
+    if len(frame) < 20 or frame["x"].var() == 0:
+        return 0.0
+    group_means = frame.groupby("g")["x"].transform("mean")
+    return float(((group_means - frame["x"].mean()) ** 2).sum() / ((frame["x"] - frame["x"].mean()) ** 2).sum())
+
+
+def single_field_auc(info: FieldInfo, values: pd.Series, won: np.ndarray) -> float | None:
+    """How well this field alone ranks won above lost (or below: the larger side), on closed deals."""
+    if len(np.unique(won)) < 2:
+        return None
+    if info.kind == "number":
+        score = values.astype(float).fillna(values.astype(float).median()).to_numpy()
+    else:
+        levels = values.astype(object).where(values.notna(), MISSING_LEVEL).astype(str)
+        stats = pd.DataFrame({"level": levels, "won": won}).groupby("level")["won"].agg(["mean", "count"])
+        rate = stats["mean"].where(stats["count"] >= 10, won.mean())
+        score = levels.map(rate).to_numpy(dtype=float)
+    if np.all(score == score[0]):
+        return 0.5
+    auc = float(roc_auc_score(won, score))
+    return max(auc, 1 - auc)

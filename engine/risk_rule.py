@@ -1,0 +1,94 @@
+"""One meaning of "at risk", for every surface: real-time alerts, reports, /deal-risk, /pipeline and App Home.
+
+A deal is at risk when the rule is active, the deal is live (not stale — likely dead) and its risk is above the
+threshold. The threshold is configured, or (`auto`) chosen on the model's time-ordered holdout so that the rule
+flags `target_share` of open deals. Either way the rule is measured on that holdout — share flagged, precision
+(loss rate of the flagged), recall (share of losses flagged) and lift over the base loss rate, each with a 95%
+interval — and it speaks only when the scores have skill and the flagged deals really lose more often: lift at
+least `min_lift` with its interval above 1. Otherwise it stays silent and says why: flagging 46% of a pipeline
+with a lift of 1.06 is noise, not a warning.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.settings import RiskRuleSettings
+from engine.stats import wilson
+
+BOOTSTRAP = 200
+
+
+def rule_outcome(risk: np.ndarray, lost: np.ndarray, deals: np.ndarray, threshold: float, seed: int = 0) -> dict:
+    """Share flagged, precision, recall and lift (with 95% intervals) of "risk > threshold" on known outcomes.
+
+    Intervals of the lift resample deals (a deal may have several rows, e.g. landmarks), not rows.
+    """
+    flagged = risk > threshold
+    n, lost_total, flagged_n = len(risk), int(lost.sum()), int(flagged.sum())
+    base = lost_total / n if n else None
+    precision = wilson(int((lost & flagged).sum()), flagged_n)
+    recall = wilson(int((lost & flagged).sum()), lost_total)
+    share = wilson(flagged_n, n)
+    lift = _lift_interval(flagged, lost, deals, seed) if flagged_n and base else (None, None, None)
+    return {"threshold": threshold, "n": n, "flagged": flagged_n, "share_flagged": share.to_dict(),
+            "base_loss_rate": base, "precision": precision.to_dict(), "recall": recall.to_dict(),
+            "lift": {"value": lift[0], "low": lift[1], "high": lift[2]}}  # fmt: skip
+
+
+def _lift_interval(flagged: np.ndarray, lost: np.ndarray, deals: np.ndarray, seed: int) -> tuple:
+    value = lost[flagged].mean() / lost.mean()
+    _, index = np.unique(deals, return_inverse=True)
+    groups = index.max() + 1
+    flagged_lost = np.bincount(index, weights=(flagged & lost).astype(float), minlength=groups)
+    flagged_all = np.bincount(index, weights=flagged.astype(float), minlength=groups)
+    lost_all = np.bincount(index, weights=lost.astype(float), minlength=groups)
+    rows = np.bincount(index, minlength=groups).astype(float)
+    rng = np.random.default_rng(seed)
+    lifts = []
+    for _ in range(BOOTSTRAP):
+        pick = rng.integers(0, groups, groups)
+        f, fl, la, r = flagged_all[pick].sum(), flagged_lost[pick].sum(), lost_all[pick].sum(), rows[pick].sum()
+        if f and la:
+            lifts.append((fl / f) / (la / r))
+    if not lifts:
+        return float(value), None, None
+    low, high = np.percentile(lifts, [2.5, 97.5])
+    return float(value), float(low), float(high)
+
+
+def choose_risk_rule(has_skill: bool, holdout_risk: np.ndarray | None, holdout_lost: np.ndarray | None,
+                     holdout_deals: np.ndarray | None, settings: RiskRuleSettings, seed: int = 0,
+                     no_skill_reason: str = "the scores have no skill") -> dict:  # fmt: skip
+    """The rule for one refresh: its threshold, whether it speaks, why (or why not), and its holdout figures."""
+    source = "configured" if settings.min_risk != "auto" else "auto"
+    configured = None if settings.min_risk == "auto" else float(settings.min_risk)
+    rule = {"threshold": configured, "source": source, "target_share": settings.target_share,
+            "min_lift": settings.min_lift, "holdout": None}  # fmt: skip
+    if not has_skill or holdout_risk is None or not len(holdout_risk):
+        return {**rule, "active": False,
+                "reason": f"No deal is called at risk: {no_skill_reason}, so a high risk score would not mean a "
+                          f"deal is likelier to be lost than any other."}  # fmt: skip
+    threshold = configured if configured is not None else float(np.quantile(holdout_risk, 1 - settings.target_share))
+    outcome = rule_outcome(holdout_risk, holdout_lost, holdout_deals, threshold, seed)
+    rule.update(threshold=threshold, holdout=outcome)
+    lift = outcome["lift"]
+    how = (f"on the holdout, risk > {threshold:.0%} flagged {outcome['share_flagged']['rate']:.0%} of open deals"
+           if outcome["flagged"] else f"on the holdout, no deal's risk exceeded {threshold:.0%}")
+    if not outcome["flagged"] or lift["low"] is None:
+        return {**rule, "active": False, "reason": f"No deal is called at risk: {how}."}
+    figures = f"lift {lift['value']:.2f} (95% CI {lift['low']:.2f}–{lift['high']:.2f})"
+    if lift["value"] < settings.min_lift or lift["low"] <= 1:
+        return {**rule, "active": False,
+                "reason": f"No deal is called at risk: {how}, and they were lost only {figures} times as often as "
+                          f"the average deal (needed: {settings.min_lift:.2f}, interval above 1)."}  # fmt: skip
+    return {**rule, "active": True,
+            "reason": f"At risk means risk > {threshold:.0%} ({source}): {how}; they were lost {figures} times as "
+                      f"often as average, catching {outcome['recall']['rate']:.0%} of the losses."}  # fmt: skip
+
+
+def is_at_risk(score: dict, rule: dict | None) -> bool:
+    """The one test of "at risk" every surface uses."""
+    if not rule or not rule.get("active"):
+        return False
+    return not score.get("stale") and score["risk"] > rule["threshold"]
