@@ -5,13 +5,15 @@ from __future__ import annotations
 GENERIC = "No single cause stands out: review the next step and the close plan with the owner this week."
 
 
-def recommended_actions(reasons: list[dict], stalled_detail: str | None = None) -> list[str]:
-    """Up to three concrete steps; significant reasons first, a generic step when nothing is significant."""
+def recommended_actions(reasons: list[dict], stalled_detail: str | None = None, stale: bool = False) -> list[str]:
+    """Up to three concrete steps from what lowers the deal's chances beyond chance; a generic step otherwise."""
     steps = []
+    if stale:
+        steps.append("Close it out in the CRM, or re-qualify it with the buyer this week if it is really alive.")
     if stalled_detail:
         steps.append("Move it forward or close it out: agree a dated next step with the buyer.")
     for reason in reasons:
-        if not reason.get("significant"):
+        if not reason.get("significant") or reason.get("effect", -1.0) >= 0:
             continue
         dimension, level = reason["dimension"], reason["level"]
         if dimension == "age":
@@ -23,7 +25,8 @@ def recommended_actions(reasons: list[dict], stalled_detail: str | None = None) 
         elif dimension == "sales_rep_id":
             steps.append("Ask the manager to join the next call.")
         else:
-            steps.append(f"Look at how recent {level} deals were won and lost, and reuse what worked.")
+            about = reason.get("label") or level
+            steps.append(f"Look at how recent deals like this one ({about}) were won and lost, and reuse what worked.")
     if not steps:
         steps.append(GENERIC)
     return list(dict.fromkeys(steps))[:3]

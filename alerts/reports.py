@@ -53,7 +53,8 @@ def realtime_context(score: dict, rule: str, detail: str, alert_id: int, why: st
     velocity = inputs.metrics["velocity"]["won"]
     return {**_common(inputs), "s": score, "rule": rule, "detail": detail, "alert_id": alert_id, "why_now": why,
             "typical_days": velocity["median"], "typical_n": velocity["n"],
-            "actions": recommended_actions(score["reasons"], detail if rule == "stalled" else None)}  # fmt: skip
+            "actions": recommended_actions(score["reasons"], detail if rule == "stalled" else None,
+                                           bool(score.get("stale")))}  # fmt: skip
 
 
 def at_risk(scores: list[dict], metrics: dict) -> list[dict]:

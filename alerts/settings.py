@@ -18,7 +18,7 @@ class RealtimeRuleSettings(FrozenSettings):
     min_risk: float | Literal["auto"] = "auto"
     """Risk threshold, or `auto` (chosen from the holdout for `target_share` of deals flagged and `min_lift`)."""
     target_share: float = Field(0.10, gt=0, lt=1)
-    min_lift: float = Field(1.25, ge=1)
+    min_lift: float = Field(1.15, ge=1)
     risk_step: float = Field(0.10, gt=0, lt=1)
     """Within an episode, alert again when risk has risen by this much since the last alert."""
     repeat_after_days: int = Field(7, ge=1)

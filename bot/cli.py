@@ -187,10 +187,16 @@ def train_command(obj, as_of: datetime | None) -> None:
 @click.option("--days", type=click.IntRange(30), default=540, show_default=True, help="days over which deals are created")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="CSV to write (default synth-N-sS.csv)")
 @click.option("--truth", type=click.Path(path_type=Path), default=None, help="also write each deal's true P(win)")
+@click.option("--scenario", type=click.Choice(["clean", "messy"]), default="clean", show_default=True,
+              help="messy: short and long cycles, extra fields, leaky columns, zombies, data ending at --days")
 def synth(count: int, seed: int, noise: bool, decay: float, start: datetime, days: int, out: Path | None,
-          truth: Path | None) -> None:
-    """Write a synthetic CRM snapshot (SkyGeni layout) with planted effects of known size."""
-    from engine.synth import SynthSpec, generate
+          truth: Path | None, scenario: str) -> None:
+    """Write a synthetic CRM snapshot with planted effects of known size (SkyGeni layout, or a messy export)."""
+    from engine.synth import MessySpec, SynthSpec, generate, generate_messy
+
+    if scenario == "messy":
+        _write_messy(MessySpec(deals=count, seed=seed, start=start.date(), days=days, noise=noise), out, truth)
+        return
     spec = SynthSpec(deals=count, seed=seed, start=start.date(), days=days, noise=noise, decay_per_quarter=decay)
     data = generate(spec)
     out = out or Path(f"synth-{count}-s{seed}{'-noise' if noise else ''}.csv")
@@ -200,6 +206,22 @@ def synth(count: int, seed: int, noise: bool, decay: float, start: datetime, day
     effects = "none (pure noise)" if noise else ", ".join(f"{f}={lvl} {v:+.1f}" for (f, lvl), v in spec.effects.items())
     click.echo(f"wrote {count} deals ({int(data.truth['open'].sum())} open at {spec.snapshot_date}) to {out}")
     click.echo(f"planted log-odds effects: {effects}; lost deals run longer: {not noise}; decay per quarter {decay}")
+
+
+def _write_messy(spec, out: Path | None, truth: Path | None) -> None:
+    import yaml
+
+    from engine.synth import generate_messy, messy_layout
+
+    data = generate_messy(spec)
+    out = out or Path(f"messy-{spec.deals}-s{spec.seed}{'-noise' if spec.noise else ''}.csv")
+    data.crm.to_csv(out, index=False)
+    if truth:
+        data.truth.to_csv(truth, index=False)
+    click.echo(f"wrote {spec.deals} deals ({int(data.truth['open'].sum())} open, {int(data.truth['zombie'].sum())} of "
+               f"them zombies) to {out}; the export ends on {spec.data_end}")  # fmt: skip
+    click.echo("read it with this layout (config.yaml, under ingest.layouts; then `ingest --layout messy`):")
+    click.echo(yaml.safe_dump({"messy": messy_layout()}, sort_keys=False, allow_unicode=True))
 
 
 @main.command("backtest")

@@ -24,6 +24,17 @@ def feature_shares(frame: pd.DataFrame, dimensions: tuple[str, ...]) -> dict[str
     return {column: frame[column].value_counts(normalize=True).to_dict() for column in dimensions}
 
 
+def _age_matched_shares(by_landmark: dict, landmarks: pd.Series, dimensions: tuple[str, ...]) -> dict:
+    """Training shares of each level, mixed over landmarks in the proportions the open pipeline has."""
+    weights = landmarks.value_counts(normalize=True)
+    expected: dict[str, dict[str, float]] = {d: {} for d in dimensions}
+    for landmark, weight in weights.items():
+        for dimension in dimensions:
+            for level, share in by_landmark.get(int(landmark), {}).get(dimension, {}).items():
+                expected[dimension][level] = expected[dimension].get(level, 0.0) + weight * share
+    return expected
+
+
 def population_stability(expected: dict[str, float], actual: dict[str, float]) -> float:
     levels = set(expected) | set(actual)
     e = np.array([max(expected.get(level, 0.0), PSI_FLOOR) for level in levels])
@@ -37,9 +48,10 @@ def drift_report(model: TrainedModel, open_deals: pd.DataFrame, history: pd.Data
     deals closed since training."""
     psi = {}
     if len(open_deals) >= min_sample:
-        current = feature_shares(open_deal_features(open_deals, model.space), model.space.dimensions)
-        psi = {feature: population_stability(model.training_shares.get(feature, {}), shares)
-               for feature, shares in current.items()}  # fmt: skip
+        features = open_deal_features(open_deals, model.space)
+        current = feature_shares(features, model.space.dimensions)
+        expected = _age_matched_shares(model.training_shares, features["landmark"], model.space.dimensions)
+        psi = {feature: population_stability(expected.get(feature, {}), shares) for feature, shares in current.items()}
     since = history[history["closed_date"] > pd.Timestamp(model.as_of)]
     decay = {"closed_since_training": int(len(since)), "holdout_auc": model.evaluation["auc"]["auc"],
              "holdout_brier_skill": model.evaluation["brier_skill"], "auc": None, "brier_skill": None}  # fmt: skip

@@ -9,6 +9,7 @@ so a reason and the segment table can never disagree.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -40,6 +41,8 @@ class Reason:
     n: int = 0
     low: float | None = None
     high: float | None = None
+    label: str = ""
+    """What the reason is about, in a few words ("Outbound lead", "Open 143 days")."""
 
     @property
     def qualifier(self) -> str:
@@ -48,7 +51,7 @@ class Reason:
     def to_dict(self) -> dict:
         return {"dimension": self.dimension, "level": self.level, "text": self.text, "effect": self.effect,
                 "significant": self.significant, "qualifier": self.qualifier, "rate": self.rate, "n": self.n,
-                "low": self.low, "high": self.high}  # fmt: skip
+                "low": self.low, "high": self.high, "label": self.label}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -67,13 +70,13 @@ class Evidence:
         label = self.space.level_text(dimension, level)
         table = self.attributes[dimension].table
         if level not in table.index:
-            return Reason(dimension, level, f"{label}: no closed deals yet", effect, False)
+            return Reason(dimension, level, f"{label}: no closed deals yet", effect, False, label=label)
         row = table.loc[level]
         rate = wilson(int(row["wins"]), int(row["n"]), self.confidence)
         text = (f"{label}: {rate.rate:.0%} won (n={rate.n:,}; 95% CI {rate.low:.0%}–{rate.high:.0%}) "
                 f"vs {self.overall:.0%} overall")  # fmt: skip
         significant = (dimension, level) in self.significant_levels
-        return Reason(dimension, level, text, effect, significant, rate.rate, rate.n, rate.low, rate.high)
+        return Reason(dimension, level, text, effect, significant, rate.rate, rate.n, rate.low, rate.high, label)
 
     def age_rate(self, landmark: int) -> float:
         known = [age for age in self.ages.table.index if age <= landmark]
@@ -82,13 +85,14 @@ class Evidence:
     def age_reason(self, age_days: int, landmark: int, effect: float) -> Reason:
         known = [age for age in self.ages.table.index if age <= landmark]
         if not known:
-            return Reason("age", str(landmark), f"Open {age_days} days", effect, False)
+            return Reason("age", str(landmark), f"Open {age_days} days", effect, False, label=f"Open {age_days} days")
         row = self.ages.table.loc[max(known)]
         rate = wilson(int(row["wins"]), int(row["n"]), self.confidence)
         text = (f"Open {age_days} days; deals still open at {max(known)} days won {rate.rate:.0%} "
                 f"(n={rate.n:,}; 95% CI {rate.low:.0%}–{rate.high:.0%}) vs {self.overall:.0%} overall")  # fmt: skip
         significant = not (rate.low <= self.overall <= rate.high)
-        return Reason("age", str(max(known)), text, effect, significant, rate.rate, rate.n, rate.low, rate.high)
+        return Reason("age", str(max(known)), text, effect, significant, rate.rate, rate.n, rate.low, rate.high,
+                      f"Open {age_days} days")  # fmt: skip
 
     def to_dict(self) -> dict:
         def rows(shrunk: ShrunkRates) -> list[dict]:
@@ -96,7 +100,9 @@ class Evidence:
                      "shrunk": float(r.shrunk)} for level, r in shrunk.table.iterrows()]  # fmt: skip
 
         return {"overall": self.overall, "closed_deals": self.closed_deals,
-                "prior_strength": {d: s.prior_strength for d, s in self.attributes.items()},
+                # null: an infinite prior, i.e. the levels differ no more than chance explains (JSON has no inf)
+                "prior_strength": {d: (None if math.isinf(s.prior_strength) else s.prior_strength)
+                                   for d, s in self.attributes.items()},
                 "attributes": {d: rows(s) for d, s in self.attributes.items()}, "ages": rows(self.ages)}  # fmt: skip
 
 

@@ -34,8 +34,11 @@ PURE_RATE = 0.02
 """A level whose win rate is within this of 0% or 100% is pure in outcome."""
 PURE_SHARE = 0.5
 """A field is pure in outcome when pure levels (n ≥ 10) hold at least this share of its closed deals."""
-FOLLOWS_CLOSE = 0.9
-"""Correlation ratio (η²) above which a field is taken to encode the close date or the days to close."""
+FOLLOWS_CLOSE = 0.8
+"""Share of closed deals whose close date (or cycle length) only their own value's range holds, above which a field
+is taken to be a band of the close date (or of the days to close)."""
+AUDIT_SAMPLE = 20_000
+"""Closed deals the band checks look at (a fixed sample keeps the audit fast on millions of deals)."""
 AUTO_LANDMARK_QUANTILES = (0.25, 0.5, 0.75, 0.9)
 FALLBACK_LANDMARKS = (0, 30, 60, 90)
 
@@ -54,12 +57,12 @@ class FieldInfo:
     known: str
     """creation | changing | close"""
     level_format: str = ""
-    """How a level reads in a reason, e.g. "{} lead"; empty means "Label: level"."""
+    """How a level reads in a reason, e.g. "{} lead"; empty means "Label level" (e.g. "Competitor Globex")."""
 
     def level_text(self, level: str) -> str:
         if level == MISSING_LEVEL:
             return f"{self.label} not recorded"
-        return self.level_format.format(level) if self.level_format else f"{self.label}: {level}"
+        return self.level_format.format(level) if self.level_format else f"{self.label} {level}"
 
 
 BUILTIN_FIELDS = (
@@ -240,24 +243,33 @@ def _category_reason(values: pd.Series, won: np.ndarray, history: pd.DataFrame,
     if pure["count"].sum() >= PURE_SHARE * len(levels):
         examples = ", ".join(f"'{level}' {rates[level]:.0%} won (n={int(n):,})" for level, n in pure["count"].nlargest(2).items())
         return f"its values are (nearly) pure in outcome: {examples}"
-    closed_days = (history["closed_date"] - pd.Timestamp("2000-01-01")).dt.days.astype(float)
-    created_days = (history["created_date"] - pd.Timestamp("2000-01-01")).dt.days.astype(float)
-    follows_close = _correlation_ratio(closed_days, values)
-    if follows_close >= FOLLOWS_CLOSE and follows_close > _correlation_ratio(created_days, values):
-        return f"follows the close date (η² {follows_close:.2f}): a close-period band, known only at close"
-    follows_cycle = _correlation_ratio(history["sales_cycle_days"].astype(float), values)
-    if follows_cycle >= FOLLOWS_CLOSE:
-        return f"follows the days to close (η² {follows_cycle:.2f}): a cycle-length band, known only at close"
+    sample = history.sample(min(len(history), AUDIT_SAMPLE), random_state=0) if len(history) > AUDIT_SAMPLE else history
+    sampled = values.loc[sample.index]
+    closed_days = (sample["closed_date"] - pd.Timestamp("2000-01-01")).dt.days.astype(float)
+    created_days = (sample["created_date"] - pd.Timestamp("2000-01-01")).dt.days.astype(float)
+    by_close = _share_determined(closed_days, sampled)
+    if by_close >= FOLLOWS_CLOSE and by_close > _share_determined(created_days, sampled) + 0.05:
+        return (f"follows the close date ({by_close:.0%} of closed deals fall in their value's close-date range only): "
+                "a close-period band, known only at close")  # fmt: skip
+    by_cycle = _share_determined(sample["sales_cycle_days"].astype(float), sampled)
+    if by_cycle >= FOLLOWS_CLOSE:
+        return (f"follows the days to close ({by_cycle:.0%} of closed deals fall in their value's cycle-length range "
+                "only): a cycle-length band, known only at close")  # fmt: skip
     return None
 
 
-def _correlation_ratio(numbers: pd.Series, groups: pd.Series) -> float:
-    """η²: the share of a number's variance explained by a grouping (1 when the group fixes the number)."""
-    frame = pd.DataFrame({"x": numbers.to_numpy(), "g": groups.to_numpy()}).dropna()
-    if len(frame) < 20 or frame["x"].var() == 0:
+def _share_determined(numbers: pd.Series, groups: pd.Series) -> float:
+    """The share of deals whose number falls inside the (1st–99th percentile) range of their own level and of no
+    other level: near 1 when the levels cut the number into bands (a close quarter of the close date), near 0 when
+    levels merely shift it (Enterprise deals take longer, but their range overlaps everyone's)."""
+    frame = pd.DataFrame({"x": numbers.to_numpy(), "g": groups.astype(object).to_numpy()}).dropna()
+    if len(frame) < 20 or frame["g"].nunique() < 2:
         return 0.0
-    group_means = frame.groupby("g")["x"].transform("mean")
-    return float(((group_means - frame["x"].mean()) ** 2).sum() / ((frame["x"] - frame["x"].mean()) ** 2).sum())
+    bounds = frame.groupby("g")["x"].quantile([0.01, 0.99]).unstack()
+    inside = (frame["x"].to_numpy()[:, None] >= bounds[0.01].to_numpy()) & (frame["x"].to_numpy()[:, None] <= bounds[0.99].to_numpy())
+    own = bounds.index.get_indexer(frame["g"])
+    alone = inside[np.arange(len(frame)), own] & (inside.sum(axis=1) == 1)
+    return float(alone.mean())
 
 
 def single_field_auc(info: FieldInfo, values: pd.Series, won: np.ndarray) -> float | None:

@@ -18,7 +18,7 @@ from engine.quality import (
     revenue_efficiency_score,
     rule_based_win_probability,
 )
-from engine.fields import FeatureSpace
+from engine.fields import AuditSettings, FeatureSpace, build_feature_space, candidate_fields
 from engine.segments import SegmentResult, compare_segments, findings_statement
 from engine.settings import MetricsSettings
 from engine.stats import mann_whitney, wilson
@@ -29,7 +29,7 @@ def compute_metrics(
     as_of: date,
     snapshot_taken: date,
     settings: MetricsSettings,
-    space: FeatureSpace,
+    space: FeatureSpace | None = None,
     probabilities: WinProbabilities | None = None,
     segments: list[SegmentResult] | None = None,
 ) -> dict:
@@ -40,6 +40,9 @@ def compute_metrics(
     """
     view = view_as_of(deals, as_of, snapshot_taken)
     history = view.history
+    if space is None:  # the built-in fields, audited with default settings (a refresh passes its own space)
+        audit = AuditSettings(settings.min_sample, tuple(settings.amount_bands), None, 0.97, settings.stale_quantile)
+        space = build_feature_space(candidate_fields({}), history, view.open, audit)
     if probabilities is None:
         probabilities = rule_based_win_probability(view.open, history, view.stage_known, settings)
     if segments is None:

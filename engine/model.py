@@ -72,7 +72,8 @@ class TrainedModel:
     verdict: str
     drivers: list[Driver] = field(default_factory=list)
     training_shares: dict = field(default_factory=dict)
-    """Share of each feature level among deals at creation, the baseline for population-shift (PSI) checks."""
+    """landmark → feature → level → share among training rows at that age: the baseline for population-shift
+    (PSI) checks, matched to the ages of the open pipeline (old open deals differ from new ones by nature)."""
     space: FeatureSpace | None = None
     """The fields the model uses (after any leak it found was dropped) and its age landmarks."""
     typical_effects: dict = field(default_factory=dict)
@@ -185,8 +186,8 @@ def train(history: pd.DataFrame, as_of: date, space: FeatureSpace, settings: Mod
     has_skill = evaluation["auc"]["low"] is not None and evaluation["auc"]["low"] > 0.5 and evaluation["brier_skill"] > 0
     pipeline = _fit(examples, columns, evaluation["regularization_c"], settings.seed)
     drivers = _drivers(pipeline, examples, space, evaluation["regularization_c"], metrics, has_skill)
-    at_creation = examples[examples["landmark"] == 0]
-    shares = {c: at_creation[c].value_counts(normalize=True).to_dict() for c in space.dimensions}
+    shares = {int(landmark): {c: rows[c].value_counts(normalize=True).to_dict() for c in space.dimensions}
+              for landmark, rows in examples.groupby("landmark")}  # fmt: skip
     return TrainedModel(
         pipeline=pipeline, as_of=as_of, training_shares=shares, space=space,
         train_from=history["closed_date"].min().date(), train_to=history["closed_date"].max().date(),

@@ -31,12 +31,14 @@ class WinProbabilities:
 def rule_based_win_probability(
     open_deals: pd.DataFrame, history: pd.DataFrame, stage_known: bool, settings: MetricsSettings
 ) -> WinProbabilities:
-    """The configured stage table when the stage is point-in-time; otherwise everyone gets the base rate."""
+    """The configured stage table when the stage is point-in-time; otherwise everyone gets the base rate (or, below
+    `min_sample` closed deals, the configured default). Unknown stages get the default. The one rule-based P(win):
+    scores and every PQI path use it."""
     if stage_known:
         table = settings.stage_win_probability
         values = open_deals["deal_stage"].map(table).fillna(settings.default_win_probability).astype(float)
         return WinProbabilities(values, RULE_STAGE)
-    base_rate = float(history["won"].mean()) if len(history) else settings.default_win_probability
+    base_rate = float(history["won"].mean()) if len(history) >= settings.min_sample else settings.default_win_probability
     return WinProbabilities(pd.Series(base_rate, index=open_deals.index, dtype=float), RULE_BASE_RATE)
 
 
@@ -45,7 +47,10 @@ def pipeline_quality_index(amounts: pd.Series, probabilities: pd.Series, high_pr
     if amounts.empty or amounts.sum() <= 0:
         return {"pqi": None, "high_probability_share": None, "size_ratio": None, "open_deals": int(len(amounts))}
     high_share = float(amounts[probabilities >= high_probability].sum() / amounts.sum())
-    size_ratio = float(amounts.mean() / amounts.median())
+    median = float(amounts.median())
+    if median <= 0:  # most open amounts are 0: the size ratio means nothing
+        return {"pqi": None, "high_probability_share": high_share, "size_ratio": None, "open_deals": int(len(amounts))}
+    size_ratio = float(amounts.mean() / median)
     return {"pqi": high_share * size_ratio, "high_probability_share": high_share, "size_ratio": size_ratio,
             "open_deals": int(len(amounts))}  # fmt: skip
 

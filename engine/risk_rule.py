@@ -77,14 +77,23 @@ def choose_risk_rule(has_skill: bool, holdout_risk: np.ndarray | None, holdout_l
            if outcome["flagged"] else f"on the holdout, no deal's risk exceeded {threshold:.0%}")
     if not outcome["flagged"] or lift["low"] is None:
         return {**rule, "active": False, "reason": f"No deal is called at risk: {how}."}
-    figures = f"lift {lift['value']:.2f} (95% CI {lift['low']:.2f}–{lift['high']:.2f})"
-    if lift["value"] < settings.min_lift or lift["low"] <= 1:
+    figures = f"lift {lift['value']:.2f}, 95% CI {lift['low']:.2f}–{lift['high']:.2f}"
+    needed = required_lift(outcome["base_loss_rate"], settings.min_lift)
+    rule["required_lift"] = needed
+    if lift["value"] < needed or lift["low"] <= 1:
         return {**rule, "active": False,
-                "reason": f"No deal is called at risk: {how}, and they were lost only {figures} times as often as "
-                          f"the average deal (needed: {settings.min_lift:.2f}, interval above 1)."}  # fmt: skip
+                "reason": f"No deal is called at risk: {how}, and those deals were lost little more often than "
+                          f"average ({figures}; needed {needed:.2f} with the interval above 1)."}  # fmt: skip
     return {**rule, "active": True,
-            "reason": f"At risk means risk > {threshold:.0%} ({source}): {how}; they were lost {figures} times as "
-                      f"often as average, catching {outcome['recall']['rate']:.0%} of the losses."}  # fmt: skip
+            "reason": f"At risk means risk > {threshold:.0%} ({source}): {how}, which were lost more often than "
+                      f"average ({figures}) and held {outcome['recall']['rate']:.0%} of the losses."}  # fmt: skip
+
+
+def required_lift(base_loss_rate: float, min_lift: float) -> float:
+    """`min_lift`, or half the way to the largest lift possible when losses are so common that `min_lift` cannot
+    be reached (with a 74% base loss rate no rule can do better than 1/0.74 = 1.35)."""
+    ceiling = 1 / base_loss_rate if base_loss_rate else float("inf")
+    return min(min_lift, (1 + ceiling) / 2)
 
 
 def is_at_risk(score: dict, rule: dict | None) -> bool:

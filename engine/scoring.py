@@ -29,7 +29,7 @@ from engine.asof import AsOfView
 from engine.evidence import Evidence, Reason
 from engine.features import open_deal_features
 from engine.fields import FeatureSpace
-from engine.model import SIGNIFICANT, TrainedModel, level_coefficients, predict
+from engine.model import TrainedModel, level_coefficients, predict
 from engine.quality import rule_based_win_probability
 from engine.settings import MetricsSettings, ModelSettings
 
@@ -92,20 +92,19 @@ def score_open_deals(
     base = evidence.overall if evidence is not None and evidence.closed_deals else None
     if evidence is None or evidence.closed_deals < metrics.min_sample:
         p_win = rule_based_win_probability(open_deals, view.history, view.stage_known, metrics).values.to_numpy()
-        effects, method, significant_fields = None, METHOD_RULES, set()
+        effects, method = None, METHOD_RULES
     elif model is not None and model.has_skill:
         p_win, method = predict(model.pipeline, features), METHOD_MODEL
         effects = _model_effects(features, model, evidence)
-        significant_fields = {d.feature for d in model.drivers if d.status == SIGNIFICANT}
     else:
-        method, significant_fields = METHOD_SHRUNK, None
+        method = METHOD_SHRUNK
         effects = _shrunk_effects(features, space, evidence)
         p_win = expit(logit(np.clip(evidence.overall, 1e-6, 1 - 1e-6)) + effects.sum(axis=1).to_numpy())
     stale = np.array([space.is_stale(int(age)) for age in open_deals["age_days"]], dtype=bool)
     if evidence is not None and evidence.closed_deals >= metrics.min_sample and stale.any():
         oldest = evidence.age_rate(space.landmarks[-1])
         p_win = np.where(stale, np.minimum(p_win, oldest), p_win)
-    writer = _Explainer(evidence, space, significant_fields, model_settings.top_reasons) if effects is not None else None
+    writer = _Explainer(evidence, space, model_settings.top_reasons) if effects is not None else None
     effect_rows = effects.to_dict("records") if effects is not None else None
     scores = []
     for position, (deal, feature_row) in enumerate(zip(open_deals.to_dict("records"), features.to_dict("records"))):
@@ -195,9 +194,8 @@ def _unexplained(p_win: float, base: float | None, stale: bool, space: FeatureSp
 class _Explainer:
     """Turns a deal's effects into its standing, summary and reasons; texts are looked up once per level."""
 
-    def __init__(self, evidence: Evidence, space: FeatureSpace, significant_fields: set | None, limit: int):
+    def __init__(self, evidence: Evidence, space: FeatureSpace, limit: int):
         self.evidence, self.space, self.limit = evidence, space, limit
-        self.significant_fields = significant_fields
         self._reasons: dict[tuple[str, str], Reason] = {}
 
     def _attribute(self, dimension: str, level: str, effect: float) -> Reason:
@@ -205,11 +203,12 @@ class _Explainer:
         if key not in self._reasons:
             self._reasons[key] = self.evidence.attribute_reason(dimension, level, 0.0)
         reason = self._reasons[key]
-        significant = reason.significant if self.significant_fields is None else dimension in self.significant_fields
-        return Reason(dimension, level, reason.text, float(effect), significant, reason.rate, reason.n, reason.low,
-                      reason.high)  # fmt: skip
+        return Reason(dimension, level, reason.text, float(effect), reason.significant, reason.rate, reason.n,
+                      reason.low, reason.high, reason.label)  # fmt: skip
 
     def explain(self, age_days: int, features: dict, effects: dict, p_win: float, stale: bool):
+        """(standing, summary, reasons). A reason is listed as lowering (raising) P(win) only when both the score's
+        contribution and the evidence shown beside it point that way, so no line contradicts its own numbers."""
         base = self.evidence.overall
         standing = standing_of(1 - p_win, base, stale)
         reasons = []
@@ -218,25 +217,32 @@ class _Explainer:
                 reasons.append(self.evidence.age_reason(age_days, int(features["landmark"]), float(effect)))
             else:
                 reasons.append(self._attribute(dimension, features[dimension], effect))
-        lowering = sorted((r for r in reasons if r.effect < -1e-9), key=lambda r: r.effect)
-        raising = sorted((r for r in reasons if r.effect > 1e-9), key=lambda r: -r.effect)
+        lowering = sorted((r for r in reasons if r.effect < -1e-9 and r.rate is not None and r.rate < base),
+                          key=lambda r: r.effect)  # fmt: skip
+        raising = sorted((r for r in reasons if r.effect > 1e-9 and r.rate is not None and r.rate > base),
+                         key=lambda r: -r.effect)  # fmt: skip
         base_risk, risk = 1 - base, 1 - p_win
         comparison = f"Risk {risk:.0%} vs a base risk of {base_risk:.0%}"
         if stale:
             return standing, _stale_sentence(self.space, age_days), tuple(lowering[: self.limit])
         if standing == ABOVE:
-            shown = lowering[: self.limit] or sorted(reasons, key=lambda r: r.effect)[:1]
-            if len(lowering) == 1 and lowering[0].dimension == "age":
+            shown = lowering[: self.limit]
+            if not shown:
+                driver = "the combination of its attributes, none of which stands out alone"
+            elif len(shown) == 1 and shown[0].dimension == "age":
                 driver = "its age alone: deals still open this long win less often"
             else:
-                driver = "; ".join(_short(r) for r in shown)
+                driver = "; ".join(r.label for r in shown)
             return standing, f"{comparison} ({risk / base_risk:.1f}×). What drives it: {driver}.", tuple(shown)
         if standing == BELOW:
-            shown = raising[: self.limit]
-            return standing, f"{comparison}: better than the average deal.", tuple(shown)
-        return (standing, f"{comparison}: about the base risk. Nothing about this deal moves its chances "
-                          f"materially.", tuple(lowering[: self.limit]))  # fmt: skip
+            return standing, f"{comparison}: better than the average deal.", tuple(raising[: self.limit])
+        if lowering and raising:
+            summary = (f"{comparison}: about the base risk. What lowers its chances "
+                       f"({'; '.join(r.label for r in lowering[:2])}) is offset by what raises them "
+                       f"({'; '.join(r.label for r in raising[:2])}).")  # fmt: skip
+        elif lowering:
+            summary = f"{comparison}: about the base risk; what lowers its chances does so only slightly."
+        else:
+            summary = f"{comparison}: about the base risk. Nothing about this deal moves its chances materially."
+        return standing, summary, tuple(lowering[: self.limit])
 
-
-def _short(reason: Reason) -> str:
-    return reason.text.split(":")[0].split(";")[0]

@@ -243,7 +243,7 @@ class RiskRuleSettings(FrozenSettings):
     """A fixed risk threshold, or `auto`: the threshold that flags `target_share` of the holdout's open deals."""
     target_share: float = Field(0.10, gt=0, lt=1)
     """With `auto`: the share of open deals the rule should flag (alert volume)."""
-    min_lift: float = Field(1.25, ge=1)
+    min_lift: float = Field(1.15, ge=1)
     """The rule speaks only when flagged deals lost at least this many times as often as average on the holdout
     (and the lift's 95% interval is above 1); otherwise it stays silent and says why."""
 

@@ -267,7 +267,8 @@ class Store:
         with self.db.conn:
             cursor = self.db.execute(
                 "INSERT INTO refreshes (snapshot_id, as_of, computed_at, metrics, model_id) VALUES (?, ?, ?, ?, ?)",
-                [snapshot_id, as_of.isoformat(), computed_at.isoformat(), json.dumps(metrics), model_id],
+                # allow_nan=False: `metrics --json` must be JSON every tool can read, never NaN or Infinity
+                [snapshot_id, as_of.isoformat(), computed_at.isoformat(), json.dumps(metrics, allow_nan=False), model_id],
             )
             refresh_id = cursor.lastrowid
             self.db.conn.executemany(

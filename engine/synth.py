@@ -121,3 +121,111 @@ def generate(spec: SynthSpec) -> SynthData:
                "lead_source", "deal_stage", "deal_amount", "sales_cycle_days", "outcome"]]  # fmt: skip
     truth = pd.DataFrame({"deal_id": deal_ids, "p_win": p_win, "won": won, "cycle_days": cycle, "open": is_open})
     return SynthData(crm, truth, spec)
+
+
+MESSY_EFFECTS = {
+    ("lead_source", "Outbound"): -0.6,
+    ("lead_source", "Referral"): 0.4,
+    ("competitor", "Globex"): -0.9,
+    ("competitor", "Acme"): -0.3,
+}
+"""Real effects of the messy export: lead source and the extra `competitor` field (plus +0.15 per contact)."""
+CONTACT_EFFECT = 0.15
+MESSY_FIELDS = {
+    "competitor": {"column": "Competitor", "kind": "category", "known": "creation", "label": "Competitor"},
+    "contacts": {"column": "Contacts", "kind": "number", "known": "creation", "label": "Contacts"},
+    "forecast_category": {"column": "Forecast Category", "kind": "category", "known": "creation",
+                          "label": "Forecast category"},
+    "close_period": {"column": "Close Period", "kind": "category", "known": "creation", "label": "Close period"},
+    "cycle_bucket": {"column": "Cycle Bucket", "kind": "category", "known": "creation", "label": "Cycle bucket"},
+    "close_reason": {"column": "Close Reason", "kind": "category", "known": "close", "label": "Close reason"},
+}  # fmt: skip
+"""The layout a naive user would write for the messy export: three leaky columns declared known at creation (only
+the data can tell), and one correctly declared known at close."""
+
+
+@dataclass(frozen=True)
+class MessySpec:
+    """A CRM export with every quirk real ones have (see `generate_messy`)."""
+
+    deals: int = 6000
+    seed: int = 0
+    start: date = date(2023, 1, 1)
+    days: int = 600
+    """Deals are created over this many days; the export ends on the last one."""
+    base_win_rate: float = 0.62
+    noise: bool = False
+    zombie_share: float = 0.04
+    enterprise_share: float = 0.25
+
+    @property
+    def data_end(self) -> date:
+        return (pd.Timestamp(self.start) + pd.Timedelta(days=self.days)).date()
+
+
+def messy_layout() -> dict:
+    """The `ingest.layouts` entry that reads a messy export (canonical columns plus its extra fields)."""
+    columns = {name: name for name in ("deal_id", "created_date", "closed_date", "sales_rep_id", "industry", "region",
+                                       "product_type", "lead_source", "deal_stage", "deal_amount", "outcome")}  # fmt: skip
+    return {"columns": columns, "fields": dict(MESSY_FIELDS)}
+
+
+def generate_messy(spec: MessySpec) -> SynthData:
+    """A messy real-world export, deterministic per seed. It plants:
+
+    - short and long cycles: SMB deals close in a median of about 8 days, Enterprise ones in about 90 (the median
+      over all deals is under two weeks), and lost deals drag on longer than won ones (unless `noise`);
+    - real signal in a field the bundled data never had (`Competitor`), in a number (`Contacts`) and in lead source
+      (none at all with `noise`);
+    - fields that encode the outcome: a stage with Closed Won / Closed Lost levels, a forecast category that is
+      "Closed" or "Omitted" once a deal ends, a close-period band and a cycle-length bucket filled in only at close,
+      a close reason, and an amount recorded as 0 on every lost deal;
+    - zombies: open deals created early and never closed out, older than any deal that ever closed;
+    - an export that ends on `data_end`: callers replay it months later to see data that stops before "today".
+    """
+    rng = np.random.default_rng(spec.seed)
+    n = spec.deals
+    created = pd.Timestamp(spec.start) + pd.to_timedelta(rng.integers(0, spec.days, n), unit="D")
+    enterprise = rng.random(n) < spec.enterprise_share
+    amount = np.round(np.exp(rng.uniform(np.log(3_000), np.log(150_000), n)))
+    attributes = {"sales_rep_id": rng.choice(REPS, n), "industry": rng.choice(INDUSTRIES, n),
+                  "region": rng.choice(REGIONS, n), "product_type": np.where(enterprise, "Enterprise", rng.choice(PRODUCTS[:2], n)),
+                  "lead_source": rng.choice(LEAD_SOURCES, n)}  # fmt: skip
+    competitor = rng.choice(["", "Acme", "Globex"], n, p=[0.5, 0.25, 0.25])
+    contacts = rng.integers(1, 9, n)
+    log_odds = np.full(n, logit(spec.base_win_rate))
+    if not spec.noise:
+        for (name, level), effect in MESSY_EFFECTS.items():
+            values = competitor if name == "competitor" else attributes[name]
+            log_odds += effect * (values == level)
+        log_odds += CONTACT_EFFECT * (contacts - 4.5)
+    p_win = expit(log_odds)
+    won = rng.random(n) < p_win
+    median = np.where(enterprise, 90.0, 8.0) * np.where(won | spec.noise, 1.0, 1.5)
+    cycle = np.maximum(1, np.floor(rng.gamma(2.0, median / 1.68)).astype(int))
+    closed = created + pd.to_timedelta(cycle, unit="D")
+    end = pd.Timestamp(spec.data_end)
+    is_open = np.asarray(closed > end)
+    zombie = (rng.random(n) < spec.zombie_share) & ((created - pd.Timestamp(spec.start)).days.to_numpy() < 90)
+    is_open |= zombie
+    is_closed = ~is_open
+    width = max(5, len(str(n)))
+    deal_ids = np.array([f"D{i:0{width}d}" for i in range(1, n + 1)])
+    open_stage = rng.choice(["Discovery", "Proposal", "Negotiation"], n)
+    closed_text = np.where(is_closed, closed.strftime("%Y-%m-%d"), "")
+    quarter = closed.to_period("Q").astype(str).to_numpy()
+    bucket = np.where(cycle < 7, "<7 days", np.where(cycle < 30, "7-29 days", "30+ days"))
+    crm = pd.DataFrame({
+        "deal_id": deal_ids, "created_date": created.strftime("%Y-%m-%d"), "closed_date": closed_text, **attributes,
+        "deal_stage": np.where(is_open, open_stage, np.where(won, "Closed Won", "Closed Lost")),
+        "deal_amount": np.where(is_closed & ~won, 0, amount).astype(int),
+        "outcome": np.where(is_open, "", np.where(won, "Won", "Lost")),
+        "Competitor": competitor, "Contacts": contacts,
+        "Forecast Category": np.where(is_open, rng.choice(["Pipeline", "Best Case", "Commit"], n),
+                                      np.where(won, "Closed", "Omitted")),
+        "Close Period": np.where(is_closed, quarter, ""), "Cycle Bucket": np.where(is_closed, bucket, ""),
+        "Close Reason": np.where(is_open, "", np.where(won, "Won", rng.choice(["Price", "Competitor", "No decision"], n))),
+    })  # fmt: skip
+    truth = pd.DataFrame({"deal_id": deal_ids, "p_win": p_win, "won": won, "cycle_days": cycle, "open": is_open,
+                          "zombie": zombie & is_open})  # fmt: skip
+    return SynthData(crm, truth, spec)

@@ -17,7 +17,7 @@ from engine.ingest import read_snapshot
 from engine.refresh import EngineSettings, refresh
 from engine.settings import AnomalySettings, IngestSettings, MetricsSettings, ModelSettings
 from engine.store import Store
-from tests.engine_fixtures import LATER, ROOT, bundled
+from tests.engine_fixtures import LATER, ROOT, bundled, space_for
 
 AS_OF = date(2024, 3, 1)
 
@@ -25,7 +25,8 @@ AS_OF = date(2024, 3, 1)
 def anomalies_of(deals, settings: AnomalySettings | None = None):
     settings = settings or AnomalySettings()
     view = view_as_of(deals, AS_OF, LATER)
-    return find_anomalies(view.history, deals[deals["created_date"] <= pd.Timestamp(AS_OF)], AS_OF, settings)
+    return find_anomalies(view.history, deals[deals["created_date"] <= pd.Timestamp(AS_OF)], AS_OF, settings,
+                          space_for(view))
 
 
 def test_the_bundled_data_has_no_anomaly_and_says_so():

@@ -16,8 +16,13 @@ HEADER = "deal_id,created_date,closed_date,sales_rep_id,industry,region,product_
 
 
 def crm(open_rows: list[str]) -> str:
-    closed = [f"C{i:04d},2023-0{i % 9 + 1}-01,2023-0{i % 9 + 1}-21,rep_{i % 5},SaaS,APAC,Core,Inbound,Demo,1000,20,"
-              f"{'Won' if i % 2 else 'Lost'}\n" for i in range(300)]  # fmt: skip
+    """300 closed deals with cycles of 20 to 119 days (so a 60-day-old open deal is not older than history knows)."""
+    closed = []
+    for i in range(300):
+        created = date(2023, i % 9 + 1, 1)
+        cycle = 20 + i % 100
+        closed.append(f"C{i:04d},{created},{created + timedelta(days=cycle)},rep_{i % 5},SaaS,APAC,Core,Inbound,Demo,"
+                      f"1000,{cycle},{'Won' if i % 2 else 'Lost'}\n")  # fmt: skip
     return HEADER + "".join(closed) + "".join(open_rows)
 
 

@@ -91,7 +91,7 @@ def test_a_planted_segment_is_found_significant():
                               MetricsSettings())  # fmt: skip
     outbound = next(s for s in metrics["segments"] if s["value"] == "Outbound")
     assert outbound["status"] == "significant" and outbound["rate"]["rate"] < 0.3
-    assert "lead_source=Outbound" in metrics["statement"]
+    assert "Lead source Outbound" in metrics["statement"]
 
 
 def test_a_small_segment_is_insufficient_data_and_never_a_finding():

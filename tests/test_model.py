@@ -11,7 +11,7 @@ from engine.asof import view_as_of
 from engine.features import landmark_examples
 from engine.model import SIGNIFICANT, train
 from engine.settings import MetricsSettings, ModelSettings
-from tests.engine_fixtures import LATER, bundled, synthetic
+from tests.engine_fixtures import LATER, bundled, space_for, synthetic
 
 MODEL, METRICS = ModelSettings(), MetricsSettings()
 
@@ -20,8 +20,8 @@ MODEL, METRICS = ModelSettings(), MetricsSettings()
 def planted(tmp_path_factory):
     data, deals = synthetic(tmp_path_factory.mktemp("planted"), deals=20_000, seed=11)
     as_of = data.spec.snapshot_date
-    history = view_as_of(deals, as_of, as_of).history
-    return data, history, train(history, as_of, MODEL, METRICS)
+    view = view_as_of(deals, as_of, as_of)
+    return data, view.history, train(view.history, as_of, space_for(view), MODEL, METRICS)
 
 
 def true_log_odds(feature: str, level: str) -> float:
@@ -53,7 +53,7 @@ def test_the_planted_cycle_effect_shows_as_falling_odds_with_age(planted):
 def test_holdout_auc_is_within_two_points_of_the_oracle_and_calibrated(planted):
     data, history, model = planted
     assert model.has_skill and "better than the base rate" in model.verdict
-    examples = landmark_examples(history, MODEL.landmarks, METRICS.amount_bands)
+    examples = landmark_examples(history, model.space)
     test = examples[examples["closed_date"] > pd.Timestamp(model.evaluation["split_date"])]
     oracle = roc_auc_score(test["won"], data.oracle_probability(test["deal_id"].to_numpy(), test["landmark"].to_numpy()))
     assert model.evaluation["auc"]["auc"] == pytest.approx(oracle, abs=0.02)
@@ -66,7 +66,8 @@ def test_noise_yields_no_driver_in_at_least_95_percent_of_seeds(tmp_path):
     for seed in seeds:
         data, deals = synthetic(tmp_path, deals=3_000, seed=100 + seed, noise=True)
         as_of = data.spec.snapshot_date
-        model = train(view_as_of(deals, as_of, as_of).history, as_of, MODEL, METRICS)
+        view = view_as_of(deals, as_of, as_of)
+        model = train(view.history, as_of, space_for(view), MODEL, METRICS)
         with_findings += any(d.status == SIGNIFICANT for d in model.drivers)
         brier_excess.append(model.evaluation["brier"] - model.evaluation["base_rate_brier"])
         if not model.has_skill:
@@ -77,7 +78,8 @@ def test_noise_yields_no_driver_in_at_least_95_percent_of_seeds(tmp_path):
 
 @pytest.mark.parametrize("as_of", [date(2023, 10, 1), date(2024, 1, 1), date(2024, 3, 1), date(2024, 6, 1)])
 def test_the_bundled_data_has_no_driver_and_the_model_says_so(as_of):
-    model = train(view_as_of(bundled(), as_of, LATER).history, as_of, MODEL, METRICS)
+    view = view_as_of(bundled(), as_of, LATER)
+    model = train(view.history, as_of, space_for(view), MODEL, METRICS)
     assert not any(d.status == SIGNIFICANT for d in model.drivers)
     assert not model.has_skill and "adds nothing over the base rate" in model.verdict
     assert model.evaluation["brier"] - model.evaluation["base_rate_brier"] <= 0.002

@@ -13,16 +13,18 @@ from engine.model import train
 from engine.scoring import METHOD_MODEL, METHOD_RULES, METHOD_SHRUNK, score_open_deals
 from engine.settings import MetricsSettings, ModelSettings
 from engine.shrinkage import shrink
-from tests.engine_fixtures import LATER, bundled, synthetic
+from engine.segments import compare_segments
+from tests.engine_fixtures import LATER, bundled, space_for, synthetic
 
 MODEL, METRICS = ModelSettings(), MetricsSettings()
 
 
 def scores_as_of(deals, as_of, snapshot_taken=LATER):
     view = view_as_of(deals, as_of, snapshot_taken)
-    model = train(view.history, as_of, MODEL, METRICS)
-    evidence = gather_evidence(view.history, MODEL.landmarks, METRICS.amount_bands)
-    return {s.deal_id: s for s in score_open_deals(view, evidence, model, 1, MODEL, METRICS)}
+    model = train(view.history, as_of, space_for(view), MODEL, METRICS)
+    segments = compare_segments(view.history, model.space, METRICS)
+    evidence = gather_evidence(view.history, model.space, segments)
+    return {s.deal_id: s for s in score_open_deals(view, evidence, model, 1, model.space, MODEL, METRICS)}
 
 
 @pytest.fixture(scope="module")
@@ -53,14 +55,14 @@ def test_rewriting_every_later_outcome_does_not_move_scores(planted):
 
 def test_the_model_never_sees_a_closed_only_column(planted):
     view = view_as_of(planted, date(2024, 1, 1), LATER)
-    model = train(view.history, date(2024, 1, 1), MODEL, METRICS)
+    model = train(view.history, date(2024, 1, 1), space_for(view), MODEL, METRICS)
     assert not set(LEAKY_COLUMNS) & set(model.pipeline.feature_names_in_)
-    assert not set(LEAKY_COLUMNS) & set(open_deal_features(view.open, MODEL.landmarks, METRICS.amount_bands).columns)
+    assert not set(LEAKY_COLUMNS) & set(open_deal_features(view.open, model.space).columns)
 
 
 def test_an_open_deal_is_scored_at_the_landmark_its_age_has_reached(planted):
     view = view_as_of(planted, date(2024, 1, 1), LATER)
-    features = open_deal_features(view.open, MODEL.landmarks, METRICS.amount_bands)
+    features = open_deal_features(view.open, space_for(view, ModelSettings(landmarks=[0, 30, 60, 90])))
     expected = np.select([view.open["age_days"] >= 90, view.open["age_days"] >= 60, view.open["age_days"] >= 30],
                          [90, 60, 30], 0)  # fmt: skip
     assert (features["landmark"].to_numpy() == expected).all()
@@ -87,8 +89,9 @@ def test_the_bundled_data_falls_back_to_shrunk_rates_and_says_so():
 def test_too_little_history_falls_back_to_rules(planted):
     view = view_as_of(planted, date(2023, 1, 20), LATER)
     assert len(view.history) < METRICS.min_sample
-    evidence = gather_evidence(view.history, MODEL.landmarks, METRICS.amount_bands)
-    scores = score_open_deals(view, evidence, None, None, MODEL, METRICS)
+    space = space_for(view)
+    evidence = gather_evidence(view.history, space)
+    scores = score_open_deals(view, evidence, None, None, space, MODEL, METRICS)
     assert scores and {s.method for s in scores} == {METHOD_RULES}
     assert {s.p_win for s in scores} == {METRICS.default_win_probability}
 

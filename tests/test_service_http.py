@@ -51,7 +51,9 @@ def service(tmp_path_factory):
     with store.db.conn:
         store.db.execute("UPDATE deals SET deal_name = '<!channel> & friends' WHERE deal_id = 'D00005'")
     refresh(store, EngineSettings(MetricsSettings(), ModelSettings(), AnomalySettings()), date(2024, 3, 1), taken)
-    with store.db.conn:
+    with store.db.conn:  # the bundled data has no skill, so its risk rule is silent: make it speak at 50%
+        store.db.execute("UPDATE refreshes SET metrics = json_set(metrics, '$.risk_rule.active', json('true'),"
+                         " '$.risk_rule.threshold', 0.5)")  # fmt: skip
         alert = AlertLedger(store).open_episode("high_value_at_risk", "D00005", 0.8, False, ["user:rep_2", "user:mgr_a"],
                                                 {}, taken)  # fmt: skip
     standin = SlackStandIn().start()
