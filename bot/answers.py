@@ -93,7 +93,7 @@ def deal_risk(ctx: BotContext, viewer: Viewer, text: str) -> Message:
     rule = refresh.metrics.get("risk_rule") or {}
     return render_message(
         "answer_deal_risk", stage_days=(refresh.as_of - since).days if since else None, s=score, model=refresh.metrics.get("model", {}), as_of=refresh.as_of.isoformat(),
-        at_risk=is_at_risk(score, rule), rule=rule,
+        at_risk=is_at_risk(score, rule), rule=rule, coverage=refresh.metrics.get("coverage"),
         stale=ctx.stale(), owners=ctx.owners(), alert=alert, actions=recommended_actions(score["reasons"], stale=bool(score.get("stale"))),
         typical_days=velocity["median"], typical_n=velocity["n"], deal_name=answer.deal.get("deal_name"),
     )  # fmt: skip

@@ -73,7 +73,7 @@ class Evidence:
             return Reason(dimension, level, f"{label}: no closed deals yet", effect, False, label=label)
         row = table.loc[level]
         rate = wilson(int(row["wins"]), int(row["n"]), self.confidence)
-        text = (f"{label}: {rate.rate:.0%} won (n={rate.n:,}; 95% CI {rate.low:.0%}–{rate.high:.0%}) "
+        text = (f"{label}: {rate.rate:.0%} won (n={rate.n:,}; 95% CI {rate.low * 100:.0f}–{rate.high:.0%}) "
                 f"vs {self.overall:.0%} overall")  # fmt: skip
         significant = (dimension, level) in self.significant_levels
         return Reason(dimension, level, text, effect, significant, rate.rate, rate.n, rate.low, rate.high, label)
@@ -89,7 +89,7 @@ class Evidence:
         row = self.ages.table.loc[max(known)]
         rate = wilson(int(row["wins"]), int(row["n"]), self.confidence)
         text = (f"Open {age_days} days; deals still open at {max(known)} days won {rate.rate:.0%} "
-                f"(n={rate.n:,}; 95% CI {rate.low:.0%}–{rate.high:.0%}) vs {self.overall:.0%} overall")  # fmt: skip
+                f"(n={rate.n:,}; 95% CI {rate.low * 100:.0f}–{rate.high:.0%}) vs {self.overall:.0%} overall")  # fmt: skip
         significant = not (rate.low <= self.overall <= rate.high)
         return Reason("age", str(max(known)), text, effect, significant, rate.rate, rate.n, rate.low, rate.high,
                       f"Open {age_days} days")  # fmt: skip

@@ -165,6 +165,11 @@ def test_data_that_ends_before_the_as_of_date_is_said_and_not_compared(export):
     assert anomalies["anomalies"] == [] and "the data ends on" in anomalies["skipped"]
     monthly, _ = report_message("monthly", environment(export), NOW, export.refresh_row())
     assert "No anomaly check this time: the data ends on" in messages_text(monthly)
+    gap = f"the export ends on {export.spec.data_end}, 120 days before"
+    for kind in ("daily", "weekly"):
+        assert gap in messages_text(report_message(kind, environment(export), NOW, export.refresh_row())[0])
+    deal = export.scores()[0]["deal_id"]
+    assert gap in messages_text(deal_risk(bot_context(export), EXECUTIVE, deal))
 
 
 def test_windows_that_start_before_the_data_are_trimmed_and_noise_shows_no_departures(export):
@@ -360,3 +365,31 @@ def test_placeholder_values_are_missing_values_not_a_segment(tmp_path):
     result = refresh(store, EngineSettings(settings.metrics, settings.model, settings.anomalies), date(2023, 9, 1), NOW)
     assert not [s for s in result.metrics["segments"] if s["value"] in placeholders]
     assert "Industry" in {e["label"] for e in result.metrics["fields"]["excluded"]}
+
+
+def test_fields_that_leak_only_together_are_caught_by_the_models_leak_guard(tmp_path):
+    """Each hint alone separates won from lost with AUC ~0.85 (passes the field audit); together they give a holdout
+    AUC no sales forecast reaches, so the model drops the most separating one and says so in its verdict."""
+    from engine.asof import view_as_of
+    from engine.model import train
+    from engine.settings import MetricsSettings, ModelSettings
+    from tests.engine_fixtures import space_for, synthetic
+
+    data, deals = synthetic(tmp_path, deals=6000, seed=21)
+    rng = np.random.default_rng(21)
+    won = deals["outcome"].eq("Won").to_numpy()
+    fields = {}
+    for name in ("hint_a", "hint_b", "hint_c", "hint_d", "hint_e"):
+        flip = rng.random(len(deals)) < 0.15
+        values = np.where(won ^ flip, "yes", "no")
+        deals[name] = np.where(deals["outcome"].isna(), rng.choice(["yes", "no"], len(deals)), values)
+        fields[name] = {"column": name, "kind": "category", "known": "creation", "label": name}
+    as_of = data.spec.snapshot_date
+    view = view_as_of(deals, as_of, as_of)
+    space = space_for(view, fields=fields)
+    assert {"hint_a", "hint_b", "hint_c", "hint_d", "hint_e"} <= {f.name for f in space.fields}, "each alone passes"
+    model = train(view.history, as_of, space, ModelSettings(), MetricsSettings())
+    assert model.leaks and "Leak guard" in model.verdict
+    assert model.refused or model.evaluation["auc"]["auc"] <= ModelSettings().leak_auc
+    dropped = {f.name for f in space.fields} - {f.name for f in model.space.fields}
+    assert dropped and dropped <= set(fields)
