@@ -39,7 +39,7 @@ FOLLOWS_CLOSE = 0.8
 is taken to be a band of the close date (or of the days to close)."""
 AUDIT_SAMPLE = 20_000
 """Closed deals the band checks look at (a fixed sample keeps the audit fast on millions of deals)."""
-AUTO_LANDMARK_QUANTILES = (0.25, 0.5, 0.75, 0.9)
+AUTO_LANDMARK_QUANTILES = (0.33, 0.67, 0.9)
 FALLBACK_LANDMARKS = (0, 30, 60, 90)
 
 
@@ -115,18 +115,19 @@ class FeatureSpace:
         return self.info(dimension).level_text(level)
 
     def attributes(self, deals: pd.DataFrame) -> pd.DataFrame:
-        """One text column per dimension (numbers banded), missing values as their own level."""
+        """One text column per dimension (numbers banded), missing values as their own level.
+
+        Columns are plain object arrays of str: scikit-learn's encoder and pandas' counts are several times slower
+        on pandas' string dtype, which `astype(str)` gives under pandas 3.
+        """
         frame = pd.DataFrame(index=deals.index)
         for info in self.fields:
+            values = deals[info.name]
             if info.kind == "number":
-                values = deals[info.name]
-                if info.name == "deal_amount":
-                    banded = amount_band(values, list(self.bands.get(info.name, ())))
-                else:
-                    banded = number_band(values, list(self.bands.get(info.name, ())))
-                frame[info.dimension] = banded.fillna(MISSING_LEVEL).astype(str)
-            else:
-                frame[info.dimension] = deals[info.name].astype(object).where(deals[info.name].notna(), MISSING_LEVEL).astype(str)
+                edges = list(self.bands.get(info.name, ()))
+                values = amount_band(values, edges) if info.name == "deal_amount" else number_band(values, edges)
+            text = np.where(values.isna().to_numpy(), MISSING_LEVEL, values.to_numpy(dtype=object)).astype(str)
+            frame[info.dimension] = pd.Series(text.astype(object), index=deals.index, dtype=object)
         return frame
 
     def without(self, dimension: str, reason: str) -> "FeatureSpace":
@@ -222,7 +223,8 @@ def _exclusion_reason(info: FieldInfo, history: pd.DataFrame, open_deals: pd.Dat
     elif info.kind == "number":
         if values.dropna().nunique() <= 1:
             return "has a single value (or none) on every deal"
-    auc = single_field_auc(info, values, won)
+    sample = values.sample(AUDIT_SAMPLE, random_state=0) if len(values) > AUDIT_SAMPLE else values
+    auc = single_field_auc(info, sample, won[history.index.get_indexer(sample.index)])
     if auc is not None and auc >= settings.leak_auc:
         return (f"separates won from lost almost perfectly on its own (AUC {auc:.3f}): it likely encodes the "
                 "outcome (e.g. a value set only when a deal is won or lost)")  # fmt: skip

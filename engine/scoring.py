@@ -107,9 +107,10 @@ def score_open_deals(
     writer = _Explainer(evidence, space, model_settings.top_reasons) if effects is not None else None
     effect_rows = effects.to_dict("records") if effects is not None else None
     scores = []
+    age_rates = {int(lm): evidence.age_rate(int(lm)) for lm in features["landmark"].unique()} if writer else {}
     for position, (deal, feature_row) in enumerate(zip(open_deals.to_dict("records"), features.to_dict("records"))):
         probability = float(p_win[position])
-        age_rate = evidence.age_rate(int(feature_row["landmark"])) if writer else None
+        age_rate = age_rates.get(int(feature_row["landmark"]))
         explained = writer.explain(int(deal["age_days"]), feature_row, effect_rows[position], probability,
                                    bool(stale[position])) if writer else _unexplained(probability, base, bool(stale[position]), space, int(deal["age_days"]))  # fmt: skip
         standing, summary, reasons = explained

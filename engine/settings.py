@@ -181,7 +181,7 @@ class MetricsSettings(FrozenSettings):
 class ModelSettings(FrozenSettings):
     landmarks: list[int] | Literal["auto"] = "auto"
     """Deal ages (days) at which a closed deal contributes a training example, if it was still open then.
-    `auto` takes them from the data: 0 and the 25/50/75/90th percentiles of closed deals' cycle lengths, so a
+    `auto` takes them from the data: 0 and the 33/67/90th percentiles of closed deals' cycle lengths, so a
     business whose deals close in 12 days and one whose deals close in 120 are both scored at ages that matter."""
     regularization_grid: list[float] = [0.001, 0.01, 0.1, 1.0]
     """Candidate inverse L2 strengths (scikit-learn's C). The one with the best Brier score on the latest part of
