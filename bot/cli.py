@@ -192,7 +192,7 @@ def train_command(obj, as_of: datetime | None) -> None:
 def synth(count: int, seed: int, noise: bool, decay: float, start: datetime, days: int, out: Path | None,
           truth: Path | None, scenario: str) -> None:
     """Write a synthetic CRM snapshot with planted effects of known size (SkyGeni layout, or a messy export)."""
-    from engine.synth import MessySpec, SynthSpec, generate, generate_messy
+    from engine.synth import MessySpec, SynthSpec, generate
 
     if scenario == "messy":
         _write_messy(MessySpec(deals=count, seed=seed, start=start.date(), days=days, noise=noise), out, truth)

@@ -9,7 +9,6 @@ so a reason and the segment table can never disagree.
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass, field
 
@@ -55,7 +54,7 @@ class Reason:
                 "low": self.low, "high": self.high, "label": self.label}  # fmt: skip
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True)
 class Evidence:
     overall: float
     closed_deals: int
@@ -66,6 +65,8 @@ class Evidence:
     significant_levels: frozenset = field(default_factory=frozenset)
     """(dimension, level) pairs whose win rate differs from the rest beyond chance (the segment tests)."""
     confidence: float = 0.95
+    _memo: dict = field(default_factory=dict, repr=False)
+    """Per-landmark lookups, computed once per refresh (not per deal); owned by this instance, so it goes with it."""
 
     def attribute_reason(self, dimension: str, level: str, effect: float) -> Reason:
         label = self.space.level_text(dimension, level)
@@ -79,11 +80,13 @@ class Evidence:
         significant = (dimension, level) in self.significant_levels
         return Reason(dimension, level, text, effect, significant, rate.rate, rate.n, rate.low, rate.high, label)
 
-    @functools.cache
     def _known_landmark(self, landmark: int) -> int | None:
         """The largest landmark with closed examples at or below `landmark` (None if there is none)."""
-        known = [age for age in self.ages.table.index if age <= landmark]
-        return max(known) if known else None
+        key = ("known", landmark)
+        if key not in self._memo:
+            known = [age for age in self.ages.table.index if age <= landmark]
+            self._memo[key] = max(known) if known else None
+        return self._memo[key]
 
     def age_rate(self, landmark: int) -> float:
         known = self._known_landmark(landmark)
@@ -100,60 +103,12 @@ class Evidence:
         return Reason("age", str(known), text, effect, significant, rate.rate, rate.n, rate.low, rate.high,
                       f"Open {age_days} days")  # fmt: skip
 
-    @functools.cache
     def _age_rate(self, landmark: int):
-        row = self.ages.table.loc[landmark]
-        return wilson(int(row["wins"]), int(row["n"]), self.confidence)
-
-    def to_dict(self) -> dict:
-        return {"dimension": self.dimension, "level": self.level, "text": self.text, "effect": self.effect,
-                "significant": self.significant, "qualifier": self.qualifier, "rate": self.rate, "n": self.n,
-                "low": self.low, "high": self.high, "label": self.label}  # fmt: skip
-
-
-@dataclass(frozen=True, eq=False)
-class Evidence:
-    overall: float
-    closed_deals: int
-    attributes: dict[str, ShrunkRates]
-    ages: ShrunkRates
-    """Indexed by landmark age (days): win rate of deals still open at that age."""
-    space: FeatureSpace
-    significant_levels: frozenset = field(default_factory=frozenset)
-    """(dimension, level) pairs whose win rate differs from the rest beyond chance (the segment tests)."""
-    confidence: float = 0.95
-
-    def attribute_reason(self, dimension: str, level: str, effect: float) -> Reason:
-        label = self.space.level_text(dimension, level)
-        table = self.attributes[dimension].table
-        if level not in table.index:
-            return Reason(dimension, level, f"{label}: no closed deals yet", effect, False, label=label)
-        row = table.loc[level]
-        rate = wilson(int(row["wins"]), int(row["n"]), self.confidence)
-        text = (f"{label}: {rate.rate:.0%} won (n={rate.n:,}; 95% CI {rate.low * 100:.0f}–{rate.high:.0%}) "
-                f"vs {self.overall:.0%} overall")  # fmt: skip
-        significant = (dimension, level) in self.significant_levels
-        return Reason(dimension, level, text, effect, significant, rate.rate, rate.n, rate.low, rate.high, label)
-
-    def age_rate(self, landmark: int) -> float:
-        known = [age for age in self.ages.table.index if age <= landmark]
-        return float(self.ages.table.loc[max(known), "raw"]) if known else self.overall
-
-    def age_reason(self, age_days: int, landmark: int, effect: float) -> Reason:
-        known = [age for age in self.ages.table.index if age <= landmark]
-        if not known:
-            return Reason("age", str(landmark), f"Open {age_days} days", effect, False, label=f"Open {age_days} days")
-        rate = self._age_rate(max(known))
-        text = (f"Open {age_days} days; deals still open at {max(known)} days won {rate.rate:.0%} "
-                f"(n={rate.n:,}; 95% CI {rate.low * 100:.0f}–{rate.high:.0%}) vs {self.overall:.0%} overall")  # fmt: skip
-        significant = not (rate.low <= self.overall <= rate.high)
-        return Reason("age", str(max(known)), text, effect, significant, rate.rate, rate.n, rate.low, rate.high,
-                      f"Open {age_days} days")  # fmt: skip
-
-    @functools.cache
-    def _age_rate(self, landmark: int):
-        row = self.ages.table.loc[landmark]
-        return wilson(int(row["wins"]), int(row["n"]), self.confidence)
+        key = ("rate", landmark)
+        if key not in self._memo:
+            row = self.ages.table.loc[landmark]
+            self._memo[key] = wilson(int(row["wins"]), int(row["n"]), self.confidence)
+        return self._memo[key]
 
     def to_dict(self) -> dict:
         def rows(shrunk: ShrunkRates) -> list[dict]:
