@@ -52,6 +52,7 @@ def realtime_context(score: dict, rule: str, detail: str, alert_id: int, why: st
     """The critical deal alert: deal, risk, how long it has been open vs typical, why, what to do, owner."""
     velocity = inputs.metrics["velocity"]["won"]
     return {**_common(inputs), "s": score, "rule": rule, "detail": detail, "alert_id": alert_id, "why_now": why,
+            "at_risk": is_at_risk(score, inputs.metrics.get("risk_rule")),
             "typical_days": velocity["median"], "typical_n": velocity["n"],
             "actions": recommended_actions(score["reasons"], detail if rule == "stalled" else None,
                                            bool(score.get("stale")))}  # fmt: skip

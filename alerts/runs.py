@@ -142,6 +142,8 @@ def realtime_preview(env: AlertEnvironment, now: datetime, refresh: Refresh | No
     inputs = gather_inputs(env, refresh, now)
     candidates = sorted(_candidates(env, refresh, inputs), key=lambda c: (-c.risk * c.score["deal_amount"], c.deal_id))
     cap = env.settings.daily_cap_per_recipient
+    outbox = Outbox(env.store)
+    day_start = datetime.combine(now.astimezone(env.timezone).date(), datetime.min.time(), env.timezone)
     sent: dict[str, int] = {}
     folded: dict[str, int] = {}
     previews = []
@@ -149,7 +151,9 @@ def realtime_preview(env: AlertEnvironment, now: datetime, refresh: Refresh | No
         targets = deal_recipients(candidate.score["sales_rep_id"], env.settings.routing)
         within = []
         for target in targets:
-            if sent.get(target, 0) < cap:
+            if target not in sent:  # what today's real runs already sent counts against the cap
+                sent[target] = outbox.count_for_target_since("realtime", target, day_start)
+            if sent[target] < cap:
                 sent[target] = sent.get(target, 0) + 1
                 within.append(target)
             else:

@@ -270,7 +270,7 @@ def models_command(obj) -> None:
         click.echo(f"v{row['id']}  as of {row['as_of']}  snapshot #{row['snapshot_id']}  {row['deals']:,} deals "
                    f"({row['train_from']} to {row['train_to']})  holdout AUC {auc['auc']:.3f} "
                    f"[{auc['low']:.3f}, {auc['high']:.3f}]  Brier skill {summary['evaluation']['brier_skill']:+.1%}  "
-                   f"{'has skill' if row['has_skill'] else 'no skill'}")
+                   f"{'refused (likely leak)' if summary.get('refused') else 'has skill' if row['has_skill'] else 'no skill'}")
 
 
 def _refresh_for(obj, as_of: datetime | None):

@@ -109,6 +109,9 @@ def find_anomalies(history: pd.DataFrame, created: pd.DataFrame, as_of: date, se
     created_recent = created[created["created_date"] > windows.recent_start]
     created_base = created[(created["created_date"] > windows.base_start) & (created["created_date"] <= windows.base_end)]
     fields = anomaly_fields(space, history)
+    if not fields:
+        return {**_empty(settings, "no field is left to cut segments by (every field was excluded from findings)"),
+                **described}  # fmt: skip
     cells = [(f,) for f in fields] + list(combinations(fields, 2))
     tests, candidates = [], []
     for cell_fields in cells:

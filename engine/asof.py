@@ -29,6 +29,8 @@ class AsOfView:
     history: pd.DataFrame
     open: pd.DataFrame
     stage_known: bool
+    open_in_snapshot: frozenset = frozenset()
+    """Ids of open deals still open when the snapshot was taken (the rest closed after the as-of date)."""
 
 
 def view_as_of(deals: pd.DataFrame, as_of: date, snapshot_taken: date) -> AsOfView:
@@ -39,6 +41,7 @@ def view_as_of(deals: pd.DataFrame, as_of: date, snapshot_taken: date) -> AsOfVi
     history = deals[closed_by_then].copy()
     history["won"] = history["outcome"].eq("Won")
     open_deals = deals[created_by_then & ~closed_by_then].copy()
+    still_open = frozenset(open_deals.loc[open_deals["outcome"].isna(), "deal_id"])
     for column in FUTURE_ONLY_COLUMNS:
         open_deals[column] = None if column == "outcome" else pd.NA
     open_deals["closed_date"] = pd.NaT
@@ -46,4 +49,4 @@ def view_as_of(deals: pd.DataFrame, as_of: date, snapshot_taken: date) -> AsOfVi
     if not stage_known:
         open_deals["deal_stage"] = None
     open_deals["age_days"] = (cut - open_deals["created_date"]).dt.days.astype(int)
-    return AsOfView(as_of, history.reset_index(drop=True), open_deals.reset_index(drop=True), stage_known)
+    return AsOfView(as_of, history.reset_index(drop=True), open_deals.reset_index(drop=True), stage_known, still_open)

@@ -64,7 +64,7 @@ def backtest(deals: pd.DataFrame, snapshot: Snapshot, as_of: date, settings: Eng
         brier=model_brier, base_rate_brier=base_brier, brier_skill=1 - model_brier / base_brier,
         calibration=calibration_table(outcomes, p_win, settings.model.calibration_bins),
         at_risk=_measured(resolved, rule, None, settings.model.seed),
-        realtime=_measured(resolved, rule, min_amount, settings.model.seed),
+        realtime=_measured(resolved, rule, min_amount, settings.model.seed, _amount_leak(space)),
     )  # fmt: skip
     return report
 
@@ -73,8 +73,20 @@ def _rule_summary(rule: dict) -> dict:
     return {key: rule.get(key) for key in ("threshold", "source", "active", "reason", "target_share", "min_lift")}
 
 
-def _measured(resolved: pd.DataFrame, rule: dict, min_amount: float | None, seed: int) -> dict:
-    """The rule's figures on the resolved live deals (above `min_amount` for the real-time rule)."""
+def _amount_leak(space) -> str | None:
+    return next((e.reason for e in space.excluded if e.field == "deal_amount"), None)
+
+
+def _measured(resolved: pd.DataFrame, rule: dict, min_amount: float | None, seed: int,
+              amount_leak: str | None = None) -> dict:  # fmt: skip
+    """The rule's figures on the resolved live deals (above `min_amount` for the real-time rule).
+
+    When the amounts encode the outcome, the snapshot's amount of a deal that closed later is its final one (0 if
+    lost, in some exports), so "amount above the threshold" would select the won deals: the subset is not measured.
+    """
+    if min_amount is not None and amount_leak:
+        return {"min_amount": min_amount, "active": bool(rule.get("active")),
+                "skipped": f"Deal size {amount_leak}, so the later amounts would pick the won deals"}  # fmt: skip
     live = resolved[~resolved["stale"]]
     if min_amount is not None:
         live = live[live["deal_amount"] > min_amount]

@@ -41,6 +41,8 @@ AUDIT_SAMPLE = 20_000
 """Closed deals the band checks look at (a fixed sample keeps the audit fast on millions of deals)."""
 AUTO_LANDMARK_QUANTILES = (0.33, 0.67, 0.9)
 FALLBACK_LANDMARKS = (0, 30, 60, 90)
+MIN_CYCLES = 20
+"""Closed deals needed before landmarks and the stale age are read from the data (fewer: fixed fallbacks, no stale)."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,8 @@ class FeatureSpace:
     supported_age: int | None = None
     """The oldest age (days) closed deals support: an open deal older than this is stale — likely dead."""
     supported_quantile: float = 0.98
+    landmarks_from_data: bool = False
+    """True when the landmarks are quantiles of closed cycle lengths (the last one the 90th percentile)."""
 
     @property
     def dimensions(self) -> tuple[str, ...]:
@@ -142,7 +146,8 @@ class FeatureSpace:
     def to_dict(self) -> dict:
         return {"used": [{"field": f.name, "label": f.label, "kind": f.kind} for f in self.fields],
                 "excluded": [e.to_dict() for e in self.excluded], "landmarks": list(self.landmarks),
-                "supported_age": self.supported_age, "supported_quantile": self.supported_quantile}  # fmt: skip
+                "supported_age": self.supported_age, "supported_quantile": self.supported_quantile,
+                "landmarks_from_data": self.landmarks_from_data}  # fmt: skip
 
 
 def candidate_fields(extra_fields: dict[str, dict]) -> list[FieldInfo]:
@@ -178,14 +183,16 @@ def build_feature_space(candidates: list[FieldInfo], history: pd.DataFrame, open
             bands[info.name] = settings.amount_edges if info.name == "deal_amount" else _quantile_edges(history[info.name])
     cycles = history["sales_cycle_days"].dropna().astype(float) if len(history) else pd.Series(dtype=float)
     landmarks = settings.landmarks or _landmarks_from(cycles)
-    supported = int(math.ceil(cycles.quantile(settings.stale_quantile))) if len(cycles) >= 20 else None
+    from_data = settings.landmarks is None and len(cycles) >= MIN_CYCLES
+    supported = int(math.ceil(cycles.quantile(settings.stale_quantile))) if len(cycles) >= MIN_CYCLES else None
     if supported is not None:
         supported = max(supported, landmarks[-1])
-    return FeatureSpace(tuple(used), tuple(excluded), bands, tuple(landmarks), supported, settings.stale_quantile)
+    return FeatureSpace(tuple(used), tuple(excluded), bands, tuple(landmarks), supported, settings.stale_quantile,
+                        from_data)  # fmt: skip
 
 
 def _landmarks_from(cycles: pd.Series) -> tuple[int, ...]:
-    if len(cycles) < 20:
+    if len(cycles) < MIN_CYCLES:
         return FALLBACK_LANDMARKS
     points = sorted({int(round(q)) for q in cycles.quantile(list(AUTO_LANDMARK_QUANTILES)) if round(q) >= 1})
     return (0, *points)
@@ -279,7 +286,10 @@ def single_field_auc(info: FieldInfo, values: pd.Series, won: np.ndarray) -> flo
     if len(np.unique(won)) < 2:
         return None
     if info.kind == "number":
-        score = values.astype(float).fillna(values.astype(float).median()).to_numpy()
+        numbers = values.astype(float)
+        if numbers.notna().sum() == 0:
+            return None
+        score = numbers.fillna(numbers.median()).to_numpy()
     else:
         levels = values.astype(object).where(values.notna(), MISSING_LEVEL).astype(str)
         stats = pd.DataFrame({"level": levels, "won": won}).groupby("level")["won"].agg(["mean", "count"])

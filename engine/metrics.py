@@ -63,14 +63,37 @@ def compute_metrics(
         "segments": [result.to_dict() for result in segments],
         "comparisons": sum(1 for r in segments if r.q_value is not None),
         "significant": sum(1 for r in segments if r.status == "significant"),
-        "statement": findings_statement(segments, settings),
+        "statement": findings_statement(segments, settings, len(space.fields)),
         "periods": {"month": _period_rates(history, "M", settings), "quarter": _period_rates(history, "Q", settings)},
         "velocity": _velocity(history),
         "open_pipeline": _open_pipeline(view, probabilities, space, settings),
         "pqi": pqi,
-        "res": revenue_efficiency_score(history[history["closed_date"] > window_start]),
+        "res": _res(history[history["closed_date"] > window_start], space),
         "trend": trend,
+        "warnings": _warnings(space),
     }  # fmt: skip
+
+
+def _amount_leak(space: FeatureSpace) -> str | None:
+    """Why the deal amount was excluded as encoding the outcome, or None when it is a plain creation-time field."""
+    return next((e.reason for e in space.excluded if e.field == "deal_amount"), None)
+
+
+def _res(closed: pd.DataFrame, space: FeatureSpace) -> dict:
+    """RES, unless the amounts encode the outcome (then revenue shares would only restate who won)."""
+    leak = _amount_leak(space)
+    if leak:
+        return {"res": None, "won_revenue_share": None, "win_rate": None, "n": int(len(closed)),
+                "note": f"Deal size {leak}, so revenue shares would only restate outcomes"}  # fmt: skip
+    return revenue_efficiency_score(closed)
+
+
+def _warnings(space: FeatureSpace) -> list[str]:
+    leak = _amount_leak(space)
+    if not leak:
+        return []
+    return [f"Deal size {leak}. RES is not computed, and for a past date the amount of a deal that closed later is "
+            f"its final amount, so past pipeline values and the PQI trend understate what was open."]  # fmt: skip
 
 
 def data_coverage(deals: pd.DataFrame, as_of: date) -> dict:
@@ -128,6 +151,7 @@ def _open_pipeline(view: AsOfView, probabilities: WinProbabilities, space: Featu
     stale = stale_mask(view.open, space)
     counted = view.open if settings.include_stale_in_pipeline else view.open[~stale]
     live = view.open[~stale]
+    # count, value and expected value describe the same deals: live ones, or all with include_stale_in_pipeline
     by_stage = []
     if view.stage_known and len(live):
         stages = live["deal_stage"].fillna("(not recorded)")
@@ -135,13 +159,15 @@ def _open_pipeline(view: AsOfView, probabilities: WinProbabilities, space: Featu
         by_stage = [{"stage": stage, "count": int(c), "value": float(s)} for stage, (c, s) in grouped.iterrows()]
     long_days = space.landmarks[-1]
     return {
-        "count": int(len(live)),
-        "value": float(live["deal_amount"].sum()),
+        "count": int(len(counted)),
+        "value": float(counted["deal_amount"].sum()),
         "expected_value": float((counted["deal_amount"] * probabilities.values[counted.index]).sum()),
         "probability_method": probabilities.method,
         "median_age_days": float(live["age_days"].median()) if len(live) else None,
         "long_open_days": int(long_days),
+        "long_open_from_data": space.landmarks_from_data,
         "long_open": int((live["age_days"] > long_days).sum()),
+        "includes_stale": settings.include_stale_in_pipeline,
         "stale_count": int(stale.sum()),
         "stale_value": float(view.open.loc[stale, "deal_amount"].sum()),
         "stale_after_days": space.supported_age,
@@ -165,7 +191,7 @@ def _trend(deals: pd.DataFrame, as_of: date, snapshot_taken: date, settings: Met
         trend.append({
             "period": str(period),
             "win_rate": wilson(closed["won"].sum(), len(closed), settings.confidence).to_dict(),
-            "res": revenue_efficiency_score(closed)["res"],
+            "res": _res(closed, space)["res"],
             "pqi": open_pipeline_pqi(view.open, probabilities.values, space, settings)["pqi"],
             "open_deals": int(len(view.open)),
             "partial": end < period.end_time.date(),

@@ -173,8 +173,10 @@ def train(history: pd.DataFrame, as_of: date, space: FeatureSpace, settings: Mod
             break
         suspect = _most_separating(examples, space)
         if suspect is None or len(leaks) == 3:
-            leaks.append(f"Refused: holdout AUC {auc:.3f} is too good to be true for a sales forecast, and no single "
-                         f"field explains it. Some field likely encodes the outcome; check the layout's fields.")  # fmt: skip
+            why = ("no single field explains it" if suspect is None
+                   else "dropping the three most separating fields did not bring it down")  # fmt: skip
+            leaks.append(f"Refused: holdout AUC {auc:.3f} is too good to be true for a sales forecast, and {why}. "
+                         f"Some fields likely encode the outcome; check the layout's fields.")  # fmt: skip
             return _refused(history, examples, as_of, space, evaluation, leaks)
         dimension, alone = suspect
         label = space.info(dimension).label
@@ -201,7 +203,7 @@ def train(history: pd.DataFrame, as_of: date, space: FeatureSpace, settings: Mod
 def _refused(history: pd.DataFrame, examples: pd.DataFrame, as_of: date, space: FeatureSpace, evaluation: dict,
              leaks: list[str]) -> TrainedModel:  # fmt: skip
     """A model that must not be used: kept only so its refusal is on record with the evaluation behind it."""
-    verdict = " ".join(leaks) + " Scores use segment win rates shrunk toward the overall rate instead."
+    verdict = " ".join(leaks) + " No field is used for scores or findings; scores use the win rate of deals still open at the same age."
     return TrainedModel(
         pipeline=None, as_of=as_of, space=space, train_from=history["closed_date"].min().date(),
         train_to=history["closed_date"].max().date(), deals=len(history), examples=len(examples),

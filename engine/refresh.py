@@ -7,7 +7,7 @@ are written in one transaction.
 from __future__ import annotations
 
 import pickle
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
 import pandas as pd
@@ -67,11 +67,16 @@ def default_as_of(snapshot: Snapshot, deals: pd.DataFrame) -> date:
 
 
 def feature_space(snapshot: Snapshot, view: AsOfView, settings: EngineSettings) -> FeatureSpace:
-    """The refresh's fields, audited against the data as of its date (see `engine.fields`)."""
+    """The refresh's fields, audited against the data as of its date (see `engine.fields`).
+
+    The "recorded only on closed deals" check looks at deals still open in the snapshot: in a replay, a deal open
+    at the as-of date that closed later already carries what was filled in at its close.
+    """
     landmarks = None if settings.model.landmarks == "auto" else tuple(settings.model.landmarks)
     audit = AuditSettings(settings.metrics.min_sample, tuple(settings.metrics.amount_bands), landmarks,
                           settings.model.leak_auc, settings.metrics.stale_quantile)  # fmt: skip
-    return build_feature_space(candidate_fields(snapshot.fields), view.history, view.open, audit)
+    still_open = view.open[view.open["deal_id"].isin(view.open_in_snapshot)]
+    return build_feature_space(candidate_fields(snapshot.fields), view.history, still_open, audit)
 
 
 def train_model(store: Store, settings: EngineSettings, as_of: date | None, now: datetime) -> StoredModel:
@@ -122,14 +127,18 @@ def refresh(store: Store, settings: EngineSettings, as_of: date | None, now: dat
 
 
 def space_after_model(audited: FeatureSpace, model: TrainedModel | None) -> FeatureSpace:
-    """The audited fields minus any the model's leak guard dropped; none at all when it refused the model."""
+    """The audited fields minus any the model does not use (its leak guard dropped them, or it was trained without
+    them); none at all when it refused the model. A reused model's landmarks and stale age are kept, so scores and
+    metrics age deals the same way."""
     if model is None or model.space is None:
         return audited
     kept = {info.dimension for info in model.space.fields}
-    space = audited
+    space = replace(audited, landmarks=model.space.landmarks, supported_age=model.space.supported_age,
+                    landmarks_from_data=model.space.landmarks_from_data)
     for info in audited.fields:
         if info.dimension not in kept:
-            reason = next((e.reason for e in model.space.excluded if e.field == info.name), "dropped by the model's leak guard")
+            reason = next((e.reason for e in model.space.excluded if e.field == info.name),
+                          "not used by the model this refresh reuses (trained before the field passed the audit)")
             space = space.without(info.dimension, reason)
     if model.refused:
         for info in space.fields:
@@ -151,10 +160,10 @@ def risk_rule_for(model: TrainedModel | None, note: str | None, settings: Engine
 
 def _model_for(store: Store, settings: EngineSettings, snapshot: Snapshot, as_of: date, history: pd.DataFrame,
                space: FeatureSpace, now: datetime) -> tuple[StoredModel | None, TrainedModel | None, str | None]:  # fmt: skip
-    stored = store.latest_model(as_of, as_of - timedelta(days=settings.model.retrain_every_days))
+    stored = store.latest_model(as_of, as_of - timedelta(days=settings.model.retrain_every_days), snapshot.id)
     if stored is not None:
         model = _load(stored)
-        if model is not None:
+        if model is not None and {f.dimension for f in model.space.fields} <= set(space.dimensions):
             return stored, model, None
     try:
         trained = train(history, as_of, space, settings.model, settings.metrics)

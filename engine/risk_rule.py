@@ -73,8 +73,9 @@ def choose_risk_rule(has_skill: bool, holdout_risk: np.ndarray | None, holdout_l
     outcome = rule_outcome(holdout_risk, holdout_lost, holdout_deals, threshold, seed)
     rule.update(threshold=threshold, holdout=outcome)
     lift = outcome["lift"]
-    how = (f"on the holdout, risk > {threshold:.0%} flagged {outcome['share_flagged']['rate']:.0%} of open deals"
-           if outcome["flagged"] else f"on the holdout, no deal's risk exceeded {threshold:.0%}")
+    how = (f"on the holdout (the deals that closed last, scored at each age they were open), risk > {threshold:.0%} "
+           f"flagged {outcome['share_flagged']['rate']:.0%} of them"
+           if outcome["flagged"] else f"on the holdout, no deal's risk exceeded {threshold:.0%}")  # fmt: skip
     if not outcome["flagged"] or lift["low"] is None:
         return {**rule, "active": False, "reason": f"No deal is called at risk: {how}."}
     figures = f"lift {lift['value']:.2f}, 95% CI {lift['low']:.2f}–{lift['high']:.2f}"

@@ -35,6 +35,9 @@ from engine.settings import MetricsSettings, ModelSettings
 
 METHOD_MODEL = "driver model"
 METHOD_SHRUNK = "segment win rates shrunk toward the overall rate (the model has no skill)"
+METHOD_SHRUNK_NO_MODEL = "segment win rates shrunk toward the overall rate (no model: too few closed deals to train one)"
+METHOD_SHRUNK_REFUSED = "segment win rates shrunk toward the overall rate (the model was refused as a likely leak)"
+METHOD_AGE_ONLY = "win rate of deals still open at the same age (no field is left to use)"
 METHOD_RULES = "rule-based default (too few closed deals for statistics)"
 MATERIAL = 1.1
 """Risk at least this many times the base risk is "above"; at most its inverse, "below"; between, "typical"."""
@@ -86,9 +89,7 @@ def score_open_deals(
     open_deals = view.open
     if open_deals.empty:
         return []
-    if model is not None and model.has_skill:
-        space = model.space
-    features = open_deal_features(open_deals, space)
+    features = open_deal_features(open_deals, space)  # the refresh's space holds exactly the model's fields
     base = evidence.overall if evidence is not None and evidence.closed_deals else None
     if evidence is None or evidence.closed_deals < metrics.min_sample:
         p_win = rule_based_win_probability(open_deals, view.history, view.stage_known, metrics).values.to_numpy()
@@ -97,7 +98,7 @@ def score_open_deals(
         p_win, method = predict(model.pipeline, features), METHOD_MODEL
         effects = _model_effects(features, model, evidence)
     else:
-        method = METHOD_SHRUNK
+        method = _fallback_method(model, space)
         effects = _shrunk_effects(features, space, evidence)
         p_win = expit(logit(np.clip(evidence.overall, 1e-6, 1 - 1e-6)) + effects.sum(axis=1).to_numpy())
     stale = np.array([space.is_stale(int(age)) for age in open_deals["age_days"]], dtype=bool)
@@ -124,6 +125,15 @@ def score_open_deals(
             base_p_win=base, age_p_win=age_rate, standing=standing, summary=summary, stale=bool(stale[position]),
         ))  # fmt: skip
     return scores
+
+
+def _fallback_method(model: TrainedModel | None, space: FeatureSpace) -> str:
+    """Name the shrunk-rates method by why the model is not used, so no label claims what did not happen."""
+    if not space.fields:
+        return METHOD_AGE_ONLY
+    if model is None:
+        return METHOD_SHRUNK_NO_MODEL
+    return METHOD_SHRUNK_REFUSED if model.refused else METHOD_SHRUNK
 
 
 def _model_effects(features: pd.DataFrame, model: TrainedModel, evidence: Evidence) -> pd.DataFrame:

@@ -74,8 +74,14 @@ def compare_segments(history: pd.DataFrame, space: FeatureSpace, settings: Metri
     return results
 
 
-def findings_statement(results: list[SegmentResult], settings: MetricsSettings) -> str:
-    """One honest sentence on whether any segment's win rate really differs from the rest."""
+def findings_statement(results: list[SegmentResult], settings: MetricsSettings, fields: int | None = None) -> str:
+    """One honest sentence on whether any segment's win rate really differs from the rest.
+
+    `fields`: how many fields were available to cut by (0 when the audit or the leak guard excluded them all).
+    """
+    if fields == 0:
+        return ("No field is left to compare segments by: every field was excluded from findings (see the excluded "
+                "fields and why).")  # fmt: skip
     tested = [r for r in results if r.status != INSUFFICIENT]
     found = [r for r in results if r.status == SIGNIFICANT]
     skipped = len(results) - len(tested)

@@ -278,10 +278,12 @@ class Store:
         return refresh_id
 
     def latest_refresh(self, as_of: date | None = None) -> Refresh | None:
-        """The refresh for `as_of` (the newest computed for that date), or without a date the one with the newest
-        as-of date: computing an old date for a backtest does not make it "the latest"."""
+        """The newest snapshot's refresh for `as_of` (the newest computed for that date), or without a date the one
+        with the newest as-of date: computing an old date for a backtest does not make it "the latest"."""
         where, params = ("as_of = ?", [as_of.isoformat()]) if as_of else (None, [])
-        rows = list(self.db["refreshes"].rows_where(where, params, order_by="as_of desc, id desc", limit=1))
+        # The newest snapshot's refreshes come first: a replay of a later date on an older snapshot never shadows it.
+        rows = list(self.db["refreshes"].rows_where(where, params, order_by="snapshot_id desc, as_of desc, id desc",
+                                                    limit=1))  # fmt: skip
         return _refresh_row(rows[0]) if rows else None
 
     def refresh_on_or_before(self, as_of: date) -> Refresh | None:
@@ -360,10 +362,13 @@ class Store:
         rows = list(self.db["models"].rows_where("id = ?", [model_id]))
         return _model_row(rows[0]) if rows else None
 
-    def latest_model(self, as_of: date, not_before: date) -> StoredModel | None:
-        """The newest model trained as of a date in [not_before, as_of]: never one that saw data after `as_of`."""
-        rows = list(self.db["models"].rows_where("as_of <= ? AND as_of >= ?", [as_of.isoformat(), not_before.isoformat()],
-                                                 order_by="as_of desc, id desc", limit=1))  # fmt: skip
+    def latest_model(self, as_of: date, not_before: date, snapshot_id: int | None = None) -> StoredModel | None:
+        """The newest model trained as of a date in [not_before, as_of] (on `snapshot_id`, if given): never one that
+        saw data after `as_of`."""
+        where, params = "as_of <= ? AND as_of >= ?", [as_of.isoformat(), not_before.isoformat()]
+        if snapshot_id is not None:
+            where, params = where + " AND snapshot_id = ?", [*params, snapshot_id]
+        rows = list(self.db["models"].rows_where(where, params, order_by="as_of desc, id desc", limit=1))
         return _model_row(rows[0]) if rows else None
 
     # Slack users ----------------------------------------------------------------------------------------
@@ -406,7 +411,32 @@ def _extras_json(deals: pd.DataFrame, names: list[str]) -> list[str | None]:
 
 def _refresh_row(row: dict) -> Refresh:
     return Refresh(row["id"], row["snapshot_id"], date.fromisoformat(row["as_of"]),
-                   datetime.fromisoformat(row["computed_at"]), json.loads(row["metrics"]), row.get("model_id"))  # fmt: skip
+                   datetime.fromisoformat(row["computed_at"]), _upgraded(json.loads(row["metrics"])),
+                   row.get("model_id"))  # fmt: skip
+
+
+def _upgraded(metrics: dict) -> dict:
+    """Metrics stored by an older salesintel, with the keys added since filled in so every report still renders.
+
+    Nothing is invented: a refresh from before the risk rule calls no deal at risk and says to refresh.
+    """
+    metrics.setdefault("coverage", {"first": None, "last": None, "days_after_data": None})
+    metrics.setdefault("fields", {"used": [], "excluded": [], "landmarks": [], "supported_age": None,
+                                  "supported_quantile": None, "landmarks_from_data": False})  # fmt: skip
+    metrics.setdefault("warnings", [])
+    metrics.setdefault("risk_rule", {"active": False, "threshold": None, "source": None,
+                                     "reason": "This refresh predates the risk rule: run `salesintel refresh`."})  # fmt: skip
+    pipeline = metrics.get("open_pipeline", {})
+    pipeline.setdefault("long_open_days", 90)
+    pipeline.setdefault("long_open", pipeline.get("older_than_90_days", 0))
+    pipeline.setdefault("long_open_from_data", False)
+    for key, value in (("stale_count", 0), ("stale_value", 0.0), ("stale_after_days", None), ("stale_quantile", None)):
+        pipeline.setdefault(key, value)
+    metrics.get("pqi", {}).setdefault("rule_based", None)
+    metrics.get("anomalies", {}).setdefault("skipped", None)
+    for driver in (metrics.get("model") or {}).get("drivers") or []:
+        driver.setdefault("label", driver.get("feature"))
+    return metrics
 
 
 def _score_row(row: dict) -> dict:
