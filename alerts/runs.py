@@ -75,8 +75,7 @@ def realtime_run(env: AlertEnvironment, now: datetime, refresh: Refresh | None =
     refresh = refresh or latest_refresh(store)
     inputs = gather_inputs(env, refresh, now)
     ledger, outbox = AlertLedger(store), Outbox(store)
-    # Riskiest value first, so the per-recipient cap keeps what matters most.
-    candidates = sorted(_candidates(env, refresh, inputs), key=lambda c: (-c.risk * c.score["deal_amount"], c.deal_id))
+    candidates = _candidates(env, refresh, inputs)
     counts = {"new": 0, "repeat": 0, "control": 0, "silent": 0, "resolved": 0, "folded": 0}
     day_start = datetime.combine(now.astimezone(env.timezone).date(), datetime.min.time(), env.timezone)
     with store.db.conn:
@@ -114,10 +113,12 @@ def realtime_run(env: AlertEnvironment, now: datetime, refresh: Refresh | None =
 
 
 def _candidates(env: AlertEnvironment, refresh: Refresh, inputs: ReportInputs) -> list[Candidate]:
-    """Every deal the real-time rules would speak about now (high value at risk, stalled)."""
+    """Every deal the real-time rules would speak about now (high value at risk, stalled), riskiest value first, so
+    the per-recipient cap keeps what matters most."""
     stage_since = env.store.stage_since(refresh.snapshot_id, refresh.as_of)
-    return (high_value_at_risk(inputs.scores, inputs.metrics.get("risk_rule"), env.settings)
-            + stalled(inputs.scores, stage_since, refresh.as_of, env.settings))  # fmt: skip
+    found = (high_value_at_risk(inputs.scores, inputs.metrics.get("risk_rule"), env.settings)
+             + stalled(inputs.scores, stage_since, refresh.as_of, env.settings))  # fmt: skip
+    return sorted(found, key=lambda c: (-c.risk * c.score["deal_amount"], c.deal_id))
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,7 @@ def realtime_preview(env: AlertEnvironment, now: datetime, refresh: Refresh | No
     """
     refresh = refresh or latest_refresh(env.store)
     inputs = gather_inputs(env, refresh, now)
-    candidates = sorted(_candidates(env, refresh, inputs), key=lambda c: (-c.risk * c.score["deal_amount"], c.deal_id))
+    candidates = _candidates(env, refresh, inputs)
     cap = env.settings.daily_cap_per_recipient
     outbox = Outbox(env.store)
     day_start = datetime.combine(now.astimezone(env.timezone).date(), datetime.min.time(), env.timezone)
@@ -154,7 +155,7 @@ def realtime_preview(env: AlertEnvironment, now: datetime, refresh: Refresh | No
             if target not in sent:  # what today's real runs already sent counts against the cap
                 sent[target] = outbox.count_for_target_since("realtime", target, day_start)
             if sent[target] < cap:
-                sent[target] = sent.get(target, 0) + 1
+                sent[target] += 1
                 within.append(target)
             else:
                 folded[target] = folded.get(target, 0) + 1

@@ -31,13 +31,13 @@ HELP = {
                "against the rest. `/winrate APAC` — one segment, and whether its difference is real.",
     "alerts": "`/alerts` — the open alerts you receive or manage, with their state.",
 }  # fmt: skip
-DIMENSION_WORDS = {
-    "lead_source": "lead_source", "lead": "lead_source", "source": "lead_source", "industry": "industry",
-    "region": "region", "product": "product_type", "product_type": "product_type", "rep": "sales_rep_id",
-    "reps": "sales_rep_id", "owner": "sales_rep_id", "sales_rep_id": "sales_rep_id", "amount": "amount_band",
-    "size": "amount_band", "deal size": "amount_band", "amount_band": "amount_band", "deal_amount": "amount_band",
-    "days": "sales_cycle_days", "cycle": "sales_cycle_days", "cycle_band": "sales_cycle_days",
-    "stage": "deal_stage", "deal_stage": "deal_stage", "quarter": "closed_date", "close_quarter": "closed_date",
+FIELD_WORDS = {
+    **{name: name for name in ("lead_source", "industry", "region", "product_type", "sales_rep_id", "deal_stage",
+                               "deal_amount")},
+    "lead": "lead_source", "source": "lead_source", "product": "product_type", "rep": "sales_rep_id",
+    "reps": "sales_rep_id", "owner": "sales_rep_id", "amount": "deal_amount", "size": "deal_amount",
+    "deal size": "deal_amount", "amount_band": "deal_amount", "days": "sales_cycle_days", "cycle": "sales_cycle_days",
+    "cycle_band": "sales_cycle_days", "stage": "deal_stage", "quarter": "closed_date", "close_quarter": "closed_date",
 }  # fmt: skip
 """Words people type for a field; a field's own name and label work too."""
 
@@ -138,7 +138,7 @@ def winrate(ctx: BotContext, viewer: Viewer, text: str) -> Message:
         return text_message(f"{e['label']} is not used for findings: {e['reason']}. A win rate by it would only "
                             f"restate how deals ended.")  # fmt: skip
     if field:
-        rows = sorted((s for s in m["segments"] if _segment_field(s) == field), key=lambda s: s["rate"]["rate"] or 0)
+        rows = sorted((s for s in m["segments"] if s["field"] == field), key=lambda s: s["rate"]["rate"] or 0)
     else:
         rows = [s for s in m["segments"] if s["value"].lower() == asked.lower()]
     if not rows:
@@ -146,19 +146,11 @@ def winrate(ctx: BotContext, viewer: Viewer, text: str) -> Message:
     return render_message("answer_winrate", asked=asked, rows=rows[:40], more=max(0, len(rows) - 40), **common)
 
 
-def _segment_field(segment: dict) -> str:
-    """The deal field a segment row cuts by (its dimension is the field, or the band of a number field)."""
-    dimension = segment["dimension"]
-    if dimension == "amount_band":
-        return "deal_amount"
-    return dimension[: -len("_band")] if dimension.endswith("_band") else dimension
-
-
 def _field_named(asked: str, metrics: dict) -> str | None:
     """The field a person means by `asked`: a known word, a field name, or a field's label (any case)."""
     word = asked.lower()
-    if word in DIMENSION_WORDS:
-        return "deal_amount" if DIMENSION_WORDS[word] == "amount_band" else DIMENSION_WORDS[word]
+    if word in FIELD_WORDS:
+        return FIELD_WORDS[word]
     fields = metrics.get("fields") or {}
     for entry in [*fields.get("used", []), *fields.get("excluded", [])]:
         if word in (entry["field"].lower(), entry["label"].lower()):

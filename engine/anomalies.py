@@ -22,6 +22,7 @@ from itertools import combinations
 
 import pandas as pd
 
+from engine.asof import data_span
 from engine.fields import FeatureSpace
 from engine.settings import AnomalySettings
 from engine.stats import benjamini_hochberg, fisher_vs_rest, mann_whitney, wilson
@@ -94,10 +95,10 @@ def anomaly_fields(space: FeatureSpace, history: pd.DataFrame) -> list[str]:
 def find_anomalies(history: pd.DataFrame, created: pd.DataFrame, as_of: date, settings: AnomalySettings,
                    space: FeatureSpace) -> dict:  # fmt: skip
     """`history`: deals closed by `as_of` (with `won`); `created`: every deal created by `as_of` (for volume)."""
-    if created.empty:
+    span = data_span(created, as_of)
+    if span is None:
         return _empty(settings, "no deals were created by the as-of date")
-    first = created["created_date"].min()
-    last = max(created["created_date"].max(), history["closed_date"].max() if len(history) else first)
+    first, last = span
     windows = trimmed_windows(as_of, first, last, space.supported_age, settings)
     described = {"recent_window": [max(windows.recent_start, first).date().isoformat(), windows.recent_end.date().isoformat()],
                  "baseline_window": [windows.closed_base_start.date().isoformat(), windows.base_end.date().isoformat()],

@@ -33,6 +33,16 @@ class AsOfView:
     """Ids of open deals still open when the snapshot was taken (the rest closed after the as-of date)."""
 
 
+def data_span(deals: pd.DataFrame, as_of: date) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """The first and last event (a creation or a close) on or before `as_of`, or None without any deal by then."""
+    cut = pd.Timestamp(as_of)
+    created = deals.loc[deals["created_date"] <= cut, "created_date"]
+    if created.empty:
+        return None
+    closed = deals.loc[deals["closed_date"].notna() & (deals["closed_date"] <= cut), "closed_date"]
+    return created.min(), max(created.max(), closed.max()) if len(closed) else created.max()
+
+
 def view_as_of(deals: pd.DataFrame, as_of: date, snapshot_taken: date) -> AsOfView:
     """Split `deals` (as `Store.deals` returns them) into history and open pipeline as of the end of `as_of`."""
     cut = pd.Timestamp(as_of)

@@ -64,17 +64,13 @@ def backtest(deals: pd.DataFrame, snapshot: Snapshot, as_of: date, settings: Eng
         brier=model_brier, base_rate_brier=base_brier, brier_skill=1 - model_brier / base_brier,
         calibration=calibration_table(outcomes, p_win, settings.model.calibration_bins),
         at_risk=_measured(resolved, rule, None, settings.model.seed),
-        realtime=_measured(resolved, rule, min_amount, settings.model.seed, _amount_leak(space)),
+        realtime=_measured(resolved, rule, min_amount, settings.model.seed, space.exclusion_reason("deal_amount")),
     )  # fmt: skip
     return report
 
 
 def _rule_summary(rule: dict) -> dict:
     return {key: rule.get(key) for key in ("threshold", "source", "active", "reason", "target_share", "min_lift")}
-
-
-def _amount_leak(space) -> str | None:
-    return next((e.reason for e in space.excluded if e.field == "deal_amount"), None)
 
 
 def _measured(resolved: pd.DataFrame, rule: dict, min_amount: float | None, seed: int,

@@ -92,6 +92,11 @@ class Evidence:
         known = self._known_landmark(landmark)
         return float(self.ages.table.at[known, "raw"]) if known is not None else self.overall
 
+    def age_shift(self, landmark: int) -> float:
+        """The shrunk log-odds shift of deals still open at this age, against the overall rate."""
+        known = self._known_landmark(landmark)
+        return float(self.ages.table.at[known, "log_odds_shift"]) if known is not None else 0.0
+
     def age_reason(self, age_days: int, landmark: int, effect: float) -> Reason:
         known = self._known_landmark(landmark)
         if known is None:

@@ -28,6 +28,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from engine.bands import amount_band, number_band
+from engine.settings import MetricsSettings, ModelSettings
 
 MISSING_LEVEL = "(not recorded)"
 PURE_RATE = 0.02
@@ -140,8 +141,15 @@ class FeatureSpace:
         kept = tuple(f for f in self.fields if f.dimension != dimension)
         return replace(self, fields=kept, excluded=(*self.excluded, Exclusion(info.name, info.label, reason)))
 
-    def is_stale(self, age_days: int) -> bool:
-        return self.supported_age is not None and age_days > self.supported_age
+    def stale(self, ages: pd.Series) -> pd.Series:
+        """True for ages older than history supports: the one stale rule every score and figure uses."""
+        if self.supported_age is None:
+            return pd.Series(False, index=ages.index)
+        return ages > self.supported_age
+
+    def exclusion_reason(self, field_name: str) -> str | None:
+        """Why `field_name` was kept out, or None if it was not."""
+        return next((e.reason for e in self.excluded if e.field == field_name), None)
 
     def to_dict(self) -> dict:
         return {"used": [{"field": f.name, "label": f.label, "kind": f.kind} for f in self.fields],
@@ -165,6 +173,11 @@ class AuditSettings:
     """Configured landmarks, or None to take them from the data."""
     leak_auc: float
     stale_quantile: float
+
+    @classmethod
+    def of(cls, metrics: MetricsSettings, model: ModelSettings) -> "AuditSettings":
+        landmarks = None if model.landmarks == "auto" else tuple(model.landmarks)
+        return cls(metrics.min_sample, tuple(metrics.amount_bands), landmarks, model.leak_auc, metrics.stale_quantile)
 
 
 def build_feature_space(candidates: list[FieldInfo], history: pd.DataFrame, open_deals: pd.DataFrame,

@@ -11,7 +11,7 @@ from datetime import date
 
 import pandas as pd
 
-from engine.asof import AsOfView, view_as_of
+from engine.asof import AsOfView, data_span, view_as_of
 from engine.quality import (
     WinProbabilities,
     pipeline_quality_index,
@@ -20,7 +20,7 @@ from engine.quality import (
 )
 from engine.fields import AuditSettings, FeatureSpace, build_feature_space, candidate_fields
 from engine.segments import SegmentResult, compare_segments, findings_statement
-from engine.settings import MetricsSettings
+from engine.settings import MetricsSettings, ModelSettings
 from engine.stats import mann_whitney, wilson
 
 
@@ -40,9 +40,8 @@ def compute_metrics(
     """
     view = view_as_of(deals, as_of, snapshot_taken)
     history = view.history
-    if space is None:  # the built-in fields, audited with default settings (a refresh passes its own space)
-        audit = AuditSettings(settings.min_sample, tuple(settings.amount_bands), None, 0.97, settings.stale_quantile)
-        space = build_feature_space(candidate_fields({}), history, view.open, audit)
+    if space is None:  # the built-in fields, audited with default model settings (a refresh passes its own space)
+        space = build_feature_space(candidate_fields({}), history, view.open, AuditSettings.of(settings, ModelSettings()))
     if probabilities is None:
         probabilities = rule_based_win_probability(view.open, history, view.stage_known, settings)
     if segments is None:
@@ -74,14 +73,9 @@ def compute_metrics(
     }  # fmt: skip
 
 
-def _amount_leak(space: FeatureSpace) -> str | None:
-    """Why the deal amount was excluded as encoding the outcome, or None when it is a plain creation-time field."""
-    return next((e.reason for e in space.excluded if e.field == "deal_amount"), None)
-
-
 def _res(closed: pd.DataFrame, space: FeatureSpace) -> dict:
     """RES, unless the amounts encode the outcome (then revenue shares would only restate who won)."""
-    leak = _amount_leak(space)
+    leak = space.exclusion_reason("deal_amount")
     if leak:
         return {"res": None, "won_revenue_share": None, "win_rate": None, "n": int(len(closed)),
                 "note": f"Deal size {leak}, so revenue shares would only restate outcomes"}  # fmt: skip
@@ -89,7 +83,7 @@ def _res(closed: pd.DataFrame, space: FeatureSpace) -> dict:
 
 
 def _warnings(space: FeatureSpace) -> list[str]:
-    leak = _amount_leak(space)
+    leak = space.exclusion_reason("deal_amount")
     if not leak:
         return []
     return [f"Deal size {leak}. RES is not computed, and for a past date the amount of a deal that closed later is "
@@ -99,27 +93,18 @@ def _warnings(space: FeatureSpace) -> list[str]:
 def data_coverage(deals: pd.DataFrame, as_of: date) -> dict:
     """The dates the data covers up to `as_of`: its first and last event (a creation or a close), and the gap to
     the as-of date when the export ends before it."""
-    cut = pd.Timestamp(as_of)
-    created = deals.loc[deals["created_date"] <= cut, "created_date"]
-    closed = deals.loc[deals["closed_date"].notna() & (deals["closed_date"] <= cut), "closed_date"]
-    if created.empty:
+    span = data_span(deals, as_of)
+    if span is None:
         return {"first": None, "last": None, "days_after_data": None}
-    last = max(created.max(), closed.max()) if len(closed) else created.max()
-    return {"first": created.min().date().isoformat(), "last": last.date().isoformat(),
-            "days_after_data": int((cut - last).days)}  # fmt: skip
-
-
-def stale_mask(open_deals: pd.DataFrame, space: FeatureSpace) -> pd.Series:
-    """True for open deals older than history supports (one rule for every figure)."""
-    if space.supported_age is None:
-        return pd.Series(False, index=open_deals.index)
-    return open_deals["age_days"] > space.supported_age
+    first, last = span
+    return {"first": first.date().isoformat(), "last": last.date().isoformat(),
+            "days_after_data": int((pd.Timestamp(as_of) - last).days)}  # fmt: skip
 
 
 def open_pipeline_pqi(open_deals: pd.DataFrame, probabilities: pd.Series, space: FeatureSpace,
                       settings: MetricsSettings) -> dict:  # fmt: skip
     """PQI of the live open pipeline (stale deals left out unless configured): the one PQI every path uses."""
-    live = ~stale_mask(open_deals, space) if not settings.include_stale_in_pipeline else pd.Series(True, index=open_deals.index)
+    live = ~space.stale(open_deals["age_days"]) if not settings.include_stale_in_pipeline else pd.Series(True, index=open_deals.index)
     return pipeline_quality_index(open_deals.loc[live, "deal_amount"], probabilities[live], settings.high_probability)
 
 
@@ -148,7 +133,7 @@ def _velocity(history: pd.DataFrame) -> dict:
 def _open_pipeline(view: AsOfView, probabilities: WinProbabilities, space: FeatureSpace,
                    settings: MetricsSettings) -> dict:  # fmt: skip
     """The live open pipeline (count, value, expected value, age) and, apart, the stale deals in it."""
-    stale = stale_mask(view.open, space)
+    stale = space.stale(view.open["age_days"])
     counted = view.open if settings.include_stale_in_pipeline else view.open[~stale]
     live = view.open[~stale]
     # count, value and expected value describe the same deals: live ones, or all with include_stale_in_pipeline

@@ -18,7 +18,7 @@ field explains it, the model is refused and scores fall back to history, saying 
 from __future__ import annotations
 
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date
 
 import numpy as np
@@ -218,8 +218,7 @@ def _most_separating(examples: pd.DataFrame, space: FeatureSpace) -> tuple[str, 
     won = first["won"].to_numpy(dtype=bool)
     scored = []
     for info in space.fields:
-        category = type(info)(info.name, info.dimension, info.label, "category", info.known)
-        auc = single_field_auc(category, first[info.dimension], won)
+        auc = single_field_auc(replace(info, kind="category"), first[info.dimension], won)  # bands are categories
         if auc is not None:
             scored.append((auc, info.dimension))
     if not scored:

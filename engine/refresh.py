@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 import pandas as pd
 
 from engine.anomalies import find_anomalies
-from engine.asof import AsOfView, view_as_of
+from engine.asof import AsOfView, data_span, view_as_of
 from engine.drift import drift_report
 from engine.evidence import gather_evidence
 from engine.fields import AuditSettings, FeatureSpace, build_feature_space, candidate_fields
@@ -61,8 +61,10 @@ def _snapshot_and_date(store: Store, as_of: date | None) -> tuple[Snapshot, date
 def default_as_of(snapshot: Snapshot, deals: pd.DataFrame) -> date:
     """When the snapshot was taken, or the data's last event if the export ends well before that."""
     taken = snapshot.taken_at.date()
-    last = max(deals["created_date"].max(), deals["closed_date"].max() if deals["closed_date"].notna().any()
-               else deals["created_date"].max()).date()  # fmt: skip
+    span = data_span(deals, taken)
+    if span is None:
+        return taken
+    last = span[1].date()
     return last if (taken - last).days > DATA_ENDS_EARLY_DAYS else taken
 
 
@@ -72,11 +74,9 @@ def feature_space(snapshot: Snapshot, view: AsOfView, settings: EngineSettings) 
     The "recorded only on closed deals" check looks at deals still open in the snapshot: in a replay, a deal open
     at the as-of date that closed later already carries what was filled in at its close.
     """
-    landmarks = None if settings.model.landmarks == "auto" else tuple(settings.model.landmarks)
-    audit = AuditSettings(settings.metrics.min_sample, tuple(settings.metrics.amount_bands), landmarks,
-                          settings.model.leak_auc, settings.metrics.stale_quantile)  # fmt: skip
     still_open = view.open[view.open["deal_id"].isin(view.open_in_snapshot)]
-    return build_feature_space(candidate_fields(snapshot.fields), view.history, still_open, audit)
+    return build_feature_space(candidate_fields(snapshot.fields), view.history, still_open,
+                               AuditSettings.of(settings.metrics, settings.model))  # fmt: skip
 
 
 def train_model(store: Store, settings: EngineSettings, as_of: date | None, now: datetime) -> StoredModel:
@@ -117,12 +117,13 @@ def refresh(store: Store, settings: EngineSettings, as_of: date | None, now: dat
     created = deals[deals["created_date"] <= pd.Timestamp(as_of)]
     metrics["anomalies"] = find_anomalies(view.history, created, as_of, settings.anomalies, space)
     rule = risk_rule_for(model, model_note, settings)
-    flagged = [s for s in scores if is_at_risk(s.to_dict(), rule)]
-    rule["open_flagged"] = {"count": len(flagged), "of": len(scores),
-                            "value": float(sum(s.deal_amount for s in flagged))}  # fmt: skip
+    rows = [s.to_dict() for s in scores]
+    flagged = [s for s in rows if is_at_risk(s, rule)]
+    rule["open_flagged"] = {"count": len(flagged), "of": len(rows),
+                            "value": float(sum(s["deal_amount"] for s in flagged))}  # fmt: skip
     metrics["risk_rule"] = rule
     model_id = stored.id if stored else None
-    refresh_id = store.save_refresh(snapshot.id, as_of, now, metrics, model_id, [s.to_dict() for s in scores])
+    refresh_id = store.save_refresh(snapshot.id, as_of, now, metrics, model_id, rows)
     return Refresh(refresh_id, snapshot.id, as_of, now, metrics, model_id)
 
 

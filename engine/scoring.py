@@ -101,7 +101,7 @@ def score_open_deals(
         method = _fallback_method(model, space)
         effects = _shrunk_effects(features, space, evidence)
         p_win = expit(logit(np.clip(evidence.overall, 1e-6, 1 - 1e-6)) + effects.sum(axis=1).to_numpy())
-    stale = np.array([space.is_stale(int(age)) for age in open_deals["age_days"]], dtype=bool)
+    stale = space.stale(open_deals["age_days"]).to_numpy(dtype=bool)
     if evidence is not None and evidence.closed_deals >= metrics.min_sample and stale.any():
         oldest = evidence.age_rate(space.landmarks[-1])
         p_win = np.where(stale, np.minimum(p_win, oldest), p_win)
@@ -156,15 +156,9 @@ def _shrunk_effects(features: pd.DataFrame, space: FeatureSpace, evidence: Evide
         levels = features[dimension]
         lookup = {level: evidence.attributes[dimension].shift(level) for level in levels.unique()}
         effects[dimension] = levels.map(lookup).astype(float)
-    lookup = {landmark: _shift(evidence, landmark) for landmark in features["landmark"].unique()}
+    lookup = {landmark: evidence.age_shift(int(landmark)) for landmark in features["landmark"].unique()}
     effects["age"] = features["landmark"].map(lookup).astype(float)
     return effects
-
-
-def _shift(evidence: Evidence, landmark: int) -> float:
-    table = evidence.ages.table
-    known = [age for age in table.index if age <= landmark]
-    return float(table.loc[max(known), "log_odds_shift"]) if known else 0.0
 
 
 def _age_effects(landmarks: pd.Series, evidence: Evidence) -> pd.Series:

@@ -37,9 +37,12 @@ class SegmentResult:
     status: str
     label: str = ""
     """The field's name as reports say it (e.g. "Lead source")."""
+    field: str = ""
+    """The deal field cut by (the dimension is that field, or the band of a number field)."""
 
     def to_dict(self) -> dict:
-        return {"dimension": self.dimension, "label": self.label, "value": self.value, "rate": self.rate.to_dict(),
+        return {"dimension": self.dimension, "field": self.field, "label": self.label, "value": self.value,
+                "rate": self.rate.to_dict(),
                 "rest": self.rest.to_dict(), "p_value": self.p_value, "q_value": self.q_value,
                 "status": self.status}  # fmt: skip
 
@@ -62,7 +65,7 @@ def compare_segments(history: pd.DataFrame, space: FeatureSpace, settings: Metri
             rows.append((dimension, str(value), wilson(wins, n, settings.confidence),
                          wilson(rest_wins, rest_n, settings.confidence), p_value))  # fmt: skip
     q_values = iter(benjamini_hochberg([row[4] for row in rows if row[4] is not None]))
-    labels = {info.dimension: info.label for info in space.fields}
+    fields = {info.dimension: info for info in space.fields}
     results = []
     for dimension, value, rate, rest, p_value in rows:
         q_value = next(q_values) if p_value is not None else None
@@ -70,7 +73,8 @@ def compare_segments(history: pd.DataFrame, space: FeatureSpace, settings: Metri
             status = INSUFFICIENT
         else:
             status = SIGNIFICANT if q_value <= settings.fdr_q else NOT_SIGNIFICANT
-        results.append(SegmentResult(dimension, value, rate, rest, p_value, q_value, status, labels[dimension]))
+        results.append(SegmentResult(dimension, value, rate, rest, p_value, q_value, status, fields[dimension].label,
+                                     fields[dimension].name))  # fmt: skip
     return results
 
 

@@ -434,6 +434,8 @@ def _upgraded(metrics: dict) -> dict:
         pipeline.setdefault(key, value)
     metrics.get("pqi", {}).setdefault("rule_based", None)
     metrics.get("anomalies", {}).setdefault("skipped", None)
+    for segment in metrics.get("segments", []):
+        segment.setdefault("field", "deal_amount" if segment["dimension"] == "amount_band" else segment["dimension"])
     for driver in (metrics.get("model") or {}).get("drivers") or []:
         driver.setdefault("label", driver.get("feature"))
     return metrics

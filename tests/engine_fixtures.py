@@ -45,9 +45,5 @@ def space_for(view, model_settings=None, metrics_settings=None, fields: dict | N
     from engine.fields import AuditSettings, build_feature_space, candidate_fields
     from engine.settings import MetricsSettings, ModelSettings
 
-    model_settings = model_settings or ModelSettings()
-    metrics_settings = metrics_settings or MetricsSettings()
-    landmarks = None if model_settings.landmarks == "auto" else tuple(model_settings.landmarks)
-    audit = AuditSettings(metrics_settings.min_sample, tuple(metrics_settings.amount_bands), landmarks,
-                          model_settings.leak_auc, metrics_settings.stale_quantile)  # fmt: skip
+    audit = AuditSettings.of(metrics_settings or MetricsSettings(), model_settings or ModelSettings())
     return build_feature_space(candidate_fields(fields or {}), view.history, view.open, audit)
