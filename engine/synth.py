@@ -181,7 +181,8 @@ def generate_messy(spec: MessySpec) -> SynthData:
       "Closed" or "Omitted" once a deal ends, a close-period band and a cycle-length bucket filled in only at close,
       a close reason, and an amount recorded as 0 on every lost deal;
     - zombies: open deals created early and never closed out, older than any deal that ever closed;
-    - an export that ends on `data_end`: callers replay it months later to see data that stops before "today".
+    - an export that ends on `data_end`: callers replay it months later to see data that stops before "today";
+    - placeholders for unset picklists: about 6% of industries read "Unknown", "N/A" or "-".
     """
     rng = np.random.default_rng(spec.seed)
     n = spec.deals
@@ -226,6 +227,9 @@ def generate_messy(spec: MessySpec) -> SynthData:
         "Close Period": np.where(is_closed, quarter, ""), "Cycle Bucket": np.where(is_closed, bucket, ""),
         "Close Reason": np.where(is_open, "", np.where(won, "Won", rng.choice(["Price", "Competitor", "No decision"], n))),
     })  # fmt: skip
+    placeholders = np.random.default_rng(spec.seed + 1)  # its own stream: the rest of the export stays as it was
+    unset = placeholders.random(n) < 0.06
+    crm["industry"] = np.where(unset, placeholders.choice(["Unknown", "N/A", "-"], n), crm["industry"])
     truth = pd.DataFrame({"deal_id": deal_ids, "p_win": p_win, "won": won, "cycle_days": cycle, "open": is_open,
                           "zombie": zombie & is_open})  # fmt: skip
     return SynthData(crm, truth, spec)

@@ -336,6 +336,16 @@ def test_pqi_of_the_trend_and_the_headline_agree_where_they_measure_the_same_thi
         assert "PQI n/a" in summary or "PQI: no open pipeline" in summary
 
 
+def test_placeholder_industries_in_the_export_are_missing_values_on_every_surface(export):
+    assert export.crm["industry"].isin(["Unknown", "N/A", "-"]).sum() > 100, "the scenario plants placeholders"
+    metrics = json.loads(export.cli("metrics", "--as-of", export.as_of.isoformat(), "--json", "--all"))
+    assert not [s for s in metrics["segments"] if s["value"] in ("Unknown", "N/A", "-")]
+    answer = messages_text(winrate(bot_context(export), EXECUTIVE, "industry"))
+    assert "FinTech" in answer and not re.search(r"\*(Unknown|N/A|-)\*", answer)
+    summary = export.cli("metrics", "--as-of", export.as_of.isoformat(), "--all")
+    assert not re.search(r"^\s+(Unknown|N/A|-)\s+\d+%", summary, re.M)
+
+
 def test_winrate_on_an_excluded_field_says_why_instead_of_a_finding(export):
     answer = messages_text(winrate(bot_context(export), EXECUTIVE, "forecast category"))
     assert "is not used for findings" in answer and "pure in outcome" in answer
