@@ -1,8 +1,8 @@
 """What counts as "no value" in a CRM cell: empty, or a placeholder such as "Unknown", "N/A" or "-".
 
 CRMs fill unset picklists with placeholders; counted as a real level, "Unknown" becomes a segment with a win
-rate and turns "insufficient data" counts wrong. Every text field goes through `as_missing` on the way in, and
-older stores are read through it too, so a placeholder is a missing value everywhere.
+rate and turns "insufficient data" counts wrong. Every text field goes through `as_missing` on the way in, and a
+store migration clears the placeholders older releases stored, so a placeholder is a missing value everywhere.
 """
 
 from __future__ import annotations

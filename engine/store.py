@@ -19,10 +19,11 @@ import pandas as pd
 import sqlite_utils
 
 from engine.ingest import DEAL_COLUMNS, ParsedSnapshot
-from engine.missing import as_missing
+from engine.missing import MISSING_WORDS
 
 MAYBE_PLACEHOLDER_COLUMNS = ("industry", "region", "product_type", "lead_source", "deal_stage")
-"""Text columns that stores written before placeholders became missing values may hold "Unknown" in."""
+"""Text columns that stores written before placeholders became missing values may hold "Unknown" in (cleared by a
+migration)."""
 
 
 def _create_core_tables(db: sqlite_utils.Database) -> None:
@@ -103,12 +104,21 @@ def _add_extra_fields(db: sqlite_utils.Database) -> None:
     db["scores"].add_column("detail", str)
 
 
+def _placeholders_to_null(db: sqlite_utils.Database) -> None:
+    """Deals stored before placeholders became missing values: "Unknown", "N/A", "-" … become NULL, once."""
+    words = sorted(MISSING_WORDS)
+    marks = ", ".join("?" for _ in words)
+    for column in MAYBE_PLACEHOLDER_COLUMNS:
+        db.execute(f"UPDATE deals SET {column} = NULL WHERE lower(trim({column})) IN ({marks})", words)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _create_core_tables,
     _create_model_tables,
     _create_alert_tables,
     _index_deals_by_id,
     _add_extra_fields,
+    _placeholders_to_null,
 ]
 
 
@@ -245,8 +255,6 @@ class Store:
         )  # fmt: skip
         for column in ("created_date", "closed_date"):
             frame[column] = pd.to_datetime(frame[column])
-        for column in MAYBE_PLACEHOLDER_COLUMNS:
-            frame[column] = as_missing(frame[column])
         snapshot = self.snapshot(snapshot_id)
         extras = frame.pop("extras")
         if snapshot is not None and snapshot.fields:

@@ -527,3 +527,21 @@ def test_with_a_live_snapshot_stalled_deals_are_titled_stalled_with_their_real_r
         if "Deal at risk" in title:
             assert re.search(r"(D\d+)", title).group(1) in flagged
     assert preview.folded or len(preview.messages) <= export.settings.alerts.daily_cap_per_recipient * 26
+
+
+def test_a_store_written_before_placeholders_were_missing_values_is_cleaned_once_on_open(tmp_path):
+    from engine.settings import IngestSettings
+
+    (tmp_path / "crm.csv").write_text("deal_id,created_date,closed_date,sales_rep_id,industry,region,product_type,"
+                                      "lead_source,deal_stage,deal_amount,sales_cycle_days,outcome\n"
+                                      "D1,2024-01-01,2024-01-11,rep_1,SaaS,EU,Core,Inbound,Demo,100,10,Won\n")
+    store = Store.open(tmp_path / "s.db")
+    store.save_snapshot(read_snapshot(tmp_path / "crm.csv", IngestSettings()), NOW, NOW)
+    version = store.schema_version
+    with store.db.conn:  # what an older release stored for an unset picklist
+        store.db.execute("UPDATE deals SET industry = 'Unknown', region = ' n/a ', deal_stage = '-'")
+        store.db.execute(f"PRAGMA user_version = {version - 1}")
+    store.close()
+    deals = Store.open(tmp_path / "s.db").deals(1)
+    assert deals[["industry", "region", "deal_stage"]].isna().all().all()
+    assert deals["product_type"].tolist() == ["Core"]
