@@ -14,7 +14,7 @@ import pandas as pd
 
 from engine.evaluation import auc_with_interval, brier
 from engine.features import landmark_examples, open_deal_features
-from engine.model import TrainedModel, predict
+from engine.model import TrainedModel
 
 PSI_FLOOR = 1e-4
 """Share used for a level absent on one side, so PSI stays finite."""
@@ -57,7 +57,7 @@ def drift_report(model: TrainedModel, open_deals: pd.DataFrame, history: pd.Data
              "holdout_brier_skill": model.evaluation["brier_skill"], "auc": None, "brier_skill": None}  # fmt: skip
     if len(since) >= min_sample and since["won"].nunique() == 2 and not model.refused:
         examples = landmark_examples(since, model.space)
-        predicted, outcomes = predict(model.pipeline, examples), examples["won"].to_numpy()
+        predicted, outcomes = model.predict(examples), examples["won"].to_numpy()
         auc = auc_with_interval(outcomes, predicted, examples["deal_id"].to_numpy(), 100, np.random.default_rng(seed))
         base = brier(outcomes, np.full(len(outcomes), model.base_rate))
         decay.update(auc=auc["auc"], auc_low=auc["low"], auc_high=auc["high"],

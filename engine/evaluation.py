@@ -50,6 +50,29 @@ def auc_with_interval(
     return {"auc": estimate, "low": float(low), "high": float(high), "samples": len(draws)}
 
 
+def brier_gain_interval(
+    outcomes: np.ndarray, predicted: np.ndarray, baseline: np.ndarray, clusters: np.ndarray, samples: int,
+    rng: np.random.Generator, confidence: float = 0.95,
+) -> dict:  # fmt: skip
+    """How much lower the Brier score of `predicted` is than `baseline`'s, with a percentile interval from
+    resampling `clusters` (deals): the margin a model must show before it replaces the base rate."""
+    outcomes = np.asarray(outcomes, dtype=float)
+    gain_per_row = (np.asarray(baseline) - outcomes) ** 2 - (np.asarray(predicted) - outcomes) ** 2
+    _, cluster_index = np.unique(clusters, return_inverse=True)
+    n_clusters = int(cluster_index.max()) + 1 if len(clusters) else 0
+    if n_clusters == 0:
+        return {"gain": None, "low": None, "high": None}
+    per_cluster = np.bincount(cluster_index, weights=gain_per_row, minlength=n_clusters)
+    rows = np.bincount(cluster_index, minlength=n_clusters).astype(float)
+    draws = np.empty(samples)
+    for i in range(samples):
+        counts = np.bincount(rng.integers(0, n_clusters, n_clusters), minlength=n_clusters)
+        draws[i] = (counts @ per_cluster) / (counts @ rows)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(draws, [tail, 100 - tail])
+    return {"gain": float(gain_per_row.mean()), "low": float(low), "high": float(high)}
+
+
 def brier(outcomes: np.ndarray, probabilities: np.ndarray) -> float:
     return float(np.mean((np.asarray(probabilities, dtype=float) - np.asarray(outcomes, dtype=float)) ** 2))
 

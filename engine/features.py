@@ -49,6 +49,8 @@ def landmark_examples(history: pd.DataFrame, space: FeatureSpace) -> pd.DataFram
         still_open = (cycle > landmark) if landmark else np.ones(len(history), dtype=bool)
         part = attributes[still_open].copy()
         part["age_band"] = _age_band(np.full(int(still_open.sum()), landmark), space.landmarks)
+        for name in space.number_fields():
+            part[name] = history.loc[still_open, name].to_numpy(dtype=float)
         part["landmark"] = landmark
         part["won"] = history.loc[still_open, "won"].to_numpy(dtype=bool)
         part["deal_id"] = history.loc[still_open, "deal_id"].to_numpy()
@@ -64,4 +66,6 @@ def open_deal_features(open_deals: pd.DataFrame, space: FeatureSpace) -> pd.Data
     landmark_index = np.searchsorted(space.landmarks, ages, side="right") - 1
     frame["landmark"] = np.asarray(space.landmarks)[landmark_index]
     frame["age_band"] = _age_band(frame["landmark"].to_numpy(), space.landmarks)
+    for name in space.number_fields():
+        frame[name] = open_deals[name].to_numpy(dtype=float)
     return frame

@@ -113,6 +113,10 @@ class FeatureSpace:
     def dimensions(self) -> tuple[str, ...]:
         return tuple(f.dimension for f in self.fields)
 
+    def number_fields(self) -> tuple[str, ...]:
+        """Number fields by name: the trees take them raw, beside their band."""
+        return tuple(f.name for f in self.fields if f.kind == "number")
+
     def info(self, dimension: str) -> FieldInfo:
         return next(f for f in self.fields if f.dimension == dimension)
 

@@ -29,11 +29,12 @@ from engine.asof import AsOfView
 from engine.evidence import Evidence, Reason
 from engine.features import open_deal_features
 from engine.fields import FeatureSpace
-from engine.model import TrainedModel, level_coefficients, predict
+from engine.model import TrainedModel
 from engine.quality import rule_based_win_probability
 from engine.settings import MetricsSettings, ModelSettings
 
 METHOD_MODEL = "driver model"
+"""A score's method starts with this and names the chosen family, e.g. "driver model (gradient-boosted trees, calibrated)"."""
 METHOD_SHRUNK = "segment win rates shrunk toward the overall rate (the model has no skill)"
 METHOD_SHRUNK_NO_MODEL = "segment win rates shrunk toward the overall rate (no model: too few closed deals to train one)"
 METHOD_SHRUNK_REFUSED = "segment win rates shrunk toward the overall rate (the model was refused as a likely leak)"
@@ -95,7 +96,7 @@ def score_open_deals(
         p_win = rule_based_win_probability(open_deals, view.history, view.stage_known, metrics).values.to_numpy()
         effects, method = None, METHOD_RULES
     elif model is not None and model.has_skill:
-        p_win, method = predict(model.pipeline, features), METHOD_MODEL
+        p_win, method = model.predict(features), f"{METHOD_MODEL} ({model.family}, calibrated)"
         effects = _model_effects(features, model, evidence)
     else:
         method = _fallback_method(model, space)
@@ -117,7 +118,7 @@ def score_open_deals(
         standing, summary, reasons = explained
         scores.append(Score(
             deal_id=deal["deal_id"], p_win=probability, risk=1 - probability, method=method,
-            model_id=model_id if method == METHOD_MODEL else None, reasons=reasons,
+            model_id=model_id if method.startswith(METHOD_MODEL) else None, reasons=reasons,
             deal_amount=float(deal["deal_amount"]), age_days=int(deal["age_days"]),
             deal_stage=deal["deal_stage"] if isinstance(deal["deal_stage"], str) else None,
             sales_rep_id=str(deal["sales_rep_id"]),
@@ -137,15 +138,10 @@ def _fallback_method(model: TrainedModel | None, space: FeatureSpace) -> str:
 
 
 def _model_effects(features: pd.DataFrame, model: TrainedModel, evidence: Evidence) -> pd.DataFrame:
-    """Per deal and field: its level's coefficient minus the mean coefficient of training rows at its age."""
-    coefficients = level_coefficients(model)
-    effects = pd.DataFrame(index=features.index)
-    landmarks = features["landmark"]
-    for dimension in model.space.dimensions:
-        own = features[dimension].map(coefficients[dimension]).fillna(0.0).astype(float)
-        typical = landmarks.map({lm: t.get(dimension, 0.0) for lm, t in model.typical_effects.items()}).fillna(0.0)
-        effects[dimension] = own - typical
-    effects["age"] = _age_effects(landmarks, evidence)
+    """Per deal and field: the chosen model's contribution against a typical deal of the same age (see
+    `engine.families`), plus the age effect from the evidence."""
+    effects = model.contributions(features)
+    effects["age"] = _age_effects(features["landmark"], evidence)
     return effects
 
 

@@ -186,8 +186,16 @@ class ModelSettings(FrozenSettings):
     regularization_grid: list[float] = [0.001, 0.01, 0.1, 1.0]
     """Candidate inverse L2 strengths (scikit-learn's C). The one with the best Brier score on the latest part of
     the training window is used, so on noise the model shrinks to the base rate instead of fitting chance."""
-    holdout_fraction: float = Field(0.25, gt=0, lt=1)
+    holdout_fraction: float = Field(0.25, gt=0, lt=0.5)
     """The latest-closed share of history held out to measure skill (time-ordered, never shuffled)."""
+    validation_fraction: float = Field(0.15, gt=0, lt=0.5)
+    """The share of history that closed just before the holdout: it chooses the model family and calibrates it."""
+    families: list[Literal["logistic regression", "gradient-boosted trees"]] = [
+        "logistic regression", "gradient-boosted trees"]
+    """Model families that compete on the validation slice (the lower Brier score wins)."""
+    max_training_deals: int = Field(250_000, ge=1000)
+    """Beyond this many closed deals the model is fitted on a random sample of this many: precision no longer
+    limits it there, time does. Metrics, segments and evidence always use every deal."""
     bootstrap_samples: int = Field(200, ge=20)
     """Resamples (by deal) for the holdout AUC interval."""
     calibration_bins: int = Field(10, ge=2)

@@ -1,0 +1,103 @@
+"""The model's fields as integer codes, fixed once on the training rows and reused by every fit and prediction.
+
+Encoding text is the expensive part of fitting on a million deals: a refresh fits several models (candidate
+families on a validation split, the winner again on all history, the drivers) and predicts several times, and
+re-encoding the same strings for each costs more than the fits. Here every categorical dimension (including banded
+numbers and the age band) becomes an int32 code array in one pass; code 0 is the level most common among
+training rows (the reference a logistic regression drops), -1 a level never seen in training. Each family builds
+its own design from the codes: a sparse one-hot for the logistic regression, a small float matrix with native
+categories and raw numbers for gradient-boosted trees.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from engine.fields import FeatureSpace
+
+MAX_TREE_CATEGORIES = 254
+"""HistGradientBoostingClassifier takes at most 255 categories per feature; rarer levels beyond this share one code."""
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """Levels per categorical dimension (most common first) and the raw number fields, as fixed on training rows."""
+
+    levels: dict[str, tuple[str, ...]]
+    """dimension → levels; a level's position is its code."""
+    numbers: tuple[str, ...]
+    """Number fields (by field name) given raw to the trees, besides their band."""
+
+    @classmethod
+    def fit(cls, rows: pd.DataFrame, space: FeatureSpace) -> "Encoding":
+        dimensions = [*space.dimensions, "age_band"]
+        levels = {d: tuple(str(v) for v in rows[d].value_counts(sort=True).index) for d in dimensions}
+        numbers = tuple(f.name for f in space.fields if f.kind == "number")
+        return cls(levels, numbers)
+
+    @property
+    def dimensions(self) -> tuple[str, ...]:
+        return tuple(self.levels)
+
+    def codes(self, rows: pd.DataFrame) -> "Coded":
+        columns = {}
+        for dimension, levels in self.levels.items():
+            categorical = pd.Categorical(rows[dimension].to_numpy(dtype=object), categories=list(levels))
+            columns[dimension] = categorical.codes.astype(np.int32)
+        numbers = {name: rows[name].to_numpy(dtype=float) for name in self.numbers}
+        landmark = rows["landmark"].to_numpy(dtype=float)
+        return Coded(self, columns, numbers, landmark)
+
+
+@dataclass(frozen=True)
+class Coded:
+    """One set of rows, encoded: what every family's design is built from."""
+
+    encoding: Encoding
+    codes: dict[str, np.ndarray]
+    numbers: dict[str, np.ndarray]
+    landmark: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.landmark)
+
+    def take(self, positions: np.ndarray) -> "Coded":
+        return Coded(self.encoding, {d: c[positions] for d, c in self.codes.items()},
+                     {n: v[positions] for n, v in self.numbers.items()}, self.landmark[positions])  # fmt: skip
+
+    def with_level(self, dimension: str, code: int) -> "Coded":
+        """These rows with one dimension set to one level for all (what-if for one-field contributions)."""
+        return Coded(self.encoding, {**self.codes, dimension: np.full(len(self), code, dtype=np.int32)},
+                     self.numbers, self.landmark)  # fmt: skip
+
+    def with_number(self, name: str, value: float) -> "Coded":
+        return Coded(self.encoding, self.codes, {**self.numbers, name: np.full(len(self), value)}, self.landmark)
+
+    def one_hot(self) -> sparse.csr_matrix:
+        """Indicator of every non-reference level (code ≥ 1); the reference and unseen levels are all zeros."""
+        blocks = []
+        for dimension, levels in self.encoding.levels.items():
+            code = self.codes[dimension]
+            width = max(len(levels) - 1, 0)
+            present = np.flatnonzero(code >= 1)
+            blocks.append(sparse.csr_matrix((np.ones(len(present)), (present, code[present] - 1)),
+                                            shape=(len(self), width)))  # fmt: skip
+        return sparse.hstack(blocks, format="csr") if blocks else sparse.csr_matrix((len(self), 0))
+
+    def one_hot_names(self) -> list[tuple[str, str]]:
+        return [(d, level) for d, levels in self.encoding.levels.items() for level in levels[1:]]
+
+    def tree_matrix(self, tree_dimensions: tuple[str, ...]) -> np.ndarray:
+        """Categorical codes (unseen → missing, rare → one shared code), raw numbers, and the landmark age."""
+        columns = []
+        for dimension in tree_dimensions:
+            code = self.codes[dimension].astype(float)
+            code[code < 0] = np.nan
+            columns.append(np.minimum(code, MAX_TREE_CATEGORIES))
+        columns += [self.numbers[name] for name in self.encoding.numbers]
+        columns.append(self.landmark)
+        return np.column_stack(columns) if columns else np.empty((len(self), 0))
