@@ -165,7 +165,7 @@ def train(history: pd.DataFrame, as_of: date, space: FeatureSpace, settings: Mod
     evaluation = selection.evaluation
     has_skill = selection.has_skill
     production = _fit_family(selection.family, coded, won, np.concatenate([slices.fit, slices.validation]), space,
-                             settings, evaluation.get("regularization_c"))  # fmt: skip
+                             settings, evaluation)  # fmt: skip
     calibrate(production, coded.take(slices.holdout), won[slices.holdout], examples["deal_id"].to_numpy()[slices.holdout])
     drivers = estimate_drivers(sample, space, metrics, has_skill)
     shares = {int(landmark): {c: rows[c].value_counts(normalize=True).to_dict() for c in space.dimensions}
@@ -189,13 +189,19 @@ class Selection:
 
 
 def _fit_family(family: str, coded: Coded, won: np.ndarray, rows: np.ndarray, space: FeatureSpace,
-                settings: ModelSettings, c: float | None) -> FittedModel:  # fmt: skip
+                settings: ModelSettings, evaluation: dict, check: np.ndarray | None = None) -> FittedModel:  # fmt: skip
+    """Fit one family on `rows`. The trees' count is chosen on `check` rows when given (and recorded in
+    `evaluation`), else taken from `evaluation`."""
     subset = coded.take(rows)
     if family == LOGISTIC:
-        return LogisticModel.fit(subset, won[rows], c, settings.seed)
+        return LogisticModel.fit(subset, won[rows], evaluation["regularization_c"], settings.seed)
     tree_dimensions = tuple(f.dimension for f in space.fields if f.kind != "number")
     numbers = {f.dimension: f.name for f in space.fields if f.kind == "number"}
-    return BoostedModel.fit(subset, won[rows], tree_dimensions, numbers, settings.seed)
+    if check is None:
+        return BoostedModel.fit(subset, won[rows], tree_dimensions, numbers, settings.seed, evaluation["trees"])
+    model = BoostedModel.fit(subset, won[rows], tree_dimensions, numbers, settings.seed)
+    evaluation["trees"] = model.best_trees(coded.take(check), won[check])
+    return BoostedModel.fit(subset, won[rows], tree_dimensions, numbers, settings.seed, evaluation["trees"])
 
 
 def _select(coded: Coded, won: np.ndarray, examples: pd.DataFrame, slices: Slices, space: FeatureSpace,
@@ -203,12 +209,12 @@ def _select(coded: Coded, won: np.ndarray, examples: pd.DataFrame, slices: Slice
     """Fit each family on the earliest slice, choose by Brier score on the validation slice, calibrate each there,
     and evaluate both on the holdout."""
     deal_ids = examples["deal_id"].to_numpy()
-    c = _choose_regularization(coded, won, examples, slices.fit, settings)
+    tuning = {"regularization_c": _choose_regularization(coded, won, examples, slices.fit, settings), "trees": None}
     validation_won, holdout_won = won[slices.validation], won[slices.holdout]
     base_rate = float(won[np.concatenate([slices.fit, slices.validation])].mean())
     candidates = []
     for family in settings.families:
-        model = _fit_family(family, coded, won, slices.fit, space, settings, c)
+        model = _fit_family(family, coded, won, slices.fit, space, settings, tuning, slices.validation)
         raw_validation = predict_rows(model, coded.take(slices.validation))
         calibrate(model, coded.take(slices.validation), validation_won, deal_ids[slices.validation])
         predicted = predict_rows(model, coded.take(slices.holdout))
@@ -222,7 +228,7 @@ def _select(coded: Coded, won: np.ndarray, examples: pd.DataFrame, slices: Slice
     evaluation = {
         **report, "family": family, "calibration_method": "sigmoid (Platt) on the validation slice",
         "split_date": slices.holdout_from.date().isoformat(),
-        "validation_from": slices.validation_from.date().isoformat(), "regularization_c": c,
+        "validation_from": slices.validation_from.date().isoformat(), **tuning,
         "train_deals": int(len(np.unique(deal_ids[slices.fit]))),
         "validation_deals": int(len(np.unique(deal_ids[slices.validation]))),
         "test_deals": int(len(np.unique(deal_ids[slices.holdout]))), "test_examples": int(len(slices.holdout)),

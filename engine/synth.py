@@ -33,6 +33,26 @@ PLANTED_LOG_ODDS = {
     ("amount_band", "small"): 0.3,
 }
 """True effects on the log-odds of winning; "large" is an amount ≥ $50k, "small" below $10k."""
+FIELD_EFFECTS = {
+    ("company_size", "Enterprise"): -0.4,
+    ("company_size", "SMB"): 0.2,
+    ("competitor", "Globex"): -0.3,
+    ("competitor", "Acme"): -0.2,
+    ("renewal", "true"): 0.6,
+}
+"""Planted effects of the extra fields (`SynthSpec.extra_fields`), on the log-odds of winning."""
+INTERACTION_EFFECT = -2.0
+"""Globex in an Enterprise deal: an interaction trees find and an additive model misses."""
+CONTACTS_EFFECT = 0.12
+"""Per contact beyond 4 (a number field; 1–12 contacts)."""
+EXTRA_FIELDS = {
+    "company_size": {"column": "Company Size", "kind": "category", "known": "creation", "label": "Company size"},
+    "competitor": {"column": "Competitor", "kind": "category", "known": "creation", "label": "Competitor"},
+    "contacts": {"column": "Contacts", "kind": "number", "known": "creation", "label": "Contacts"},
+    "renewal": {"column": "Renewal", "kind": "category", "known": "creation", "label": "Renewal"},
+    "campaign": {"column": "Campaign", "kind": "category", "known": "creation", "label": "Campaign"},
+}  # fmt: skip
+"""How `config.yaml` declares the extra fields of `SynthSpec(extra_fields=True)` (`campaign` carries no signal)."""
 CYCLE_SHAPE = 3.0
 CYCLE_MEAN_WON, CYCLE_MEAN_LOST = 40.0, 70.0
 
@@ -49,6 +69,8 @@ class SynthSpec:
     decay_per_quarter: float = 0.0
     """Log-odds lost per quarter since `start` (a decaying win rate), 0 for none."""
     effects: dict = field(default_factory=lambda: dict(PLANTED_LOG_ODDS))
+    extra_fields: bool = False
+    """Also write the columns of `EXTRA_FIELDS`, with their planted effects (and none with `noise`)."""
 
     @property
     def snapshot_date(self) -> date:
@@ -95,6 +117,7 @@ def generate(spec: SynthSpec) -> SynthData:
             log_odds += effect * mask
         quarters = ((created - pd.Timestamp(spec.start)).days // 91).to_numpy()
         log_odds -= spec.decay_per_quarter * quarters
+    extras = _extra_columns(spec, n, log_odds) if spec.extra_fields else {}
     p_win = expit(log_odds)
     won = rng.random(n) < p_win
     won_mean = CYCLE_MEAN_WON if not spec.noise else (CYCLE_MEAN_WON + CYCLE_MEAN_LOST) / 2
@@ -119,8 +142,38 @@ def generate(spec: SynthSpec) -> SynthData:
     })  # fmt: skip
     crm = crm[["deal_id", "created_date", "closed_date", "sales_rep_id", "industry", "region", "product_type",
                "lead_source", "deal_stage", "deal_amount", "sales_cycle_days", "outcome"]]  # fmt: skip
+    for column, values in extras.items():
+        crm[column] = values
     truth = pd.DataFrame({"deal_id": deal_ids, "p_win": p_win, "won": won, "cycle_days": cycle, "open": is_open})
     return SynthData(crm, truth, spec)
+
+
+def _extra_columns(spec: SynthSpec, n: int, log_odds: np.ndarray) -> dict[str, np.ndarray]:
+    """The extra fields' columns (their own random stream, so the base columns stay as they were for a seed);
+    adds their planted effects to `log_odds` in place unless `spec.noise`."""
+    rng = np.random.default_rng([spec.seed, 7])
+    size = rng.choice(["SMB", "Mid-Market", "Enterprise"], n, p=[0.45, 0.3, 0.25])
+    competitor = rng.choice(["", "Acme", "Globex"], n, p=[0.5, 0.25, 0.25])
+    contacts = rng.integers(1, 13, n)
+    renewal = np.where(rng.random(n) < 0.3, "true", "false")
+    campaign = rng.choice([f"Q{q} {name}" for q in range(1, 5) for name in ("Webinar", "Event")], n)
+    if not spec.noise:
+        for (name, level), effect in FIELD_EFFECTS.items():
+            values = {"company_size": size, "competitor": competitor, "renewal": renewal}[name]
+            log_odds += effect * (values == level)
+        log_odds += INTERACTION_EFFECT * ((competitor == "Globex") & (size == "Enterprise"))
+        log_odds += CONTACTS_EFFECT * (contacts - 4)
+    return {"Company Size": size, "Competitor": competitor, "Contacts": contacts, "Renewal": renewal,
+            "Campaign": campaign}  # fmt: skip
+
+
+def fields_layout() -> dict:
+    """The `ingest.layouts` entry that reads `SynthSpec(extra_fields=True)` files: built-in columns plus the
+    extra fields, declared in configuration only."""
+    columns = {name: name for name in ("deal_id", "created_date", "closed_date", "sales_rep_id", "industry", "region",
+                                       "product_type", "lead_source", "deal_stage", "deal_amount", "sales_cycle_days",
+                                       "outcome")}  # fmt: skip
+    return {"columns": columns, "fields": dict(EXTRA_FIELDS)}
 
 
 MESSY_EFFECTS = {
