@@ -268,7 +268,7 @@ def models_command(obj) -> None:
         summary = store.model(row["id"]).summary
         auc = summary["evaluation"]["auc"]
         click.echo(f"v{row['id']}  as of {row['as_of']}  snapshot #{row['snapshot_id']}  {row['deals']:,} deals "
-                   f"({row['train_from']} to {row['train_to']})  holdout AUC {auc['auc']:.3f} "
+                   f"({row['train_from']} to {row['train_to']})  {summary.get('family') or 'logistic regression'}  holdout AUC {auc['auc']:.3f} "
                    f"[{auc['low']:.3f}, {auc['high']:.3f}]  Brier skill {summary['evaluation']['brier_skill']:+.1%}  "
                    f"{'refused (likely leak)' if summary.get('refused') else 'has skill' if row['has_skill'] else 'no skill'}")
 

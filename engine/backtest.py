@@ -42,6 +42,8 @@ def backtest(deals: pd.DataFrame, snapshot: Snapshot, as_of: date, settings: Eng
     rule = risk_rule_for(model, note, settings)
     report = {"as_of": as_of.isoformat(), "open_deals": int(len(view.open)), "closed_deals": int(len(view.history)),
               "model_verdict": model.verdict if model else f"no model: {note}",
+              "model_family": model.family if model else None,
+              "model_candidates": model.evaluation.get("candidates", []) if model and not model.refused else [],
               "method": scores["method"].iloc[0] if len(scores) else None, "rule": _rule_summary(rule),
               "excluded_fields": [e.to_dict() for e in space.excluded]}  # fmt: skip
     if scores.empty:

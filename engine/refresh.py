@@ -177,7 +177,7 @@ def _model_for(store: Store, settings: EngineSettings, snapshot: Snapshot, as_of
 def _load(stored: StoredModel) -> TrainedModel | None:
     """A stored model, or None when it predates the feature space (it is then retrained)."""
     model = pickle.loads(stored.pipeline)
-    return model if getattr(model, "space", None) is not None else None
+    return model if getattr(model, "space", None) is not None and hasattr(model, "encoding") else None
 
 
 def _model_report(stored: StoredModel | None, model: TrainedModel | None, note: str | None, method: str) -> dict:

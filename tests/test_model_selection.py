@@ -1,6 +1,9 @@
 """Model choice against ground truth: the family the data calls for wins, is calibrated, and says so; driver
 intervals cover the planted effects about as often as they claim; a field declared only in config.yaml flows."""
 
+import json
+from datetime import datetime, timezone
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,6 +20,7 @@ from engine.synth import EXTRA_FIELDS, PLANTED_LOG_ODDS, SynthSpec, fields_layou
 from tests.engine_fixtures import as_store_frame, space_for
 
 MODEL, METRICS = ModelSettings(), MetricsSettings()
+NOW = datetime(2026, 11, 30, 12, tzinfo=timezone.utc)
 INGEST = IngestSettings(layout="fields", layouts={"fields": Layout(**fields_layout())})
 
 
@@ -97,3 +101,50 @@ def test_driver_intervals_cover_the_planted_effect_95_percent_of_the_time(tmp_pa
             total += 1
     assert total > 900
     assert 0.93 <= covered / total <= 0.975, (covered, total)
+
+
+def test_a_field_declared_only_in_config_flows_to_every_surface(tmp_path):
+    """No code names these fields: config.yaml declares them, and ingest, segments, the model, a deal's reasons,
+    /winrate, the monthly report and the backtest all use them by their labels."""
+    import yaml
+    from click.testing import CliRunner
+
+    from bot.answers import BotContext, winrate
+    from bot.cli import main
+    from bot.config import load_settings
+    from bot.people import Viewer
+    from engine.store import Store
+    from tests.engine_fixtures import ROOT
+
+    data = generate(SynthSpec(deals=12_000, seed=8, extra_fields=True))
+    data.crm.to_csv(tmp_path / "crm.csv", index=False)
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config["ingest"]["layouts"]["acme_crm"] = fields_layout()
+    config["store"]["path"] = str(tmp_path / "store.db")
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+
+    def cli(*args: str) -> str:
+        result = CliRunner().invoke(main, ["--config", str(tmp_path / "config.yaml"), *args], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    cli("ingest", str(tmp_path / "crm.csv"), "--layout", "acme_crm")
+    as_of = data.spec.snapshot_date.isoformat()
+    cli("refresh", "--as-of", as_of)
+    metrics = json.loads(cli("metrics", "--json", "--as-of", as_of))
+    used = {f["label"] for f in metrics["fields"]["used"]}
+    assert {"Company size", "Competitor", "Contacts", "Renewal", "Campaign"} <= used
+    assert metrics["model"]["family"] == BOOSTED and metrics["model"]["has_skill"]
+    assert {c["family"] for c in metrics["model"]["evaluation"]["candidates"]} == {BOOSTED, "logistic regression"}
+    assert any(s["field"] == "competitor" and s["value"] == "Globex" for s in metrics["segments"])
+    store = Store.open(tmp_path / "store.db")
+    scores = store.scores(store.latest_refresh().id)
+    labels = {r["label"] for s in scores for r in s["reasons"]}
+    assert any(label.startswith("Competitor Globex") for label in labels), labels
+    globex = next(s for s in scores if any(r["label"].startswith("Competitor Globex") for r in s["reasons"]))
+    assert "Competitor Globex" in json.loads(cli("risk", globex["deal_id"], "--json", "--as-of", as_of))["summary"]
+    context = BotContext(store, load_settings(tmp_path / "config.yaml"), NOW, data.spec.snapshot_date)
+    answer = winrate(context, Viewer("UEXEC", None, True), "competitor")
+    text = json.dumps(answer.blocks) + answer.text
+    assert "Globex" in text and "Acme" in text
+    assert "gradient-boosted trees (chosen)" in cli("report", "monthly", "--as-of", as_of)
