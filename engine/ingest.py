@@ -256,21 +256,44 @@ class _Validator:
         return out, reasons
 
     def _extra_fields(self, raw: pd.DataFrame, out: pd.DataFrame, fail) -> None:
-        """The layout's extra columns: text with placeholders as missing, or numbers (a non-number is a reject)."""
+        """The layout's extra columns, each checked against its kind; placeholders are missing, never rejects.
+
+        Values land as: category → text, number → float, boolean → True/False (object), date → "YYYY-MM-DD"
+        (like created_date), with None/NaN for missing. A column the file lacks gives None on every deal.
+        """
         for name, spec in self.resolved.layout.fields.items():
             position = next((self.resolved.header_index[c] for c in spec.candidates() if c in self.resolved.header_index), None)
             if position is None:
                 out[name] = None
                 continue
             text = as_missing(raw[position].astype(str).str.strip())
-            if spec.kind == "category":
-                out[name] = text
-                continue
-            cleaned = text.where(text.isna(), text.astype(str).str.replace(r"[$,\s%]", "", regex=True))
-            number = pd.to_numeric(cleaned, errors="coerce")
-            bad = text.notna() & (number.isna() | ~np.isfinite(number.fillna(0)))
-            fail(bad, lambda i, name=name, text=text: f"{name} is not a number: {text.iat[i]!r}")
-            out[name] = number.where(~bad).astype(float)
+            parse = getattr(self, f"_{spec.kind}_field")
+            out[name] = parse(name, text, fail)
+
+    @staticmethod
+    def _category_field(name: str, text: pd.Series, fail) -> pd.Series:
+        return text
+
+    @staticmethod
+    def _number_field(name: str, text: pd.Series, fail) -> pd.Series:
+        cleaned = text.where(text.isna(), text.astype(str).str.replace(r"[$,\s%]", "", regex=True))
+        number = pd.to_numeric(cleaned, errors="coerce")
+        bad = text.notna() & (number.isna() | ~np.isfinite(number.fillna(0)))
+        fail(bad, lambda i: f"{name} is not a number: {text.iat[i]!r}")
+        return number.where(~bad).astype(float)
+
+    @staticmethod
+    def _boolean_field(name: str, text: pd.Series, fail) -> pd.Series:
+        lowered = text.astype(object).where(text.isna(), text.astype(str).str.lower())
+        value = pd.Series(np.where(lowered.isin(TRUE_WORDS), True, np.where(lowered.isin(FALSE_WORDS), False, None)),
+                          index=text.index, dtype=object)  # fmt: skip
+        fail(text.notna() & value.isna(), lambda i: f"{name} is not true/false: {text.iat[i]!r}")
+        return value
+
+    def _date_field(self, name: str, text: pd.Series, fail) -> pd.Series:
+        parsed = self._dates(text.astype(object).where(text.notna(), ""))
+        fail(text.notna() & parsed.isna(), lambda i: f"{name} is not a date: {text.iat[i]!r}")
+        return parsed.dt.strftime("%Y-%m-%d").astype(object).where(parsed.notna(), None)
 
     def _flag_duplicates(self, out: pd.DataFrame, lines: np.ndarray, fail) -> None:
         first = self.first_line_of

@@ -248,7 +248,12 @@ class Store:
         return Snapshot.from_row(self.db["snapshots"].get(snapshot_id))
 
     def deals(self, snapshot_id: int) -> pd.DataFrame:
-        """The snapshot's deals with dates parsed; `outcome` is NaN for deals open when it was taken."""
+        """The snapshot's deals with dates parsed; `outcome` is NaN for deals open when it was taken.
+
+        Extra fields come back typed by their kind: number → float64, boolean → pandas `boolean` (True/False/<NA>),
+        date → datetime64 at midnight like created_date (so date arithmetic works the same on both), category →
+        object text; missing values are NaN/<NA>/NaT/None.
+        """
         frame = pd.read_sql_query(
             f"SELECT {', '.join(DEAL_COLUMNS)}, extras FROM deals WHERE snapshot_id = ? ORDER BY line",
             self.db.conn, params=[snapshot_id],
@@ -261,7 +266,7 @@ class Store:
             parsed = pd.DataFrame([json.loads(text) if text else {} for text in extras], index=frame.index)
             for name, spec in snapshot.fields.items():
                 values = parsed[name] if name in parsed else pd.Series(None, index=frame.index, dtype=object)
-                frame[name] = pd.to_numeric(values, errors="coerce") if spec["kind"] == "number" else values
+                frame[name] = _typed_extra(values, spec["kind"])
         return frame
 
     def rejects(self, snapshot_id: int) -> list[dict]:
@@ -415,6 +420,17 @@ def _extras_json(deals: pd.DataFrame, names: list[str]) -> list[str | None]:
         return [None] * len(deals)
     values = deals[names].astype(object).where(deals[names].notna(), None)
     return [json.dumps({k: v for k, v in zip(names, row) if v is not None}) for row in values.itertuples(index=False)]
+
+
+def _typed_extra(values: pd.Series, kind: str) -> pd.Series:
+    """An extra field's values as read back from JSON, in the dtype its kind promises (see `Store.deals`)."""
+    if kind == "number":
+        return pd.to_numeric(values, errors="coerce").astype(float)
+    if kind == "boolean":
+        return values.astype(object).where(values.notna(), None).astype("boolean")
+    if kind == "date":
+        return pd.to_datetime(values, format="ISO8601", errors="coerce")
+    return values
 
 
 def _refresh_row(row: dict) -> Refresh:
