@@ -234,13 +234,12 @@ class Store:
                  parsed.rows_read, len(deals), len(parsed.rejects), json.dumps(parsed.fields)],
             )  # fmt: skip
             snapshot_id = cursor.lastrowid
-            records = deals.loc[:, list(DEAL_COLUMNS)].astype(object).where(deals.loc[:, list(DEAL_COLUMNS)].notna(), None)
-            extras = _extras_json(deals, list(parsed.fields))
-            self.db.conn.executemany(
-                f"INSERT INTO deals (snapshot_id, {', '.join(DEAL_COLUMNS)}, extras) "
-                f"VALUES (?, {', '.join('?' for _ in DEAL_COLUMNS)}, ?)",
-                ((snapshot_id, *row, extra) for row, extra in zip(records.itertuples(index=False, name=None), extras)),
-            )
+            insert = (f"INSERT INTO deals (snapshot_id, {', '.join(DEAL_COLUMNS)}, extras) "
+                      f"VALUES ({int(snapshot_id)}, {', '.join('?' for _ in DEAL_COLUMNS)}, ?)")  # fmt: skip
+            for start in range(0, len(deals), INSERT_SLICE):
+                part = deals.iloc[start:start + INSERT_SLICE]
+                columns = [_sql_values(part[column]) for column in DEAL_COLUMNS]
+                self.db.conn.executemany(insert, zip(*columns, _extras_json(part, list(parsed.fields))))
             self.db.conn.executemany(
                 "INSERT INTO rejects (snapshot_id, line, deal_id, reason, raw) VALUES (?, ?, ?, ?, ?)",
                 ((snapshot_id, r.line, r.deal_id, "; ".join(r.reasons), json.dumps(r.raw)) for r in parsed.rejects),
@@ -412,6 +411,18 @@ def _score_value(score: dict, column: str):
     if column == "detail":
         return json.dumps({key: score[key] for key in SCORE_DETAIL_KEYS if key in score})
     return score[column]
+
+
+INSERT_SLICE = 100_000
+"""Deals turned into Python values at a time when a snapshot is written: all in one transaction, but a million deals
+never exist as Python objects at once."""
+
+
+def _sql_values(column: pd.Series) -> list:
+    """A column as the Python values sqlite3 binds, missing values as None."""
+    if column.dtype.kind in "iufb" and not column.hasnans:
+        return column.tolist()
+    return column.astype(object).where(column.notna(), None).tolist()
 
 
 def _extras_json(deals: pd.DataFrame, names: list[str]) -> list[str | None]:
