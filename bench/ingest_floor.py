@@ -54,9 +54,10 @@ def valid_rows(table: pa.Table) -> tuple[pa.Table, int]:
     ok = pc.and_(ok, pc.or_(pc.equal(closed_text, ""), pc.is_valid(closed)))
     ok = pc.and_(ok, pc.and_(amount_ok, pc.greater_equal(amount, 0)))
     ok = pc.and_(ok, pc.is_in(table["outcome"], value_set=OUTCOMES))
-    first = pa.table({"id": ids, "row": pa.array(range(len(ids)), pa.int64())}).group_by("id").aggregate([("row", "min")])
-    unique = pc.is_in(pa.array(range(len(ids)), pa.int64()), value_set=first["row_min"])
-    ok = pc.and_(ok, unique)
+    if pc.count_distinct(ids).as_py() < len(ids):  # only a file with duplicates pays for finding them
+        rows = pa.array(range(len(ids)), pa.int64())
+        first = pa.table({"id": ids, "row": rows}).group_by("id").aggregate([("row", "min")])
+        ok = pc.and_(ok, pc.is_in(rows, value_set=first["row_min"]))
     kept = table.filter(ok).set_column(0, "deal_id", ids.filter(ok))
     kept = kept.set_column(kept.schema.get_field_index("deal_amount"), "deal_amount", amount.filter(ok))
     return kept, len(table) - len(kept)

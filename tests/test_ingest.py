@@ -11,6 +11,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from engine import arrow_reader
 from engine.ingest import IngestError, read_snapshot
 from engine.settings import IngestSettings
 from engine.store import MIGRATIONS, Store
@@ -271,3 +272,39 @@ def test_a_configured_layout_wins_over_a_built_in_one_of_the_same_name():
                         "closed_date": "Closed", "outcome": "Result"}}  # fmt: skip
     layouts = IngestSettings(layouts={"salesforce": mine}).all_layouts()
     assert list(layouts) == ["skygeni", "salesforce"] and layouts["salesforce"].columns["deal_id"] == "Key"
+
+
+# Two readers, one result ---------------------------------------------------------------------------------------
+
+TRICKY_FILES = {
+    "blank lines": HEADER + GOOD + "\n\nD2,x,,rep_1,SaaS,APAC,Core,Inbound,Demo,1,,Won\n\n" + GOOD.replace("D1", "D3"),
+    "crlf and no final line break": (HEADER + GOOD + "\r\n" + "D2,2024-01-01,,rep_1,SaaS,APAC,Core,Inbound,Demo,bad,,Open").replace("\n", "\r\n").replace("\r\r", "\r"),
+    "byte order mark and quoted commas": "\ufeff" + HEADER + GOOD + 'D2,2024-01-01,,rep_1,"Saas, Inc",APAC,Core,Inbound,Demo,"1,000",,Open\n',
+    "quoted line break": HEADER + GOOD + 'D2,2024-01-01,,rep_1,"Saa\nS",APAC,Core,Inbound,Demo,1,,Open\nD1,2024-01-01,,rep_1,,,,,,5,,Open\n',
+    "row of the wrong width": HEADER + GOOD + "D2,2024-01-01\n" + GOOD.replace("D1", "D3"),
+    "whitespace-only line": HEADER + GOOD + "   \n" + GOOD.replace("D1", "D3"),
+}
+
+
+@pytest.mark.parametrize("name", list(TRICKY_FILES))
+def test_the_pyarrow_reader_and_the_csv_module_give_the_same_deals_and_rejects(tmp_path, monkeypatch, name):
+    path = tmp_path / "tricky.csv"
+    path.write_bytes(TRICKY_FILES[name].encode("utf-8"))
+    fast = read_snapshot(path, IngestSettings())
+    monkeypatch.setattr(arrow_reader, "batches", lambda *args, **kwargs: False)
+    exact = read_snapshot(path, IngestSettings())
+    pd.testing.assert_frame_equal(fast.deals.astype(object), exact.deals.astype(object))
+    assert fast.rejects == exact.rejects
+    assert fast.rows_read == exact.rows_read
+
+
+def test_rows_after_blank_lines_keep_their_own_line_numbers(tmp_path):
+    parsed = read_snapshot(write(tmp_path, TRICKY_FILES["blank lines"]), IngestSettings())
+    assert parsed.deals["line"].tolist() == [2, 7] and [r.line for r in parsed.rejects] == [5]
+
+
+def test_progress_adds_up_to_the_file_size(tmp_path):
+    path = write(tmp_path, HEADER + GOOD + "".join(GOOD.replace("D1", f"D{i}") for i in range(2, 50)))
+    seen = []
+    read_snapshot(path, IngestSettings(), progress=seen.append)
+    assert sum(seen) == path.stat().st_size
