@@ -55,10 +55,20 @@ class ExtraField(FrozenSettings):
     """
 
     column: str | list[str]
-    kind: Literal["category", "number"] = "category"
+    kind: Literal["category", "number", "boolean", "date"] = "category"
+    """What a cell must hold: any text, a number, true/false, or a date (in the layout's `date_format`, or ISO
+    8601). A cell that is not what its kind says rejects the row; an empty or placeholder cell is missing."""
     known: Literal["creation", "changing", "close"] = "creation"
     label: str | None = None
     """How reports name the field (default: the column name)."""
+    unit: str | None = None
+    """What a number counts (`employees`, `USD`, `days`, `%`), printed beside it in reports; numbers only."""
+
+    @model_validator(mode="after")
+    def _unit_on_numbers_only(self) -> "ExtraField":
+        if self.unit is not None and self.kind != "number":
+            raise ValueError(f"unit {self.unit!r} is only for number fields; this field is kind {self.kind}")
+        return self
 
     def candidates(self) -> list[str]:
         return [self.column] if isinstance(self.column, str) else list(self.column)
@@ -127,6 +137,38 @@ SKYGENI_LAYOUT = Layout(
 )
 """The layout of the brief's dataset (`data/skygeni_sales_data.csv`), built in so no config is needed."""
 
+SALESFORCE_LAYOUT = Layout(
+    columns={
+        "deal_id": "Id",
+        "deal_name": "Name",
+        "deal_stage": "StageName",
+        "deal_amount": "Amount",
+        "created_date": "CreatedDate",
+        "closed_date": "CloseDate",
+        "sales_rep_id": ["OwnerId", "Owner"],
+        "lead_source": "LeadSource",
+        "industry": "Industry",
+        "product_type": "Type",
+    },
+    defaults={"region": "Unknown"},
+    outcome_flags=OutcomeFlags(closed="IsClosed", won="IsWon"),
+    fields={
+        "forecast_category": ExtraField(column="ForecastCategoryName", kind="category", known="changing",
+                                        label="Forecast category"),
+        "probability": ExtraField(column="Probability", kind="number", unit="%", known="changing",
+                                  label="Probability"),
+        "next_step": ExtraField(column="NextStep", kind="category", known="changing", label="Next step"),
+        "expected_revenue": ExtraField(column="ExpectedRevenue", kind="number", unit="USD", known="changing",
+                                       label="Expected revenue"),
+        "last_activity": ExtraField(column="LastActivityDate", kind="date", known="changing",
+                                    label="Last activity"),
+    },
+)  # fmt: skip
+"""A Salesforce Opportunity report export, built in. Its extra fields are the Opportunity's own columns that a
+report often carries; they all change over a deal's life (a rep edits the forecast category and next step, Salesforce
+moves the probability with the stage), so they are kept for reports but never scored. A file without one of these
+columns simply has no value for that field."""
+
 
 class IngestSettings(FrozenSettings):
     layout: str = "auto"
@@ -137,7 +179,7 @@ class IngestSettings(FrozenSettings):
 
     def all_layouts(self) -> dict[str, Layout]:
         """Built-in layouts plus those from config (config wins on a name clash)."""
-        return {"skygeni": SKYGENI_LAYOUT, **self.layouts}
+        return {"skygeni": SKYGENI_LAYOUT, "salesforce": SALESFORCE_LAYOUT, **self.layouts}
 
 
 class MetricsSettings(FrozenSettings):

@@ -234,13 +234,12 @@ class Store:
                  parsed.rows_read, len(deals), len(parsed.rejects), json.dumps(parsed.fields)],
             )  # fmt: skip
             snapshot_id = cursor.lastrowid
-            records = deals.loc[:, list(DEAL_COLUMNS)].astype(object).where(deals.loc[:, list(DEAL_COLUMNS)].notna(), None)
-            extras = _extras_json(deals, list(parsed.fields))
-            self.db.conn.executemany(
-                f"INSERT INTO deals (snapshot_id, {', '.join(DEAL_COLUMNS)}, extras) "
-                f"VALUES (?, {', '.join('?' for _ in DEAL_COLUMNS)}, ?)",
-                ((snapshot_id, *row, extra) for row, extra in zip(records.itertuples(index=False, name=None), extras)),
-            )
+            insert = (f"INSERT INTO deals (snapshot_id, {', '.join(DEAL_COLUMNS)}, extras) "
+                      f"VALUES ({int(snapshot_id)}, {', '.join('?' for _ in DEAL_COLUMNS)}, ?)")  # fmt: skip
+            for start in range(0, len(deals), INSERT_SLICE):
+                part = deals.iloc[start:start + INSERT_SLICE]
+                columns = [_sql_values(part[column]) for column in DEAL_COLUMNS]
+                self.db.conn.executemany(insert, zip(*columns, _extras_json(part, list(parsed.fields))))
             self.db.conn.executemany(
                 "INSERT INTO rejects (snapshot_id, line, deal_id, reason, raw) VALUES (?, ?, ?, ?, ?)",
                 ((snapshot_id, r.line, r.deal_id, "; ".join(r.reasons), json.dumps(r.raw)) for r in parsed.rejects),
@@ -248,7 +247,12 @@ class Store:
         return Snapshot.from_row(self.db["snapshots"].get(snapshot_id))
 
     def deals(self, snapshot_id: int) -> pd.DataFrame:
-        """The snapshot's deals with dates parsed; `outcome` is NaN for deals open when it was taken."""
+        """The snapshot's deals with dates parsed; `outcome` is NaN for deals open when it was taken.
+
+        Extra fields come back typed by their kind: number → float64, boolean → pandas `boolean` (True/False/<NA>),
+        date → datetime64 at midnight like created_date (so date arithmetic works the same on both), category →
+        object text; missing values are NaN/<NA>/NaT/None.
+        """
         frame = pd.read_sql_query(
             f"SELECT {', '.join(DEAL_COLUMNS)}, extras FROM deals WHERE snapshot_id = ? ORDER BY line",
             self.db.conn, params=[snapshot_id],
@@ -261,7 +265,7 @@ class Store:
             parsed = pd.DataFrame([json.loads(text) if text else {} for text in extras], index=frame.index)
             for name, spec in snapshot.fields.items():
                 values = parsed[name] if name in parsed else pd.Series(None, index=frame.index, dtype=object)
-                frame[name] = pd.to_numeric(values, errors="coerce") if spec["kind"] == "number" else values
+                frame[name] = _typed_extra(values, spec["kind"])
         return frame
 
     def rejects(self, snapshot_id: int) -> list[dict]:
@@ -409,12 +413,35 @@ def _score_value(score: dict, column: str):
     return score[column]
 
 
+INSERT_SLICE = 100_000
+"""Deals turned into Python values at a time when a snapshot is written: all in one transaction, but a million deals
+never exist as Python objects at once."""
+
+
+def _sql_values(column: pd.Series) -> list:
+    """A column as the Python values sqlite3 binds, missing values as None."""
+    if column.dtype.kind in "iufb" and not column.hasnans:
+        return column.tolist()
+    return column.astype(object).where(column.notna(), None).tolist()
+
+
 def _extras_json(deals: pd.DataFrame, names: list[str]) -> list[str | None]:
     """One JSON object per deal with its extra fields (missing values left out), or None without extra fields."""
     if not names:
         return [None] * len(deals)
     values = deals[names].astype(object).where(deals[names].notna(), None)
     return [json.dumps({k: v for k, v in zip(names, row) if v is not None}) for row in values.itertuples(index=False)]
+
+
+def _typed_extra(values: pd.Series, kind: str) -> pd.Series:
+    """An extra field's values as read back from JSON, in the dtype its kind promises (see `Store.deals`)."""
+    if kind == "number":
+        return pd.to_numeric(values, errors="coerce").astype(float)
+    if kind == "boolean":
+        return values.astype(object).where(values.notna(), None).astype("boolean")
+    if kind == "date":
+        return pd.to_datetime(values, format="ISO8601", errors="coerce")
+    return values
 
 
 def _refresh_row(row: dict) -> Refresh:

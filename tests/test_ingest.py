@@ -1,13 +1,22 @@
 """Ingestion: every row read is loaded or rejected with a reason; whole-file problems are clear errors."""
 
+import json
+import subprocess
+import sys
 from datetime import datetime
 from pathlib import Path
 
+import pandas as pd
 import pytest
+import yaml
+from pydantic import ValidationError
 
+from engine import arrow_reader
 from engine.ingest import IngestError, read_snapshot
 from engine.settings import IngestSettings
 from engine.store import MIGRATIONS, Store
+
+ROOT = Path(__file__).resolve().parents[1]
 
 HEADER = "deal_id,created_date,closed_date,sales_rep_id,industry,region,product_type,lead_source,deal_stage,deal_amount,sales_cycle_days,outcome\n"
 GOOD = "D1,2024-01-01,2024-01-11,rep_1,SaaS,APAC,Core,Inbound,Demo,1000,10,Won\n"
@@ -115,3 +124,187 @@ def test_an_older_store_is_migrated_in_place_keeping_its_data(tmp_path):
     assert store.schema_version == len(MIGRATIONS)
     assert store.snapshot_by_sha256("abc").source == "x.csv"
     assert "scores" in store.db.table_names() and "model_id" in store.db["refreshes"].columns_dict
+
+
+# Typed extra fields ------------------------------------------------------------------------------------------
+
+TYPED_LAYOUT = {
+    "columns": {f: f for f in ("deal_id", "created_date", "closed_date", "sales_rep_id", "deal_amount", "outcome")},
+    "fields": {
+        "competitor": {"column": "Competitor", "kind": "category"},
+        "employees": {"column": "Employees", "kind": "number", "unit": "employees"},
+        "renewal": {"column": "Renewal", "kind": "boolean"},
+        "signed": {"column": "Signed", "kind": "date", "known": "close"},
+    },
+}
+TYPED_HEADER = "deal_id,created_date,closed_date,sales_rep_id,deal_amount,outcome,Competitor,Employees,Renewal,Signed\n"
+TYPED_GOOD = (
+    "T1,2024-01-01,2024-01-11,rep_1,100,Won,Globex,\"1,200\",yes,2024-01-10\n"
+    "T2,2024-01-01,2024-01-11,rep_1,100,Lost,N/A,Unknown,-,\n"
+    "T3,2024-01-01,,rep_2,100,Open,Initech,35,FALSE,2024-02-01T10:30:00Z\n"
+)
+
+
+def typed_settings(**layout) -> IngestSettings:
+    return IngestSettings(layout="typed", layouts={"typed": {**TYPED_LAYOUT, **layout}})
+
+
+def test_typed_extra_fields_are_parsed_by_kind(tmp_path):
+    parsed = read_snapshot(write(tmp_path, TYPED_HEADER + TYPED_GOOD), typed_settings())
+    assert parsed.rejects == []
+    deals = parsed.deals.set_index("deal_id")
+    assert deals["competitor"].tolist() == ["Globex", None, "Initech"]
+    assert deals.loc["T1", "employees"] == 1200.0 and deals.loc["T3", "employees"] == 35.0
+    assert deals["renewal"].tolist() == [True, None, False]
+    assert deals["signed"].tolist() == ["2024-01-10", None, "2024-02-01"]
+    assert parsed.fields["employees"]["unit"] == "employees"
+
+
+@pytest.mark.parametrize(
+    "cells, reason",
+    [
+        ("Globex,lots,yes,2024-01-10", "employees is not a number: 'lots'"),
+        ("Globex,inf,yes,2024-01-10", "employees is not a number: 'inf'"),
+        ("Globex,12,perhaps,2024-01-10", "renewal is not true/false: 'perhaps'"),
+        ("Globex,12,yes,2024-13-40", "signed is not a date: '2024-13-40'"),
+        ("Globex,12,yes,last week", "signed is not a date: 'last week'"),
+    ],
+)
+def test_a_typed_field_that_is_not_its_kind_rejects_the_row_with_line_and_reason(tmp_path, cells, reason):
+    row = f"T9,2024-01-01,2024-01-11,rep_1,100,Won,{cells}\n"
+    parsed = read_snapshot(write(tmp_path, TYPED_HEADER + TYPED_GOOD + row), typed_settings())
+    assert len(parsed.deals) == 3
+    [reject] = parsed.rejects
+    assert (reject.line, reject.deal_id, reject.reasons) == (5, "T9", (reason,))
+
+
+def test_a_date_field_follows_the_layouts_date_format(tmp_path):
+    text = TYPED_HEADER + "T1,01/02/2024,11/02/2024,rep_1,100,Won,,,,10/02/2024\n" \
+                        + "T2,01/02/2024,11/02/2024,rep_1,100,Won,,,,2024-02-10\n"
+    parsed = read_snapshot(write(tmp_path, text), typed_settings(date_format="%d/%m/%Y"))
+    assert parsed.deals["signed"].tolist() == ["2024-02-10"]
+    assert [r.reasons for r in parsed.rejects] == [("signed is not a date: '2024-02-10'",)]
+
+
+def test_typed_extra_fields_round_trip_through_the_store_with_their_dtypes(tmp_path):
+    parsed = read_snapshot(write(tmp_path, TYPED_HEADER + TYPED_GOOD), typed_settings())
+    store = Store.open(tmp_path / "s.db")
+    snapshot = store.save_snapshot(parsed, datetime(2024, 3, 1), datetime(2024, 3, 1))
+    deals = store.deals(snapshot.id).set_index("deal_id")
+    assert deals["employees"].dtype == "float64" and deals["employees"].isna().tolist() == [False, True, False]
+    assert deals["renewal"].dtype == "boolean" and deals["renewal"].tolist() == [True, pd.NA, False]
+    assert deals["signed"].dtype.kind == "M"
+    assert deals["signed"].tolist()[0] == pd.Timestamp("2024-01-10") and pd.isna(deals.loc["T2", "signed"])
+    assert deals.loc["T3", "signed"] == pd.Timestamp("2024-02-01")
+    assert deals["competitor"].isna().tolist() == [False, True, False]
+    stored = json.loads(store.db.execute("SELECT extras FROM deals WHERE deal_id = 'T1'").fetchone()[0])
+    assert stored == {"competitor": "Globex", "employees": 1200.0, "renewal": True, "signed": "2024-01-10"}
+
+
+def test_a_unit_on_a_field_that_is_not_a_number_is_a_config_error():
+    with pytest.raises(ValidationError, match="unit 'USD' is only for number fields; this field is kind category"):
+        typed_settings(fields={"competitor": {"column": "Competitor", "kind": "category", "unit": "USD"}})
+
+
+def salesintel_cli(tmp_path: Path, config: dict, *args: str) -> subprocess.CompletedProcess:
+    """Run `salesintel` as a user does, with `config` as its config.yaml and a store in tmp_path."""
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    env = {"SALESINTEL_DB": str(tmp_path / "s.db"), "PATH": ""}
+    return subprocess.run([sys.executable, "-m", "bot", "--config", str(config_path), *args],
+                          capture_output=True, text=True, env=env, cwd=ROOT)  # fmt: skip
+
+
+def test_ingest_command_loads_typed_fields_into_the_store(tmp_path):
+    row = "T9,2024-01-01,2024-01-11,rep_1,100,Won,Globex,12,maybe,2024-01-10\n"
+    path = write(tmp_path, TYPED_HEADER + TYPED_GOOD + row)
+    result = salesintel_cli(tmp_path, {"ingest": {"layout": "typed", "layouts": {"typed": TYPED_LAYOUT}}},
+                            "ingest", str(path))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "(typed): read 4, loaded 3, rejected 1" in result.stdout and "renewal is not true/false" in result.stdout
+    store = Store.open(tmp_path / "s.db")
+    [reject] = store.rejects(1)
+    assert (reject["line"], reject["reason"]) == (5, "renewal is not true/false: 'maybe'")
+    deals = store.deals(1).set_index("deal_id")
+    assert deals["renewal"].tolist() == [True, pd.NA, False] and deals["signed"].dtype.kind == "M"
+    assert store.snapshot(1).fields["employees"] == {"column": "Employees", "kind": "number", "known": "creation",
+                                                     "label": None, "unit": "employees"}  # fmt: skip
+
+
+def test_ingest_command_names_the_field_whose_unit_is_misplaced(tmp_path):
+    layout = {**TYPED_LAYOUT, "fields": {"renewal": {"column": "Renewal", "kind": "boolean", "unit": "days"}}}
+    result = salesintel_cli(tmp_path, {"ingest": {"layouts": {"typed": layout}}}, "ingest", "x.csv")
+    assert result.returncode != 0
+    assert "ingest.layouts.typed.fields.renewal" in result.stderr
+    assert "unit 'days' is only for number fields; this field is kind boolean" in result.stderr
+
+
+# Built-in Salesforce layout ----------------------------------------------------------------------------------
+
+SF_HEADER = "Id,Name,StageName,Amount,CreatedDate,CloseDate,IsClosed,IsWon,OwnerId"
+
+
+def test_salesforce_is_built_in_and_its_absent_extra_columns_are_none(tmp_path):
+    parsed = read_snapshot(ROOT / "tests/fixtures/salesforce_opportunities.csv", IngestSettings())
+    assert parsed.layout == "salesforce" and len(parsed.deals) == 3
+    for name in ("forecast_category", "probability", "next_step", "expected_revenue", "last_activity"):
+        assert parsed.deals[name].isna().all(), name
+
+
+def test_salesforce_extra_columns_are_typed_when_present(tmp_path):
+    text = (f"{SF_HEADER},ForecastCategoryName,Probability,NextStep,LastActivityDate\n"
+            "0061,A,Closed Won,100,2024-01-03,2024-02-10,true,true,005A,Closed,100%,,2024-02-09\n"
+            "0062,B,Negotiation,200,2024-01-05,2024-06-30,false,false,005A,Pipeline,60,Send quote,2024-02-01\n"
+            "0063,C,Proposal,300,2024-01-05,2024-06-30,false,false,005A,Pipeline,high,,2024-02-01\n")  # fmt: skip
+    parsed = read_snapshot(write(tmp_path, text), IngestSettings())
+    assert parsed.layout == "salesforce"
+    deals = parsed.deals.set_index("deal_id")
+    assert deals["probability"].tolist() == [100.0, 60.0]
+    assert deals["forecast_category"].tolist() == ["Closed", "Pipeline"]
+    assert deals["next_step"].tolist() == [None, "Send quote"] and deals["expected_revenue"].isna().all()
+    assert deals["last_activity"].tolist() == ["2024-02-09", "2024-02-01"]
+    assert parsed.fields["probability"]["unit"] == "%"
+    assert [(r.line, r.reasons) for r in parsed.rejects] == [(4, ("probability is not a number: 'high'",))]
+
+
+def test_a_configured_layout_wins_over_a_built_in_one_of_the_same_name():
+    mine = {"columns": {"deal_id": "Key", "created_date": "Opened", "sales_rep_id": "Rep", "deal_amount": "Value",
+                        "closed_date": "Closed", "outcome": "Result"}}  # fmt: skip
+    layouts = IngestSettings(layouts={"salesforce": mine}).all_layouts()
+    assert list(layouts) == ["skygeni", "salesforce"] and layouts["salesforce"].columns["deal_id"] == "Key"
+
+
+# Two readers, one result ---------------------------------------------------------------------------------------
+
+TRICKY_FILES = {
+    "blank lines": HEADER + GOOD + "\n\nD2,x,,rep_1,SaaS,APAC,Core,Inbound,Demo,1,,Won\n\n" + GOOD.replace("D1", "D3"),
+    "crlf and no final line break": (HEADER + GOOD + "\r\n" + "D2,2024-01-01,,rep_1,SaaS,APAC,Core,Inbound,Demo,bad,,Open").replace("\n", "\r\n").replace("\r\r", "\r"),
+    "byte order mark and quoted commas": "\ufeff" + HEADER + GOOD + 'D2,2024-01-01,,rep_1,"Saas, Inc",APAC,Core,Inbound,Demo,"1,000",,Open\n',
+    "quoted line break": HEADER + GOOD + 'D2,2024-01-01,,rep_1,"Saa\nS",APAC,Core,Inbound,Demo,1,,Open\nD1,2024-01-01,,rep_1,,,,,,5,,Open\n',
+    "row of the wrong width": HEADER + GOOD + "D2,2024-01-01\n" + GOOD.replace("D1", "D3"),
+    "whitespace-only line": HEADER + GOOD + "   \n" + GOOD.replace("D1", "D3"),
+}
+
+
+@pytest.mark.parametrize("name", list(TRICKY_FILES))
+def test_the_pyarrow_reader_and_the_csv_module_give_the_same_deals_and_rejects(tmp_path, monkeypatch, name):
+    path = tmp_path / "tricky.csv"
+    path.write_bytes(TRICKY_FILES[name].encode("utf-8"))
+    fast = read_snapshot(path, IngestSettings())
+    monkeypatch.setattr(arrow_reader, "batches", lambda *args, **kwargs: False)
+    exact = read_snapshot(path, IngestSettings())
+    pd.testing.assert_frame_equal(fast.deals.astype(object), exact.deals.astype(object))
+    assert fast.rejects == exact.rejects
+    assert fast.rows_read == exact.rows_read
+
+
+def test_rows_after_blank_lines_keep_their_own_line_numbers(tmp_path):
+    parsed = read_snapshot(write(tmp_path, TRICKY_FILES["blank lines"]), IngestSettings())
+    assert parsed.deals["line"].tolist() == [2, 7] and [r.line for r in parsed.rejects] == [5]
+
+
+def test_progress_adds_up_to_the_file_size(tmp_path):
+    path = write(tmp_path, HEADER + GOOD + "".join(GOOD.replace("D1", f"D{i}") for i in range(2, 50)))
+    seen = []
+    read_snapshot(path, IngestSettings(), progress=seen.append)
+    assert sum(seen) == path.stat().st_size
