@@ -58,8 +58,8 @@ def estimate_drivers(history: pd.DataFrame, space: FeatureSpace, metrics: Metric
     rows = space.attributes(history)
     rows["age_band"] = "all"
     rows["landmark"] = 0
-    for name in space.number_fields():
-        rows[name] = history[name].to_numpy(dtype=float)
+    for name, values in space.numbers(history).items():
+        rows[name] = values
     encoding = Encoding.fit(rows, space)
     coded = encoding.codes(rows)
     design = coded.one_hot()

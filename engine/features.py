@@ -43,14 +43,15 @@ def landmark_examples(history: pd.DataFrame, space: FeatureSpace) -> pd.DataFram
     `closed_date` is kept beside the features (not in them) only so the holdout can be split by time.
     """
     attributes = space.attributes(history)
+    numbers = space.numbers(history)
     cycle = history["sales_cycle_days"].to_numpy(dtype=float)
     parts = []
     for landmark in space.landmarks:
         still_open = (cycle > landmark) if landmark else np.ones(len(history), dtype=bool)
         part = attributes[still_open].copy()
         part["age_band"] = _age_band(np.full(int(still_open.sum()), landmark), space.landmarks)
-        for name in space.number_fields():
-            part[name] = history.loc[still_open, name].to_numpy(dtype=float)
+        for name, values in numbers.items():
+            part[name] = values[still_open]
         part["landmark"] = landmark
         part["won"] = history.loc[still_open, "won"].to_numpy(dtype=bool)
         part["deal_id"] = history.loc[still_open, "deal_id"].to_numpy()
@@ -66,6 +67,6 @@ def open_deal_features(open_deals: pd.DataFrame, space: FeatureSpace) -> pd.Data
     landmark_index = np.searchsorted(space.landmarks, ages, side="right") - 1
     frame["landmark"] = np.asarray(space.landmarks)[landmark_index]
     frame["age_band"] = _age_band(frame["landmark"].to_numpy(), space.landmarks)
-    for name in space.number_fields():
-        frame[name] = open_deals[name].to_numpy(dtype=float)
+    for name, values in space.numbers(open_deals).items():
+        frame[name] = values
     return frame

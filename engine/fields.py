@@ -61,6 +61,19 @@ class FieldInfo:
     """creation | changing | close"""
     level_format: str = ""
     """How a level reads in a reason, e.g. "{} lead"; empty means "Label level" (e.g. "Competitor Globex")."""
+    source_kind: str = ""
+    """The configured kind when the engine sees it differently: a boolean is a category with levels yes / no, a
+    date a number of days after the deal was created (so "first meeting 3 days in" bands like any number)."""
+    unit: str | None = None
+
+    def values(self, deals: pd.DataFrame) -> pd.Series:
+        """The field's values as the engine uses them (see `source_kind`)."""
+        raw = deals[self.name]
+        if self.source_kind == "boolean":
+            return raw.astype(object).map({True: "yes", False: "no"})
+        if self.source_kind == "date":
+            return (pd.to_datetime(raw) - deals["created_date"]).dt.days.astype(float)
+        return raw
 
     def level_text(self, level: str) -> str:
         if level == MISSING_LEVEL:
@@ -113,9 +126,9 @@ class FeatureSpace:
     def dimensions(self) -> tuple[str, ...]:
         return tuple(f.dimension for f in self.fields)
 
-    def number_fields(self) -> tuple[str, ...]:
-        """Number fields by name: the trees take them raw, beside their band."""
-        return tuple(f.name for f in self.fields if f.kind == "number")
+    def numbers(self, deals: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Number fields' raw values (dates as days after creation), by field name."""
+        return {f.name: f.values(deals).to_numpy(dtype=float) for f in self.fields if f.kind == "number"}
 
     def info(self, dimension: str) -> FieldInfo:
         return next(f for f in self.fields if f.dimension == dimension)
@@ -131,7 +144,7 @@ class FeatureSpace:
         """
         frame = pd.DataFrame(index=deals.index)
         for info in self.fields:
-            values = deals[info.name]
+            values = info.values(deals)
             if info.kind == "number":
                 edges = list(self.bands.get(info.name, ()))
                 values = amount_band(values, edges) if info.name == "deal_amount" else number_band(values, edges)
@@ -164,9 +177,20 @@ class FeatureSpace:
 
 def candidate_fields(extra_fields: dict[str, dict]) -> list[FieldInfo]:
     """The built-in fields plus a snapshot's extra fields (as stored with it)."""
-    extras = [FieldInfo(name, f"{name}_band" if spec["kind"] == "number" else name, spec.get("label") or name,
-                        spec["kind"], spec["known"]) for name, spec in extra_fields.items()]  # fmt: skip
-    return [*BUILTIN_FIELDS, *extras]
+    return [*BUILTIN_FIELDS, *(_extra_info(name, spec) for name, spec in extra_fields.items())]
+
+
+ENGINE_KINDS = {"category": "category", "boolean": "category", "number": "number", "date": "number"}
+
+
+def _extra_info(name: str, spec: dict) -> FieldInfo:
+    kind = ENGINE_KINDS[spec["kind"]]
+    label = spec.get("label") or name
+    level_format = f"{label} {{}} days after creation" if spec["kind"] == "date" else ""
+    if spec["kind"] == "number" and spec.get("unit"):
+        level_format = f"{label} {{}} {spec['unit']}"
+    return FieldInfo(name, f"{name}_band" if kind == "number" else name, label, kind, spec["known"], level_format,
+                     spec["kind"] if spec["kind"] != kind else "", spec.get("unit"))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -197,7 +221,7 @@ def build_feature_space(candidates: list[FieldInfo], history: pd.DataFrame, open
             continue
         used.append(info)
         if info.kind == "number":
-            bands[info.name] = settings.amount_edges if info.name == "deal_amount" else _quantile_edges(history[info.name])
+            bands[info.name] = settings.amount_edges if info.name == "deal_amount" else _quantile_edges(info.values(history))
     cycles = history["sales_cycle_days"].dropna().astype(float) if len(history) else pd.Series(dtype=float)
     landmarks = settings.landmarks or _landmarks_from(cycles)
     from_data = settings.landmarks is None and len(cycles) >= MIN_CYCLES
@@ -229,7 +253,7 @@ def _exclusion_reason(info: FieldInfo, history: pd.DataFrame, open_deals: pd.Dat
         return "known only once a deal has closed"
     if info.known == "changing":
         return "changes over a deal's life: a snapshot shows its latest value, not its value at the time"
-    values = history[info.name]
+    values = info.values(history)
     won = history["won"].to_numpy(dtype=bool)
     recorded = values.notna()
     if not len(history) or recorded.sum() == 0:

@@ -49,10 +49,12 @@ EXTRA_FIELDS = {
     "company_size": {"column": "Company Size", "kind": "category", "known": "creation", "label": "Company size"},
     "competitor": {"column": "Competitor", "kind": "category", "known": "creation", "label": "Competitor"},
     "contacts": {"column": "Contacts", "kind": "number", "known": "creation", "label": "Contacts"},
-    "renewal": {"column": "Renewal", "kind": "category", "known": "creation", "label": "Renewal"},
+    "renewal": {"column": "Renewal", "kind": "boolean", "known": "creation", "label": "Renewal"},
     "campaign": {"column": "Campaign", "kind": "category", "known": "creation", "label": "Campaign"},
+    "contract_end": {"column": "Contract End", "kind": "date", "known": "creation", "label": "Current contract ends"},
 }  # fmt: skip
-"""How `config.yaml` declares the extra fields of `SynthSpec(extra_fields=True)` (`campaign` carries no signal)."""
+"""How `config.yaml` declares the extra fields of `SynthSpec(extra_fields=True)` (`campaign` and `contract_end`
+carry no signal)."""
 CYCLE_SHAPE = 3.0
 CYCLE_MEAN_WON, CYCLE_MEAN_LOST = 40.0, 70.0
 
@@ -157,6 +159,8 @@ def _extra_columns(spec: SynthSpec, n: int, log_odds: np.ndarray) -> dict[str, n
     contacts = rng.integers(1, 13, n)
     renewal = np.where(rng.random(n) < 0.3, "true", "false")
     campaign = rng.choice([f"Q{q} {name}" for q in range(1, 5) for name in ("Webinar", "Event")], n)
+    created = pd.Timestamp(spec.start) + pd.to_timedelta(np.random.default_rng(spec.seed).integers(0, spec.days, n), unit="D")
+    contract_end = (created + pd.to_timedelta(rng.integers(30, 400, n), unit="D")).strftime("%Y-%m-%d")
     if not spec.noise:
         for (name, level), effect in FIELD_EFFECTS.items():
             values = {"company_size": size, "competitor": competitor, "renewal": renewal}[name]
@@ -164,7 +168,7 @@ def _extra_columns(spec: SynthSpec, n: int, log_odds: np.ndarray) -> dict[str, n
         log_odds += INTERACTION_EFFECT * ((competitor == "Globex") & (size == "Enterprise"))
         log_odds += CONTACTS_EFFECT * (contacts - 4)
     return {"Company Size": size, "Competitor": competitor, "Contacts": contacts, "Renewal": renewal,
-            "Campaign": campaign}  # fmt: skip
+            "Campaign": campaign, "Contract End": np.asarray(contract_end)}  # fmt: skip
 
 
 def fields_layout() -> dict:

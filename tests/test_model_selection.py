@@ -58,7 +58,9 @@ def test_trees_win_where_an_interaction_is_planted_and_match_the_oracle(interact
 def test_every_extra_field_is_used_and_named_by_its_label(interaction):
     _, _, model = interaction
     labels = {f.label for f in model.space.fields}
-    assert {"Company size", "Competitor", "Contacts", "Renewal", "Campaign"} <= labels
+    assert {"Company size", "Competitor", "Contacts", "Renewal", "Campaign", "Current contract ends"} <= labels
+    renewal = next(d for d in model.drivers if d.label == "Renewal")
+    assert {renewal.level, renewal.reference} == {"yes", "no"}
     assert {d.label for d in model.drivers} >= {"Company size", "Competitor"}
 
 
