@@ -90,14 +90,20 @@ def _as_date(value: datetime | None) -> date | None:
 
 @main.command("refresh")
 @AS_OF
+@click.option("--timings", is_flag=True, help="print each step's duration on stderr as it finishes")
 @click.pass_obj
-def refresh_command(obj, as_of: datetime | None) -> None:
+def refresh_command(obj, as_of: datetime | None, timings: bool) -> None:
     """Compute metrics for the newest snapshot as of a date and keep them in the store."""
     from engine.refresh import RefreshError, refresh
     settings, config_path = obj
     store = _open_store(settings, config_path)
+
+    def progress(step: str, seconds: float) -> None:
+        click.echo(f"  {step}: {seconds:.2f} s", err=True)
+
     try:
-        result = refresh(store, _engine(settings), _as_date(as_of), datetime.now(timezone.utc))
+        result = refresh(store, _engine(settings), _as_date(as_of), datetime.now(timezone.utc),
+                         progress if timings else None)  # fmt: skip
     except RefreshError as error:
         raise click.ClickException(str(error)) from error
     from alerts.render import render_text

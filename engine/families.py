@@ -101,6 +101,8 @@ class BoostedModel:
     slope: float = 1.0
     intercept: float = 0.0
     family: str = BOOSTED
+    trees: int | None = None
+    """Use only the first this-many trees (chosen on a later slice); None for all."""
 
     @classmethod
     def fit(cls, rows: Coded, won: np.ndarray, tree_dimensions: tuple[str, ...], number_dimensions: dict[str, str],
@@ -115,15 +117,24 @@ class BoostedModel:
                    for name, values in rows.numbers.items()}  # fmt: skip
         return cls(classifier, tree_dimensions, number_dimensions, medians)
 
-    def best_trees(self, rows: Coded, won: np.ndarray) -> int:
-        """How many trees give the lowest Brier score on `rows` (a later time slice): scikit-learn's own early
-        stopping holds out random rows, which share deals (and outcomes) with the rows it fits, so it stops late."""
+    def keep_best_trees(self, rows: Coded, won: np.ndarray) -> int:
+        """Keep as many trees as give the lowest Brier score on `rows` (a later time slice), and return that count.
+
+        scikit-learn's own early stopping holds out random rows, which share deals (and outcomes) with the rows it
+        fits, so it stops late; a later slice is what the model will face."""
         errors = [np.mean((expit(d) - won) ** 2) for d in self.classifier.staged_decision_function(
             rows.tree_matrix(self.tree_dimensions))]  # fmt: skip
-        return int(np.argmin(errors)) + 1
+        self.trees = int(np.argmin(errors)) + 1
+        return self.trees
 
     def raw_log_odds(self, rows: Coded) -> np.ndarray:
-        return self.classifier.decision_function(rows.tree_matrix(self.tree_dimensions))
+        matrix = rows.tree_matrix(self.tree_dimensions)
+        if self.trees is None or self.trees >= self.classifier.n_iter_:
+            return self.classifier.decision_function(matrix)
+        for count, stage in enumerate(self.classifier.staged_decision_function(matrix), start=1):
+            if count == self.trees:
+                return stage
+        raise AssertionError("unreachable: fewer stages than trees")
 
     def contributions(self, rows: Coded, dimensions: tuple[str, ...]) -> dict[str, np.ndarray]:
         own = self.raw_log_odds(rows)

@@ -200,8 +200,8 @@ def _fit_family(family: str, coded: Coded, won: np.ndarray, rows: np.ndarray, sp
     if check is None:
         return BoostedModel.fit(subset, won[rows], tree_dimensions, numbers, settings.seed, evaluation["trees"])
     model = BoostedModel.fit(subset, won[rows], tree_dimensions, numbers, settings.seed)
-    evaluation["trees"] = model.best_trees(coded.take(check), won[check])
-    return BoostedModel.fit(subset, won[rows], tree_dimensions, numbers, settings.seed, evaluation["trees"])
+    evaluation["trees"] = model.keep_best_trees(coded.take(check), won[check])
+    return model
 
 
 def _select(coded: Coded, won: np.ndarray, examples: pd.DataFrame, slices: Slices, space: FeatureSpace,

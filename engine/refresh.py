@@ -7,6 +7,8 @@ are written in one transaction.
 from __future__ import annotations
 
 import pickle
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
@@ -90,24 +92,34 @@ def train_model(store: Store, settings: EngineSettings, as_of: date | None, now:
     return store.save_model(snapshot.id, as_of, now, model.summary(), pickle.dumps(model))
 
 
-def refresh(store: Store, settings: EngineSettings, as_of: date | None, now: datetime) -> Refresh:
+def refresh(store: Store, settings: EngineSettings, as_of: date | None, now: datetime,
+            progress: Callable[[str, float], None] | None = None) -> Refresh:  # fmt: skip
     """Compute metrics and scores for the newest snapshot as of `as_of` (default: when it was taken, or the data's
     last event if the export ends well before that).
 
-    Reuses the newest model trained on the same snapshot as of the same date, or trains one.
+    Reuses the newest model trained on the same snapshot as of the same date, or trains one. `progress` is told
+    each step's name and its duration in seconds as it finishes (a refresh of a million deals takes a while).
     """
+    step = _Steps(progress)
     snapshot, as_of, deals = _snapshot_and_date(store, as_of)
     view = view_as_of(deals, as_of, snapshot.taken_at.date())
+    step.done("read the snapshot")
     audited = feature_space(snapshot, view, settings)
+    step.done("audit the fields")
     stored, model, model_note = _model_for(store, settings, snapshot, as_of, view.history, audited, now)
+    step.done("train the model" if model is not None and stored is not None and stored.trained_at == now
+              else "load the model")  # fmt: skip
     space = space_after_model(audited, model)
     segments = compare_segments(view.history, space, settings.metrics) if len(view.history) else []
     evidence = gather_evidence(view.history, space, segments, settings.metrics.confidence) if len(view.history) else None
+    step.done("segments and evidence")
     scores = score_open_deals(view, evidence, model, stored.id if stored else None, space, settings.model,
                               settings.metrics)  # fmt: skip
+    step.done(f"score {len(scores):,} open deals")
     method = scores[0].method if scores else "none (no open deals)"
     probabilities = WinProbabilities(pd.Series([s.p_win for s in scores], index=view.open.index, dtype=float), method)
     metrics = compute_metrics(deals, as_of, snapshot.taken_at.date(), settings.metrics, space, probabilities, segments)
+    step.done("metrics and trend")
     metrics["snapshot"] = {"id": snapshot.id, "source": snapshot.source, "taken_at": snapshot.taken_at.isoformat()}
     metrics["model"] = _model_report(stored, model, model_note, method)
     metrics["evidence"] = evidence.to_dict() if evidence else None
@@ -116,6 +128,7 @@ def refresh(store: Store, settings: EngineSettings, as_of: date | None, now: dat
                                     settings.model.seed) if usable else None  # fmt: skip
     created = deals[deals["created_date"] <= pd.Timestamp(as_of)]
     metrics["anomalies"] = find_anomalies(view.history, created, as_of, settings.anomalies, space)
+    step.done("drift and anomalies")
     rule = risk_rule_for(model, model_note, settings)
     rows = [s.to_dict() for s in scores]
     flagged = [s for s in rows if is_at_risk(s, rule)]
@@ -124,7 +137,22 @@ def refresh(store: Store, settings: EngineSettings, as_of: date | None, now: dat
     metrics["risk_rule"] = rule
     model_id = stored.id if stored else None
     refresh_id = store.save_refresh(snapshot.id, as_of, now, metrics, model_id, rows)
+    step.done("save")
     return Refresh(refresh_id, snapshot.id, as_of, now, metrics, model_id)
+
+
+class _Steps:
+    """Times the steps of one refresh for a progress callback (the clock is only read, never needed for results)."""
+
+    def __init__(self, progress: Callable[[str, float], None] | None):
+        self.progress = progress
+        self.started = time.perf_counter()
+
+    def done(self, name: str) -> None:
+        if self.progress is not None:
+            now = time.perf_counter()
+            self.progress(name, now - self.started)
+            self.started = now
 
 
 def space_after_model(audited: FeatureSpace, model: TrainedModel | None) -> FeatureSpace:

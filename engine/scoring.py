@@ -107,23 +107,30 @@ def score_open_deals(
         oldest = evidence.age_rate(space.landmarks[-1])
         p_win = np.where(stale, np.minimum(p_win, oldest), p_win)
     writer = _Explainer(evidence, space, model_settings.top_reasons) if effects is not None else None
-    effect_rows = effects.to_dict("records") if effects is not None else None
+    ages = open_deals["age_days"].to_numpy(dtype=int)
+    landmarks = features["landmark"].to_numpy(dtype=int)
+    if writer:
+        explained = writer.explain_all(ages, landmarks, features, effects, p_win, stale)
+    else:
+        explained = [_unexplained(float(p), base, bool(st), space, int(age)) for p, st, age in zip(p_win, stale, ages)]
+    age_rates = {int(lm): evidence.age_rate(int(lm)) for lm in np.unique(landmarks)} if writer else {}
+    stages = open_deals["deal_stage"].to_numpy(dtype=object)
+    names = open_deals["deal_name"].to_numpy(dtype=object) if "deal_name" in open_deals else np.full(len(ages), None)
+    model_or_none = model_id if method.startswith(METHOD_MODEL) else None
     scores = []
-    age_rates = {int(lm): evidence.age_rate(int(lm)) for lm in features["landmark"].unique()} if writer else {}
-    for position, (deal, feature_row) in enumerate(zip(open_deals.to_dict("records"), features.to_dict("records"))):
+    for position, (deal_id, amount, rep) in enumerate(zip(open_deals["deal_id"].to_numpy(dtype=object),
+                                                          open_deals["deal_amount"].to_numpy(dtype=float),
+                                                          open_deals["sales_rep_id"].to_numpy(dtype=object))):  # fmt: skip
         probability = float(p_win[position])
-        age_rate = age_rates.get(int(feature_row["landmark"]))
-        explained = writer.explain(int(deal["age_days"]), feature_row, effect_rows[position], probability,
-                                   bool(stale[position])) if writer else _unexplained(probability, base, bool(stale[position]), space, int(deal["age_days"]))  # fmt: skip
-        standing, summary, reasons = explained
+        standing, summary, reasons = explained[position]
+        stage, name = stages[position], names[position]
         scores.append(Score(
-            deal_id=deal["deal_id"], p_win=probability, risk=1 - probability, method=method,
-            model_id=model_id if method.startswith(METHOD_MODEL) else None, reasons=reasons,
-            deal_amount=float(deal["deal_amount"]), age_days=int(deal["age_days"]),
-            deal_stage=deal["deal_stage"] if isinstance(deal["deal_stage"], str) else None,
-            sales_rep_id=str(deal["sales_rep_id"]),
-            deal_name=deal["deal_name"] if isinstance(deal.get("deal_name"), str) and deal["deal_name"] else None,
-            base_p_win=base, age_p_win=age_rate, standing=standing, summary=summary, stale=bool(stale[position]),
+            deal_id=deal_id, p_win=probability, risk=1 - probability, method=method, model_id=model_or_none,
+            reasons=reasons, deal_amount=float(amount), age_days=int(ages[position]),
+            deal_stage=stage if isinstance(stage, str) else None, sales_rep_id=str(rep),
+            deal_name=name if isinstance(name, str) and name else None, base_p_win=base,
+            age_p_win=age_rates.get(int(landmarks[position])), standing=standing, summary=summary,
+            stale=bool(stale[position]),
         ))  # fmt: skip
     return scores
 
@@ -207,27 +214,59 @@ class _Explainer:
         return Reason(dimension, level, reason.text, float(effect), reason.significant, reason.rate, reason.n,
                       reason.low, reason.high, reason.label)  # fmt: skip
 
-    def explain(self, age_days: int, features: dict, effects: dict, p_win: float, stale: bool):
-        """(standing, summary, reasons). A reason is listed as lowering (raising) P(win) only when both the score's
-        contribution and the evidence shown beside it point that way, so no line contradicts its own numbers."""
+    def explain_all(self, ages: np.ndarray, landmarks: np.ndarray, features: pd.DataFrame, effects: pd.DataFrame,
+                    p_win: np.ndarray, stale: np.ndarray) -> list[tuple[str, str, tuple[Reason, ...]]]:  # fmt: skip
+        """(standing, summary, reasons) per deal. A reason is listed as lowering (raising) P(win) only when both the
+        score's contribution and the evidence shown beside it point that way, so no line contradicts its own numbers.
+
+        Which reasons qualify and their order are decided for all deals at once; only the reasons shown become
+        objects (a million-deal pipeline would otherwise build ten per deal to show three)."""
+        base = self.evidence.overall
+        dimensions = list(effects.columns)
+        effect = effects.to_numpy(dtype=float)
+        rate = np.column_stack([self._rates(d, features, landmarks) for d in dimensions])
+        known = ~np.isnan(rate)
+        lowers = (effect < -1e-9) & known & (rate < base)
+        raises = (effect > 1e-9) & known & (rate > base)
+        lowering_order = np.argsort(np.where(lowers, effect, np.inf), axis=1, kind="stable")
+        raising_order = np.argsort(np.where(raises, -effect, np.inf), axis=1, kind="stable")
+        lowering_count, raising_count = lowers.sum(axis=1), raises.sum(axis=1)
+        levels = {d: features[d].to_numpy(dtype=object) for d in dimensions if d != "age"}
+        out = []
+        for i in range(len(effect)):
+            def pick(order, count, limit, i=i):
+                return [self._reason(dimensions[j], i, levels, effect[i, j], ages, landmarks)
+                        for j in order[i, : min(count[i], limit)]]  # fmt: skip
+
+            out.append(self._sentence(float(p_win[i]), bool(stale[i]), int(ages[i]), pick, lowering_order,
+                                      raising_order, lowering_count, raising_count))  # fmt: skip
+        return out
+
+    def _rates(self, dimension: str, features: pd.DataFrame, landmarks: np.ndarray) -> np.ndarray:
+        if dimension == "age":
+            unique, position = np.unique(landmarks, return_inverse=True)
+            rates = [self.evidence.age_reason(0, int(lm), 0.0).rate for lm in unique]
+            return np.array([np.nan if r is None else r for r in rates], dtype=float)[position]
+        unique, position = np.unique(features[dimension].to_numpy(dtype=object).astype(str), return_inverse=True)
+        rates = [self._attribute(dimension, level, 0.0).rate for level in unique]
+        return np.array([np.nan if r is None else r for r in rates], dtype=float)[position]
+
+    def _reason(self, dimension: str, i: int, levels: dict, effect: float, ages: np.ndarray,
+                landmarks: np.ndarray) -> Reason:  # fmt: skip
+        if dimension == "age":
+            return self.evidence.age_reason(int(ages[i]), int(landmarks[i]), float(effect))
+        return self._attribute(dimension, levels[dimension][i], effect)
+
+    def _sentence(self, p_win: float, stale: bool, age_days: int, pick, lowering_order, raising_order,
+                  lowering_count, raising_count) -> tuple[str, str, tuple[Reason, ...]]:  # fmt: skip
         base = self.evidence.overall
         standing = standing_of(1 - p_win, base, stale)
-        reasons = []
-        for dimension, effect in effects.items():
-            if dimension == "age":
-                reasons.append(self.evidence.age_reason(age_days, int(features["landmark"]), float(effect)))
-            else:
-                reasons.append(self._attribute(dimension, features[dimension], effect))
-        lowering = sorted((r for r in reasons if r.effect < -1e-9 and r.rate is not None and r.rate < base),
-                          key=lambda r: r.effect)  # fmt: skip
-        raising = sorted((r for r in reasons if r.effect > 1e-9 and r.rate is not None and r.rate > base),
-                         key=lambda r: -r.effect)  # fmt: skip
         base_risk, risk = 1 - base, 1 - p_win
         comparison = f"Risk {risk:.0%} vs a base risk of {base_risk:.0%}"
         if stale:
-            return standing, _stale_sentence(self.space, age_days), tuple(lowering[: self.limit])
+            return standing, _stale_sentence(self.space, age_days), tuple(pick(lowering_order, lowering_count, self.limit))
         if standing == ABOVE:
-            shown = lowering[: self.limit]
+            shown = pick(lowering_order, lowering_count, self.limit)
             if not shown:
                 driver = "the combination of its attributes, none of which stands out alone"
             elif len(shown) == 1 and shown[0].dimension == "age":
@@ -236,7 +275,10 @@ class _Explainer:
                 driver = "; ".join(r.label for r in shown)
             return standing, f"{comparison} ({risk / base_risk:.1f}×). What drives it: {driver}.", tuple(shown)
         if standing == BELOW:
-            return standing, f"{comparison}: better than the average deal.", tuple(raising[: self.limit])
+            return (standing, f"{comparison}: better than the average deal.",
+                    tuple(pick(raising_order, raising_count, self.limit)))  # fmt: skip
+        lowering = pick(lowering_order, lowering_count, self.limit)
+        raising = pick(raising_order, raising_count, 2)
         if lowering and raising:
             summary = (f"{comparison}: about the base risk. What lowers its chances "
                        f"({'; '.join(r.label for r in lowering[:2])}) is offset by what raises them "
@@ -245,5 +287,4 @@ class _Explainer:
             summary = f"{comparison}: about the base risk; what lowers its chances does so only slightly."
         else:
             summary = f"{comparison}: about the base risk. Nothing about this deal moves its chances materially."
-        return standing, summary, tuple(lowering[: self.limit])
-
+        return standing, summary, tuple(lowering)
