@@ -12,9 +12,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
-from engine.features import landmark_examples
 from engine.fields import FeatureSpace
 from engine.segments import SIGNIFICANT, SegmentResult
 from engine.shrinkage import ShrunkRates, shrink
@@ -136,8 +136,10 @@ def gather_evidence(history: pd.DataFrame, space: FeatureSpace, segments: list[S
     for dimension in space.dimensions:
         grouped = pd.Series(won, index=attributes.index).groupby(attributes[dimension]).agg(["sum", "count"])
         per_dimension[dimension] = shrink(grouped["sum"], grouped["count"], overall)
-    examples = landmark_examples(history, space)
-    by_age = examples.groupby("landmark")["won"].agg(["sum", "count"]).reindex(list(space.landmarks), fill_value=0)
+    cycle = history["sales_cycle_days"].to_numpy(dtype=float)
+    still_open = {lm: (cycle > lm) if lm else np.ones(len(history), dtype=bool) for lm in space.landmarks}
+    by_age = pd.DataFrame({"sum": [won[m].sum() for m in still_open.values()],
+                           "count": [int(m.sum()) for m in still_open.values()]}, index=list(still_open))  # fmt: skip
     by_age = by_age[by_age["count"] > 0]
     ages = shrink(by_age["sum"], by_age["count"], overall)
     significant = frozenset((s.dimension, s.value) for s in segments if s.status == SIGNIFICANT)

@@ -121,6 +121,12 @@ class FeatureSpace:
     supported_quantile: float = 0.98
     landmarks_from_data: bool = False
     """True when the landmarks are quantiles of closed cycle lengths (the last one the 90th percentile)."""
+    _memo: dict = field(default_factory=dict, repr=False, compare=False)
+    """Attribute frames already built in this refresh, by frame and fields: segments, evidence, the model, drivers
+    and anomalies all cut the same history, and banding a million deals' text once is enough."""
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_memo": {}}  # a stored model keeps its fields, not this refresh's frames
 
     @property
     def dimensions(self) -> tuple[str, ...]:
@@ -140,8 +146,16 @@ class FeatureSpace:
         """One text column per dimension (numbers banded), missing values as their own level.
 
         Columns are plain object arrays of str: scikit-learn's encoder and pandas' counts are several times slower
-        on pandas' string dtype, which `astype(str)` gives under pandas 3.
+        on pandas' string dtype, which `astype(str)` gives under pandas 3. The caller gets its own (shallow) copy.
         """
+        key = (id(deals), self.fields, tuple(sorted(self.bands.items())))
+        cached = self._memo.get(key)
+        if cached is None or cached[0] is not deals:  # the frame itself is held, so its id cannot be reused
+            cached = (deals, self._attributes(deals))
+            self._memo[key] = cached
+        return cached[1].copy(deep=False)
+
+    def _attributes(self, deals: pd.DataFrame) -> pd.DataFrame:
         frame = pd.DataFrame(index=deals.index)
         for info in self.fields:
             values = info.values(deals)
