@@ -1,10 +1,13 @@
-"""Benchmark: `salesintel refresh` (train + score + metrics) on synthetic snapshots of growing size.
+"""Benchmark: `salesintel refresh` beside the lean floor (`bench/refresh_floor.py`) at growing sizes.
 
-For each size, writes a planted synthetic CRM once (`salesintel synth`), loads it into a fresh store, then
-times `salesintel refresh --as-of DATE` as a separate process, `--repeats` times (each repeat trains a new model
-in a fresh copy of the loaded store). Prints medians, rows per second, and the ratio to issue 3's 20-second budget.
+For each size, writes a planted synthetic CRM once (`salesintel synth`), loads it into a store, then `--repeats`
+times, in alternation: `salesintel refresh --as-of DATE` on a fresh copy of the loaded store (so each trains a new
+model) and the floor on another copy. Each run is its own process, timed from start to exit (start-up included),
+with its peak resident memory. Prints medians, the median of the paired ratios salesintel / floor, peak memory, and
+seconds per 100k deals (flat when growth is linear). Goals of issue 11 at 1M deals: < 30 s, ≤ 2× the floor,
+peak memory < 4 GiB.
 
-    .venv/bin/python bench/refresh_scale.py [--deals 100000 [1000000 ...]] [--repeats 3] [--as-of 2024-06-01]
+    .venv/bin/python bench/refresh_scale.py [--deals 10000 100000 1000000] [--repeats 3] [--as-of 2024-06-01]
 """
 
 from __future__ import annotations
@@ -20,37 +23,53 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BUDGET_SECONDS = 20.0
+MEASURE = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
+           "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")  # fmt: skip
+"""Runs one command in a fresh process and prints its peak RSS (KiB): no other child pollutes the figure."""
 
 
-def salesintel(*args: str, db: Path) -> float:
+def measured(command: list[str], env: dict) -> tuple[float, float]:
+    """(seconds, peak MiB) of one run of `command`."""
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "bot", "--config", str(ROOT / "config.yaml"), *args], check=True,
-                   cwd=ROOT, env={**os.environ, "SALESINTEL_DB": str(db)}, stdout=subprocess.DEVNULL)  # fmt: skip
-    return time.perf_counter() - start
+    result = subprocess.run([sys.executable, "-c", MEASURE, *command], check=True, cwd=ROOT, env=env,
+                            capture_output=True, text=True)  # fmt: skip
+    return time.perf_counter() - start, int(result.stdout.strip()) / 1024
+
+
+def salesintel(*args: str) -> list[str]:
+    return [sys.executable, "-m", "bot", "--config", str(ROOT / "config.yaml"), *args]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--deals", type=int, nargs="+", default=[100_000])
+    parser.add_argument("--deals", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--as-of", default="2024-06-01")
     options = parser.parse_args()
+    print(f"refresh --as-of {options.as_of}; medians of {options.repeats} alternating runs, process start included")
     for deals in options.deals:
         with tempfile.TemporaryDirectory() as folder:
             folder = Path(folder)
             crm, loaded = folder / "crm.csv", folder / "loaded.db"
-            salesintel("synth", "--deals", str(deals), "--seed", "1", "--out", str(crm), db=loaded)
-            ingest = salesintel("ingest", str(crm), db=loaded)
-            timings = []
+            env = {**os.environ, "SALESINTEL_DB": str(loaded)}
+            subprocess.run(salesintel("synth", "--deals", str(deals), "--seed", "1", "--out", str(crm)), check=True,
+                           cwd=ROOT, env=env, stdout=subprocess.DEVNULL)  # fmt: skip
+            subprocess.run(salesintel("ingest", str(crm)), check=True, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+            ours, floor = [], []
             for repeat in range(options.repeats):
                 db = folder / f"run{repeat}.db"
                 shutil.copy(loaded, db)
-                timings.append(salesintel("refresh", "--as-of", options.as_of, db=db))
-        median = statistics.median(timings)
-        print(f"{deals:>9,} deals: ingest {ingest:6.2f} s; refresh (train + score + metrics) median {median:6.2f} s "
-              f"(min {min(timings):.2f}, max {max(timings):.2f}, n={len(timings)}); "
-              f"{deals / median:,.0f} deals/s; median / {BUDGET_SECONDS:.0f} s budget = {median / BUDGET_SECONDS:.2f}")
+                ours.append(measured(salesintel("refresh", "--as-of", options.as_of),
+                                     {**os.environ, "SALESINTEL_DB": str(db)}))  # fmt: skip
+                shutil.copy(loaded, db)
+                floor.append(measured([sys.executable, str(ROOT / "bench/refresh_floor.py"), str(db), "--as-of",
+                                       options.as_of], dict(os.environ)))  # fmt: skip
+        seconds = statistics.median(s for s, _ in ours)
+        floor_seconds = statistics.median(s for s, _ in floor)
+        ratio = statistics.median(a[0] / b[0] for a, b in zip(ours, floor))
+        print(f"{deals:>9,} deals: salesintel {seconds:6.2f} s (min {min(s for s, _ in ours):.2f}, max "
+              f"{max(s for s, _ in ours):.2f}), peak {max(m for _, m in ours):,.0f} MiB | floor {floor_seconds:6.2f} s, "
+              f"peak {max(m for _, m in floor):,.0f} MiB | ratio {ratio:.2f} | {seconds / deals * 1e5:.2f} s per 100k deals")
 
 
 if __name__ == "__main__":

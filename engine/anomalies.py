@@ -105,14 +105,16 @@ def find_anomalies(history: pd.DataFrame, created: pd.DataFrame, as_of: date, se
                  "covered_days": {"recent": windows.recent_days, "baseline": windows.base_days}}  # fmt: skip
     if windows.skipped:
         return {**_empty(settings, windows.skipped), **described}
-    recent = history[history["closed_date"] > windows.recent_start]
-    base = history[(history["closed_date"] > windows.closed_base_start) & (history["closed_date"] <= windows.base_end)]
-    created_recent = created[created["created_date"] > windows.recent_start]
-    created_base = created[(created["created_date"] > windows.base_start) & (created["created_date"] <= windows.base_end)]
     fields = anomaly_fields(space, history)
     if not fields:
         return {**_empty(settings, "no field is left to cut segments by (every field was excluded from findings)"),
                 **described}  # fmt: skip
+    history = history[[*fields, "closed_date", "won", "sales_cycle_days"]]  # groups copy only what tests read
+    created = created[[*fields, "created_date"]]
+    recent = history[history["closed_date"] > windows.recent_start]
+    base = history[(history["closed_date"] > windows.closed_base_start) & (history["closed_date"] <= windows.base_end)]
+    created_recent = created[created["created_date"] > windows.recent_start]
+    created_base = created[(created["created_date"] > windows.base_start) & (created["created_date"] <= windows.base_end)]
     cells = [(f,) for f in fields] + list(combinations(fields, 2))
     tests, candidates = [], []
     for cell_fields in cells:

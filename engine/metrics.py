@@ -161,6 +161,10 @@ def _open_pipeline(view: AsOfView, probabilities: WinProbabilities, space: Featu
     }
 
 
+TREND_COLUMNS = ("deal_id", "created_date", "closed_date", "outcome", "deal_amount", "deal_stage", "sales_cycle_days")
+"""What the monthly trend reads of a deal (win rate, RES, rule-based PQI)."""
+
+
 def _trend(deals: pd.DataFrame, as_of: date, snapshot_taken: date, settings: MetricsSettings,
            space: FeatureSpace) -> list[dict]:  # fmt: skip
     """Per month (last `trend_months`, ending with the as-of month): win rate, RES of that month's closes, and PQI
@@ -168,9 +172,10 @@ def _trend(deals: pd.DataFrame, as_of: date, snapshot_taken: date, settings: Met
     months compare like with like."""
     trend = []
     last = pd.Period(as_of, "M")
+    slim = deals[[c for c in TREND_COLUMNS if c in deals.columns]]  # twelve views of these, not of every field
     for period in pd.period_range(end=last, periods=settings.trend_months, freq="M"):
         end = min(period.end_time.date(), as_of)
-        view = view_as_of(deals, end, snapshot_taken)
+        view = view_as_of(slim, end, snapshot_taken)
         closed = view.history[view.history["closed_date"].dt.to_period("M") == period]
         probabilities = rule_based_win_probability(view.open, view.history, view.stage_known, settings)
         trend.append({
