@@ -193,8 +193,9 @@ def train_command(obj, as_of: datetime | None) -> None:
 @click.option("--days", type=click.IntRange(30), default=540, show_default=True, help="days over which deals are created")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="CSV to write (default synth-N-sS.csv)")
 @click.option("--truth", type=click.Path(path_type=Path), default=None, help="also write each deal's true P(win)")
-@click.option("--scenario", type=click.Choice(["clean", "messy"]), default="clean", show_default=True,
-              help="messy: short and long cycles, extra fields, leaky columns, zombies, data ending at --days")
+@click.option("--scenario", type=click.Choice(["clean", "fields", "messy"]), default="clean", show_default=True,
+              help="fields: extra CRM fields with planted effects and an interaction; messy: short and long cycles, "
+                   "extra fields, leaky columns, zombies, data ending at --days")
 def synth(count: int, seed: int, noise: bool, decay: float, start: datetime, days: int, out: Path | None,
           truth: Path | None, scenario: str) -> None:
     """Write a synthetic CRM snapshot with planted effects of known size (SkyGeni layout, or a messy export)."""
@@ -203,15 +204,28 @@ def synth(count: int, seed: int, noise: bool, decay: float, start: datetime, day
     if scenario == "messy":
         _write_messy(MessySpec(deals=count, seed=seed, start=start.date(), days=days, noise=noise), out, truth)
         return
-    spec = SynthSpec(deals=count, seed=seed, start=start.date(), days=days, noise=noise, decay_per_quarter=decay)
+    spec = SynthSpec(deals=count, seed=seed, start=start.date(), days=days, noise=noise, decay_per_quarter=decay,
+                     extra_fields=scenario == "fields")  # fmt: skip
     data = generate(spec)
-    out = out or Path(f"synth-{count}-s{seed}{'-noise' if noise else ''}.csv")
+    out = out or Path(f"synth-{count}-s{seed}{'-noise' if noise else ''}{'-fields' if spec.extra_fields else ''}.csv")
     data.crm.to_csv(out, index=False)
     if truth:
         data.truth.to_csv(truth, index=False)
     effects = "none (pure noise)" if noise else ", ".join(f"{f}={lvl} {v:+.1f}" for (f, lvl), v in spec.effects.items())
     click.echo(f"wrote {count} deals ({int(data.truth['open'].sum())} open at {spec.snapshot_date}) to {out}")
     click.echo(f"planted log-odds effects: {effects}; lost deals run longer: {not noise}; decay per quarter {decay}")
+    if spec.extra_fields:
+        import yaml
+
+        from engine.synth import CONTACTS_EFFECT, FIELD_EFFECTS, INTERACTION_EFFECT, fields_layout
+
+        planted = "none (pure noise)" if noise else ", ".join(
+            [f"{f}={lvl} {v:+.1f}" for (f, lvl), v in FIELD_EFFECTS.items()]
+            + [f"contacts {CONTACTS_EFFECT:+.2f} per contact", f"competitor=Globex with company_size=Enterprise "
+               f"{INTERACTION_EFFECT:+.1f} (an interaction)"])  # fmt: skip
+        click.echo(f"extra fields' planted effects: {planted}")
+        click.echo("read it with this layout (config.yaml, under ingest.layouts; then `ingest --layout fields`):")
+        click.echo(yaml.safe_dump({"fields": fields_layout()}, sort_keys=False, allow_unicode=True))
 
 
 def _write_messy(spec, out: Path | None, truth: Path | None) -> None:
