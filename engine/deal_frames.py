@@ -13,6 +13,9 @@ paths finish the frame with the same function, `finish`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -29,26 +32,46 @@ EXTRA_TYPES = {"category": pa.string(), "number": pa.float64(), "boolean": pa.bo
 """Extra fields by kind, as the validator hands them over (a date field is YYYY-MM-DD text, like in the JSON)."""
 
 
-def encode(deals: pd.DataFrame, columns: tuple[str, ...], fields: dict[str, dict]) -> bytes:
-    """The validated deals (core `columns` then the extra `fields`) as Parquet bytes in line order, missing values
-    as nulls."""
-    if not deals["line"].is_monotonic_increasing:
-        deals = deals.sort_values("line", kind="stable")
-    arrays = {name: pa.array(deals[name], type=ARROW_TYPES[name], from_pandas=True) for name in columns}
+@dataclass(frozen=True)
+class Shared:
+    """A column as codes into its distinct values (`values[-1]` is None, for code -1: missing)."""
+
+    codes: np.ndarray
+    values: np.ndarray
+
+
+def encode(deals: pd.DataFrame, columns: tuple[str, ...], fields: dict[str, dict],
+           shared: dict[str, Shared | None]) -> bytes:  # fmt: skip
+    """The validated deals (core `columns` then the extra `fields`) as Parquet bytes, missing values as nulls.
+
+    `deals` must be in line order (the validator's). Columns with `shared` codes are written as dictionaries
+    (Parquet keeps them as such, and building them again from a million strings is most of a plain write).
+    """
+    arrays = {name: _arrow(deals[name], ARROW_TYPES[name], shared.get(name)) for name in columns}
     for name, spec in fields.items():
         values = deals[name].astype(object).where(deals[name].notna(), None)
         arrays[name] = pa.array(values, type=EXTRA_TYPES[spec["kind"]], from_pandas=True)
+    table = pa.table(arrays)
+    dictionaries = [name for name in table.column_names if pa.types.is_dictionary(table.schema.field(name).type)]
     sink = pa.BufferOutputStream()
-    # Dates and picklists repeat a lot: dictionary pages keep the blob small; no compression beyond that keeps
-    # writing cheap (the blob lives in the same file as the rows, which SQLite does not compress either).
-    pq.write_table(pa.table(arrays), sink, compression="none", use_dictionary=True)
+    # No compression and no statistics: the blob is read whole, never filtered, and writing must stay cheap.
+    pq.write_table(table, sink, compression="none", use_dictionary=dictionaries, write_statistics=False)
     return sink.getvalue().to_pybytes()
+
+
+def _arrow(column: pd.Series, kind: pa.DataType, shared: Shared | None) -> pa.Array:
+    if shared is None:
+        return pa.array(column, type=kind, from_pandas=True)
+    indices = pa.array(shared.codes.astype(np.int32), mask=shared.codes < 0)
+    return pa.DictionaryArray.from_arrays(indices, pa.array(shared.values[:-1], type=kind))
 
 
 def decode(data: bytes, columns: tuple[str, ...], fields: dict[str, dict]) -> tuple[pd.DataFrame, dict[str, pd.Series]]:
     """The core columns as `pd.read_sql_query` would have typed them, and each extra field's values as the JSON
     path hands them to `typed_extra`."""
     table = pq.read_table(pa.BufferReader(data))
+    table = table.cast(pa.schema([field.with_type(field.type.value_type) if pa.types.is_dictionary(field.type)
+                                  else field for field in table.schema]))  # fmt: skip
     frame = pd.DataFrame({name: _as_sql_would(table.column(name)) for name in columns})
     extras = {name: _as_sql_would(table.column(name)) for name in fields}
     return frame, extras

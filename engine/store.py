@@ -267,8 +267,12 @@ class Store:
         """Write a snapshot with all its deals, their columnar copy and its rejects in one transaction: all of it
         lands, or none."""
         deals = parsed.deals
+        if not deals["line"].is_monotonic_increasing:  # the validator's order already; the copy relies on it
+            deals = deals.sort_values("line", kind="stable").reset_index(drop=True)
         names = list(parsed.fields)
-        frame_blob = deal_frames.encode(deals, DEAL_COLUMNS, parsed.fields) if len(deals) else None
+        # deal_id is distinct within a snapshot (the validator rejects repeats): nothing to share
+        shared = {name: None if name == "deal_id" else _shared_values(deals[name]) for name in DEAL_COLUMNS}
+        frame_blob = deal_frames.encode(deals, DEAL_COLUMNS, parsed.fields, shared) if len(deals) else None
         with _bulk_load(self.db.conn), self.db.conn:
             cursor = self.db.execute(
                 "INSERT INTO snapshots (source, sha256, layout, taken_at, loaded_at, rows_read, rows_loaded,"
@@ -283,7 +287,7 @@ class Store:
                       f"VALUES ({int(snapshot_id)}, {', '.join('?' for _ in stored)})")  # fmt: skip
             for start in range(0, len(deals), INSERT_SLICE):
                 part = deals.iloc[start:start + INSERT_SLICE]
-                columns = [_sql_values(part[column]) for column in DEAL_COLUMNS]
+                columns = [_sql_values(part[column], shared[column], start) for column in DEAL_COLUMNS]
                 if names:
                     columns.append(_extras_json(part, names))
                 self.db.conn.executemany(insert, zip(*columns))
@@ -477,21 +481,29 @@ INSERT_SLICE = 100_000
 never exist as Python objects at once."""
 
 
-def _sql_values(column: pd.Series) -> list:
-    """A column as the Python values sqlite3 binds, missing values as None.
+def _shared_values(column: pd.Series) -> deal_frames.Shared | None:
+    """A text column that repeats a handful of values (dates, stages, regions) as codes into its distinct values:
+    the rows then share one Python object per value when bound, rather than one new string per cell, and the
+    Parquet copy stores the same codes as a dictionary. None for numbers and for mostly distinct columns (ids)."""
+    if column.dtype.kind in "iufb" and not column.hasnans:
+        return None
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    if len(uniques) * 2 > len(column):
+        return None
+    values = np.empty(len(uniques) + 1, dtype=object)
+    values[:-1] = uniques.astype(object)
+    values[-1] = None  # code -1 (missing) picks the last slot
+    return deal_frames.Shared(codes, values)
 
-    Text columns repeat a handful of values (dates, stages, regions): each distinct value becomes one Python object
-    shared by its rows, rather than one new string per cell.
-    """
+
+def _sql_values(column: pd.Series, shared: deal_frames.Shared | None, start: int) -> list:
+    """A slice of a column (the whole column's `shared` codes from `start` on) as the Python values sqlite3 binds,
+    missing values as None."""
+    if shared is not None:
+        return shared.values[shared.codes[start:start + len(column)]].tolist()
     if column.dtype.kind in "iufb" and not column.hasnans:
         return column.tolist()
-    codes, uniques = pd.factorize(column, use_na_sentinel=True)
-    if len(uniques) * 2 > len(column):  # mostly distinct (ids, amounts): sharing saves nothing
-        return column.astype(object).where(column.notna(), None).tolist()
-    shared = np.empty(len(uniques) + 1, dtype=object)
-    shared[:-1] = uniques.astype(object)
-    shared[-1] = None  # code -1 (missing) picks the last slot
-    return shared[codes].tolist()
+    return column.astype(object).where(column.notna(), None).tolist()
 
 
 @contextmanager
