@@ -9,15 +9,18 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from datetime import date, datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import sqlite_utils
 
+from engine import deal_frames
 from engine.ingest import DEAL_COLUMNS, ParsedSnapshot
 from engine.missing import MISSING_WORDS
 
@@ -112,6 +115,41 @@ def _placeholders_to_null(db: sqlite_utils.Database) -> None:
         db.execute(f"UPDATE deals SET {column} = NULL WHERE lower(trim({column})) IN ({marks})", words)
 
 
+DEALS_TABLE = """CREATE TABLE {name} (
+    snapshot_id INTEGER NOT NULL REFERENCES snapshots(id), line INTEGER NOT NULL, deal_id TEXT NOT NULL,
+    deal_name TEXT, created_date TEXT, closed_date TEXT, sales_rep_id TEXT, industry TEXT, region TEXT,
+    product_type TEXT, lead_source TEXT, deal_stage TEXT, deal_amount FLOAT, sales_cycle_days INTEGER, outcome TEXT,
+    extras TEXT,
+    PRIMARY KEY (snapshot_id, line)
+) WITHOUT ROWID"""
+
+
+def _lean_deals(db: sqlite_utils.Database) -> None:
+    """Deals keyed by (snapshot, line) in a WITHOUT ROWID table, plus one unique index (deal_id, snapshot_id).
+
+    Before, a rowid table carried two more b-trees: the (snapshot_id, deal_id) primary key and the deal-id index. A
+    snapshot's rows arrive in line order, so the table itself is filled by appending; the unique index keeps a deal
+    id once per snapshot and serves every lookup by id (`deal`, `stage_since`), while scans of one snapshot
+    (`deals`, `closed_between`, `outcomes`, `find_deal_id`) walk the table's key prefix. Same columns, same order.
+    """
+    columns = ", ".join(("snapshot_id", *DEAL_COLUMNS, "extras"))
+    db.execute(DEALS_TABLE.format(name="deals_lean"))
+    db.execute(f"INSERT INTO deals_lean ({columns}) SELECT {columns} FROM deals ORDER BY snapshot_id, line")
+    db.execute("DROP TABLE deals")
+    db.execute("ALTER TABLE deals_lean RENAME TO deals")
+    db.execute("CREATE UNIQUE INDEX idx_deals_deal_id_snapshot_id ON deals (deal_id, snapshot_id)")
+
+
+def _add_snapshot_frames(db: sqlite_utils.Database) -> None:
+    """Each snapshot's validated deals as one columnar blob (see `engine.deal_frames`), for fast bulk reads.
+
+    Snapshots stored before this step have none and are read from their rows; nothing is back-filled here, so
+    opening an old store stays quick.
+    """
+    db.execute("CREATE TABLE snapshot_frames (snapshot_id INTEGER PRIMARY KEY REFERENCES snapshots(id),"
+               " format TEXT NOT NULL, data BLOB NOT NULL)")  # fmt: skip
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _create_core_tables,
     _create_model_tables,
@@ -119,6 +157,8 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _index_deals_by_id,
     _add_extra_fields,
     _placeholders_to_null,
+    _lean_deals,
+    _add_snapshot_frames,
 ]
 
 
@@ -224,9 +264,16 @@ class Store:
         return Snapshot.from_row(rows[0]) if rows else None
 
     def save_snapshot(self, parsed: ParsedSnapshot, taken_at: datetime, loaded_at: datetime) -> Snapshot:
-        """Write a snapshot with all its deals and rejects in one transaction: all of it lands, or none."""
+        """Write a snapshot with all its deals, their columnar copy and its rejects in one transaction: all of it
+        lands, or none."""
         deals = parsed.deals
-        with self.db.conn:
+        if not deals["line"].is_monotonic_increasing:  # the validator's order already; the copy relies on it
+            deals = deals.sort_values("line", kind="stable").reset_index(drop=True)
+        names = list(parsed.fields)
+        # deal_id is distinct within a snapshot (the validator rejects repeats): nothing to share
+        shared = {name: None if name == "deal_id" else _shared_values(deals[name]) for name in DEAL_COLUMNS}
+        frame_blob = deal_frames.encode(deals, DEAL_COLUMNS, parsed.fields, shared) if len(deals) else None
+        with _bulk_load(self.db.conn), self.db.conn:
             cursor = self.db.execute(
                 "INSERT INTO snapshots (source, sha256, layout, taken_at, loaded_at, rows_read, rows_loaded,"
                 " rows_rejected, fields) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -234,12 +281,19 @@ class Store:
                  parsed.rows_read, len(deals), len(parsed.rejects), json.dumps(parsed.fields)],
             )  # fmt: skip
             snapshot_id = cursor.lastrowid
-            insert = (f"INSERT INTO deals (snapshot_id, {', '.join(DEAL_COLUMNS)}, extras) "
-                      f"VALUES ({int(snapshot_id)}, {', '.join('?' for _ in DEAL_COLUMNS)}, ?)")  # fmt: skip
+            # Without extra fields the extras column is left to its default (NULL): one value fewer to bind per row.
+            stored = [*DEAL_COLUMNS, "extras"] if names else list(DEAL_COLUMNS)
+            insert = (f"INSERT INTO deals (snapshot_id, {', '.join(stored)}) "
+                      f"VALUES ({int(snapshot_id)}, {', '.join('?' for _ in stored)})")  # fmt: skip
             for start in range(0, len(deals), INSERT_SLICE):
                 part = deals.iloc[start:start + INSERT_SLICE]
-                columns = [_sql_values(part[column]) for column in DEAL_COLUMNS]
-                self.db.conn.executemany(insert, zip(*columns, _extras_json(part, list(parsed.fields))))
+                columns = [_sql_values(part[column], shared[column], start) for column in DEAL_COLUMNS]
+                if names:
+                    columns.append(_extras_json(part, names))
+                self.db.conn.executemany(insert, zip(*columns))
+            if frame_blob is not None:
+                self.db.execute("INSERT INTO snapshot_frames (snapshot_id, format, data) VALUES (?, ?, ?)",
+                                [snapshot_id, deal_frames.FORMAT, frame_blob])  # fmt: skip
             self.db.conn.executemany(
                 "INSERT INTO rejects (snapshot_id, line, deal_id, reason, raw) VALUES (?, ?, ?, ?, ?)",
                 ((snapshot_id, r.line, r.deal_id, "; ".join(r.reasons), json.dumps(r.raw)) for r in parsed.rejects),
@@ -247,26 +301,35 @@ class Store:
         return Snapshot.from_row(self.db["snapshots"].get(snapshot_id))
 
     def deals(self, snapshot_id: int) -> pd.DataFrame:
-        """The snapshot's deals with dates parsed; `outcome` is NaN for deals open when it was taken.
+        """The snapshot's deals in line order with dates parsed; `outcome` is NaN for deals open when it was taken.
 
         Extra fields come back typed by their kind: number → float64, boolean → pandas `boolean` (True/False/<NA>),
         date → datetime64 at midnight like created_date (so date arithmetic works the same on both), category →
         object text; missing values are NaN/<NA>/NaT/None.
+
+        Read from the snapshot's columnar copy when it has one (every snapshot saved since schema version 8), else
+        from its rows; the two give the same frame (see `engine.deal_frames`).
         """
+        snapshot = self.snapshot(snapshot_id)
+        fields = snapshot.fields if snapshot is not None else {}
+        row = self.db.execute("SELECT format, data FROM snapshot_frames WHERE snapshot_id = ?", [snapshot_id]).fetchone()
+        if row is not None and row[0] == deal_frames.FORMAT:
+            frame, extras = deal_frames.decode(row[1], DEAL_COLUMNS, fields)
+        else:
+            frame, extras = self._deals_from_rows(snapshot_id, fields)
+        return deal_frames.finish(frame, extras, fields)
+
+    def _deals_from_rows(self, snapshot_id: int, fields: dict) -> tuple[pd.DataFrame, dict[str, pd.Series]]:
+        """The SQL path: rows as pandas types them, and each extra field's values parsed from its JSON."""
         frame = pd.read_sql_query(
             f"SELECT {', '.join(DEAL_COLUMNS)}, extras FROM deals WHERE snapshot_id = ? ORDER BY line",
             self.db.conn, params=[snapshot_id],
         )  # fmt: skip
-        for column in ("created_date", "closed_date"):
-            frame[column] = pd.to_datetime(frame[column])
-        snapshot = self.snapshot(snapshot_id)
         extras = frame.pop("extras")
-        if snapshot is not None and snapshot.fields:
-            parsed = pd.DataFrame([json.loads(text) if text else {} for text in extras], index=frame.index)
-            for name, spec in snapshot.fields.items():
-                values = parsed[name] if name in parsed else pd.Series(None, index=frame.index, dtype=object)
-                frame[name] = _typed_extra(values, spec["kind"])
-        return frame
+        if not fields:
+            return frame, {}
+        parsed = pd.DataFrame([json.loads(text) if text else {} for text in extras], index=frame.index)
+        return frame, {name: parsed[name] for name in fields if name in parsed}
 
     def rejects(self, snapshot_id: int) -> list[dict]:
         return list(self.db["rejects"].rows_where("snapshot_id = ?", [snapshot_id], order_by="line"))
@@ -418,11 +481,49 @@ INSERT_SLICE = 100_000
 never exist as Python objects at once."""
 
 
-def _sql_values(column: pd.Series) -> list:
-    """A column as the Python values sqlite3 binds, missing values as None."""
+def _shared_values(column: pd.Series) -> deal_frames.Shared | None:
+    """A text column that repeats a handful of values (dates, stages, regions) as codes into its distinct values:
+    the rows then share one Python object per value when bound, rather than one new string per cell, and the
+    Parquet copy stores the same codes as a dictionary. None for numbers and for mostly distinct columns (ids)."""
+    if column.dtype.kind in "iufb" and not column.hasnans:
+        return None
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    if len(uniques) * 2 > len(column):
+        return None
+    values = np.empty(len(uniques) + 1, dtype=object)
+    values[:-1] = uniques.astype(object)
+    values[-1] = None  # code -1 (missing) picks the last slot
+    return deal_frames.Shared(codes, values)
+
+
+def _sql_values(column: pd.Series, shared: deal_frames.Shared | None, start: int) -> list:
+    """A slice of a column (the whole column's `shared` codes from `start` on) as the Python values sqlite3 binds,
+    missing values as None."""
+    if shared is not None:
+        return shared.values[shared.codes[start:start + len(column)]].tolist()
     if column.dtype.kind in "iufb" and not column.hasnans:
         return column.tolist()
     return column.astype(object).where(column.notna(), None).tolist()
+
+
+@contextmanager
+def _bulk_load(connection: sqlite3.Connection) -> Iterator[None]:
+    """Settings for writing a snapshot, put back afterwards. Foreign keys are not checked row by row (the rows'
+    snapshot is inserted first in the same transaction, so each reference holds by construction) and the page cache
+    is large enough that the table and its index are built in memory before they reach the WAL."""
+    foreign_keys = connection.execute("PRAGMA foreign_keys").fetchone()[0]
+    cache_size = connection.execute("PRAGMA cache_size").fetchone()[0]
+    connection.execute("PRAGMA foreign_keys=OFF")
+    connection.execute(f"PRAGMA cache_size={BULK_CACHE_KIB}")
+    try:
+        yield
+    finally:
+        connection.execute(f"PRAGMA cache_size={int(cache_size)}")
+        connection.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
+
+
+BULK_CACHE_KIB = -256 * 1024
+"""Page cache while a snapshot is written (negative: KiB), about the size of a million deals with their index."""
 
 
 def _extras_json(deals: pd.DataFrame, names: list[str]) -> list[str | None]:
@@ -431,17 +532,6 @@ def _extras_json(deals: pd.DataFrame, names: list[str]) -> list[str | None]:
         return [None] * len(deals)
     values = deals[names].astype(object).where(deals[names].notna(), None)
     return [json.dumps({k: v for k, v in zip(names, row) if v is not None}) for row in values.itertuples(index=False)]
-
-
-def _typed_extra(values: pd.Series, kind: str) -> pd.Series:
-    """An extra field's values as read back from JSON, in the dtype its kind promises (see `Store.deals`)."""
-    if kind == "number":
-        return pd.to_numeric(values, errors="coerce").astype(float)
-    if kind == "boolean":
-        return values.astype(object).where(values.notna(), None).astype("boolean")
-    if kind == "date":
-        return pd.to_datetime(values, format="ISO8601", errors="coerce")
-    return values
 
 
 def _refresh_row(row: dict) -> Refresh:

@@ -106,7 +106,7 @@ class Validator:
         out["sales_rep_id"] = self._text(raw, "sales_rep_id")
         fail(out["sales_rep_id"] == "", lambda i: "sales_rep_id is empty")
         for segment in ("industry", "region", "product_type", "lead_source", "deal_stage"):
-            out[segment] = as_missing(self._text(raw, segment))
+            out[segment] = _as_missing_by_value(self._text(raw, segment))
         self._extra_fields(raw, out, fail)
 
         created_text = self._text(raw, "created_date")
@@ -195,14 +195,17 @@ class Validator:
         codes, uniques = encoded.indices.to_numpy(), encoded.dictionary
         _, first_position = np.unique(codes, return_index=True)  # codes number the ids in order of appearance
         first_line = lines[first_position]
+        seen_before = np.zeros(len(uniques), dtype=bool)
         if self.seen_ids:
-            seen = pa.concat_arrays(self.seen_ids)
-            where = pc.index_in(uniques, value_set=seen).to_numpy(zero_copy_only=False)
-            seen_before = ~np.isnan(where)
-            earlier = np.concatenate(self.seen_lines)[np.where(seen_before, where, 0).astype(np.int64)]
-            first_line = np.where(seen_before, earlier, first_line)
-        else:
-            seen_before = np.zeros(len(uniques), dtype=bool)
+            # Look the earlier ids up in this chunk's ids, not the other way round: hashing all earlier ids grew
+            # with every chunk (180k ids against 720k earlier ones: 0.32 s that way round, 0.14 s this way, measured).
+            # Earlier ids are distinct, so each of this chunk's ids matches at most one of them.
+            where = pc.index_in(pa.concat_arrays(self.seen_ids), value_set=uniques).to_numpy(zero_copy_only=False)
+            hit = ~np.isnan(where)
+            matched = where[hit].astype(np.int64)
+            seen_before[matched] = True
+            first_line = first_line.copy()
+            first_line[matched] = np.concatenate(self.seen_lines)[hit]
         row_first = first_line[codes]
         duplicate = (ids != "").to_numpy() & (row_first != lines)
         fail(duplicate, lambda i: f"duplicate deal_id: {ids.iat[i]} already on line {row_first[i]}")
@@ -211,16 +214,19 @@ class Validator:
         self.seen_lines.append(first_line[new])
 
     def _dates(self, text: pd.Series) -> pd.Series:
-        parsed = pd.to_datetime(
-            text.where(text != ""), format=self.resolved.layout.date_format or "ISO8601", errors="coerce", utc=True
-        )
-        return parsed.dt.tz_convert(None).dt.normalize()
+        def parse(cells: pd.Series) -> pd.Series:
+            parsed = pd.to_datetime(
+                cells.where(cells != ""), format=self.resolved.layout.date_format or "ISO8601", errors="coerce", utc=True
+            )
+            return parsed.dt.tz_convert(None).dt.normalize()
+
+        return _per_distinct(text, parse)
 
     def _iso_days(self, parsed: pd.Series, text: pd.Series) -> pd.Series:
         """Parsed dates as YYYY-MM-DD text; an ISO day that parsed is already that text, so only the rest is formatted."""
         if self.resolved.layout.date_format is not None or not len(text):
             return parsed.dt.strftime("%Y-%m-%d")
-        same = parsed.notna() & text.astype(str).str.fullmatch(ISO_DAY)
+        same = parsed.notna() & _per_distinct(text.astype(str), lambda cells: cells.str.fullmatch(ISO_DAY))
         days = text.astype(object).where(same)
         rest = parsed.notna() & ~same
         if rest.any():
@@ -250,6 +256,26 @@ class Validator:
                           index=raw.index, dtype=object)  # fmt: skip
         fail(value.isna(), lambda i: f"{column} is not true/false: {raw[index].iat[i]!r}")
         return value
+
+
+def _per_distinct(text: pd.Series, compute: Callable[[pd.Series], pd.Series]) -> pd.Series:
+    """`compute(text)` for an element-wise `compute`, run once per distinct cell: a million dates are a few
+    thousand distinct days. Mostly distinct columns are computed as they stand."""
+    codes, uniques = pd.factorize(text, use_na_sentinel=False)
+    if len(uniques) * 2 > len(text):
+        return compute(text)
+    return compute(pd.Series(uniques, dtype=text.dtype)).take(codes).set_axis(text.index)
+
+
+def _as_missing_by_value(text: pd.Series) -> pd.Series:
+    """`as_missing(text)`, deciding once per distinct value: picklists hold a handful of values in a million cells,
+    and the result shares one Python object per value instead of converting every cell."""
+    codes, uniques = pd.factorize(text, use_na_sentinel=True)
+    distinct = pd.Series(uniques, dtype=text.dtype)
+    values = np.empty(len(uniques) + 1, dtype=object)
+    values[:-1] = as_missing(distinct).to_numpy(dtype=object)
+    values[-1] = None  # code -1: a missing cell
+    return pd.Series(values[codes], index=text.index, dtype=object)
 
 
 def numbers(text: pd.Series) -> pd.Series:
