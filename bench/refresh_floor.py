@@ -3,7 +3,7 @@
 What any refresh must do, written as plainly and quickly as possible, to measure salesintel's overhead against:
 read the newest snapshot's deals from the store (the Parquet copy it keeps, as salesintel does), split them as of a
 date, build landmark rows (one per closed deal and age at which it was still open) on the same sample of at most
-100k closed deals, fit one HistGradientBoostingClassifier with native categories, score the open deals at their
+50k closed deals, fit one HistGradientBoostingClassifier with native categories, score the open deals at their
 age, compute each field's win rate per level, and write one score row per open deal in one transaction.
 
 It does none of what makes salesintel's numbers trustworthy — no field audit, no second family, no time-ordered
@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 FIELDS = ("industry", "region", "product_type", "lead_source", "sales_rep_id")
-SAMPLE_DEALS = 100_000
+SAMPLE_DEALS = 50_000
 
 
 def main() -> None:

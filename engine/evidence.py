@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -23,9 +24,9 @@ from engine.stats import wilson
 WITHIN_CHANCE, BEYOND_CHANCE = "within chance", "beyond chance"
 
 
-@dataclass(frozen=True)
-class Reason:
-    """One thing that moves a deal's P(win), with the numbers that back it.
+class Reason(NamedTuple):
+    """One thing that moves a deal's P(win), with the numbers that back it (a named tuple: a refresh makes one per
+    shown reason of every open deal, and a tuple is made several times faster than a frozen dataclass).
 
     `effect` is the change in log-odds of winning against a typical deal of the same age (< 0 lowers P(win)).
     `qualifier` is computed from the evidence's own test, never written by hand: "beyond chance" or

@@ -161,29 +161,41 @@ def _open_pipeline(view: AsOfView, probabilities: WinProbabilities, space: Featu
     }
 
 
-TREND_COLUMNS = ("deal_id", "created_date", "closed_date", "outcome", "deal_amount", "deal_stage", "sales_cycle_days")
-"""What the monthly trend reads of a deal (win rate, RES, rule-based PQI)."""
-
-
 def _trend(deals: pd.DataFrame, as_of: date, snapshot_taken: date, settings: MetricsSettings,
            space: FeatureSpace) -> list[dict]:  # fmt: skip
     """Per month (last `trend_months`, ending with the as-of month): win rate, RES of that month's closes, and PQI
     of the pipeline open at the month's end (or the as-of date). PQI here always uses the rule-based P(win), so
-    months compare like with like."""
+    months compare like with like.
+
+    Each month is cut as `view_as_of` cuts a date (closed by then with an outcome = history, created by then and not
+    closed = open, stage only when the snapshot is not later), from masks over the columns, not from twelve copies
+    of the deal table."""
+    created, closed = deals["created_date"], deals["closed_date"]
+    decided = deals["outcome"].notna() & closed.notna()
+    won = deals["outcome"].eq("Won")
+    closed_month = closed.dt.to_period("M")
     trend = []
-    last = pd.Period(as_of, "M")
-    slim = deals[[c for c in TREND_COLUMNS if c in deals.columns]]  # twelve views of these, not of every field
-    for period in pd.period_range(end=last, periods=settings.trend_months, freq="M"):
+    for period in pd.period_range(end=pd.Period(as_of, "M"), periods=settings.trend_months, freq="M"):
         end = min(period.end_time.date(), as_of)
-        view = view_as_of(slim, end, snapshot_taken)
-        closed = view.history[view.history["closed_date"].dt.to_period("M") == period]
-        probabilities = rule_based_win_probability(view.open, view.history, view.stage_known, settings)
+        cut = pd.Timestamp(end)
+        closed_by = decided & (closed <= cut)
+        in_month = closed_by & (closed_month == period)
+        month_closes = pd.DataFrame({"deal_amount": deals.loc[in_month, "deal_amount"], "won": won[in_month]})
+        open_mask = (created <= cut) & ~closed_by
+        stage_known = snapshot_taken <= end
+        open_deals = pd.DataFrame({
+            "deal_amount": deals.loc[open_mask, "deal_amount"],
+            "deal_stage": deals.loc[open_mask, "deal_stage"] if stage_known else None,
+            "age_days": (cut - created[open_mask]).dt.days,
+        })  # fmt: skip
+        probabilities = rule_based_win_probability(open_deals, pd.DataFrame({"won": won[closed_by]}), stage_known,
+                                                   settings)  # fmt: skip
         trend.append({
             "period": str(period),
-            "win_rate": wilson(closed["won"].sum(), len(closed), settings.confidence).to_dict(),
-            "res": _res(closed, space)["res"],
-            "pqi": open_pipeline_pqi(view.open, probabilities.values, space, settings)["pqi"],
-            "open_deals": int(len(view.open)),
+            "win_rate": wilson(month_closes["won"].sum(), len(month_closes), settings.confidence).to_dict(),
+            "res": _res(month_closes, space)["res"],
+            "pqi": open_pipeline_pqi(open_deals, probabilities.values, space, settings)["pqi"],
+            "open_deals": int(open_mask.sum()),
             "partial": end < period.end_time.date(),
         })  # fmt: skip
     return trend

@@ -130,6 +130,7 @@ def refresh(store: Store, settings: EngineSettings, as_of: date | None, now: dat
     metrics["anomalies"] = find_anomalies(view.history, created, as_of, settings.anomalies, space)
     step.done("drift and anomalies")
     rule = risk_rule_for(model, model_note, settings)
+    step.done("risk rule")
     rows = [s.to_dict() for s in scores]
     flagged = [s for s in rows if is_at_risk(s, rule)]
     rule["open_flagged"] = {"count": len(flagged), "of": len(rows),

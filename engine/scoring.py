@@ -19,7 +19,7 @@ the win rate of the oldest landmark, and every surface shows it apart from the l
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -45,8 +45,9 @@ MATERIAL = 1.1
 ABOVE, TYPICAL, BELOW, STALE = "above", "typical", "below", "stale"
 
 
-@dataclass(frozen=True)
-class Score:
+class Score(NamedTuple):
+    """One open deal's score (a named tuple, for the same reason as `Reason`: one per open deal)."""
+
     deal_id: str
     p_win: float
     risk: float

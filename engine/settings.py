@@ -235,7 +235,7 @@ class ModelSettings(FrozenSettings):
     families: list[Literal["logistic regression", "gradient-boosted trees"]] = [
         "logistic regression", "gradient-boosted trees"]
     """Model families that compete on the validation slice (the lower Brier score wins)."""
-    max_training_deals: int = Field(100_000, ge=1000)
+    max_training_deals: int = Field(50_000, ge=1000)
     """Beyond this many closed deals the model is fitted on a random sample of this many: precision no longer
     limits it there, time does. Metrics, segments and evidence always use every deal."""
     bootstrap_samples: int = Field(200, ge=20)
