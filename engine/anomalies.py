@@ -109,8 +109,9 @@ def find_anomalies(history: pd.DataFrame, created: pd.DataFrame, as_of: date, se
     if not fields:
         return {**_empty(settings, "no field is left to cut segments by (every field was excluded from findings)"),
                 **described}  # fmt: skip
-    history = history[[*fields, "closed_date", "won", "sales_cycle_days"]]  # groups copy only what tests read
-    created = created[[*fields, "created_date"]]
+    # groups copy only what the tests read, and cut by categories (coded once, not per grouping)
+    history = history[[*fields, "closed_date", "won", "sales_cycle_days"]].astype({f: "category" for f in fields})
+    created = created[[*fields, "created_date"]].astype({f: "category" for f in fields})
     recent = history[history["closed_date"] > windows.recent_start]
     base = history[(history["closed_date"] > windows.closed_base_start) & (history["closed_date"] <= windows.base_end)]
     created_recent = created[created["created_date"] > windows.recent_start]
@@ -119,10 +120,11 @@ def find_anomalies(history: pd.DataFrame, created: pd.DataFrame, as_of: date, se
     tests, candidates = [], []
     for cell_fields in cells:
         columns = list(cell_fields)
-        recent_groups = dict(list(recent.dropna(subset=columns).groupby(columns)))
-        volumes = (created_recent.groupby(columns).size().to_dict(), created_base.groupby(columns).size().to_dict(),
+        recent_groups = dict(list(recent.dropna(subset=columns).groupby(columns, observed=True)))
+        volumes = (created_recent.groupby(columns, observed=True).size().to_dict(),
+                   created_base.groupby(columns, observed=True).size().to_dict(),
                    len(created_recent), len(created_base))  # fmt: skip
-        for key, base_cell in base.dropna(subset=columns).groupby(columns):
+        for key, base_cell in base.dropna(subset=columns).groupby(columns, observed=True):
             key = key if isinstance(key, tuple) else (key,)
             recent_cell = recent_groups.get(key)
             if recent_cell is None or min(len(recent_cell), len(base_cell)) < settings.min_sample:

@@ -211,9 +211,13 @@ class _Explainer:
         key = (dimension, level)
         if key not in self._reasons:
             self._reasons[key] = self.evidence.attribute_reason(dimension, level, 0.0)
-        reason = self._reasons[key]
-        return Reason(dimension, level, reason.text, float(effect), reason.significant, reason.rate, reason.n,
-                      reason.low, reason.high, reason.label)  # fmt: skip
+        return self._reasons[key]._replace(effect=float(effect))
+
+    def _age(self, age_days: int, landmark: int, effect: float) -> Reason:
+        key = ("age", age_days, landmark)  # ages repeat: a few hundred distinct ones among a million open deals
+        if key not in self._reasons:
+            self._reasons[key] = self.evidence.age_reason(age_days, landmark, 0.0)
+        return self._reasons[key]._replace(effect=float(effect))
 
     def explain_all(self, ages: np.ndarray, landmarks: np.ndarray, features: pd.DataFrame, effects: pd.DataFrame,
                     p_win: np.ndarray, stale: np.ndarray) -> list[tuple[str, str, tuple[Reason, ...]]]:  # fmt: skip
@@ -255,7 +259,7 @@ class _Explainer:
     def _reason(self, dimension: str, i: int, levels: dict, effect: float, ages: np.ndarray,
                 landmarks: np.ndarray) -> Reason:  # fmt: skip
         if dimension == "age":
-            return self.evidence.age_reason(int(ages[i]), int(landmarks[i]), float(effect))
+            return self._age(int(ages[i]), int(landmarks[i]), effect)
         return self._attribute(dimension, levels[dimension][i], effect)
 
     def _sentence(self, p_win: float, stale: bool, age_days: int, pick, lowering_order, raising_order,
@@ -279,7 +283,7 @@ class _Explainer:
             return (standing, f"{comparison}: better than the average deal.",
                     tuple(pick(raising_order, raising_count, self.limit)))  # fmt: skip
         lowering = pick(lowering_order, lowering_count, self.limit)
-        raising = pick(raising_order, raising_count, 2)
+        raising = pick(raising_order, raising_count, 2) if lowering else []
         if lowering and raising:
             summary = (f"{comparison}: about the base risk. What lowers its chances "
                        f"({'; '.join(r.label for r in lowering[:2])}) is offset by what raises them "

@@ -537,10 +537,13 @@ def test_a_store_written_before_placeholders_were_missing_values_is_cleaned_once
                                       "D1,2024-01-01,2024-01-11,rep_1,SaaS,EU,Core,Inbound,Demo,100,10,Won\n")
     store = Store.open(tmp_path / "s.db")
     store.save_snapshot(read_snapshot(tmp_path / "crm.csv", IngestSettings()), NOW, NOW)
-    version = store.schema_version
-    with store.db.conn:  # what an older release stored for an unset picklist
+    from engine.store import MIGRATIONS, _placeholders_to_null
+
+    before = MIGRATIONS.index(_placeholders_to_null)
+    with store.db.conn:  # what an older release stored for an unset picklist (it kept no columnar copy yet)
         store.db.execute("UPDATE deals SET industry = 'Unknown', region = ' n/a ', deal_stage = '-'")
-        store.db.execute(f"PRAGMA user_version = {version - 1}")
+        store.db.execute("DROP TABLE snapshot_frames")
+        store.db.execute(f"PRAGMA user_version = {before}")
     store.close()
     deals = Store.open(tmp_path / "s.db").deals(1)
     assert deals[["industry", "region", "deal_stage"]].isna().all().all()
