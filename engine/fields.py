@@ -20,6 +20,7 @@ history supports: an open deal older than that is "stale — likely dead".
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field, replace
 
@@ -285,8 +286,9 @@ def _exclusion_reason(info: FieldInfo, history: pd.DataFrame, open_deals: pd.Dat
     elif info.kind == "number":
         if values.dropna().nunique() <= 1:
             return "has a single value (or none) on every deal"
-    sample = values.sample(AUDIT_SAMPLE, random_state=0) if len(values) > AUDIT_SAMPLE else values
-    auc = single_field_auc(info, sample, won[history.index.get_indexer(sample.index)])
+    positions = _audit_sample(len(history))
+    sample = values.iloc[positions] if positions is not None else values
+    auc = single_field_auc(info, sample, won[positions] if positions is not None else won)
     if auc is not None and auc >= settings.leak_auc:
         return (f"separates won from lost almost perfectly on its own (AUC {auc:.3f}): it likely encodes the "
                 "outcome (e.g. a value set only when a deal is won or lost)")  # fmt: skip
@@ -307,8 +309,9 @@ def _category_reason(values: pd.Series, won: np.ndarray, history: pd.DataFrame,
     if pure["count"].sum() >= PURE_SHARE * len(levels):
         examples = ", ".join(f"'{level}' {rates[level]:.0%} won (n={int(n):,})" for level, n in pure["count"].nlargest(2).items())
         return f"its values are (nearly) pure in outcome: {examples}"
-    sample = history.sample(min(len(history), AUDIT_SAMPLE), random_state=0) if len(history) > AUDIT_SAMPLE else history
-    sampled = values.loc[sample.index]
+    positions = _audit_sample(len(history))
+    sample = history.iloc[positions] if positions is not None else history
+    sampled = values.iloc[positions] if positions is not None else values
     closed_days = (sample["closed_date"] - pd.Timestamp("2000-01-01")).dt.days.astype(float)
     created_days = (sample["created_date"] - pd.Timestamp("2000-01-01")).dt.days.astype(float)
     by_close = _share_determined(closed_days, sampled)
@@ -320,6 +323,17 @@ def _category_reason(values: pd.Series, won: np.ndarray, history: pd.DataFrame,
         return (f"follows the days to close ({by_cycle:.0%} of closed deals fall in their value's cycle-length range "
                 "only): a cycle-length band, known only at close")  # fmt: skip
     return None
+
+
+@functools.lru_cache(maxsize=4)
+def _audit_sample(rows: int) -> np.ndarray | None:
+    """Positions of the closed deals the audit's sampled checks look at (the same for every field; what
+    `DataFrame.sample(AUDIT_SAMPLE, random_state=0)` picks), or None to look at all of them."""
+    if rows <= AUDIT_SAMPLE:
+        return None
+    positions = np.random.RandomState(0).choice(rows, size=AUDIT_SAMPLE, replace=False)
+    positions.setflags(write=False)
+    return positions
 
 
 def _share_determined(numbers: pd.Series, groups: pd.Series) -> float:
