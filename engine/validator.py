@@ -7,7 +7,6 @@ csv module when only that can number the lines exactly). It remembers deal ids a
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
