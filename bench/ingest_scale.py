@@ -11,7 +11,6 @@ measurement. Prints medians, the min–max spread, and the ratio salesintel / fl
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -19,28 +18,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from measured_run import ROOT, measure, salesintel
+
 GOAL_RATIO = 1.5
-
-# Run in a fresh interpreter per measurement, so RUSAGE_CHILDREN holds that one command's peak and nothing else.
-_MEASURE = """
-import json, resource, subprocess, sys, time
-start = time.perf_counter()
-subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)
-seconds = time.perf_counter() - start
-print(json.dumps({"seconds": seconds, "peak_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
-"""
-
-
-def measure(command: list[str], env: dict) -> dict:
-    done = subprocess.run([sys.executable, "-c", _MEASURE, *command], check=True, capture_output=True, text=True,
-                          cwd=ROOT, env=env)  # fmt: skip
-    return json.loads(done.stdout)
-
-
-def salesintel(*args: str) -> list[str]:
-    return [sys.executable, "-m", "bot", "--config", str(ROOT / "config.yaml"), *args]
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

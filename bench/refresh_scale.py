@@ -19,25 +19,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-MEASURE = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
-           "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")  # fmt: skip
-"""Runs one command in a fresh process and prints its peak RSS (KiB): no other child pollutes the figure."""
+from measured_run import ROOT, measure, salesintel
 
-
-def measured(command: list[str], env: dict) -> tuple[float, float]:
-    """(seconds, peak MiB) of one run of `command`."""
-    start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-c", MEASURE, *command], check=True, cwd=ROOT, env=env,
-                            capture_output=True, text=True)  # fmt: skip
-    return time.perf_counter() - start, int(result.stdout.strip()) / 1024
-
-
-def salesintel(*args: str) -> list[str]:
-    return [sys.executable, "-m", "bot", "--config", str(ROOT / "config.yaml"), *args]
+def _pair(run: dict) -> tuple[float, float]:
+    return run["seconds"], run["peak_mib"]
 
 
 def main() -> None:
@@ -59,11 +46,11 @@ def main() -> None:
             for repeat in range(options.repeats):
                 db = folder / f"run{repeat}.db"
                 shutil.copy(loaded, db)
-                ours.append(measured(salesintel("refresh", "--as-of", options.as_of),
-                                     {**os.environ, "SALESINTEL_DB": str(db)}))  # fmt: skip
+                ours.append(_pair(measure(salesintel("refresh", "--as-of", options.as_of),
+                                          {**os.environ, "SALESINTEL_DB": str(db)})))  # fmt: skip
                 shutil.copy(loaded, db)
-                floor.append(measured([sys.executable, str(ROOT / "bench/refresh_floor.py"), str(db), "--as-of",
-                                       options.as_of], dict(os.environ)))  # fmt: skip
+                floor.append(_pair(measure([sys.executable, str(ROOT / "bench/refresh_floor.py"), str(db), "--as-of",
+                                            options.as_of], dict(os.environ))))  # fmt: skip
         seconds = statistics.median(s for s, _ in ours)
         floor_seconds = statistics.median(s for s, _ in floor)
         ratio = statistics.median(a[0] / b[0] for a, b in zip(ours, floor))
