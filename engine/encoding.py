@@ -39,10 +39,6 @@ class Encoding:
         numbers = tuple(f.name for f in space.fields if f.kind == "number")
         return cls(levels, numbers)
 
-    @property
-    def dimensions(self) -> tuple[str, ...]:
-        return tuple(self.levels)
-
     def codes(self, rows: pd.DataFrame) -> "Coded":
         columns = {}
         for dimension, levels in self.levels.items():

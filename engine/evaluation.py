@@ -28,6 +28,16 @@ class _TiedRanking:
         return float(((positives * negatives_below).sum() + 0.5 * (positives * negatives).sum()) / total)
 
 
+def _cluster_resamples(clusters: np.ndarray, samples: int, rng: np.random.Generator):
+    """(cluster index per row, number of clusters, an iterator of how often each cluster is drawn per resample):
+    the one bootstrap by deal that every interval here uses."""
+    _, cluster_index = np.unique(clusters, return_inverse=True)
+    n_clusters = int(cluster_index.max()) + 1 if len(clusters) else 0
+    draws = (np.bincount(rng.integers(0, n_clusters, n_clusters), minlength=n_clusters)
+             for _ in range(samples if n_clusters else 0))  # fmt: skip
+    return cluster_index, n_clusters, draws
+
+
 def auc_with_interval(
     outcomes: np.ndarray, scores: np.ndarray, clusters: np.ndarray, samples: int, rng: np.random.Generator,
     confidence: float = 0.95,
@@ -35,11 +45,9 @@ def auc_with_interval(
     """ROC AUC of `scores` for `outcomes`, with a percentile interval from resampling `clusters` (deals)."""
     ranking = _TiedRanking(np.asarray(outcomes), np.asarray(scores))
     estimate = ranking.auc(np.ones(len(outcomes)))
-    _, cluster_index = np.unique(clusters, return_inverse=True)
-    n_clusters = int(cluster_index.max()) + 1 if len(clusters) else 0
+    cluster_index, _, resamples = _cluster_resamples(clusters, samples, rng)
     draws = []
-    for _ in range(samples if n_clusters else 0):
-        counts = np.bincount(rng.integers(0, n_clusters, n_clusters), minlength=n_clusters)
+    for counts in resamples:
         value = ranking.auc(counts[cluster_index].astype(float))
         if value is not None:
             draws.append(value)
@@ -58,16 +66,12 @@ def brier_gain_interval(
     resampling `clusters` (deals): the margin a model must show before it replaces the base rate."""
     outcomes = np.asarray(outcomes, dtype=float)
     gain_per_row = (np.asarray(baseline) - outcomes) ** 2 - (np.asarray(predicted) - outcomes) ** 2
-    _, cluster_index = np.unique(clusters, return_inverse=True)
-    n_clusters = int(cluster_index.max()) + 1 if len(clusters) else 0
+    cluster_index, n_clusters, resamples = _cluster_resamples(clusters, samples, rng)
     if n_clusters == 0:
         return {"gain": None, "low": None, "high": None}
     per_cluster = np.bincount(cluster_index, weights=gain_per_row, minlength=n_clusters)
     rows = np.bincount(cluster_index, minlength=n_clusters).astype(float)
-    draws = np.empty(samples)
-    for i in range(samples):
-        counts = np.bincount(rng.integers(0, n_clusters, n_clusters), minlength=n_clusters)
-        draws[i] = (counts @ per_cluster) / (counts @ rows)
+    draws = [(counts @ per_cluster) / (counts @ rows) for counts in resamples]
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(draws, [tail, 100 - tail])
     return {"gain": float(gain_per_row.mean()), "low": float(low), "high": float(high)}

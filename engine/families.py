@@ -192,8 +192,7 @@ def calibrate(model: FittedModel, rows: Coded, won: np.ndarray, deals: np.ndarra
             if slope > 0:
                 model.slope, model.intercept = slope, intercept
             else:  # the later slice does not support the ranking at all: keep only the level, never a flipped order
-                rate = float(np.clip(won.mean(), 1e-6, 1 - 1e-6))
-                model.slope, model.intercept = 0.0, float(np.log(rate / (1 - rate)))
+                model.slope, model.intercept = 0.0, _level_shift(np.zeros(len(raw)), won)
             return
     residual = np.bincount(deal_index, weights=won - expit(raw))
     level_error = float(np.sqrt((residual**2).sum())) / len(won)

@@ -269,10 +269,9 @@ def _choose_regularization(coded: Coded, won: np.ndarray, examples: pd.DataFrame
     grid = settings.regularization_grid
     if len(grid) == 1:
         return grid[0]
-    when = examples["closed_date"].to_numpy()[rows]
-    split = np.quantile(when.astype("datetime64[ns]").astype(np.int64), 1 - settings.holdout_fraction)
-    fit_rows = rows[when.astype("datetime64[ns]").astype(np.int64) <= split]
-    check_rows = rows[when.astype("datetime64[ns]").astype(np.int64) > split]
+    when = examples["closed_date"].to_numpy()[rows].astype("datetime64[ns]").astype(np.int64)
+    split = np.quantile(when, 1 - settings.holdout_fraction)
+    fit_rows, check_rows = rows[when <= split], rows[when > split]
     if len(np.unique(won[fit_rows])) < 2 or len(check_rows) == 0:
         return grid[0]
     outcomes = won[check_rows].astype(float)

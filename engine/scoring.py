@@ -243,14 +243,20 @@ class _Explainer:
         raising_order = np.argsort(np.where(raises, -effect, np.inf), axis=1, kind="stable")
         lowering_count, raising_count = lowers.sum(axis=1), raises.sum(axis=1)
         levels = {d: features[d].to_numpy(dtype=object) for d in dimensions if d != "age"}
+
+        def shown(i: int, order: np.ndarray, count: np.ndarray, limit: int) -> list[Reason]:
+            return [self._reason(dimensions[j], i, levels, effect[i, j], ages, landmarks)
+                    for j in order[i, : min(count[i], limit)]]  # fmt: skip
+
         out = []
         for i in range(len(effect)):
-            def pick(order, count, limit, i=i):
-                return [self._reason(dimensions[j], i, levels, effect[i, j], ages, landmarks)
-                        for j in order[i, : min(count[i], limit)]]  # fmt: skip
-
-            out.append(self._sentence(float(p_win[i]), bool(stale[i]), int(ages[i]), pick, lowering_order,
-                                      raising_order, lowering_count, raising_count))  # fmt: skip
+            standing = standing_of(1 - float(p_win[i]), base, bool(stale[i]))
+            lowering = shown(i, lowering_order, lowering_count, self.limit) if standing != BELOW else []
+            if standing == BELOW:
+                raising = shown(i, raising_order, raising_count, self.limit)
+            else:  # about the base risk: what raises its chances is named only beside what lowers them
+                raising = shown(i, raising_order, raising_count, 2) if standing == TYPICAL and lowering else []
+            out.append(self._sentence(standing, float(p_win[i]), int(ages[i]), lowering, raising))
         return out
 
     def _rates(self, dimension: str, features: pd.DataFrame, landmarks: np.ndarray) -> np.ndarray:
@@ -268,28 +274,23 @@ class _Explainer:
             return self._age(int(ages[i]), int(landmarks[i]), effect)
         return self._attribute(dimension, levels[dimension][i], effect)
 
-    def _sentence(self, p_win: float, stale: bool, age_days: int, pick, lowering_order, raising_order,
-                  lowering_count, raising_count) -> tuple[str, str, tuple[Reason, ...]]:  # fmt: skip
-        base = self.evidence.overall
-        standing = standing_of(1 - p_win, base, stale)
-        base_risk, risk = 1 - base, 1 - p_win
+    def _sentence(self, standing: str, p_win: float, age_days: int, lowering: list[Reason],
+                  raising: list[Reason]) -> tuple[str, str, tuple[Reason, ...]]:  # fmt: skip
+        """(standing, summary, reasons shown) from the reasons already chosen for this deal."""
+        base_risk, risk = 1 - self.evidence.overall, 1 - p_win
         comparison = f"Risk {risk:.0%} vs a base risk of {base_risk:.0%}"
-        if stale:
-            return standing, _stale_sentence(self.space, age_days), tuple(pick(lowering_order, lowering_count, self.limit))
+        if standing == STALE:
+            return standing, _stale_sentence(self.space, age_days), tuple(lowering)
         if standing == ABOVE:
-            shown = pick(lowering_order, lowering_count, self.limit)
-            if not shown:
+            if not lowering:
                 driver = "the combination of its attributes, none of which stands out alone"
-            elif len(shown) == 1 and shown[0].dimension == "age":
+            elif len(lowering) == 1 and lowering[0].dimension == "age":
                 driver = "its age alone: deals still open this long win less often"
             else:
-                driver = "; ".join(r.label for r in shown)
-            return standing, f"{comparison} ({risk / base_risk:.1f}×). What drives it: {driver}.", tuple(shown)
+                driver = "; ".join(r.label for r in lowering)
+            return standing, f"{comparison} ({risk / base_risk:.1f}×). What drives it: {driver}.", tuple(lowering)
         if standing == BELOW:
-            return (standing, f"{comparison}: better than the average deal.",
-                    tuple(pick(raising_order, raising_count, self.limit)))  # fmt: skip
-        lowering = pick(lowering_order, lowering_count, self.limit)
-        raising = pick(raising_order, raising_count, 2) if lowering else []
+            return standing, f"{comparison}: better than the average deal.", tuple(raising)
         if lowering and raising:
             summary = (f"{comparison}: about the base risk. What lowers its chances "
                        f"({'; '.join(r.label for r in lowering[:2])}) is offset by what raises them "
