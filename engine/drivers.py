@@ -5,7 +5,7 @@ a logistic regression that is practically unpenalised (C = 10⁴), with a robust
 A penalised fit — what scoring wants, since it predicts better — shrinks every effect toward zero, so its interval
 is centred on a biased value and misses the truth more often than it says: one real export showed it. An
 unpenalised fit is unbiased in large samples and, with the sandwich, its 95% intervals cover the planted effect
-about 95% of the time across seeds of planted data (`tests/test_drivers.py` counts it).
+about 95% of the time across seeds of planted data (`tests/test_model_selection.py` counts it).
 
 Each effect is an odds ratio against the field's most common level, with every other field held fixed. Testing is
 gated: a driver can be "significant" only if the model as a whole beat the base rate on the holdout, and then only
@@ -55,12 +55,8 @@ def estimate_drivers(history: pd.DataFrame, space: FeatureSpace, metrics: Metric
     """Every non-reference level of every field, most significant first."""
     if not space.fields or history["won"].nunique() < 2:
         return []
-    rows = space.attributes(history)
-    rows["age_band"] = "all"
-    rows["landmark"] = 0
-    for name, values in space.numbers(history).items():
-        rows[name] = values
-    encoding = Encoding.fit(rows, space)
+    rows = space.attributes(history)  # one row per deal, at creation: no age band
+    encoding = Encoding.fit(rows, space, with_age=False)
     coded = encoding.codes(rows)
     design = coded.one_hot()
     won = history["won"].to_numpy(dtype=float)
@@ -74,8 +70,6 @@ def estimate_drivers(history: pd.DataFrame, space: FeatureSpace, metrics: Metric
     labels = {info.dimension: info.label for info in space.fields}
     raw = []
     for position, (dimension, level) in enumerate(coded.one_hot_names()):
-        if dimension == "age_band":
-            continue
         beta, error = float(classifier.coef_[0][position]), float(errors[position])
         p_value = float(2 * stats.norm.sf(abs(beta) / error)) if error > 0 else 1.0
         deals = int((coded.codes[dimension] == encoding.levels[dimension].index(level)).sum())

@@ -33,10 +33,12 @@ class Encoding:
     """Number fields (by field name) given raw to the trees, besides their band."""
 
     @classmethod
-    def fit(cls, rows: pd.DataFrame, space: FeatureSpace) -> "Encoding":
-        dimensions = [*space.dimensions, "age_band"]
+    def fit(cls, rows: pd.DataFrame, space: FeatureSpace, with_age: bool = True) -> "Encoding":
+        """Levels of every field of `space` (and the age band, for landmark rows), and its raw numbers (for the
+        trees; a fit on one row per deal at creation, like the drivers', needs neither)."""
+        dimensions = [*space.dimensions, "age_band"] if with_age else list(space.dimensions)
         levels = {d: tuple(str(v) for v in rows[d].value_counts(sort=True).index) for d in dimensions}
-        numbers = tuple(f.name for f in space.fields if f.kind == "number")
+        numbers = tuple(f.name for f in space.fields if f.kind == "number") if with_age else ()
         return cls(levels, numbers)
 
     def codes(self, rows: pd.DataFrame) -> "Coded":
@@ -45,7 +47,7 @@ class Encoding:
             categorical = pd.Categorical(rows[dimension].to_numpy(dtype=object), categories=list(levels))
             columns[dimension] = categorical.codes.astype(np.int32)
         numbers = {name: rows[name].to_numpy(dtype=float) for name in self.numbers}
-        landmark = rows["landmark"].to_numpy(dtype=float)
+        landmark = rows["landmark"].to_numpy(dtype=float) if "landmark" in rows else np.zeros(len(rows))
         return Coded(self, columns, numbers, landmark)
 
 
