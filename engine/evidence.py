@@ -13,9 +13,9 @@ import math
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-import numpy as np
 import pandas as pd
 
+from engine.features import still_open_at
 from engine.fields import FeatureSpace
 from engine.segments import SIGNIFICANT, SegmentResult
 from engine.shrinkage import ShrunkRates, shrink
@@ -138,7 +138,7 @@ def gather_evidence(history: pd.DataFrame, space: FeatureSpace, segments: list[S
         grouped = pd.Series(won, index=attributes.index).groupby(attributes[dimension]).agg(["sum", "count"])
         per_dimension[dimension] = shrink(grouped["sum"], grouped["count"], overall)
     cycle = history["sales_cycle_days"].to_numpy(dtype=float)
-    still_open = {lm: (cycle > lm) if lm else np.ones(len(history), dtype=bool) for lm in space.landmarks}
+    still_open = {lm: still_open_at(cycle, lm) for lm in space.landmarks}
     by_age = pd.DataFrame({"sum": [won[m].sum() for m in still_open.values()],
                            "count": [int(m.sum()) for m in still_open.values()]}, index=list(still_open))  # fmt: skip
     by_age = by_age[by_age["count"] > 0]

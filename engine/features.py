@@ -37,6 +37,11 @@ def feature_columns(space: FeatureSpace) -> list[str]:
     return [*space.dimensions, "age_band"]
 
 
+def still_open_at(cycle: np.ndarray, landmark: int) -> np.ndarray:
+    """Which closed deals (by days to close) were still open at `landmark` days: every deal at creation."""
+    return (cycle > landmark) if landmark else np.ones(len(cycle), dtype=bool)
+
+
 def landmark_examples(history: pd.DataFrame, space: FeatureSpace) -> pd.DataFrame:
     """Training rows: one per (closed deal, landmark at which it was still open), with `won` and `deal_id`.
 
@@ -47,7 +52,7 @@ def landmark_examples(history: pd.DataFrame, space: FeatureSpace) -> pd.DataFram
     cycle = history["sales_cycle_days"].to_numpy(dtype=float)
     parts = []
     for landmark in space.landmarks:
-        still_open = (cycle > landmark) if landmark else np.ones(len(history), dtype=bool)
+        still_open = still_open_at(cycle, landmark)
         part = attributes[still_open].copy()
         part["age_band"] = _age_band(np.full(int(still_open.sum()), landmark), space.landmarks)
         for name, values in numbers.items():
