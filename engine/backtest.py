@@ -38,13 +38,13 @@ def backtest(deals: pd.DataFrame, snapshot: Snapshot, as_of: date, settings: Eng
     segments = compare_segments(view.history, space, settings.metrics) if len(view.history) else []
     evidence = gather_evidence(view.history, space, segments, settings.metrics.confidence) if len(view.history) else None
     scored = score_open_deals(view, evidence, model, None, space, settings.model, settings.metrics)
-    scores = pd.DataFrame([s.to_dict() for s in scored])
+    scores = scored.frame()
     rule = risk_rule_for(model, note, settings)
     report = {"as_of": as_of.isoformat(), "open_deals": int(len(view.open)), "closed_deals": int(len(view.history)),
               "model_verdict": model.verdict if model else f"no model: {note}",
               "model_family": model.family if model else None,
               "model_candidates": model.evaluation.get("candidates", []) if model and not model.refused else [],
-              "method": scores["method"].iloc[0] if len(scores) else None, "rule": _rule_summary(rule),
+              "method": scored.method if len(scored) else None, "rule": _rule_summary(rule),
               "excluded_fields": [e.to_dict() for e in space.excluded]}  # fmt: skip
     if scores.empty:
         return {**report, "resolved": 0, "unresolved": 0}

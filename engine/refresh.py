@@ -22,7 +22,7 @@ from engine.fields import AuditSettings, FeatureSpace, build_feature_space, cand
 from engine.metrics import compute_metrics
 from engine.model import NotEnoughHistory, TrainedModel, train
 from engine.quality import WinProbabilities
-from engine.risk_rule import choose_risk_rule, is_at_risk
+from engine.risk_rule import at_risk, choose_risk_rule
 from engine.scoring import score_open_deals
 from engine.segments import compare_segments
 from engine.settings import AnomalySettings, MetricsSettings, ModelSettings, RiskRuleSettings
@@ -116,12 +116,11 @@ def refresh(store: Store, settings: EngineSettings, as_of: date | None, now: dat
     scores = score_open_deals(view, evidence, model, stored.id if stored else None, space, settings.model,
                               settings.metrics)  # fmt: skip
     step.done(f"score {len(scores):,} open deals")
-    method = scores[0].method if scores else "none (no open deals)"
-    probabilities = WinProbabilities(pd.Series([s.p_win for s in scores], index=view.open.index, dtype=float), method)
+    probabilities = WinProbabilities(pd.Series(scores.p_win, index=view.open.index, dtype=float), scores.method)
     metrics = compute_metrics(deals, as_of, snapshot.taken_at.date(), settings.metrics, space, probabilities, segments)
     step.done("metrics and trend")
     metrics["snapshot"] = {"id": snapshot.id, "source": snapshot.source, "taken_at": snapshot.taken_at.isoformat()}
-    metrics["model"] = _model_report(stored, model, model_note, method)
+    metrics["model"] = _model_report(stored, model, model_note, scores.method)
     metrics["evidence"] = evidence.to_dict() if evidence else None
     usable = model is not None and not model.refused
     metrics["drift"] = drift_report(model, view.open, view.history, settings.metrics.min_sample,
@@ -131,13 +130,12 @@ def refresh(store: Store, settings: EngineSettings, as_of: date | None, now: dat
     step.done("drift and anomalies")
     rule = risk_rule_for(model, model_note, settings)
     step.done("risk rule")
-    rows = [s.to_dict() for s in scores]
-    flagged = [s for s in rows if is_at_risk(s, rule)]
-    rule["open_flagged"] = {"count": len(flagged), "of": len(rows),
-                            "value": float(sum(s["deal_amount"] for s in flagged))}  # fmt: skip
+    flagged = at_risk(scores.risk, scores.stale, rule)
+    rule["open_flagged"] = {"count": int(flagged.sum()), "of": len(scores),
+                            "value": float(scores.deal_amount[flagged].sum())}  # fmt: skip
     metrics["risk_rule"] = rule
     model_id = stored.id if stored else None
-    refresh_id = store.save_refresh(snapshot.id, as_of, now, metrics, model_id, rows)
+    refresh_id = store.save_refresh(snapshot.id, as_of, now, metrics, model_id, scores)
     step.done("save")
     return Refresh(refresh_id, snapshot.id, as_of, now, metrics, model_id)
 

@@ -98,7 +98,14 @@ def required_lift(base_loss_rate: float, min_lift: float) -> float:
 
 
 def is_at_risk(score: dict, rule: dict | None) -> bool:
-    """The one test of "at risk" every surface uses."""
+    """The one test of "at risk" every surface uses, for one score (`at_risk` is the same test for many)."""
     if not rule or not rule.get("active"):
         return False
     return not score.get("stale") and score["risk"] > rule["threshold"]
+
+
+def at_risk(risk: np.ndarray, stale: np.ndarray, rule: dict | None) -> np.ndarray:
+    """`is_at_risk` for many scores at once, as arrays: an active rule, risk above its threshold, and not stale."""
+    if not rule or not rule.get("active"):
+        return np.zeros(len(risk), dtype=bool)
+    return ~np.asarray(stale, dtype=bool) & (np.asarray(risk, dtype=float) > rule["threshold"])

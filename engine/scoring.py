@@ -19,6 +19,7 @@ the win rate of the oldest landmark, and every surface shows it apart from the l
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -78,6 +79,59 @@ class Score(NamedTuple):
                 "stale": self.stale}  # fmt: skip
 
 
+class ScoredDeals(Sequence):
+    """Every open deal's score, held by column: what a refresh computes and the store writes.
+
+    A million-deal pipeline would otherwise become a million `Score` objects, each with its reason objects, turned
+    into dicts and then into JSON. Reasons are shared instead: `catalogue` holds each distinct reason once (with
+    effect 0) and each deal refers to the ones it shows by position, with its own effect. Indexing still gives one
+    `Score`, built when asked for.
+    """
+
+    def __init__(self, method: str, model_id: int | None, base_p_win: float | None, columns: dict,
+                 reason_refs: list[tuple[tuple[int, float], ...]], catalogue: list[Reason]):  # fmt: skip
+        self.method, self.model_id, self.base_p_win = method, model_id, base_p_win
+        self.deal_id: list[str] = columns["deal_id"]
+        self.p_win: np.ndarray = columns["p_win"]
+        self.deal_amount: np.ndarray = columns["deal_amount"]
+        self.age_days: np.ndarray = columns["age_days"]
+        self.deal_stage: list[str | None] = columns["deal_stage"]
+        self.sales_rep_id: list[str] = columns["sales_rep_id"]
+        self.deal_name: list[str | None] = columns["deal_name"]
+        self.age_p_win: list[float | None] = columns["age_p_win"]
+        self.standing: list[str] = columns["standing"]
+        self.summary: list[str] = columns["summary"]
+        self.stale: np.ndarray = columns["stale"]
+        self.reason_refs, self.catalogue = reason_refs, catalogue
+
+    @property
+    def risk(self) -> np.ndarray:
+        return 1 - self.p_win
+
+    def __len__(self) -> int:
+        return len(self.deal_id)
+
+    def __getitem__(self, position: int) -> Score:
+        if isinstance(position, slice):
+            return [self[i] for i in range(*position.indices(len(self)))]
+        probability = float(self.p_win[position])
+        return Score(
+            deal_id=self.deal_id[position], p_win=probability, risk=1 - probability, method=self.method,
+            model_id=self.model_id,
+            reasons=tuple(_with_effect(self.catalogue[k], effect) for k, effect in self.reason_refs[position]),
+            deal_amount=float(self.deal_amount[position]), age_days=int(self.age_days[position]),
+            deal_stage=self.deal_stage[position], sales_rep_id=self.sales_rep_id[position],
+            deal_name=self.deal_name[position], base_p_win=self.base_p_win, age_p_win=self.age_p_win[position],
+            standing=self.standing[position], summary=self.summary[position], stale=bool(self.stale[position]),
+        )  # fmt: skip
+
+    def frame(self) -> pd.DataFrame:
+        """The scores' flat columns (no reasons), one row per deal, for measuring them against outcomes."""
+        return pd.DataFrame({"deal_id": self.deal_id, "p_win": self.p_win, "risk": self.risk,
+                             "deal_amount": self.deal_amount, "age_days": self.age_days, "stale": self.stale,
+                             "standing": self.standing, "method": self.method})  # fmt: skip
+
+
 def score_open_deals(
     view: AsOfView,
     evidence: Evidence | None,
@@ -86,13 +140,13 @@ def score_open_deals(
     space: FeatureSpace,
     model_settings: ModelSettings,
     metrics: MetricsSettings,
-) -> list[Score]:
-    """Score `view.open`; the list is in the same order as its rows."""
+) -> ScoredDeals:
+    """Score `view.open`; deals are in the same order as its rows."""
     open_deals = view.open
-    if open_deals.empty:
-        return []
-    features = open_deal_features(open_deals, space)  # the refresh's space holds exactly the model's fields
     base = evidence.overall if evidence is not None and evidence.closed_deals else None
+    if open_deals.empty:
+        return _no_scores(base)
+    features = open_deal_features(open_deals, space)  # the refresh's space holds exactly the model's fields
     if evidence is None or evidence.closed_deals < metrics.min_sample:
         p_win = rule_based_win_probability(open_deals, view.history, view.stage_known, metrics).values.to_numpy()
         effects, method = None, METHOD_RULES
@@ -103,37 +157,48 @@ def score_open_deals(
         method = _fallback_method(model, space)
         effects = _shrunk_effects(features, space, evidence)
         p_win = expit(logit(np.clip(evidence.overall, 1e-6, 1 - 1e-6)) + effects.sum(axis=1).to_numpy())
+    p_win = np.asarray(p_win, dtype=float)
     stale = space.stale(open_deals["age_days"]).to_numpy(dtype=bool)
     if evidence is not None and evidence.closed_deals >= metrics.min_sample and stale.any():
         oldest = evidence.age_rate(space.landmarks[-1])
         p_win = np.where(stale, np.minimum(p_win, oldest), p_win)
-    writer = _Explainer(evidence, space, model_settings.top_reasons) if effects is not None else None
     ages = open_deals["age_days"].to_numpy(dtype=int)
     landmarks = features["landmark"].to_numpy(dtype=int)
-    if writer:
-        explained = writer.explain_all(ages, landmarks, features, effects, p_win, stale)
+    if effects is not None:
+        writer = _Explainer(evidence, space, model_settings.top_reasons)
+        standing, summary, refs = writer.explain_all(ages, landmarks, features, effects, p_win, stale)
+        catalogue = writer.catalogue
+        rate_of = {int(lm): evidence.age_rate(int(lm)) for lm in np.unique(landmarks)}
+        age_p_win = [rate_of[lm] for lm in landmarks.tolist()]
     else:
-        explained = [_unexplained(float(p), base, bool(st), space, int(age)) for p, st, age in zip(p_win, stale, ages)]
-    age_rates = {int(lm): evidence.age_rate(int(lm)) for lm in np.unique(landmarks)} if writer else {}
-    stages = open_deals["deal_stage"].to_numpy(dtype=object)
-    names = open_deals["deal_name"].to_numpy(dtype=object) if "deal_name" in open_deals else np.full(len(ages), None)
+        explained = [_unexplained(p, base, st, space, age) for p, st, age in zip(p_win.tolist(), stale.tolist(),
+                                                                                 ages.tolist())]  # fmt: skip
+        standing, summary = [e[0] for e in explained], [e[1] for e in explained]
+        refs, catalogue, age_p_win = [()] * len(ages), [], [None] * len(ages)
+    columns = {
+        "deal_id": open_deals["deal_id"].to_numpy(dtype=object).tolist(), "p_win": p_win,
+        "deal_amount": open_deals["deal_amount"].to_numpy(dtype=float), "age_days": ages,
+        "deal_stage": _texts_or_none(open_deals["deal_stage"], keep_empty=True),
+        "sales_rep_id": [str(rep) for rep in open_deals["sales_rep_id"].to_numpy(dtype=object).tolist()],
+        "deal_name": _texts_or_none(open_deals["deal_name"]) if "deal_name" in open_deals else [None] * len(ages),
+        "age_p_win": age_p_win, "standing": standing, "summary": summary, "stale": stale,
+    }  # fmt: skip
     model_or_none = model_id if method.startswith(METHOD_MODEL) else None
-    scores = []
-    for position, (deal_id, amount, rep) in enumerate(zip(open_deals["deal_id"].to_numpy(dtype=object),
-                                                          open_deals["deal_amount"].to_numpy(dtype=float),
-                                                          open_deals["sales_rep_id"].to_numpy(dtype=object))):  # fmt: skip
-        probability = float(p_win[position])
-        standing, summary, reasons = explained[position]
-        stage, name = stages[position], names[position]
-        scores.append(Score(
-            deal_id=deal_id, p_win=probability, risk=1 - probability, method=method, model_id=model_or_none,
-            reasons=reasons, deal_amount=float(amount), age_days=int(ages[position]),
-            deal_stage=stage if isinstance(stage, str) else None, sales_rep_id=str(rep),
-            deal_name=name if isinstance(name, str) and name else None, base_p_win=base,
-            age_p_win=age_rates.get(int(landmarks[position])), standing=standing, summary=summary,
-            stale=bool(stale[position]),
-        ))  # fmt: skip
-    return scores
+    return ScoredDeals(method, model_or_none, base, columns, refs, catalogue)
+
+
+def _no_scores(base: float | None) -> ScoredDeals:
+    empty = {name: [] for name in ("deal_id", "deal_stage", "sales_rep_id", "deal_name", "age_p_win", "standing",
+                                   "summary")}  # fmt: skip
+    arrays = {"p_win": np.zeros(0), "deal_amount": np.zeros(0), "age_days": np.zeros(0, dtype=int),
+              "stale": np.zeros(0, dtype=bool)}  # fmt: skip
+    return ScoredDeals("none (no open deals)", None, base, {**empty, **arrays}, [], [])
+
+
+def _texts_or_none(column: pd.Series, keep_empty: bool = False) -> list[str | None]:
+    """Text values, with missing ones (and empty ones, unless `keep_empty`) as None."""
+    values = column.to_numpy(dtype=object).tolist()
+    return [v if isinstance(v, str) and (v or keep_empty) else None for v in values]
 
 
 def _fallback_method(model: TrainedModel | None, space: FeatureSpace) -> str:
@@ -207,96 +272,101 @@ def _with_effect(reason: Reason, effect: float) -> Reason:
 
 
 class _Explainer:
-    """Turns a deal's effects into its standing, summary and reasons; texts are looked up once per level."""
+    """Turns deals' effects into their standing, summary and reasons. Each distinct reason is written once into
+    `catalogue` (with effect 0); a deal's reasons are (position in the catalogue, this deal's effect) pairs."""
 
     def __init__(self, evidence: Evidence, space: FeatureSpace, limit: int):
         self.evidence, self.space, self.limit = evidence, space, limit
-        self._reasons: dict[tuple[str, str], Reason] = {}
+        self.catalogue: list[Reason] = []
 
-    def _attribute(self, dimension: str, level: str, effect: float) -> Reason:
-        key = (dimension, level)
-        if key not in self._reasons:
-            self._reasons[key] = self.evidence.attribute_reason(dimension, level, 0.0)
-        return _with_effect(self._reasons[key], effect)
-
-    def _age(self, age_days: int, landmark: int, effect: float) -> Reason:
-        key = ("age", age_days, landmark)  # ages repeat: a few hundred distinct ones among a million open deals
-        if key not in self._reasons:
-            self._reasons[key] = self.evidence.age_reason(age_days, landmark, 0.0)
-        return _with_effect(self._reasons[key], effect)
+    def _entries(self, dimension: str, features: pd.DataFrame, ages: np.ndarray, landmarks: np.ndarray):
+        """(catalogue position per deal, evidence rate per deal) for one dimension: a reason per distinct level
+        (or, for age, per distinct age and landmark: a few hundred among a million open deals)."""
+        if dimension == "age":
+            keys = np.column_stack([ages, landmarks])
+            unique, position = np.unique(keys, axis=0, return_inverse=True)
+            reasons = [self.evidence.age_reason(int(age), int(lm), 0.0) for age, lm in unique.tolist()]
+        else:
+            values = features[dimension].to_numpy(dtype=object).astype(str)
+            unique, position = np.unique(values, return_inverse=True)
+            reasons = [self.evidence.attribute_reason(dimension, level, 0.0) for level in unique.tolist()]
+        first = len(self.catalogue)
+        self.catalogue.extend(reasons)
+        rates = np.array([np.nan if r.rate is None else r.rate for r in reasons], dtype=float)
+        position = np.asarray(position).reshape(-1)
+        return first + position, rates[position]
 
     def explain_all(self, ages: np.ndarray, landmarks: np.ndarray, features: pd.DataFrame, effects: pd.DataFrame,
-                    p_win: np.ndarray, stale: np.ndarray) -> list[tuple[str, str, tuple[Reason, ...]]]:  # fmt: skip
-        """(standing, summary, reasons) per deal. A reason is listed as lowering (raising) P(win) only when both the
-        score's contribution and the evidence shown beside it point that way, so no line contradicts its own numbers.
+                    p_win: np.ndarray, stale: np.ndarray) -> tuple[list[str], list[str], list[tuple]]:  # fmt: skip
+        """(standings, summaries, reason references) of all deals. A reason is listed as lowering (raising) P(win)
+        only when both the score's contribution and the evidence shown beside it point that way, so no line
+        contradicts its own numbers.
 
-        Which reasons qualify and their order are decided for all deals at once; only the reasons shown become
-        objects (a million-deal pipeline would otherwise build ten per deal to show three)."""
+        Which reasons qualify and their order are decided for all deals at once, as arrays; only the sentence is
+        written per deal."""
         base = self.evidence.overall
-        dimensions = list(effects.columns)
         effect = effects.to_numpy(dtype=float)
-        rate = np.column_stack([self._rates(d, features, landmarks) for d in dimensions])
+        entries = [self._entries(d, features, ages, landmarks) for d in effects.columns]
+        entry = np.column_stack([position for position, _ in entries])
+        rate = np.column_stack([rates for _, rates in entries])
         known = ~np.isnan(rate)
         lowers = (effect < -1e-9) & known & (rate < base)
         raises = (effect > 1e-9) & known & (rate > base)
-        lowering_order = np.argsort(np.where(lowers, effect, np.inf), axis=1, kind="stable")
-        raising_order = np.argsort(np.where(raises, -effect, np.inf), axis=1, kind="stable")
-        lowering_count, raising_count = lowers.sum(axis=1), raises.sum(axis=1)
-        levels = {d: features[d].to_numpy(dtype=object) for d in dimensions if d != "age"}
-
-        def shown(i: int, order: np.ndarray, count: np.ndarray, limit: int) -> list[Reason]:
-            return [self._reason(dimensions[j], i, levels, effect[i, j], ages, landmarks)
-                    for j in order[i, : min(count[i], limit)]]  # fmt: skip
-
-        out = []
-        for i in range(len(effect)):
-            standing = standing_of(1 - float(p_win[i]), base, bool(stale[i]))
-            lowering = shown(i, lowering_order, lowering_count, self.limit) if standing != BELOW else []
+        width = max(self.limit, 2)
+        lowering = _top(np.where(lowers, effect, np.inf), lowers.sum(axis=1), entry, effect, width)
+        raising = _top(np.where(raises, -effect, np.inf), raises.sum(axis=1), entry, effect, width)
+        base_risk = 1 - base
+        standings, summaries, refs = [], [], []
+        for i, (probability, is_stale, age) in enumerate(zip(p_win.tolist(), stale.tolist(), ages.tolist())):
+            standing = standing_of(1 - probability, base, is_stale)
+            down = lowering[i][: self.limit] if standing != BELOW else ()
             if standing == BELOW:
-                raising = shown(i, raising_order, raising_count, self.limit)
+                up = raising[i][: self.limit]
             else:  # about the base risk: what raises its chances is named only beside what lowers them
-                raising = shown(i, raising_order, raising_count, 2) if standing == TYPICAL and lowering else []
-            out.append(self._sentence(standing, float(p_win[i]), int(ages[i]), lowering, raising))
-        return out
+                up = raising[i][:2] if standing == TYPICAL and down else ()
+            summary, shown = self._sentence(standing, probability, age, base_risk, down, up)
+            standings.append(standing)
+            summaries.append(summary)
+            refs.append(shown)
+        return standings, summaries, refs
 
-    def _rates(self, dimension: str, features: pd.DataFrame, landmarks: np.ndarray) -> np.ndarray:
-        if dimension == "age":
-            unique, position = np.unique(landmarks, return_inverse=True)
-            rates = [self.evidence.age_reason(0, int(lm), 0.0).rate for lm in unique]
-            return np.array([np.nan if r is None else r for r in rates], dtype=float)[position]
-        unique, position = np.unique(features[dimension].to_numpy(dtype=object).astype(str), return_inverse=True)
-        rates = [self._attribute(dimension, level, 0.0).rate for level in unique]
-        return np.array([np.nan if r is None else r for r in rates], dtype=float)[position]
-
-    def _reason(self, dimension: str, i: int, levels: dict, effect: float, ages: np.ndarray,
-                landmarks: np.ndarray) -> Reason:  # fmt: skip
-        if dimension == "age":
-            return self._age(int(ages[i]), int(landmarks[i]), effect)
-        return self._attribute(dimension, levels[dimension][i], effect)
-
-    def _sentence(self, standing: str, p_win: float, age_days: int, lowering: list[Reason],
-                  raising: list[Reason]) -> tuple[str, str, tuple[Reason, ...]]:  # fmt: skip
-        """(standing, summary, reasons shown) from the reasons already chosen for this deal."""
-        base_risk, risk = 1 - self.evidence.overall, 1 - p_win
+    def _sentence(self, standing: str, p_win: float, age_days: int, base_risk: float, lowering: tuple,
+                  raising: tuple) -> tuple[str, tuple]:  # fmt: skip
+        """(summary, reasons shown) from the reasons already chosen for this deal."""
+        risk = 1 - p_win
         comparison = f"Risk {risk:.0%} vs a base risk of {base_risk:.0%}"
         if standing == STALE:
-            return standing, _stale_sentence(self.space, age_days), tuple(lowering)
+            return _stale_sentence(self.space, age_days), lowering
         if standing == ABOVE:
             if not lowering:
                 driver = "the combination of its attributes, none of which stands out alone"
-            elif len(lowering) == 1 and lowering[0].dimension == "age":
+            elif len(lowering) == 1 and self.catalogue[lowering[0][0]].dimension == "age":
                 driver = "its age alone: deals still open this long win less often"
             else:
-                driver = "; ".join(r.label for r in lowering)
-            return standing, f"{comparison} ({risk / base_risk:.1f}×). What drives it: {driver}.", tuple(lowering)
+                driver = self._labels(lowering)
+            return f"{comparison} ({risk / base_risk:.1f}×). What drives it: {driver}.", lowering
         if standing == BELOW:
-            return standing, f"{comparison}: better than the average deal.", tuple(raising)
+            return f"{comparison}: better than the average deal.", raising
         if lowering and raising:
             summary = (f"{comparison}: about the base risk. What lowers its chances "
-                       f"({'; '.join(r.label for r in lowering[:2])}) is offset by what raises them "
-                       f"({'; '.join(r.label for r in raising[:2])}).")  # fmt: skip
+                       f"({self._labels(lowering[:2])}) is offset by what raises them "
+                       f"({self._labels(raising[:2])}).")  # fmt: skip
         elif lowering:
             summary = f"{comparison}: about the base risk; what lowers its chances does so only slightly."
         else:
             summary = f"{comparison}: about the base risk. Nothing about this deal moves its chances materially."
-        return standing, summary, tuple(lowering)
+        return summary, lowering
+
+    def _labels(self, refs: tuple) -> str:
+        return "; ".join(self.catalogue[k].label for k, _ in refs)
+
+
+def _top(order_key: np.ndarray, count: np.ndarray, entry: np.ndarray, effect: np.ndarray,
+         width: int) -> list[tuple[tuple[int, float], ...]]:  # fmt: skip
+    """Per deal, up to `width` qualifying reasons as (catalogue position, effect), strongest first (ties keep the
+    dimensions' order)."""
+    order = np.argsort(order_key, axis=1, kind="stable")[:, :width]
+    chosen_entry = np.take_along_axis(entry, order, axis=1).tolist()
+    chosen_effect = np.take_along_axis(effect, order, axis=1).tolist()
+    counts = np.minimum(count, width).tolist()
+    return [tuple(zip(e[:c], f[:c])) for e, f, c in zip(chosen_entry, chosen_effect, counts)]

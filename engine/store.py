@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from datetime import date, datetime
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import orjson
@@ -157,6 +158,13 @@ def _drop_unused_score_index(db: sqlite_utils.Database) -> None:
     db.execute("DROP INDEX IF EXISTS idx_scores_deal_id")
 
 
+def _shared_reasons(db: sqlite_utils.Database) -> None:
+    """Each refresh's distinct reasons, written once; its scores refer to them by position with their own effect
+    (see `engine.scoring.ScoredDeals`), rather than repeating the same sentences in every open deal's row."""
+    db.execute("CREATE TABLE IF NOT EXISTS refresh_reasons (refresh_id INTEGER PRIMARY KEY REFERENCES refreshes(id),"
+               " catalogue TEXT NOT NULL)")  # fmt: skip
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _create_core_tables,
     _create_model_tables,
@@ -167,6 +175,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _lean_deals,
     _add_snapshot_frames,
     _drop_unused_score_index,
+    _shared_reasons,
 ]
 
 
@@ -345,7 +354,7 @@ class Store:
     # refreshes -----------------------------------------------------------------------------------------
 
     def save_refresh(self, snapshot_id: int, as_of: date, computed_at: datetime, metrics: dict,
-                     model_id: int | None = None, scores: list[dict] = ()) -> int:  # fmt: skip
+                     model_id: int | None = None, scores: ScoreColumns | None = None) -> int:  # fmt: skip
         """Write a refresh and its scores in one transaction, so readers never see half a refresh."""
         with self.db.conn:
             cursor = self.db.execute(
@@ -354,10 +363,15 @@ class Store:
                 [snapshot_id, as_of.isoformat(), computed_at.isoformat(), json.dumps(metrics, allow_nan=False), model_id],
             )
             refresh_id = cursor.lastrowid
-            self.db.conn.executemany(
-                f"INSERT INTO scores (refresh_id, {', '.join(SCORE_COLUMNS)}) VALUES (?, {', '.join('?' for _ in SCORE_COLUMNS)})",
-                ((refresh_id, *[_score_value(s, c) for c in SCORE_COLUMNS]) for s in scores),
-            )
+            if scores is not None and len(scores):
+                catalogue = [reason.to_dict() for reason in scores.catalogue]
+                self.db.execute("INSERT INTO refresh_reasons (refresh_id, catalogue) VALUES (?, ?)",
+                                [refresh_id, orjson.dumps(catalogue).decode()])  # fmt: skip
+                self.db.conn.executemany(
+                    f"INSERT INTO scores (refresh_id, {', '.join(SCORE_COLUMNS)})"
+                    f" VALUES (?, {', '.join('?' for _ in SCORE_COLUMNS)})",
+                    _score_rows(refresh_id, scores),
+                )  # fmt: skip
         return refresh_id
 
     def latest_refresh(self, as_of: date | None = None) -> Refresh | None:
@@ -408,12 +422,18 @@ class Store:
 
     def score(self, refresh_id: int, deal_id: str) -> dict | None:
         rows = list(self.db["scores"].rows_where("refresh_id = ? AND deal_id = ?", [refresh_id, deal_id]))
-        return _score_row(rows[0]) if rows else None
+        return _score_row(rows[0], self._reason_catalogue(refresh_id)) if rows else None
 
     def scores(self, refresh_id: int) -> list[dict]:
         """All scores of a refresh, highest risk first."""
-        return [_score_row(r) for r in self.db["scores"].rows_where("refresh_id = ?", [refresh_id],
-                                                                   order_by="risk desc, deal_id")]  # fmt: skip
+        catalogue = self._reason_catalogue(refresh_id)
+        return [_score_row(r, catalogue) for r in self.db["scores"].rows_where("refresh_id = ?", [refresh_id],
+                                                                              order_by="risk desc, deal_id")]  # fmt: skip
+
+    def _reason_catalogue(self, refresh_id: int) -> list[dict]:
+        """The distinct reasons a refresh's scores refer to (none for refreshes written before they were shared)."""
+        row = self.db.execute("SELECT catalogue FROM refresh_reasons WHERE refresh_id = ?", [refresh_id]).fetchone()
+        return orjson.loads(row[0]) if row else []
 
     def deal(self, snapshot_id: int, deal_id: str) -> dict | None:
         rows = list(self.db["deals"].rows_where("snapshot_id = ? AND deal_id = ?", [snapshot_id, deal_id]))
@@ -472,19 +492,46 @@ class Store:
 
 SCORE_COLUMNS = ("deal_id", "p_win", "risk", "method", "model_id", "reasons", "deal_amount", "age_days", "deal_stage",
                  "sales_rep_id", "deal_name", "detail")  # fmt: skip
-SCORE_DETAIL_KEYS = ("base_p_win", "age_p_win", "standing", "summary", "stale")
-"""Parts of a score kept together as JSON in its `detail` column."""
 
 
-def _score_value(score: dict, column: str):
-    """A score's value for `column`; its reasons and detail as JSON, by orjson: a refresh writes one per open deal,
-    and the standard library's encoder took most of the time of saving a million-deal refresh."""
-    if column == "reasons":
-        return orjson.dumps(score["reasons"], option=orjson.OPT_SERIALIZE_NUMPY).decode()
-    if column == "detail":
-        detail = {key: score[key] for key in SCORE_DETAIL_KEYS if key in score}
-        return orjson.dumps(detail, option=orjson.OPT_SERIALIZE_NUMPY).decode()
-    return score[column]
+class ScoreColumns(Protocol):
+    """What the store needs of a refresh's scores (`engine.scoring.ScoredDeals` has it): columns of equal length,
+    a catalogue of distinct reasons, and per deal the (catalogue position, effect) pairs of the reasons it shows."""
+
+    method: str
+    model_id: int | None
+    base_p_win: float | None
+    deal_id: list
+    p_win: np.ndarray
+    deal_amount: np.ndarray
+    age_days: np.ndarray
+    deal_stage: list
+    sales_rep_id: list
+    deal_name: list
+    age_p_win: list
+    standing: list
+    summary: list
+    stale: np.ndarray
+    reason_refs: list
+    catalogue: list
+
+    def __len__(self) -> int: ...
+
+
+def _score_rows(refresh_id: int, scores: ScoreColumns) -> Iterator[tuple]:
+    """One row per deal; its reasons as JSON [[catalogue position, effect], …] and its explanation as JSON, by orjson
+    (a refresh writes one per open deal: the standard library's encoder took most of the time of saving a
+    million-deal refresh)."""
+    p_win = scores.p_win.tolist()
+    base = scores.base_p_win
+    for deal_id, probability, amount, age, stage, rep, name, age_rate, standing, summary, stale, refs in zip(
+        scores.deal_id, p_win, scores.deal_amount.tolist(), scores.age_days.tolist(), scores.deal_stage,
+        scores.sales_rep_id, scores.deal_name, scores.age_p_win, scores.standing, scores.summary,
+        scores.stale.tolist(), scores.reason_refs,
+    ):  # fmt: skip
+        detail = {"base_p_win": base, "age_p_win": age_rate, "standing": standing, "summary": summary, "stale": stale}
+        yield (refresh_id, deal_id, probability, 1 - probability, scores.method, scores.model_id,
+               orjson.dumps(refs).decode(), amount, age, stage, rep, name, orjson.dumps(detail).decode())  # fmt: skip
 
 
 INSERT_SLICE = 100_000
@@ -577,10 +624,12 @@ def _upgraded(metrics: dict) -> dict:
     return metrics
 
 
-def _score_row(row: dict) -> dict:
-    """A stored score as one flat dict: its explanation (`detail`) merged in beside the columns."""
-    detail = json.loads(row.pop("detail") or "null") or {}
-    reasons = json.loads(row["reasons"])
+def _score_row(row: dict, catalogue: list[dict]) -> dict:
+    """A stored score as one flat dict: its explanation (`detail`) merged in beside the columns, and its reasons
+    expanded from the refresh's catalogue (rows written before reasons were shared hold them whole)."""
+    detail = orjson.loads(row.pop("detail") or "null") or {}
+    reasons = [{**catalogue[ref[0]], "effect": ref[1]} if isinstance(ref, list) else ref
+               for ref in orjson.loads(row["reasons"])]  # fmt: skip
     for reason in reasons:  # rows written before reasons carried their qualifier
         reason.setdefault("qualifier", "beyond chance" if reason["significant"] else "within chance")
     defaults = {"base_p_win": None, "age_p_win": None, "standing": "typical", "summary": "", "stale": False}
