@@ -70,8 +70,6 @@ def decode(data: bytes, columns: tuple[str, ...], fields: dict[str, dict]) -> tu
     """The core columns as `pd.read_sql_query` would have typed them, and each extra field's values as the JSON
     path hands them to `typed_extra`."""
     table = pq.read_table(pa.BufferReader(data))
-    table = table.cast(pa.schema([field.with_type(field.type.value_type) if pa.types.is_dictionary(field.type)
-                                  else field for field in table.schema]))  # fmt: skip
     frame = pd.DataFrame({name: _as_sql_would(table.column(name)) for name in columns})
     extras = {name: _as_sql_would(table.column(name)) for name in fields}
     return frame, extras
@@ -82,6 +80,16 @@ def _as_sql_would(column: pa.ChunkedArray) -> pd.Series:
     matches (text → `str` with NaN, integers with a gap → float64, booleans with a gap → object)."""
     if column.null_count == len(column):
         return pd.Series([None] * len(column), dtype=object)
+    if pa.types.is_dictionary(column.type):  # text written as codes: decoded straight to shared strings
+        combined = column.combine_chunks()
+        codes = combined.indices.fill_null(-1).to_numpy().astype(np.intp)
+        values = combined.dictionary.to_numpy(zero_copy_only=False).astype(object)
+        return pd.Series(np.append(values, np.nan)[codes], dtype=object)
+    if pa.types.is_string(column.type):
+        values = column.to_numpy(zero_copy_only=False).astype(object)
+        if column.null_count:
+            values[column.is_null().to_numpy(zero_copy_only=False)] = np.nan
+        return pd.Series(values, dtype=object)
     return column.to_pandas()
 
 
@@ -95,7 +103,21 @@ def finish(frame: pd.DataFrame, extras: dict[str, pd.Series], fields: dict[str, 
         if values is None:
             values = pd.Series(None, index=frame.index, dtype=object)
         frame[name] = typed_extra(values.set_axis(frame.index), spec["kind"])
+    for column in frame.columns:
+        if isinstance(frame[column].dtype, pd.StringDtype):
+            frame[column] = _shared_objects(frame[column])
     return frame
+
+
+def _shared_objects(column: pd.Series) -> pd.Series:
+    """Text as plain Python strings (missing: NaN), one object per distinct value shared by its rows.
+
+    Every refresh filters, groups and compares these columns many times; on pandas' Arrow-backed string dtype each
+    filter copies the text and each NumPy conversion builds new strings, which together cost seconds at a million
+    deals. Object columns of shared strings are filtered as pointers."""
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    values = np.array([*np.asarray(uniques, dtype=object), np.nan], dtype=object)
+    return pd.Series(values[codes], index=column.index, dtype=object, name=column.name)
 
 
 def typed_extra(values: pd.Series, kind: str) -> pd.Series:
