@@ -48,9 +48,9 @@ def view_as_of(deals: pd.DataFrame, as_of: date, snapshot_taken: date) -> AsOfVi
     cut = pd.Timestamp(as_of)
     closed_by_then = deals["closed_date"].notna() & (deals["closed_date"] <= cut) & deals["outcome"].notna()
     created_by_then = deals["created_date"] <= cut
-    history = deals[closed_by_then].copy()
+    history = deals[closed_by_then]  # new frames already: copy-on-write (pandas 3) keeps `deals` untouched
     history["won"] = history["outcome"].eq("Won")
-    open_deals = deals[created_by_then & ~closed_by_then].copy()
+    open_deals = deals[created_by_then & ~closed_by_then]
     still_open = frozenset(open_deals.loc[open_deals["outcome"].isna(), "deal_id"])
     for column in FUTURE_ONLY_COLUMNS:
         open_deals[column] = None if column == "outcome" else pd.NA

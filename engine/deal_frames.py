@@ -97,7 +97,7 @@ def finish(frame: pd.DataFrame, extras: dict[str, pd.Series], fields: dict[str, 
     """Parse the dates and add the extra fields in their promised dtypes (see `Store.deals`) — one code path for
     the SQL rows and the Parquet blob, so the two cannot drift apart."""
     for column in ("created_date", "closed_date"):
-        frame[column] = pd.to_datetime(frame[column])
+        frame[column] = _dates(frame[column])
     for name, spec in fields.items():
         values = extras.get(name)
         if values is None:
@@ -107,6 +107,15 @@ def finish(frame: pd.DataFrame, extras: dict[str, pd.Series], fields: dict[str, 
         if isinstance(frame[column].dtype, pd.StringDtype):
             frame[column] = _shared_objects(frame[column])
     return frame
+
+
+def _dates(column: pd.Series) -> pd.Series:
+    """YYYY-MM-DD text parsed as pandas parses it, each distinct date once (a snapshot spans a few thousand days,
+    and mapping a million parsed strings back to their rows cost more than parsing)."""
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    parsed = pd.to_datetime(pd.Series(np.asarray(uniques, dtype=object)))
+    values = np.append(parsed.to_numpy(), np.array(["NaT"], dtype=parsed.dtype))
+    return pd.Series(values[codes], index=column.index, name=column.name)
 
 
 def _shared_objects(column: pd.Series) -> pd.Series:
