@@ -80,10 +80,12 @@ def _as_sql_would(column: pa.ChunkedArray) -> pd.Series:
     matches (text → `str` with NaN, integers with a gap → float64, booleans with a gap → object)."""
     if column.null_count == len(column):
         return pd.Series([None] * len(column), dtype=object)
-    if pa.types.is_dictionary(column.type):  # text written as codes: decoded straight to shared strings
-        combined = column.combine_chunks()
+    if pa.types.is_dictionary(column.type):  # text written as codes: decoded straight to codes and values
+        combined = column.unify_dictionaries().combine_chunks()
         codes = combined.indices.fill_null(-1).to_numpy().astype(np.intp)
         values = combined.dictionary.to_numpy(zero_copy_only=False).astype(object)
+        if len(set(values)) == len(values) and not any(v is None for v in values):
+            return pd.Series(pd.Categorical.from_codes(codes, categories=pd.Index(values, dtype=object)))
         return pd.Series(np.append(values, np.nan)[codes], dtype=object)
     if pa.types.is_string(column.type):
         values = column.to_numpy(zero_copy_only=False).astype(object)
@@ -104,9 +106,34 @@ def finish(frame: pd.DataFrame, extras: dict[str, pd.Series], fields: dict[str, 
             values = pd.Series(None, index=frame.index, dtype=object)
         frame[name] = typed_extra(values.set_axis(frame.index), spec["kind"])
     for column in frame.columns:
-        if isinstance(frame[column].dtype, pd.StringDtype):
+        if column in CATEGORY_COLUMNS or fields.get(column, {}).get("kind") == "category":
+            frame[column] = _categories(frame[column])
+        elif isinstance(frame[column].dtype, (pd.StringDtype, pd.CategoricalDtype)):
             frame[column] = _shared_objects(frame[column])
     return frame
+
+
+CATEGORY_COLUMNS = ("sales_rep_id", "industry", "region", "product_type", "lead_source", "deal_stage", "outcome")
+"""Text columns with a handful of values, held as pandas categoricals (with the extra `category` fields)."""
+
+
+def _categories(column: pd.Series) -> pd.Series:
+    """A text column as a categorical whose categories (plain strings) are sorted, as grouping sorts them.
+
+    Every refresh filters, groups and compares these columns many times; as codes into a few values that is
+    integer work, where text (Arrow-backed or Python strings) is hashed or copied at every step."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        codes, uniques = column.cat.codes.to_numpy(), np.asarray(column.cat.categories, dtype=object)
+    else:
+        codes, uniques = pd.factorize(column, use_na_sentinel=True)
+        uniques = np.asarray(uniques, dtype=object)
+    order = np.argsort(uniques.astype(str), kind="stable")
+    rank = np.empty(len(order) + 1, dtype=np.intp)
+    rank[order] = np.arange(len(order))
+    rank[-1] = -1  # code -1 (missing) stays missing
+    categories = pd.Index(uniques[order], dtype=object)
+    return pd.Series(pd.Categorical.from_codes(rank[codes], categories=categories), index=column.index,
+                     name=column.name)  # fmt: skip
 
 
 def _dates(column: pd.Series) -> pd.Series:

@@ -32,6 +32,7 @@ def compute_metrics(
     space: FeatureSpace | None = None,
     probabilities: WinProbabilities | None = None,
     segments: list[SegmentResult] | None = None,
+    trend: list[dict] | None = None,
 ) -> dict:
     """Everything `salesintel metrics` shows. `probabilities` (P(win) per open deal) default to the rule-based ones.
 
@@ -47,7 +48,8 @@ def compute_metrics(
     if segments is None:
         segments = compare_segments(history, space, settings) if len(history) else []
     window_start = pd.Timestamp(as_of) - pd.Timedelta(days=settings.res_window_days)
-    trend = _trend(deals, as_of, snapshot_taken, settings, space)
+    if trend is None:
+        trend = monthly_trend(deals, as_of, snapshot_taken, settings, space)
     pqi = open_pipeline_pqi(view.open, probabilities.values, space, settings)
     pqi["rule_based"] = trend[-1]["pqi"] if trend else None
     return {
@@ -161,7 +163,7 @@ def _open_pipeline(view: AsOfView, probabilities: WinProbabilities, space: Featu
     }
 
 
-def _trend(deals: pd.DataFrame, as_of: date, snapshot_taken: date, settings: MetricsSettings,
+def monthly_trend(deals: pd.DataFrame, as_of: date, snapshot_taken: date, settings: MetricsSettings,
            space: FeatureSpace) -> list[dict]:  # fmt: skip
     """Per month (last `trend_months`, ending with the as-of month): win rate, RES of that month's closes, and PQI
     of the pipeline open at the month's end (or the as-of date). PQI here always uses the rule-based P(win), so

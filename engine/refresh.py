@@ -14,12 +14,13 @@ from datetime import date, datetime, timedelta
 
 import pandas as pd
 
+from engine import background
 from engine.anomalies import find_anomalies
 from engine.asof import AsOfView, data_span, view_as_of
 from engine.drift import drift_report
 from engine.evidence import gather_evidence
 from engine.fields import AuditSettings, FeatureSpace, build_feature_space, candidate_fields
-from engine.metrics import compute_metrics
+from engine.metrics import compute_metrics, monthly_trend
 from engine.model import NotEnoughHistory, TrainedModel, train
 from engine.quality import WinProbabilities
 from engine.risk_rule import at_risk, choose_risk_rule
@@ -43,6 +44,9 @@ class EngineSettings:
     model: ModelSettings
     anomalies: AnomalySettings = AnomalySettings()
     risk: RiskRuleSettings = RiskRuleSettings()
+    background_from_deals: int = 200_000
+    """From this many deals in a snapshot, the findings that do not need the scores (trend, drift, anomalies) run
+    in a forked process beside scoring (see `engine.background`); below it, starting a process costs more."""
 
 
 def _snapshot_and_date(store: Store, as_of: date | None) -> tuple[Snapshot, date, pd.DataFrame]:
@@ -110,6 +114,8 @@ def refresh(store: Store, settings: EngineSettings, as_of: date | None, now: dat
     step.done("train the model" if model is not None and stored is not None and stored.trained_at == now
               else "load the model")  # fmt: skip
     space = space_after_model(audited, model)
+    findings = background.start(_findings, deals, view, as_of, snapshot.taken_at.date(), settings, space, model,
+                                fork=len(deals) >= settings.background_from_deals)  # fmt: skip
     segments = compare_segments(view.history, space, settings.metrics) if len(view.history) else []
     evidence = gather_evidence(view.history, space, segments, settings.metrics.confidence) if len(view.history) else None
     step.done("segments and evidence")
@@ -117,17 +123,16 @@ def refresh(store: Store, settings: EngineSettings, as_of: date | None, now: dat
                               settings.metrics)  # fmt: skip
     step.done(f"score {len(scores):,} open deals")
     probabilities = WinProbabilities(pd.Series(scores.p_win, index=view.open.index, dtype=float), scores.method)
-    metrics = compute_metrics(deals, as_of, snapshot.taken_at.date(), settings.metrics, space, probabilities, segments)
-    step.done("metrics and trend")
+    trend, drift, anomalies = findings.result()
+    step.done("trend, drift and anomalies (beside scoring)" if len(deals) >= settings.background_from_deals
+              else "trend, drift and anomalies")  # fmt: skip
+    metrics = compute_metrics(deals, as_of, snapshot.taken_at.date(), settings.metrics, space, probabilities, segments,
+                              trend)  # fmt: skip
     metrics["snapshot"] = {"id": snapshot.id, "source": snapshot.source, "taken_at": snapshot.taken_at.isoformat()}
     metrics["model"] = _model_report(stored, model, model_note, scores.method)
     metrics["evidence"] = evidence.to_dict() if evidence else None
-    usable = model is not None and not model.refused
-    metrics["drift"] = drift_report(model, view.open, view.history, settings.metrics.min_sample,
-                                    settings.model.seed) if usable else None  # fmt: skip
-    created = deals[deals["created_date"] <= pd.Timestamp(as_of)]
-    metrics["anomalies"] = find_anomalies(view.history, created, as_of, settings.anomalies, space)
-    step.done("drift and anomalies")
+    metrics["drift"], metrics["anomalies"] = drift, anomalies
+    step.done("metrics")
     rule = risk_rule_for(model, model_note, settings)
     step.done("risk rule")
     flagged = at_risk(scores.risk, scores.stale, rule)
@@ -138,6 +143,18 @@ def refresh(store: Store, settings: EngineSettings, as_of: date | None, now: dat
     refresh_id = store.save_refresh(snapshot.id, as_of, now, metrics, model_id, scores)
     step.done("save")
     return Refresh(refresh_id, snapshot.id, as_of, now, metrics, model_id)
+
+
+def _findings(deals: pd.DataFrame, view: AsOfView, as_of: date, snapshot_taken: date, settings: EngineSettings,
+              space: FeatureSpace, model: TrainedModel | None) -> tuple[list[dict], dict | None, dict]:  # fmt: skip
+    """The monthly trend, drift and anomalies: what a refresh finds that does not depend on its scores (pure, so
+    it may run in a forked process)."""
+    trend = monthly_trend(deals, as_of, snapshot_taken, settings.metrics, space)
+    usable = model is not None and not model.refused
+    drift = drift_report(model, view.open, view.history, settings.metrics.min_sample,
+                         settings.model.seed) if usable else None  # fmt: skip
+    created = deals[deals["created_date"] <= pd.Timestamp(as_of)]
+    return trend, drift, find_anomalies(view.history, created, as_of, settings.anomalies, space)
 
 
 class _Steps:

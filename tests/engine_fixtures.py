@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from engine.deal_frames import finish
 from engine.ingest import read_snapshot
 from engine.settings import IngestSettings
 from engine.synth import SynthSpec, generate
@@ -15,13 +16,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def as_store_frame(crm: pd.DataFrame, tmp_path: Path) -> pd.DataFrame:
-    """Run CRM rows through the real ingest, then parse dates as the store does."""
+    """Run CRM rows through the real ingest, then finish the frame as `Store.deals` does (dates, categories)."""
     path = tmp_path / "crm.csv"
     crm.to_csv(path, index=False)
-    deals = read_snapshot(path, IngestSettings()).deals
-    for column in ("created_date", "closed_date"):
-        deals[column] = pd.to_datetime(deals[column])
-    return deals
+    return finish(read_snapshot(path, IngestSettings()).deals, {}, {})
 
 
 def synthetic(tmp_path: Path, deals: int, seed: int, noise: bool = False):
@@ -30,10 +28,7 @@ def synthetic(tmp_path: Path, deals: int, seed: int, noise: bool = False):
 
 
 def bundled() -> pd.DataFrame:
-    deals = read_snapshot(ROOT / "data/skygeni_sales_data.csv", IngestSettings()).deals
-    for column in ("created_date", "closed_date"):
-        deals[column] = pd.to_datetime(deals[column])
-    return deals
+    return finish(read_snapshot(ROOT / "data/skygeni_sales_data.csv", IngestSettings()).deals, {}, {})
 
 
 LATER = date(2030, 1, 1)

@@ -76,3 +76,18 @@ def test_population_shift_past_the_threshold_is_a_drift_problem():
     shifted = population_stability({"a": 0.9, "b": 0.1}, {"a": 0.3, "b": 0.7})
     drift = {"psi": {"lead_source": shifted}, "model_has_skill": False, "skill": {"auc": None}}
     assert drift_problems(drift, AlertsSettings()) == [f"open pipeline has shifted on lead_source (PSI {shifted:.2f} > 0.25)"]
+
+
+def test_the_findings_a_forked_process_computes_beside_scoring_are_the_inline_ones(tmp_path):
+    """Large snapshots compute trend, drift and anomalies in a forked child (engine.background); the refresh must
+    store exactly what the inline path stores."""
+    taken = datetime(2024, 3, 1, 6, tzinfo=timezone.utc)
+    stored = []
+    for background_from in (0, 10**9):  # every snapshot forks; none does
+        store = Store.open(tmp_path / f"s{background_from}.db")
+        store.save_snapshot(read_snapshot(ROOT / "data/skygeni_sales_data.csv", IngestSettings()), taken, taken)
+        settings = EngineSettings(MetricsSettings(), ModelSettings(), AnomalySettings(),
+                                  background_from_deals=background_from)  # fmt: skip
+        stored.append(refresh(store, settings, AS_OF, taken).metrics)
+    assert stored[0]["anomalies"]["cells_tested"] > 50 and len(stored[0]["trend"]) == 12
+    assert stored[0] == stored[1]

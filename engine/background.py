@@ -1,0 +1,69 @@
+"""Run a pure step of a refresh in a forked child process while the parent goes on with the next ones.
+
+A refresh of a million deals spends seconds on findings that do not depend on the scores (anomalies, drift, the
+12-month trend), while scoring and saving keep one core busy with per-deal Python; the machine has two. A thread
+would share the interpreter lock with that Python work, so the step runs in a child forked from this process: it
+sees the same frames without copying or pickling them (copy-on-write pages) and sends back only its small result.
+
+The step must be pure (no store, no clock, no Slack): the child touches nothing the parent owns. Where `fork` is
+not available (or not wanted, e.g. for small data, where starting a process costs more than it saves) the step runs
+inline when its result is asked for, so the result is the same either way.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+
+class BackgroundStepError(RuntimeError):
+    """The background step raised, or its process died before answering."""
+
+
+class Pending:
+    """A step started with `start`; `result()` waits for it (and raises what it raised)."""
+
+    def __init__(self, step: Callable[..., Any], args: tuple, process=None, reader=None):
+        self._step, self._args, self._process, self._reader = step, args, process, reader
+
+    def result(self) -> Any:
+        if self._process is None:
+            return self._step(*self._args)
+        try:
+            status, value, trace = self._reader.recv()
+        except EOFError:
+            self._process.join()
+            raise BackgroundStepError(f"{self._step.__name__} died in its process (exit code "
+                                      f"{self._process.exitcode})") from None  # fmt: skip
+        finally:
+            self._reader.close()
+        self._process.join()
+        if status == "error":
+            raise BackgroundStepError(f"{self._step.__name__} failed:\n{trace}") from value
+        return value
+
+
+def start(step: Callable[..., Any], *args: Any, fork: bool) -> Pending:
+    """Start `step(*args)` in a forked child when `fork` is true and the platform can fork; else later, inline."""
+    if not fork or "fork" not in multiprocessing.get_all_start_methods():
+        return Pending(step, args)
+    context = multiprocessing.get_context("fork")
+    reader, writer = context.Pipe(duplex=False)
+    process = context.Process(target=_run_in_child, args=(step, args, writer), daemon=True)
+    process.start()
+    writer.close()  # the child holds the only writing end: its exit ends the pipe
+    return Pending(step, args, process, reader)
+
+
+def _run_in_child(step: Callable[..., Any], args: tuple, writer) -> None:
+    try:
+        writer.send(("ok", step(*args), None))
+    except BaseException as error:  # noqa: BLE001 — everything goes back to the parent, which raises it
+        try:
+            writer.send(("error", error, traceback.format_exc()))
+        except Exception:  # the error itself cannot be pickled: send its text
+            writer.send(("error", None, traceback.format_exc()))
+    finally:
+        writer.close()
