@@ -5,7 +5,10 @@ A refresh of a million deals spends seconds on findings that do not depend on th
 would share the interpreter lock with that Python work, so the step runs in a child forked from this process: it
 sees the same frames without copying or pickling them (copy-on-write pages) and sends back only its small result.
 
-The step must be pure (no store, no clock, no Slack): the child touches nothing the parent owns. Where `fork` is
+The step must be pure (no store, no clock, no Slack): the child touches nothing the parent owns. It runs with
+OpenMP held to one thread: scikit-learn's trees use OpenMP (GNU libgomp), whose thread pool does not survive a
+fork — a child that predicted with a tree model after the parent had trained one hung for good (seen on this
+machine; tests/test_background.py keeps it from coming back). Where `fork` is
 not available (or not wanted, e.g. for small data, where starting a process costs more than it saves) the step runs
 inline when its result is asked for, so the result is the same either way.
 """
@@ -58,8 +61,12 @@ def start(step: Callable[..., Any], *args: Any, fork: bool) -> Pending:
 
 
 def _run_in_child(step: Callable[..., Any], args: tuple, writer) -> None:
+    from threadpoolctl import threadpool_limits
+
     try:
-        writer.send(("ok", step(*args), None))
+        with threadpool_limits(1, user_api="openmp"):  # the parent's OpenMP pool is not usable here (see above)
+            value = step(*args)
+        writer.send(("ok", value, None))
     except BaseException as error:  # noqa: BLE001 — everything goes back to the parent, which raises it
         try:
             writer.send(("error", error, traceback.format_exc()))
