@@ -141,7 +141,7 @@ def _open_pipeline(view: AsOfView, probabilities: WinProbabilities, space: Featu
     # count, value and expected value describe the same deals: live ones, or all with include_stale_in_pipeline
     by_stage = []
     if view.stage_known and len(live):
-        stages = live["deal_stage"].fillna("(not recorded)")
+        stages = live["deal_stage"].astype(object).fillna("(not recorded)")  # a categorical takes no new level
         grouped = live.groupby(stages)["deal_amount"].agg(["count", "sum"])
         by_stage = [{"stage": stage, "count": int(c), "value": float(s)} for stage, (c, s) in grouped.iterrows()]
     long_days = space.landmarks[-1]

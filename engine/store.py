@@ -322,7 +322,9 @@ class Store:
 
         Extra fields come back typed by their kind: number → float64, boolean → pandas `boolean` (True/False/<NA>),
         date → datetime64 at midnight like created_date (so date arithmetic works the same on both), category →
-        object text; missing values are NaN/<NA>/NaT/None.
+        a pandas categorical, as are owner, industry, region, product, lead source, stage and outcome (other text is
+        object); missing values are NaN/<NA>/NaT/None. A categorical takes no value outside its categories: fill
+        or assign on `.astype(object)`.
 
         Read from the snapshot's columnar copy when it has one (every snapshot saved since schema version 8), else
         from its rows; the two give the same frame (see `engine.deal_frames`).

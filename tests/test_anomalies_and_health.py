@@ -91,3 +91,20 @@ def test_the_findings_a_forked_process_computes_beside_scoring_are_the_inline_on
         stored.append(refresh(store, settings, AS_OF, taken).metrics)
     assert stored[0]["anomalies"]["cells_tested"] > 50 and len(stored[0]["trend"]) == 12
     assert stored[0] == stored[1]
+
+
+def test_a_refresh_with_the_stage_known_counts_open_deals_with_no_stage(tmp_path):
+    """Stage is a categorical in the deal frame; an open deal with a blank stage is counted as "(not recorded)"
+    (filling a categorical with a new level raised, and failed every refresh of a current export)."""
+    crm = pd.read_csv(ROOT / "data/skygeni_sales_data.csv")
+    open_then = (pd.to_datetime(crm["created_date"]) <= pd.Timestamp(AS_OF)) & (
+        pd.to_datetime(crm["closed_date"]) > pd.Timestamp(AS_OF) + pd.Timedelta(days=30))  # fmt: skip
+    crm.loc[crm.index[open_then][:5], "deal_stage"] = ""
+    crm.to_csv(tmp_path / "crm.csv", index=False)
+    taken = datetime(2024, 3, 1, 6, tzinfo=timezone.utc)  # the as-of date is the snapshot's: stage known
+    store = Store.open(tmp_path / "s.db")
+    store.save_snapshot(read_snapshot(tmp_path / "crm.csv", IngestSettings()), taken, taken)
+    metrics = refresh(store, EngineSettings(MetricsSettings(), ModelSettings(), AnomalySettings()), AS_OF, taken).metrics
+    assert metrics["stage_known"]
+    by_stage = {row["stage"]: row["count"] for row in metrics["open_pipeline"]["by_stage"]}
+    assert by_stage["(not recorded)"] == 5
