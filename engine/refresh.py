@@ -18,7 +18,7 @@ from engine import background
 from engine.anomalies import find_anomalies
 from engine.asof import AsOfView, data_span, view_as_of
 from engine.drift import drift_report
-from engine.evidence import gather_evidence
+from engine.evidence import Evidence, gather_evidence
 from engine.fields import AuditSettings, FeatureSpace, build_feature_space, candidate_fields
 from engine.metrics import compute_metrics, monthly_trend
 from engine.model import NotEnoughHistory, TrainedModel, train
@@ -110,15 +110,19 @@ def refresh(store: Store, settings: EngineSettings, as_of: date | None, now: dat
     step.done("read the snapshot")
     audited = feature_space(snapshot, view, settings)
     step.done("audit the fields")
+    large = len(deals) >= settings.background_from_deals
+    # Segments and evidence of the audited fields, beside the model's training: kept when the model leaves the
+    # fields as audited (the usual case), computed again for the fields it kept otherwise.
+    early = background.start(_segments_and_evidence, view.history, audited, settings.metrics, fork=large)
     stored, model, model_note = _model_for(store, settings, snapshot, as_of, view.history, audited, now)
     step.done("train the model" if model is not None and stored is not None and stored.trained_at == now
               else "load the model")  # fmt: skip
     space = space_after_model(audited, model)
     findings = background.start(_findings, deals, view, as_of, snapshot.taken_at.date(), settings, space, model,
-                                fork=len(deals) >= settings.background_from_deals)  # fmt: skip
-    segments = compare_segments(view.history, space, settings.metrics) if len(view.history) else []
-    evidence = gather_evidence(view.history, space, segments, settings.metrics.confidence) if len(view.history) else None
-    step.done("segments and evidence")
+                                fork=large)  # fmt: skip
+    segments, evidence = early.result() if space == audited else _segments_and_evidence(view.history, space,
+                                                                                         settings.metrics)  # fmt: skip
+    step.done("segments and evidence (beside training)" if large and space == audited else "segments and evidence")
     scores = score_open_deals(view, evidence, model, stored.id if stored else None, space, settings.model,
                               settings.metrics)  # fmt: skip
     step.done(f"score {len(scores):,} open deals")
@@ -143,6 +147,15 @@ def refresh(store: Store, settings: EngineSettings, as_of: date | None, now: dat
     refresh_id = store.save_refresh(snapshot.id, as_of, now, metrics, model_id, scores)
     step.done("save")
     return Refresh(refresh_id, snapshot.id, as_of, now, metrics, model_id)
+
+
+def _segments_and_evidence(history: pd.DataFrame, space: FeatureSpace,
+                           settings: MetricsSettings) -> tuple[list, Evidence | None]:  # fmt: skip
+    """Each field's levels tested against the rest, and the evidence reasons cite (pure: may run in a fork)."""
+    if not len(history):
+        return [], None
+    segments = compare_segments(history, space, settings)
+    return segments, gather_evidence(history, space, segments, settings.confidence)
 
 
 def _findings(deals: pd.DataFrame, view: AsOfView, as_of: date, snapshot_taken: date, settings: EngineSettings,
