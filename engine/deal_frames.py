@@ -20,6 +20,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from engine.distinct import per_distinct
+
 FORMAT = "parquet-v1"
 """What `snapshot_frames.format` says: Parquet of the columns below, one Arrow type per kind of column."""
 
@@ -139,10 +141,8 @@ def _categories(column: pd.Series) -> pd.Series:
 def _dates(column: pd.Series) -> pd.Series:
     """YYYY-MM-DD text parsed as pandas parses it, each distinct date once (a snapshot spans a few thousand days,
     and mapping a million parsed strings back to their rows cost more than parsing)."""
-    codes, uniques = pd.factorize(column, use_na_sentinel=True)
-    parsed = pd.to_datetime(pd.Series(np.asarray(uniques, dtype=object)))
-    values = np.append(parsed.to_numpy(), np.array(["NaT"], dtype=parsed.dtype))
-    return pd.Series(values[codes], index=column.index, name=column.name)
+    parsed = per_distinct(column, lambda days: pd.to_datetime(pd.Series(days)).to_numpy(), np.datetime64("NaT"))
+    return pd.Series(parsed, index=column.index, name=column.name)
 
 
 def _shared_objects(column: pd.Series) -> pd.Series:
@@ -151,9 +151,8 @@ def _shared_objects(column: pd.Series) -> pd.Series:
     Every refresh filters, groups and compares these columns many times; on pandas' Arrow-backed string dtype each
     filter copies the text and each NumPy conversion builds new strings, which together cost seconds at a million
     deals. Object columns of shared strings are filtered as pointers."""
-    codes, uniques = pd.factorize(column, use_na_sentinel=True)
-    values = np.array([*np.asarray(uniques, dtype=object), np.nan], dtype=object)
-    return pd.Series(values[codes], index=column.index, dtype=object, name=column.name)
+    return pd.Series(per_distinct(column, lambda texts: texts, np.nan), index=column.index, dtype=object,
+                     name=column.name)  # fmt: skip
 
 
 def typed_extra(values: pd.Series, kind: str) -> pd.Series:

@@ -11,12 +11,14 @@ categories and raw numbers for gradient-boosted trees.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from engine.distinct import per_distinct
 from engine.fields import FeatureSpace
 
 MAX_TREE_CATEGORIES = 254
@@ -47,13 +49,16 @@ class Encoding:
             # Each distinct value is looked up once (a few dozen per field), not once per row; a value never seen
             # in training gets -1. (A Categorical built with fixed categories did the same per row, 3× slower, and
             # pandas deprecates it for values outside the categories.)
-            found, distinct = pd.factorize(rows[dimension].to_numpy(dtype=object))
-            position = {level: code for code, level in enumerate(levels)}
-            lookup = np.array([*(position.get(str(value), -1) for value in distinct), -1], dtype=np.int32)
-            columns[dimension] = lookup[found]
+            columns[dimension] = per_distinct(rows[dimension].to_numpy(dtype=object), _codes_among(levels), -1)
         numbers = {name: rows[name].to_numpy(dtype=float) for name in self.numbers}
         landmark = rows["landmark"].to_numpy(dtype=float) if "landmark" in rows else np.zeros(len(rows))
         return Coded(self, columns, numbers, landmark)
+
+
+def _codes_among(levels: tuple[str, ...]) -> Callable[[np.ndarray], np.ndarray]:
+    """Values → their position among `levels` as text (-1: a level never seen in training)."""
+    position = {level: code for code, level in enumerate(levels)}
+    return lambda values: np.array([position.get(str(value), -1) for value in values], dtype=np.int32)
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from engine.bands import amount_band, number_band
+from engine.distinct import per_distinct
 from engine.settings import MetricsSettings, ModelSettings
 
 MISSING_LEVEL = "(not recorded)"
@@ -165,9 +166,8 @@ class FeatureSpace:
                 values = amount_band(values, edges) if info.name == "deal_amount" else number_band(values, edges)
             # Each distinct value becomes text once and the rows share it: a million str() calls per field cost
             # more than the rest of the banding.
-            codes, uniques = pd.factorize(values, use_na_sentinel=True)
-            labels = np.array([*(str(level) for level in np.asarray(uniques, dtype=object)), MISSING_LEVEL], dtype=object)
-            frame[info.dimension] = pd.Series(labels[codes], index=deals.index, dtype=object)
+            text = per_distinct(values, lambda levels: np.array([str(v) for v in levels], dtype=object), MISSING_LEVEL)
+            frame[info.dimension] = pd.Series(text, index=deals.index, dtype=object)
         return frame
 
     def without(self, dimension: str, reason: str) -> "FeatureSpace":

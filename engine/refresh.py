@@ -128,8 +128,7 @@ def refresh(store: Store, settings: EngineSettings, as_of: date | None, now: dat
     step.done(f"score {len(scores):,} open deals")
     probabilities = WinProbabilities(pd.Series(scores.p_win, index=view.open.index, dtype=float), scores.method)
     trend, drift, anomalies = findings.result()
-    step.done("trend, drift and anomalies (beside scoring)" if len(deals) >= settings.background_from_deals
-              else "trend, drift and anomalies")  # fmt: skip
+    step.done("trend, drift and anomalies (beside scoring)" if large else "trend, drift and anomalies")
     metrics = compute_metrics(deals, as_of, snapshot.taken_at.date(), settings.metrics, space, probabilities, segments,
                               trend)  # fmt: skip
     metrics["snapshot"] = {"id": snapshot.id, "source": snapshot.source, "taken_at": snapshot.taken_at.isoformat()}

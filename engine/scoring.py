@@ -70,14 +70,6 @@ class Score(NamedTuple):
     """One computed sentence: how this deal's risk compares with the base risk, and what drives it."""
     stale: bool = False
 
-    def to_dict(self) -> dict:
-        return {"deal_id": self.deal_id, "p_win": self.p_win, "risk": self.risk, "method": self.method,
-                "model_id": self.model_id, "reasons": [r.to_dict() for r in self.reasons],
-                "deal_amount": self.deal_amount, "age_days": self.age_days, "deal_stage": self.deal_stage,
-                "sales_rep_id": self.sales_rep_id, "deal_name": self.deal_name, "base_p_win": self.base_p_win,
-                "age_p_win": self.age_p_win, "standing": self.standing, "summary": self.summary,
-                "stale": self.stale}  # fmt: skip
-
 
 class ScoredDeals(Sequence):
     """Every open deal's score, held by column: what a refresh computes and the store writes.
@@ -112,8 +104,6 @@ class ScoredDeals(Sequence):
         return len(self.deal_id)
 
     def __getitem__(self, position: int) -> Score:
-        if isinstance(position, slice):
-            return [self[i] for i in range(*position.indices(len(self)))]
         probability = float(self.p_win[position])
         return Score(
             deal_id=self.deal_id[position], p_win=probability, risk=1 - probability, method=self.method,
