@@ -127,24 +127,35 @@ def refresh(store: Store, settings: EngineSettings, as_of: date | None, now: dat
                               settings.metrics)  # fmt: skip
     step.done(f"score {len(scores):,} open deals")
     probabilities = WinProbabilities(pd.Series(scores.p_win, index=view.open.index, dtype=float), scores.method)
-    trend, drift, anomalies = findings.result()
-    step.done("trend, drift and anomalies (beside scoring)" if large else "trend, drift and anomalies")
-    metrics = compute_metrics(deals, as_of, snapshot.taken_at.date(), settings.metrics, space, probabilities, segments,
-                              trend)  # fmt: skip
-    metrics["snapshot"] = {"id": snapshot.id, "source": snapshot.source, "taken_at": snapshot.taken_at.isoformat()}
-    metrics["model"] = _model_report(stored, model, model_note, scores.method)
-    metrics["evidence"] = evidence.to_dict() if evidence else None
-    metrics["drift"], metrics["anomalies"] = drift, anomalies
-    step.done("metrics")
     rule = risk_rule_for(model, model_note, settings)
-    step.done("risk rule")
     flagged = at_risk(scores.risk, scores.stale, rule)
     rule["open_flagged"] = {"count": int(flagged.sum()), "of": len(scores),
                             "value": float(scores.deal_amount[flagged].sum())}  # fmt: skip
-    metrics["risk_rule"] = rule
+    step.done("risk rule")
+
+    computed: dict = {}
+
+    def metrics_when_scores_are_written() -> dict:
+        """Called by the store once the scores are written, in the same transaction: writing them overlaps the
+        findings still running in their process."""
+        step.done("write the scores")
+        trend, drift, anomalies = findings.result()
+        step.done("trend, drift and anomalies (beside scoring and writing)" if large else "trend, drift and anomalies")
+        metrics = compute_metrics(deals, as_of, snapshot.taken_at.date(), settings.metrics, space, probabilities,
+                                  segments, trend)  # fmt: skip
+        metrics["snapshot"] = {"id": snapshot.id, "source": snapshot.source, "taken_at": snapshot.taken_at.isoformat()}
+        metrics["model"] = _model_report(stored, model, model_note, scores.method)
+        metrics["evidence"] = evidence.to_dict() if evidence else None
+        metrics["drift"], metrics["anomalies"] = drift, anomalies
+        metrics["risk_rule"] = rule
+        step.done("metrics")
+        computed.update(metrics)
+        return metrics
+
     model_id = stored.id if stored else None
-    refresh_id = store.save_refresh(snapshot.id, as_of, now, metrics, model_id, scores)
-    step.done("save")
+    refresh_id = store.save_refresh(snapshot.id, as_of, now, metrics_when_scores_are_written, model_id, scores)
+    step.done("commit")
+    metrics = computed
     return Refresh(refresh_id, snapshot.id, as_of, now, metrics, model_id)
 
 

@@ -44,6 +44,7 @@ METHOD_RULES = "rule-based default (too few closed deals for statistics)"
 MATERIAL = 1.1
 """Risk at least this many times the base risk is "above"; at most its inverse, "below"; between, "typical"."""
 ABOVE, TYPICAL, BELOW, STALE = "above", "typical", "below", "stale"
+RULES_SUMMARY = "Too few closed deals for statistics: P(win) is the configured rule-based default."
 
 
 class Score(NamedTuple):
@@ -161,9 +162,9 @@ def score_open_deals(
         rate_of = {int(lm): evidence.age_rate(int(lm)) for lm in np.unique(landmarks)}
         age_p_win = [rate_of[lm] for lm in landmarks.tolist()]
     else:
-        explained = [_unexplained(p, base, st, space, age) for p, st, age in zip(p_win.tolist(), stale.tolist(),
-                                                                                 ages.tolist())]  # fmt: skip
-        standing, summary = [e[0] for e in explained], [e[1] for e in explained]
+        standing = standings(1 - p_win, base, stale).tolist()
+        summary = [_stale_sentence(space, age) if is_stale else RULES_SUMMARY
+                   for age, is_stale in zip(ages.tolist(), stale.tolist())]  # fmt: skip
         refs, catalogue, age_p_win = [()] * len(ages), [], [None] * len(ages)
     columns = {
         "deal_id": open_deals["deal_id"].to_numpy(dtype=object).tolist(), "p_win": p_win,
@@ -226,33 +227,21 @@ def _age_effects(landmarks: pd.Series, evidence: Evidence) -> pd.Series:
     return landmarks.map(lookup).astype(float)
 
 
-def standing_of(risk: float, base_p_win: float | None, stale: bool) -> str:
-    """Whether a risk is materially above, about, or below the base risk (one rule for every surface)."""
-    if stale:
-        return STALE
-    if base_p_win is None:
-        return TYPICAL
-    base_risk = 1 - base_p_win
-    if base_risk <= 0:
-        return TYPICAL
-    if risk >= MATERIAL * base_risk:
-        return ABOVE
-    if risk <= base_risk / MATERIAL:
-        return BELOW
-    return TYPICAL
+def standings(risk: np.ndarray, base_p_win: float | None, stale: np.ndarray) -> np.ndarray:
+    """Whether each risk is materially above, about, or below the base risk, or stale (one rule for every surface)."""
+    standing = np.full(len(risk), TYPICAL, dtype=object)
+    if base_p_win is not None and 1 - base_p_win > 0:
+        base_risk = 1 - base_p_win
+        standing[risk >= MATERIAL * base_risk] = ABOVE
+        standing[(risk < MATERIAL * base_risk) & (risk <= base_risk / MATERIAL)] = BELOW
+    standing[np.asarray(stale, dtype=bool)] = STALE
+    return standing
 
 
 def _stale_sentence(space: FeatureSpace, age_days: int) -> str:
     return (f"Stale — likely dead: open {age_days} days, longer than {space.supported_quantile:.0%} of the deals that "
             f"ever closed took ({space.supported_age} days). History says nothing about deals this old: close it "
             f"out in the CRM or re-qualify it.")  # fmt: skip
-
-
-def _unexplained(p_win: float, base: float | None, stale: bool, space: FeatureSpace, age_days: int):
-    standing = standing_of(1 - p_win, base, stale)
-    if stale:
-        return standing, _stale_sentence(space, age_days), ()
-    return standing, "Too few closed deals for statistics: P(win) is the configured rule-based default.", ()
 
 
 def _with_effect(reason: Reason, effect: float) -> Reason:
@@ -273,13 +262,14 @@ class _Explainer:
         """(catalogue position per deal, evidence rate per deal) for one dimension: a reason per distinct level
         (or, for age, per distinct age and landmark: a few hundred among a million open deals)."""
         if dimension == "age":
-            keys = np.column_stack([ages, landmarks])
-            unique, position = np.unique(keys, axis=0, return_inverse=True)
-            reasons = [self.evidence.age_reason(int(age), int(lm), 0.0) for age, lm in unique.tolist()]
+            span = int(landmarks.max() - landmarks.min()) + 1
+            key = (ages.astype(np.int64) - ages.min()) * span + (landmarks - landmarks.min())
+            unique, position = np.unique(key, return_inverse=True)
+            pairs = zip((unique // span + ages.min()).tolist(), (unique % span + landmarks.min()).tolist())
+            reasons = [self.evidence.age_reason(age, landmark, 0.0) for age, landmark in pairs]
         else:
-            values = features[dimension].to_numpy(dtype=object).astype(str)
-            unique, position = np.unique(values, return_inverse=True)
-            reasons = [self.evidence.attribute_reason(dimension, level, 0.0) for level in unique.tolist()]
+            position, unique = pd.factorize(features[dimension].to_numpy(dtype=object), use_na_sentinel=False)
+            reasons = [self.evidence.attribute_reason(dimension, str(level), 0.0) for level in unique.tolist()]
         first = len(self.catalogue)
         self.catalogue.extend(reasons)
         rates = np.array([np.nan if r.rate is None else r.rate for r in reasons], dtype=float)
@@ -292,8 +282,8 @@ class _Explainer:
         only when both the score's contribution and the evidence shown beside it point that way, so no line
         contradicts its own numbers.
 
-        Which reasons qualify and their order are decided for all deals at once, as arrays; only the sentence is
-        written per deal."""
+        Everything but the final sentence is decided for all deals at once, as arrays: which reasons qualify, their
+        order, the standing, and the text naming what drives a deal (written once per distinct set of reasons)."""
         base = self.evidence.overall
         effect = effects.to_numpy(dtype=float)
         entries = [self._entries(d, features, ages, landmarks) for d in effects.columns]
@@ -302,61 +292,104 @@ class _Explainer:
         known = ~np.isnan(rate)
         lowers = (effect < -1e-9) & known & (rate < base)
         raises = (effect > 1e-9) & known & (rate > base)
-        width = max(self.limit, 2)
-        lowering = _top(np.where(lowers, effect, np.inf), lowers.sum(axis=1), entry, effect, width)
-        raising = _top(np.where(raises, -effect, np.inf), raises.sum(axis=1), entry, effect, width)
-        base_risk = 1 - base
-        standings, summaries, refs = [], [], []
-        for i, (probability, is_stale, age) in enumerate(zip(p_win.tolist(), stale.tolist(), ages.tolist())):
-            standing = standing_of(1 - probability, base, is_stale)
-            down = lowering[i][: self.limit] if standing != BELOW else ()
-            if standing == BELOW:
-                up = raising[i][: self.limit]
-            else:  # about the base risk: what raises its chances is named only beside what lowers them
-                up = raising[i][:2] if standing == TYPICAL and down else ()
-            summary, shown = self._sentence(standing, probability, age, base_risk, down, up)
-            standings.append(standing)
-            summaries.append(summary)
-            refs.append(shown)
-        return standings, summaries, refs
-
-    def _sentence(self, standing: str, p_win: float, age_days: int, base_risk: float, lowering: tuple,
-                  raising: tuple) -> tuple[str, tuple]:  # fmt: skip
-        """(summary, reasons shown) from the reasons already chosen for this deal."""
         risk = 1 - p_win
-        comparison = f"Risk {risk:.0%} vs a base risk of {base_risk:.0%}"
-        if standing == STALE:
-            return _stale_sentence(self.space, age_days), lowering
-        if standing == ABOVE:
-            if not lowering:
-                driver = "the combination of its attributes, none of which stands out alone"
-            elif len(lowering) == 1 and self.catalogue[lowering[0][0]].dimension == "age":
-                driver = "its age alone: deals still open this long win less often"
+        standing = standings(risk, base, stale)
+        below, typical = standing == BELOW, standing == TYPICAL
+        # Shown as lowering its chances: up to `limit` reasons, for every deal not below the base risk. Shown as
+        # raising them: up to `limit` for a deal below the base risk, and up to two beside what lowers a typical one.
+        down = _Chosen(np.where(lowers, effect, np.inf), lowers.sum(axis=1), entry, effect, self.limit, ~below)
+        up_rows = below | (typical & (down.count > 0))
+        up = _Chosen(np.where(raises, -effect, np.inf), raises.sum(axis=1), entry, effect,
+                     np.where(below, self.limit, 2), up_rows)  # fmt: skip
+        summaries = np.empty(len(p_win), dtype=object)
+        refs = np.empty(len(p_win), dtype=object)
+        base_risk = 1 - base
+        comparison = [f"Risk {r:.0%} vs a base risk of {base_risk:.0%}" for r in risk.tolist()]
+        self._above(standing == ABOVE, comparison, risk / base_risk, down, summaries, refs)
+        self._typical(typical, comparison, down, up, summaries, refs)
+        rows = np.flatnonzero(below)
+        summaries[rows] = [f"{comparison[i]}: better than the average deal." for i in rows.tolist()]
+        refs[rows] = up.pairs(rows)
+        rows = np.flatnonzero(standing == STALE)
+        summaries[rows] = [_stale_sentence(self.space, age) for age in ages[rows].tolist()]
+        refs[rows] = down.pairs(rows)
+        return standing.tolist(), summaries.tolist(), refs.tolist()
+
+    def _above(self, rows: np.ndarray, comparison: list[str], ratio: np.ndarray, down: "_Chosen",
+               summaries: np.ndarray, refs: np.ndarray) -> None:  # fmt: skip
+        """A deal materially above the base risk always names what drives it."""
+        rows = np.flatnonzero(rows)
+        labels = self._labels(down, rows, self.limit)
+        age_alone = (down.count[rows] == 1) & self._is_age(down.entry[rows, 0])
+        drivers = np.where(down.count[rows] == 0, "the combination of its attributes, none of which stands out alone",
+                           np.where(age_alone, "its age alone: deals still open this long win less often", labels))
+        summaries[rows] = [f"{comparison[i]} ({x:.1f}×). What drives it: {d}."
+                           for i, x, d in zip(rows.tolist(), ratio[rows].tolist(), drivers.tolist())]  # fmt: skip
+        refs[rows] = down.pairs(rows)
+
+    def _typical(self, rows: np.ndarray, comparison: list[str], down: "_Chosen", up: "_Chosen", summaries: np.ndarray,
+                 refs: np.ndarray) -> None:  # fmt: skip
+        """About the base risk: what raises its chances is named only beside what lowers them."""
+        rows = np.flatnonzero(rows)
+        lowering, raising = self._labels(down, rows, 2), self._labels(up, rows, 2)
+        has_down, has_up = down.count[rows] > 0, up.count[rows] > 0
+        texts = []
+        for i, lower, higher, some_down, some_up in zip(rows.tolist(), lowering.tolist(), raising.tolist(),
+                                                        has_down.tolist(), has_up.tolist()):  # fmt: skip
+            if some_down and some_up:
+                texts.append(f"{comparison[i]}: about the base risk. What lowers its chances ({lower}) is offset by "
+                             f"what raises them ({higher}).")  # fmt: skip
+            elif some_down:
+                texts.append(f"{comparison[i]}: about the base risk; what lowers its chances does so only slightly.")
             else:
-                driver = self._labels(lowering)
-            return f"{comparison} ({risk / base_risk:.1f}×). What drives it: {driver}.", lowering
-        if standing == BELOW:
-            return f"{comparison}: better than the average deal.", raising
-        if lowering and raising:
-            summary = (f"{comparison}: about the base risk. What lowers its chances "
-                       f"({self._labels(lowering[:2])}) is offset by what raises them "
-                       f"({self._labels(raising[:2])}).")  # fmt: skip
-        elif lowering:
-            summary = f"{comparison}: about the base risk; what lowers its chances does so only slightly."
-        else:
-            summary = f"{comparison}: about the base risk. Nothing about this deal moves its chances materially."
-        return summary, lowering
+                texts.append(f"{comparison[i]}: about the base risk. Nothing about this deal moves its chances "
+                             f"materially.")  # fmt: skip
+        summaries[rows] = texts
+        refs[rows] = down.pairs(rows)
 
-    def _labels(self, refs: tuple) -> str:
-        return "; ".join(self.catalogue[k].label for k, _ in refs)
+    def _is_age(self, positions: np.ndarray) -> np.ndarray:
+        is_age = np.array([reason.dimension == "age" for reason in self.catalogue] + [False])
+        return is_age[positions]  # position -1 (no reason) picks the last slot
+
+    def _labels(self, chosen: "_Chosen", rows: np.ndarray, most: int) -> np.ndarray:
+        """Per row, the labels of its first `most` chosen reasons joined by "; " (written once per distinct set)."""
+        positions = chosen.entry[rows, :most]
+        size = len(self.catalogue) + 1
+        key = np.zeros(len(rows), dtype=np.int64)
+        for column in range(positions.shape[1]):
+            key = key * size + (positions[:, column] + 1)
+        distinct, code = np.unique(key, return_inverse=True)
+        label = [reason.label for reason in self.catalogue]
+        texts = []
+        for value in distinct.tolist():
+            parts = []
+            while value:
+                value, digit = divmod(value, size)
+                if digit:
+                    parts.append(label[digit - 1])
+            texts.append("; ".join(reversed(parts)))
+        return np.array(texts + [""], dtype=object)[code.reshape(-1)]
 
 
-def _top(order_key: np.ndarray, count: np.ndarray, entry: np.ndarray, effect: np.ndarray,
-         width: int) -> list[tuple[tuple[int, float], ...]]:  # fmt: skip
-    """Per deal, up to `width` qualifying reasons as (catalogue position, effect), strongest first (ties keep the
-    dimensions' order)."""
-    order = np.argsort(order_key, axis=1, kind="stable")[:, :width]
-    chosen_entry = np.take_along_axis(entry, order, axis=1).tolist()
-    chosen_effect = np.take_along_axis(effect, order, axis=1).tolist()
-    counts = np.minimum(count, width).tolist()
-    return [tuple(zip(e[:c], f[:c])) for e, f, c in zip(chosen_entry, chosen_effect, counts)]
+class _Chosen:
+    """Per deal, up to its `width` qualifying reasons, strongest first (ties keep the dimensions' order), for the rows
+    in `rows` only: `entry` holds catalogue positions (-1 past `count`), `effect` their effects for this deal."""
+
+    def __init__(self, order_key: np.ndarray, qualifying: np.ndarray, entry: np.ndarray, effect: np.ndarray,
+                 width: int | np.ndarray, rows: np.ndarray):  # fmt: skip
+        most = int(np.max(width)) if np.size(width) else 0
+        self.count = np.where(rows, np.minimum(qualifying, width), 0)
+        self.entry = np.full((len(entry), most), -1, dtype=np.int64)
+        self.effect = np.zeros((len(entry), most))
+        chosen = np.flatnonzero(rows)
+        if len(chosen) and most:
+            order = np.argsort(order_key[chosen], axis=1, kind="stable")[:, :most]
+            picked_entry = np.take_along_axis(entry[chosen], order, axis=1)
+            beyond = np.arange(most) >= self.count[chosen][:, None]
+            self.entry[chosen] = np.where(beyond, -1, picked_entry)
+            self.effect[chosen] = np.where(beyond, 0.0, np.take_along_axis(effect[chosen], order, axis=1))
+
+    def pairs(self, rows: np.ndarray) -> list[tuple[tuple[int, float], ...]]:
+        """Each row's (catalogue position, effect) pairs."""
+        entries, effects = self.entry[rows].tolist(), self.effect[rows].tolist()
+        return [tuple(zip(e[:c], f[:c])) for e, f, c in zip(entries, effects, self.count[rows].tolist())]

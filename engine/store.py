@@ -355,14 +355,16 @@ class Store:
 
     # refreshes -----------------------------------------------------------------------------------------
 
-    def save_refresh(self, snapshot_id: int, as_of: date, computed_at: datetime, metrics: dict,
+    def save_refresh(self, snapshot_id: int, as_of: date, computed_at: datetime, metrics: dict | Callable[[], dict],
                      model_id: int | None = None, scores: ScoreColumns | None = None) -> int:  # fmt: skip
-        """Write a refresh and its scores in one transaction, so readers never see half a refresh."""
+        """Write a refresh and its scores in one transaction, so readers never see half a refresh.
+
+        `metrics` may be a function: it is called once the scores are written, inside the transaction, so a caller
+        can let slow work elsewhere (a forked step) overlap the writing. Whatever it raises rolls everything back."""
         with self.db.conn:
             cursor = self.db.execute(
                 "INSERT INTO refreshes (snapshot_id, as_of, computed_at, metrics, model_id) VALUES (?, ?, ?, ?, ?)",
-                # allow_nan=False: `metrics --json` must be JSON every tool can read, never NaN or Infinity
-                [snapshot_id, as_of.isoformat(), computed_at.isoformat(), json.dumps(metrics, allow_nan=False), model_id],
+                [snapshot_id, as_of.isoformat(), computed_at.isoformat(), "{}", model_id],
             )
             refresh_id = cursor.lastrowid
             if scores is not None and len(scores):
@@ -374,6 +376,10 @@ class Store:
                     f" VALUES (?, {', '.join('?' for _ in SCORE_COLUMNS)})",
                     _score_rows(refresh_id, scores),
                 )  # fmt: skip
+            values = metrics() if callable(metrics) else metrics
+            # allow_nan=False: `metrics --json` must be JSON every tool can read, never NaN or Infinity
+            self.db.execute("UPDATE refreshes SET metrics = ? WHERE id = ?",
+                            [json.dumps(values, allow_nan=False), refresh_id])  # fmt: skip
         return refresh_id
 
     def latest_refresh(self, as_of: date | None = None) -> Refresh | None:
