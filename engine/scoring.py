@@ -382,12 +382,13 @@ class _Chosen:
         self.entry = np.full((len(entry), most), -1, dtype=np.int64)
         self.effect = np.zeros((len(entry), most))
         chosen = np.flatnonzero(rows)
-        if len(chosen) and most:
-            order = np.argsort(order_key[chosen], axis=1, kind="stable")[:, :most]
+        kept = min(most, entry.shape[1])  # fewer fields than reasons shown: the rest stay empty
+        if len(chosen) and kept:
+            order = np.argsort(order_key[chosen], axis=1, kind="stable")[:, :kept]
             picked_entry = np.take_along_axis(entry[chosen], order, axis=1)
-            beyond = np.arange(most) >= self.count[chosen][:, None]
-            self.entry[chosen] = np.where(beyond, -1, picked_entry)
-            self.effect[chosen] = np.where(beyond, 0.0, np.take_along_axis(effect[chosen], order, axis=1))
+            beyond = np.arange(kept) >= self.count[chosen][:, None]
+            self.entry[chosen, :kept] = np.where(beyond, -1, picked_entry)
+            self.effect[chosen, :kept] = np.where(beyond, 0.0, np.take_along_axis(effect[chosen], order, axis=1))
 
     def pairs(self, rows: np.ndarray) -> list[tuple[tuple[int, float], ...]]:
         """Each row's (catalogue position, effect) pairs."""
