@@ -211,7 +211,7 @@ class Deliverer:
         ops_channel = f"channel:{self.settings.routing.channels['ops']}"
         # One report per target, reason and day: a rep with no Slack user must not flood the ops channel.
         key = f"ops:failed:{message.target}:{reason.split(':')[0]}:{self.clock.now().date().isoformat()}"
-        with self.store.db.conn:
+        with self.store.transaction():
             self.outbox.enqueue(key, "ops", ops_channel, rendered, self.clock.now())
 
 

@@ -1,8 +1,8 @@
 """Alert state in the store: episodes, acknowledgements, snoozes, resolutions.
 
 Writes use the store's connection without committing, so a caller can record an alert and queue its messages
-in one transaction (`with store.db.conn:`). The user-facing operations (acknowledge, snooze) commit themselves
-and are idempotent: repeating one changes nothing and says so.
+in one transaction (`with store.transaction():`, which opens one explicitly). The user-facing operations
+(acknowledge, snooze) commit themselves and are idempotent: repeating one changes nothing and says so.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def _row(cursor, row) -> dict:
 
 class AlertLedger:
     def __init__(self, store: Store):
-        self.conn = store.db.conn
+        self.store, self.conn = store, store.db.conn
 
     def _query(self, sql: str, params: list = ()) -> list[dict]:
         cursor = self.conn.execute(sql, params)
@@ -101,7 +101,7 @@ class AlertLedger:
 
     def acknowledge(self, alert_id: int, user: str, now: datetime) -> Change:
         """No more repeats this episode. A second click (or Slack's retry) changes nothing."""
-        with self.conn:
+        with self.store.transaction():
             alert = self.get(alert_id)
             if alert["state"] in (ACKNOWLEDGED, RESOLVED):
                 return Change(alert, False)
@@ -113,7 +113,7 @@ class AlertLedger:
 
     def snooze(self, alert_id: int, until: datetime, user: str, now: datetime) -> Change:
         """Silent until `until`, then re-evaluated. Snoozing again to the same time changes nothing."""
-        with self.conn:
+        with self.store.transaction():
             alert = self.get(alert_id)
             if alert["state"] == RESOLVED or (alert["state"] == SNOOZED and alert["snoozed_until"] == until.isoformat()):
                 return Change(alert, False)

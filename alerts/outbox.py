@@ -34,7 +34,7 @@ class OutboxMessage:
 
 class Outbox:
     def __init__(self, store: Store):
-        self.conn = store.db.conn
+        self.store, self.conn = store, store.db.conn
 
     def enqueue(self, dedupe_key: str, kind: str, target: str, message: Message, now: datetime,
                 alert_id: int | None = None, status: str = PENDING, note: str | None = None) -> bool:  # fmt: skip
@@ -49,7 +49,7 @@ class Outbox:
 
     def recover(self) -> int:
         """After a crash: messages left "sending" go back to pending (each may be delivered a second time)."""
-        with self.conn:
+        with self.store.transaction():
             cursor = self.conn.execute(
                 "UPDATE outbox SET status = ?, note = 'was in flight at a crash; may be delivered twice'"
                 " WHERE status = ?", [PENDING, SENDING],
@@ -64,21 +64,21 @@ class Outbox:
         return [OutboxMessage(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7]) for r in cursor.fetchall()]
 
     def mark_sending(self, message_id: int) -> None:
-        with self.conn:
+        with self.store.transaction():
             self.conn.execute("UPDATE outbox SET status = ?, attempts = attempts + 1 WHERE id = ?", [SENDING, message_id])
 
     def mark_sent(self, message_id: int, now: datetime, channel: str | None, ts: str | None) -> None:
-        with self.conn:
+        with self.store.transaction():
             self.conn.execute("UPDATE outbox SET status = ?, sent_at = ?, slack_channel = ?, slack_ts = ? WHERE id = ?",
                               [SENT, now.isoformat(), channel, ts, message_id])  # fmt: skip
 
     def mark_retry(self, message_id: int, at: datetime, error: str) -> None:
-        with self.conn:
+        with self.store.transaction():
             self.conn.execute("UPDATE outbox SET status = ?, next_attempt_at = ?, last_error = ? WHERE id = ?",
                               [PENDING, at.isoformat(), error, message_id])  # fmt: skip
 
     def mark_failed(self, message_id: int, error: str) -> None:
-        with self.conn:
+        with self.store.transaction():
             self.conn.execute("UPDATE outbox SET status = ?, last_error = ? WHERE id = ?", [FAILED, error, message_id])
 
     def folded(self) -> list[dict]:

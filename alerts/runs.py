@@ -78,7 +78,7 @@ def realtime_run(env: AlertEnvironment, now: datetime, refresh: Refresh | None =
     candidates = _candidates(env, refresh, inputs)
     counts = {"new": 0, "repeat": 0, "control": 0, "silent": 0, "resolved": 0, "folded": 0}
     day_start = datetime.combine(now.astimezone(env.timezone).date(), datetime.min.time(), env.timezone)
-    with store.db.conn:
+    with store.transaction():
         qualifying = set()
         for candidate in candidates:
             qualifying.add((candidate.rule, candidate.deal_id))
@@ -184,7 +184,7 @@ def report_message(kind: str, env: AlertEnvironment, now: datetime, refresh: Ref
 def report_run(kind: str, env: AlertEnvironment, now: datetime, occurrence: str) -> bool:
     """Queue one report for its channel; `occurrence` (the scheduled fire time) makes a rerun a no-op."""
     message, folded_ids = report_message(kind, env, now)
-    with env.store.db.conn:
+    with env.store.transaction():
         queued = Outbox(env.store).enqueue(f"{kind}:{occurrence}", kind, report_target(kind, env.settings.routing),
                                            message, now)  # fmt: skip
         if queued and folded_ids:
@@ -196,7 +196,7 @@ def ops_alert(env: AlertEnvironment, key: str, problem: str, now: datetime) -> b
     """Queue a message to the ops channel, once per `key`, and log it."""
     log.warning(problem, extra={"event": "ops_alert", "key": key})
     message = render_message("ops", problem=problem, at=now.astimezone(env.timezone).strftime("%Y-%m-%d %H:%M %Z"))
-    with env.store.db.conn:
+    with env.store.transaction():
         return Outbox(env.store).enqueue(f"ops:{key}", "ops", report_target("ops", env.settings.routing), message, now)
 
 

@@ -90,7 +90,7 @@ class Scheduler:
 
     def _claim(self, job: str, fire_time: datetime, status: str, note: str | None) -> bool:
         try:
-            with self.store.db.conn:
+            with self.store.transaction():
                 self.store.db.execute(
                     "INSERT INTO job_runs (job, fire_time, status, claimed_at, note) VALUES (?, ?, ?, ?, ?)",
                     [job, _utc(fire_time), status, self.clock.now().isoformat(), note],
@@ -124,7 +124,7 @@ class Scheduler:
         return JobRun(job.name, fire_time, status, note)
 
     def _finish(self, job: str, fire_time: datetime, status: str, note: str | None) -> None:
-        with self.store.db.conn:
+        with self.store.transaction():
             self.store.db.execute("UPDATE job_runs SET status = ?, finished_at = ?, note = ? WHERE job = ? AND fire_time = ?",
                                   [status, self.clock.now().isoformat(), note, job, _utc(fire_time)])  # fmt: skip
 

@@ -259,12 +259,16 @@ class Store:
         if version > len(MIGRATIONS):
             raise StoreError(f"{path}: schema version {version} is newer than this salesintel knows")
         for step, migrate in enumerate(MIGRATIONS[version:], start=version + 1):
-            with self.db.conn:
+            with self.transaction():
                 migrate(self.db)
                 self.db.execute(f"PRAGMA user_version = {step}")
 
     def close(self) -> None:
         self.db.conn.close()
+
+    def transaction(self):
+        """A block of writes that lands whole or not at all (see `transaction`)."""
+        return transaction(self.db.conn)
 
     # snapshots -----------------------------------------------------------------------------------------
 
@@ -290,7 +294,7 @@ class Store:
         # deal_id is distinct within a snapshot (the validator rejects repeats): nothing to share
         shared = {name: None if name == "deal_id" else _shared_values(deals[name]) for name in DEAL_COLUMNS}
         frame_blob = deal_frames.encode(deals, DEAL_COLUMNS, parsed.fields, shared) if len(deals) else None
-        with _bulk_load(self.db.conn), self.db.conn:
+        with _bulk_load(self.db.conn), transaction(self.db.conn):
             cursor = self.db.execute(
                 "INSERT INTO snapshots (source, sha256, layout, taken_at, loaded_at, rows_read, rows_loaded,"
                 " rows_rejected, fields) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -361,7 +365,7 @@ class Store:
 
         `metrics` may be a function: it is called once the scores are written, inside the transaction, so a caller
         can let slow work elsewhere (a forked step) overlap the writing. Whatever it raises rolls everything back."""
-        with self.db.conn:
+        with self.transaction():
             cursor = self.db.execute(
                 "INSERT INTO refreshes (snapshot_id, as_of, computed_at, metrics, model_id) VALUES (?, ?, ?, ?, ?)",
                 [snapshot_id, as_of.isoformat(), computed_at.isoformat(), "{}", model_id],
@@ -459,7 +463,7 @@ class Store:
     # models --------------------------------------------------------------------------------------------
 
     def save_model(self, snapshot_id: int, as_of: date, trained_at: datetime, summary: dict, pipeline: bytes) -> StoredModel:
-        with self.db.conn:
+        with self.transaction():
             cursor = self.db.execute(
                 "INSERT INTO models (snapshot_id, as_of, trained_at, has_skill, train_from, train_to, deals, examples,"
                 " summary, pipeline) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -489,7 +493,7 @@ class Store:
         return dict(self.db.execute("SELECT rep_id, slack_id FROM slack_users").fetchall())
 
     def save_slack_user(self, person: str, slack_id: str, email: str | None, now: datetime) -> None:
-        with self.db.conn:
+        with self.transaction():
             self.db.execute("INSERT OR REPLACE INTO slack_users (rep_id, slack_id, email, looked_up_at)"
                             " VALUES (?, ?, ?, ?)", [person, slack_id, email, now.isoformat()])  # fmt: skip
 
@@ -570,6 +574,27 @@ def _sql_values(column: pd.Series, shared: deal_frames.Shared | None, start: int
     if column.dtype.kind in "iufb" and not column.hasnans:
         return column.tolist()
     return column.astype(object).where(column.notna(), None).tolist()
+
+
+@contextmanager
+def transaction(connection: sqlite3.Connection) -> Iterator[None]:
+    """One atomic unit of writes: all of them land, or (on any error) none.
+
+    `with connection:` alone does not give that here: sqlite-utils (from 4.0) commits a write made through
+    `Database.execute` at once unless a transaction is already open, so the first write of such a block was
+    committed on its own (a refresh whose scores failed kept its refresh row). This opens the transaction
+    explicitly (IMMEDIATE: the write lock is taken up front, so two processes never deadlock upgrading a read).
+    Inside an open transaction it simply joins it."""
+    if connection.in_transaction:
+        yield
+        return
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        connection.rollback()
+        raise
+    connection.commit()
 
 
 @contextmanager

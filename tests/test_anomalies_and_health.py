@@ -5,6 +5,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from alerts.outbox import Outbox
 from alerts.rules import drift_problems, stale_data
@@ -91,6 +92,26 @@ def test_the_findings_a_forked_process_computes_beside_scoring_are_the_inline_on
         stored.append(refresh(store, settings, AS_OF, taken).metrics)
     assert stored[0]["anomalies"]["cells_tested"] > 50 and len(stored[0]["trend"]) == 12
     assert stored[0] == stored[1]
+
+
+def test_findings_that_fail_while_the_scores_are_written_leave_no_trace_of_the_refresh(tmp_path, monkeypatch):
+    """The scores are written while the findings still run in their process; if those then fail, the refresh is
+    rolled back whole: no refresh, no scores, no reasons (readers never see half a refresh)."""
+    import engine.refresh
+
+    def findings_that_die(*args):
+        raise RuntimeError("the anomaly scan ran out of memory")
+
+    monkeypatch.setattr(engine.refresh, "_findings", findings_that_die)
+    taken = datetime(2024, 3, 1, 6, tzinfo=timezone.utc)
+    store = Store.open(tmp_path / "store.db")
+    store.save_snapshot(read_snapshot(ROOT / "data/skygeni_sales_data.csv", IngestSettings()), taken, taken)
+    settings = EngineSettings(MetricsSettings(), ModelSettings(), AnomalySettings(), background_from_deals=0)
+    with pytest.raises(Exception, match="ran out of memory"):
+        refresh(store, settings, AS_OF, taken)
+    for table in ("refreshes", "scores", "refresh_reasons"):
+        assert store.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == 0, table
+    assert store.latest_refresh() is None
 
 
 def test_a_refresh_with_the_stage_known_counts_open_deals_with_no_stage(tmp_path):

@@ -84,6 +84,20 @@ def test_store_keeps_deals_and_rejects_and_finds_reloads_by_hash(tmp_path):
     assert store.schema_version == len(MIGRATIONS)
 
 
+def test_a_snapshot_that_fails_while_its_deals_are_written_leaves_nothing_behind(tmp_path):
+    """All or nothing: the snapshot row is written first, then its deals; when a deal cannot be written (here a
+    repeated id that slipped past validation), the snapshot row goes too, and the next load starts clean."""
+    path = write(tmp_path, HEADER + GOOD + GOOD.replace("D1,", "D2,"))
+    parsed = read_snapshot(path, IngestSettings())
+    parsed.deals.loc[1, "deal_id"] = "D1"
+    store = Store.open(tmp_path / "s.db")
+    with pytest.raises(Exception, match="UNIQUE"):
+        store.save_snapshot(parsed, datetime(2024, 1, 12), datetime(2024, 1, 12))
+    for table in ("snapshots", "deals", "rejects", "snapshot_frames"):
+        assert store.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == 0, table
+    assert store.latest_snapshot() is None and store.snapshot_by_sha256(parsed.sha256) is None
+
+
 def test_a_file_mixing_good_and_bad_rows_loses_none_of_them(tmp_path):
     rows = [GOOD]
     rows += [f"G{i},2024-01-01,2024-01-11,rep_1,SaaS,APAC,Core,Inbound,Demo,{i},10,Lost\n" for i in range(20)]
