@@ -36,7 +36,7 @@ def _age_matched_shares(by_landmark: dict, landmarks: pd.Series, dimensions: tup
 
 
 def population_stability(expected: dict[str, float], actual: dict[str, float]) -> float:
-    levels = set(expected) | set(actual)
+    levels = sorted(set(expected) | set(actual))  # sorted: a set's order changes with each process's string hashing
     e = np.array([max(expected.get(level, 0.0), PSI_FLOOR) for level in levels])
     a = np.array([max(actual.get(level, 0.0), PSI_FLOOR) for level in levels])
     return float(np.sum((a - e) * np.log(a / e)))

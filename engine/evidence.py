@@ -130,12 +130,11 @@ class Evidence:
 
 def gather_evidence(history: pd.DataFrame, space: FeatureSpace, segments: list[SegmentResult] = (),
                     confidence: float = 0.95) -> Evidence:  # fmt: skip
-    attributes = space.attributes(history)
     won = history["won"].astype(float).to_numpy()
     overall = float(won.mean()) if len(won) else float("nan")
     per_dimension = {}
     for dimension in space.dimensions:
-        grouped = pd.Series(won, index=attributes.index).groupby(attributes[dimension]).agg(["sum", "count"])
+        grouped = space.level_counts(history, dimension, won)
         per_dimension[dimension] = shrink(grouped["sum"], grouped["count"], overall)
     cycle = history["sales_cycle_days"].to_numpy(dtype=float)
     still_open = {lm: still_open_at(cycle, lm) for lm in space.landmarks}

@@ -29,7 +29,6 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from engine.bands import amount_band, number_band
-from engine.distinct import per_distinct
 from engine.settings import MetricsSettings, ModelSettings
 
 MISSING_LEVEL = "(not recorded)"
@@ -150,25 +149,45 @@ class FeatureSpace:
         Columns are plain object arrays of str: scikit-learn's encoder and pandas' counts are several times slower
         on pandas' string dtype, which `astype(str)` gives under pandas 3. The caller gets its own (shallow) copy.
         """
+        return self._built(deals)[0].copy(deep=False)
+
+    def level_counts(self, deals: pd.DataFrame, dimension: str, won: np.ndarray) -> pd.DataFrame:
+        """Wins ("sum", summed as `won`'s type) and deals ("count") per level of `dimension` (missing values as
+        their level), levels sorted: what grouping `won` by the attribute column gives, counted from its codes."""
+        codes, levels = self._built(deals)[1][dimension]
+        present = np.bincount(codes, minlength=len(levels))
+        wins = np.bincount(codes, weights=won, minlength=len(levels)).astype(won.dtype if won.dtype != bool else np.int64)
+        kept = present > 0
+        counts = pd.DataFrame({"sum": wins[kept], "count": present[kept].astype(np.int64)},
+                              index=pd.Index(levels[kept], dtype=object, name=dimension))  # fmt: skip
+        return counts.sort_index()
+
+    def _built(self, deals: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
         key = (id(deals), self.fields, tuple(sorted(self.bands.items())))
         cached = self._memo.get(key)
         if cached is None or cached[0] is not deals:  # the frame itself is held, so its id cannot be reused
-            cached = (deals, self._attributes(deals))
+            cached = (deals, *self._attributes(deals))
             self._memo[key] = cached
-        return cached[1].copy(deep=False)
+        return cached[1], cached[2]
 
-    def _attributes(self, deals: pd.DataFrame) -> pd.DataFrame:
-        frame = pd.DataFrame(index=deals.index)
+    def _attributes(self, deals: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+        """The attribute frame, and per dimension each row's code into its distinct level texts."""
+        frame, codes = pd.DataFrame(index=deals.index), {}
         for info in self.fields:
             values = info.values(deals)
             if info.kind == "number":
                 edges = list(self.bands.get(info.name, ()))
                 values = amount_band(values, edges) if info.name == "deal_amount" else number_band(values, edges)
             # Each distinct value becomes text once and the rows share it: a million str() calls per field cost
-            # more than the rest of the banding.
-            text = per_distinct(values, lambda levels: np.array([str(v) for v in levels], dtype=object), MISSING_LEVEL)
-            frame[info.dimension] = pd.Series(text, index=deals.index, dtype=object)
-        return frame
+            # more than the rest of the banding. Distinct values that read the same share one level.
+            value_codes, distinct = pd.factorize(values, use_na_sentinel=True)
+            texts = np.array([str(v) for v in np.asarray(distinct, dtype=object)] + [MISSING_LEVEL], dtype=object)
+            text_codes, levels = pd.factorize(texts)
+            row_codes = text_codes[value_codes]  # code -1 (missing) picks the last text
+            levels = np.asarray(levels, dtype=object)
+            frame[info.dimension] = pd.Series(levels[row_codes], index=deals.index, dtype=object)
+            codes[info.dimension] = (row_codes, levels)
+        return frame, codes
 
     def without(self, dimension: str, reason: str) -> "FeatureSpace":
         """This space with one field moved to the excluded list (a leak found by the model)."""

@@ -6,9 +6,11 @@ are written in one transaction.
 
 from __future__ import annotations
 
+import gc
 import pickle
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
@@ -104,24 +106,56 @@ def refresh(store: Store, settings: EngineSettings, as_of: date | None, now: dat
     Reuses the newest model trained on the same snapshot as of the same date, or trains one. `progress` is told
     each step's name and its duration in seconds as it finishes (a refresh of a million deals takes a while).
     """
-    step = _Steps(progress)
+    with _cycle_collection_paused(), background.StepGroup() as forked:
+        return _refresh(store, settings, as_of, now, _Steps(progress), forked)
+
+
+@contextmanager
+def _cycle_collection_paused() -> Iterator[None]:
+    """Python's cycle collector paused for the refresh, then resumed.
+
+    A refresh holds million-row object arrays and builds hundreds of thousands of small tuples; each full pass of
+    the collector walks all of them, and those passes cost about 0.3 s at a million deals. What a refresh drops,
+    reference counting frees at once; the few cycles pandas leaves are collected after (peak memory is unchanged:
+    `bench/refresh_scale.py`)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _refresh(store: Store, settings: EngineSettings, as_of: date | None, now: datetime, step: "_Steps",
+             forked: background.StepGroup) -> Refresh:  # fmt: skip
     snapshot, as_of, deals = _snapshot_and_date(store, as_of)
     view = view_as_of(deals, as_of, snapshot.taken_at.date())
     step.done("read the snapshot")
     audited = feature_space(snapshot, view, settings)
     step.done("audit the fields")
     large = len(deals) >= settings.background_from_deals
-    # Segments and evidence of the audited fields, beside the model's training: kept when the model leaves the
-    # fields as audited (the usual case), computed again for the fields it kept otherwise.
-    early = background.start(_segments_and_evidence, view.history, audited, settings.metrics, fork=large)
+    # Segments and evidence, and the trend and anomalies, of the audited fields, beside the model's training: kept
+    # when the model leaves the fields as audited (the usual case), computed again for the fields it kept otherwise.
+    early = forked.start(_segments_and_evidence, view.history, audited, settings.metrics, fork=large)
+    findings = forked.start(_findings, deals, view, as_of, snapshot.taken_at.date(), settings, audited,
+                                fork=large)  # fmt: skip
     stored, model, model_note = _model_for(store, settings, snapshot, as_of, view.history, audited, now)
     step.done("train the model" if model is not None and stored is not None and stored.trained_at == now
               else "load the model")  # fmt: skip
     space = space_after_model(audited, model)
-    findings = background.start(_findings, deals, view, as_of, snapshot.taken_at.date(), settings, space, model,
-                                fork=large)  # fmt: skip
-    segments, evidence = early.result() if space == audited else _segments_and_evidence(view.history, space,
-                                                                                         settings.metrics)  # fmt: skip
+    if space != audited:
+        findings.discard()
+        findings = forked.start(_findings, deals, view, as_of, snapshot.taken_at.date(), settings, space,
+                                    fork=large)  # fmt: skip
+    usable = model is not None and not model.refused
+    drift = drift_report(model, view.open, view.history, settings.metrics.min_sample,
+                         settings.model.seed) if usable else None  # fmt: skip
+    if space == audited:
+        segments, evidence = early.result()
+    else:
+        early.discard()
+        segments, evidence = _segments_and_evidence(view.history, space, settings.metrics)
     step.done("segments and evidence (beside training)" if large and space == audited else "segments and evidence")
     scores = score_open_deals(view, evidence, model, stored.id if stored else None, space, settings.model,
                               settings.metrics)  # fmt: skip
@@ -139,8 +173,8 @@ def refresh(store: Store, settings: EngineSettings, as_of: date | None, now: dat
         """Called by the store once the scores are written, in the same transaction: writing them overlaps the
         findings still running in their process."""
         step.done("write the scores")
-        trend, drift, anomalies = findings.result()
-        step.done("trend, drift and anomalies (beside scoring and writing)" if large else "trend, drift and anomalies")
+        trend, anomalies = findings.result()
+        step.done("trend and anomalies (beside training, scoring and writing)" if large else "trend and anomalies")
         metrics = compute_metrics(deals, as_of, snapshot.taken_at.date(), settings.metrics, space, probabilities,
                                   segments, trend)  # fmt: skip
         metrics["snapshot"] = {"id": snapshot.id, "source": snapshot.source, "taken_at": snapshot.taken_at.isoformat()}
@@ -169,15 +203,12 @@ def _segments_and_evidence(history: pd.DataFrame, space: FeatureSpace,
 
 
 def _findings(deals: pd.DataFrame, view: AsOfView, as_of: date, snapshot_taken: date, settings: EngineSettings,
-              space: FeatureSpace, model: TrainedModel | None) -> tuple[list[dict], dict | None, dict]:  # fmt: skip
-    """The monthly trend, drift and anomalies: what a refresh finds that does not depend on its scores (pure, so
-    it may run in a forked process)."""
+              space: FeatureSpace) -> tuple[list[dict], dict]:  # fmt: skip
+    """The monthly trend and the anomalies: what a refresh finds that depends on neither the model nor the scores
+    (pure, so it may run in a forked process)."""
     trend = monthly_trend(deals, as_of, snapshot_taken, settings.metrics, space)
-    usable = model is not None and not model.refused
-    drift = drift_report(model, view.open, view.history, settings.metrics.min_sample,
-                         settings.model.seed) if usable else None  # fmt: skip
     created = deals[deals["created_date"] <= pd.Timestamp(as_of)]
-    return trend, drift, find_anomalies(view.history, created, as_of, settings.anomalies, space)
+    return trend, find_anomalies(view.history, created, as_of, settings.anomalies, space)
 
 
 class _Steps:

@@ -51,13 +51,12 @@ def compare_segments(history: pd.DataFrame, space: FeatureSpace, settings: Metri
     """One result per (dimension, value) of closed deals, tested against the rest, with BH-adjusted q-values."""
     from engine.fields import MISSING_LEVEL
 
-    frame = space.attributes(history)
-    frame["won"] = history["won"].to_numpy(dtype=bool)
-    total_wins, total_n = int(frame["won"].sum()), len(frame)
+    won = history["won"].to_numpy(dtype=bool)
+    total_wins, total_n = int(won.sum()), len(won)
     rows = []
     for dimension in space.dimensions:
-        recorded = frame[frame[dimension] != MISSING_LEVEL]
-        counts = recorded.groupby(dimension)["won"].agg(["sum", "count"])
+        counts = space.level_counts(history, dimension, won)
+        counts = counts[counts.index != MISSING_LEVEL]
         for value, (wins, n) in counts.iterrows():
             rest_wins, rest_n = total_wins - wins, total_n - n
             testable = n >= settings.min_sample and rest_n >= settings.min_sample

@@ -66,3 +66,25 @@ def test_a_child_can_predict_with_trees_after_the_parent_trained_them():
                           cwd=ROOT)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "True"
+
+
+def _sleeps():
+    import time
+
+    time.sleep(60)
+
+
+def test_a_discarded_step_stops_its_process():
+    pending = background.start(_sleeps, fork=True)
+    process = pending._process
+    assert process.is_alive()
+    pending.discard()
+    assert not process.is_alive()
+
+
+def test_leaving_a_step_group_by_an_error_stops_its_children():
+    with pytest.raises(RuntimeError), background.StepGroup() as group:
+        pending = group.start(_sleeps, fork=True)
+        process = pending._process
+        raise RuntimeError("scoring failed")
+    assert not process.is_alive()
