@@ -94,7 +94,10 @@ def _as_date(value: datetime | None) -> date | None:
 @click.pass_obj
 def refresh_command(obj, as_of: datetime | None, timings: bool) -> None:
     """Compute metrics for the newest snapshot as of a date and keep them in the store."""
-    from engine.refresh import RefreshError, refresh
+    from engine.collection import cycle_collection_paused
+
+    with cycle_collection_paused():  # importing the engine creates a million objects (see engine.collection)
+        from engine.refresh import RefreshError, refresh
     settings, config_path = obj
     store = _open_store(settings, config_path)
 

@@ -6,11 +6,9 @@ are written in one transaction.
 
 from __future__ import annotations
 
-import gc
 import pickle
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
@@ -18,6 +16,7 @@ import pandas as pd
 
 from engine import background
 from engine.anomalies import find_anomalies
+from engine.collection import cycle_collection_paused
 from engine.asof import AsOfView, data_span, view_as_of
 from engine.drift import drift_report
 from engine.evidence import Evidence, gather_evidence
@@ -106,25 +105,8 @@ def refresh(store: Store, settings: EngineSettings, as_of: date | None, now: dat
     Reuses the newest model trained on the same snapshot as of the same date, or trains one. `progress` is told
     each step's name and its duration in seconds as it finishes (a refresh of a million deals takes a while).
     """
-    with _cycle_collection_paused(), background.StepGroup() as forked:
+    with cycle_collection_paused(), background.StepGroup() as forked:
         return _refresh(store, settings, as_of, now, _Steps(progress), forked)
-
-
-@contextmanager
-def _cycle_collection_paused() -> Iterator[None]:
-    """Python's cycle collector paused for the refresh, then resumed.
-
-    A refresh holds million-row object arrays and builds hundreds of thousands of small tuples; each full pass of
-    the collector walks all of them, and those passes cost about 0.3 s at a million deals. What a refresh drops,
-    reference counting frees at once; the few cycles pandas leaves are collected after (peak memory is unchanged:
-    `bench/refresh_scale.py`)."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _refresh(store: Store, settings: EngineSettings, as_of: date | None, now: datetime, step: "_Steps",
