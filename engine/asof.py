@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+import numpy as np
 import pandas as pd
 
 FUTURE_ONLY_COLUMNS = ("outcome", "closed_date", "sales_cycle_days")
@@ -29,8 +30,9 @@ class AsOfView:
     history: pd.DataFrame
     open: pd.DataFrame
     stage_known: bool
-    open_in_snapshot: frozenset = frozenset()
-    """Ids of open deals still open when the snapshot was taken (the rest closed after the as-of date)."""
+    open_in_snapshot: np.ndarray | None = None
+    """Per row of `open`: whether the deal was still open when the snapshot was taken (the rest closed after the
+    as-of date). A mask, not a set of ids: looking a hundred thousand ids up in a set took 0.2 s a refresh."""
 
 
 def data_span(deals: pd.DataFrame, as_of: date) -> tuple[pd.Timestamp, pd.Timestamp] | None:
@@ -51,7 +53,7 @@ def view_as_of(deals: pd.DataFrame, as_of: date, snapshot_taken: date) -> AsOfVi
     history = deals[closed_by_then]  # new frames already: copy-on-write (pandas 3) keeps `deals` untouched
     history["won"] = history["outcome"].eq("Won")
     open_deals = deals[created_by_then & ~closed_by_then]
-    still_open = frozenset(open_deals.loc[open_deals["outcome"].isna(), "deal_id"])
+    still_open = open_deals["outcome"].isna().to_numpy(dtype=bool)
     for column in FUTURE_ONLY_COLUMNS:
         open_deals[column] = None if column == "outcome" else pd.NA
     open_deals["closed_date"] = pd.NaT

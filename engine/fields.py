@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from engine import background
 from engine.bands import amount_band, number_band
 from engine.settings import MetricsSettings, ModelSettings
 
@@ -246,13 +247,19 @@ class AuditSettings:
 
 
 def build_feature_space(candidates: list[FieldInfo], history: pd.DataFrame, open_deals: pd.DataFrame,
-                        settings: AuditSettings) -> FeatureSpace:  # fmt: skip
-    """Audit every candidate field against the closed deals (and the open ones) as of a date."""
+                        settings: AuditSettings, fork: bool = False) -> FeatureSpace:  # fmt: skip
+    """Audit every candidate field against the closed deals (and the open ones) as of a date.
+
+    The fields are audited independently; with `fork`, every other one is audited in a forked process
+    (`engine.background`) while this one audits the rest, so the audit of a large export uses both cores."""
+    present = [info for info in candidates if info.name in history.columns]
+    theirs = background.start(_exclusion_reasons, present[1::2], history, open_deals, settings,
+                              fork=fork and len(present) > 1)  # fmt: skip
+    reasons = dict(zip(present[0::2], _exclusion_reasons(present[0::2], history, open_deals, settings)))
+    reasons.update(zip(present[1::2], theirs.result()))
     used, excluded, bands = [], [], {}
-    for info in candidates:
-        if info.name not in history.columns:
-            continue
-        reason = _exclusion_reason(info, history, open_deals, settings)
+    for info in present:
+        reason = reasons[info]
         if reason:
             excluded.append(Exclusion(info.name, info.label, reason))
             continue
@@ -282,6 +289,12 @@ def _quantile_edges(values: pd.Series) -> tuple[float, ...]:
         return ()
     edges = sorted(set(float(e) for e in known.quantile([0.25, 0.5, 0.75])))
     return tuple(e for e in edges if e > known.min())
+
+
+def _exclusion_reasons(fields: list[FieldInfo], history: pd.DataFrame, open_deals: pd.DataFrame,
+                       settings: AuditSettings) -> list[str | None]:  # fmt: skip
+    """Why each field is excluded, or None (pure: may run in a forked process)."""
+    return [_exclusion_reason(info, history, open_deals, settings) for info in fields]
 
 
 def _exclusion_reason(info: FieldInfo, history: pd.DataFrame, open_deals: pd.DataFrame,

@@ -75,15 +75,15 @@ def default_as_of(snapshot: Snapshot, deals: pd.DataFrame) -> date:
     return last if (taken - last).days > DATA_ENDS_EARLY_DAYS else taken
 
 
-def feature_space(snapshot: Snapshot, view: AsOfView, settings: EngineSettings) -> FeatureSpace:
+def feature_space(snapshot: Snapshot, view: AsOfView, settings: EngineSettings, fork: bool = False) -> FeatureSpace:
     """The refresh's fields, audited against the data as of its date (see `engine.fields`).
 
     The "recorded only on closed deals" check looks at deals still open in the snapshot: in a replay, a deal open
     at the as-of date that closed later already carries what was filled in at its close.
     """
-    still_open = view.open[view.open["deal_id"].isin(view.open_in_snapshot)]
+    still_open = view.open[view.open_in_snapshot]
     return build_feature_space(candidate_fields(snapshot.fields), view.history, still_open,
-                               AuditSettings.of(settings.metrics, settings.model))  # fmt: skip
+                               AuditSettings.of(settings.metrics, settings.model), fork)  # fmt: skip
 
 
 def train_model(store: Store, settings: EngineSettings, as_of: date | None, now: datetime) -> StoredModel:
@@ -114,9 +114,9 @@ def _refresh(store: Store, settings: EngineSettings, as_of: date | None, now: da
     snapshot, as_of, deals = _snapshot_and_date(store, as_of)
     view = view_as_of(deals, as_of, snapshot.taken_at.date())
     step.done("read the snapshot")
-    audited = feature_space(snapshot, view, settings)
-    step.done("audit the fields")
     large = len(deals) >= settings.background_from_deals
+    audited = feature_space(snapshot, view, settings, fork=large)
+    step.done("audit the fields")
     # Segments and evidence, and the trend and anomalies, of the audited fields, beside the model's training: kept
     # when the model leaves the fields as audited (the usual case), computed again for the fields it kept otherwise.
     early = forked.start(_segments_and_evidence, view.history, audited, settings.metrics, fork=large)
