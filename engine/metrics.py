@@ -33,13 +33,15 @@ def compute_metrics(
     probabilities: WinProbabilities | None = None,
     segments: list[SegmentResult] | None = None,
     trend: list[dict] | None = None,
+    view: AsOfView | None = None,
 ) -> dict:
     """Everything `salesintel metrics` shows. `probabilities` (P(win) per open deal) default to the rule-based ones.
 
     Stale deals (older than `space.supported_age`) are counted apart from the live pipeline and left out of PQI
     and expected value unless `settings.include_stale_in_pipeline`.
     """
-    view = view_as_of(deals, as_of, snapshot_taken)
+    if view is None:  # a refresh passes the view it already cut
+        view = view_as_of(deals, as_of, snapshot_taken)
     history = view.history
     if space is None:  # the built-in fields, audited with default model settings (a refresh passes its own space)
         space = build_feature_space(candidate_fields({}), history, view.open, AuditSettings.of(settings, ModelSettings()))

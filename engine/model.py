@@ -144,7 +144,7 @@ def train(history: pd.DataFrame, as_of: date, space: FeatureSpace, settings: Mod
         examples = landmark_examples(sample, space)
         slices = time_slices(sample, examples, settings)
         encoding = Encoding.fit(examples.iloc[np.concatenate([slices.fit, slices.validation])], space)
-        coded, won = encoding.codes(examples), examples["won"].to_numpy(dtype=bool)
+        coded, won = encoding.codes(examples).with_design(), examples["won"].to_numpy(dtype=bool)
         selection = _select(coded, won, examples, slices, space, settings, metrics)
         auc = selection.evaluation["auc"]["auc"]
         if auc is None or auc <= settings.leak_auc:

@@ -158,7 +158,7 @@ def _refresh(store: Store, settings: EngineSettings, as_of: date | None, now: da
         trend, anomalies = findings.result()
         step.done("trend and anomalies (beside training, scoring and writing)" if large else "trend and anomalies")
         metrics = compute_metrics(deals, as_of, snapshot.taken_at.date(), settings.metrics, space, probabilities,
-                                  segments, trend)  # fmt: skip
+                                  segments, trend, view)  # fmt: skip
         metrics["snapshot"] = {"id": snapshot.id, "source": snapshot.source, "taken_at": snapshot.taken_at.isoformat()}
         metrics["model"] = _model_report(stored, model, model_note, scores.method)
         metrics["evidence"] = evidence.to_dict() if evidence else None
