@@ -30,7 +30,7 @@ class AsOfView:
     history: pd.DataFrame
     open: pd.DataFrame
     stage_known: bool
-    open_in_snapshot: np.ndarray | None = None
+    open_in_snapshot: np.ndarray
     """Per row of `open`: whether the deal was still open when the snapshot was taken (the rest closed after the
     as-of date). A mask, not a set of ids: looking a hundred thousand ids up in a set took 0.2 s a refresh."""
 

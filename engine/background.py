@@ -1,16 +1,17 @@
 """Run a pure step of a refresh in a forked child process while the parent goes on with the next ones.
 
-A refresh of a million deals spends seconds on findings that do not depend on the scores (anomalies, drift, the
-12-month trend), while scoring and saving keep one core busy with per-deal Python; the machine has two. A thread
-would share the interpreter lock with that Python work, so the step runs in a child forked from this process: it
-sees the same frames without copying or pickling them (copy-on-write pages) and sends back only its small result.
+A refresh of a million deals spends seconds on steps that need neither the model nor the scores (half the field
+audit, segments and evidence, the 12-month trend and the anomalies), while the parent keeps one core busy with
+training, per-deal Python and SQLite; the machine has two. A thread would share the interpreter lock with that
+Python work, so the step runs in a child forked from this process: it sees the same frames without copying or
+pickling them (copy-on-write pages) and sends back only its small result.
 
 The step must be pure (no store, no clock, no Slack): the child touches nothing the parent owns. It runs with
 OpenMP held to one thread: scikit-learn's trees use OpenMP (GNU libgomp), whose thread pool does not survive a
 fork — a child that predicted with a tree model after the parent had trained one hung for good (seen on this
-machine; tests/test_background.py keeps it from coming back). Where `fork` is
-not available (or not wanted, e.g. for small data, where starting a process costs more than it saves) the step runs
-inline when its result is asked for, so the result is the same either way.
+machine; tests/test_background.py keeps it from coming back). Where `fork` is not available (or not wanted, e.g.
+for small data, where starting a process costs more than it saves) the step runs inline when its result is asked
+for, so the result is the same either way.
 """
 
 from __future__ import annotations

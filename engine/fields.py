@@ -30,6 +30,7 @@ from sklearn.metrics import roc_auc_score
 
 from engine import background
 from engine.bands import amount_band, number_band
+from engine.distinct import counts_by_level, text_codes
 from engine.settings import MetricsSettings, ModelSettings
 
 MISSING_LEVEL = "(not recorded)"
@@ -156,12 +157,7 @@ class FeatureSpace:
         """Wins ("sum", summed as `won`'s type) and deals ("count") per level of `dimension` (missing values as
         their level), levels sorted: what grouping `won` by the attribute column gives, counted from its codes."""
         codes, levels = self._built(deals)[1][dimension]
-        present = np.bincount(codes, minlength=len(levels))
-        wins = np.bincount(codes, weights=won, minlength=len(levels)).astype(won.dtype if won.dtype != bool else np.int64)
-        kept = present > 0
-        counts = pd.DataFrame({"sum": wins[kept], "count": present[kept].astype(np.int64)},
-                              index=pd.Index(levels[kept], dtype=object, name=dimension))  # fmt: skip
-        return counts.sort_index()
+        return counts_by_level(codes, levels, won, dimension)
 
     def _built(self, deals: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
         key = (id(deals), self.fields, tuple(sorted(self.bands.items())))
@@ -180,12 +176,8 @@ class FeatureSpace:
                 edges = list(self.bands.get(info.name, ()))
                 values = amount_band(values, edges) if info.name == "deal_amount" else number_band(values, edges)
             # Each distinct value becomes text once and the rows share it: a million str() calls per field cost
-            # more than the rest of the banding. Distinct values that read the same share one level.
-            value_codes, distinct = pd.factorize(values, use_na_sentinel=True)
-            texts = np.array([str(v) for v in np.asarray(distinct, dtype=object)] + [MISSING_LEVEL], dtype=object)
-            text_codes, levels = pd.factorize(texts)
-            row_codes = text_codes[value_codes]  # code -1 (missing) picks the last text
-            levels = np.asarray(levels, dtype=object)
+            # more than the rest of the banding.
+            row_codes, levels = text_codes(values, MISSING_LEVEL)
             frame[info.dimension] = pd.Series(levels[row_codes], index=deals.index, dtype=object)
             codes[info.dimension] = (row_codes, levels)
         return frame, codes
@@ -364,14 +356,8 @@ def _level_counts(values: pd.Series, won: np.ndarray) -> pd.DataFrame:
 
     Counted from codes, each distinct value made text once: the whole closed history passes through here for
     every categorical field."""
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    text_codes, levels = pd.factorize(np.array([str(u) for u in np.asarray(uniques, dtype=object)], dtype=object))
-    recorded = codes >= 0
-    level_of = text_codes[codes[recorded]] if len(text_codes) else np.zeros(0, dtype=np.intp)
-    wins = np.bincount(level_of, weights=won[recorded].astype(float), minlength=len(levels)).astype(np.int64)
-    counts = pd.DataFrame({"sum": wins, "count": np.bincount(level_of, minlength=len(levels))},
-                          index=pd.Index(np.asarray(levels, dtype=object), name="level"))  # fmt: skip
-    return counts.sort_index()
+    codes, levels = text_codes(values, None)
+    return counts_by_level(codes, levels, won, "level")
 
 
 @functools.lru_cache(maxsize=4)

@@ -46,8 +46,9 @@ class EngineSettings:
     anomalies: AnomalySettings = AnomalySettings()
     risk: RiskRuleSettings = RiskRuleSettings()
     background_from_deals: int = 200_000
-    """From this many deals in a snapshot, the findings that do not need the scores (trend, drift, anomalies) run
-    in a forked process beside scoring (see `engine.background`); below it, starting a process costs more."""
+    """From this many deals in a snapshot, the steps that need neither the model nor the scores (half the field
+    audit; segments and evidence; trend and anomalies) run in forked processes beside the rest (see
+    `engine.background`); below it, starting a process costs more than it saves."""
 
 
 def _snapshot_and_date(store: Store, as_of: date | None) -> tuple[Snapshot, date, pd.DataFrame]:
@@ -120,24 +121,21 @@ def _refresh(store: Store, settings: EngineSettings, as_of: date | None, now: da
     # Segments and evidence, and the trend and anomalies, of the audited fields, beside the model's training: kept
     # when the model leaves the fields as audited (the usual case), computed again for the fields it kept otherwise.
     early = forked.start(_segments_and_evidence, view.history, audited, settings.metrics, fork=large)
-    findings = forked.start(_findings, deals, view, as_of, snapshot.taken_at.date(), settings, audited,
-                                fork=large)  # fmt: skip
+    findings = forked.start(_findings, deals, view, as_of, snapshot.taken_at.date(), settings, audited, fork=large)
     stored, model, model_note = _model_for(store, settings, snapshot, as_of, view.history, audited, now)
     step.done("train the model" if model is not None and stored is not None and stored.trained_at == now
               else "load the model")  # fmt: skip
     space = space_after_model(audited, model)
-    if space != audited:
-        findings.discard()
-        findings = forked.start(_findings, deals, view, as_of, snapshot.taken_at.date(), settings, space,
-                                    fork=large)  # fmt: skip
-    usable = model is not None and not model.refused
-    drift = drift_report(model, view.open, view.history, settings.metrics.min_sample,
-                         settings.model.seed) if usable else None  # fmt: skip
     if space == audited:
         segments, evidence = early.result()
     else:
         early.discard()
+        findings.discard()
+        findings = forked.start(_findings, deals, view, as_of, snapshot.taken_at.date(), settings, space, fork=large)
         segments, evidence = _segments_and_evidence(view.history, space, settings.metrics)
+    usable = model is not None and not model.refused
+    drift = drift_report(model, view.open, view.history, settings.metrics.min_sample,
+                         settings.model.seed) if usable else None  # fmt: skip
     step.done("segments and evidence (beside training)" if large and space == audited else "segments and evidence")
     scores = score_open_deals(view, evidence, model, stored.id if stored else None, space, settings.model,
                               settings.metrics)  # fmt: skip
@@ -148,8 +146,6 @@ def _refresh(store: Store, settings: EngineSettings, as_of: date | None, now: da
     rule["open_flagged"] = {"count": int(flagged.sum()), "of": len(scores),
                             "value": float(scores.deal_amount[flagged].sum())}  # fmt: skip
     step.done("risk rule")
-
-    computed: dict = {}
 
     def metrics_when_scores_are_written() -> dict:
         """Called by the store once the scores are written, in the same transaction: writing them overlaps the
@@ -165,13 +161,12 @@ def _refresh(store: Store, settings: EngineSettings, as_of: date | None, now: da
         metrics["drift"], metrics["anomalies"] = drift, anomalies
         metrics["risk_rule"] = rule
         step.done("metrics")
-        computed.update(metrics)
         return metrics
 
     model_id = stored.id if stored else None
-    refresh_id = store.save_refresh(snapshot.id, as_of, now, metrics_when_scores_are_written, model_id, scores)
+    refresh_id, metrics = store.save_refresh(snapshot.id, as_of, now, metrics_when_scores_are_written, model_id,
+                                             scores)  # fmt: skip
     step.done("commit")
-    metrics = computed
     return Refresh(refresh_id, snapshot.id, as_of, now, metrics, model_id)
 
 

@@ -294,7 +294,7 @@ class Store:
         # deal_id is distinct within a snapshot (the validator rejects repeats): nothing to share
         shared = {name: None if name == "deal_id" else _shared_values(deals[name]) for name in DEAL_COLUMNS}
         frame_blob = deal_frames.encode(deals, DEAL_COLUMNS, parsed.fields, shared) if len(deals) else None
-        with _bulk_load(self.db.conn), transaction(self.db.conn):
+        with _bulk_load(self.db.conn), self.transaction():
             cursor = self.db.execute(
                 "INSERT INTO snapshots (source, sha256, layout, taken_at, loaded_at, rows_read, rows_loaded,"
                 " rows_rejected, fields) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -359,12 +359,13 @@ class Store:
 
     # refreshes -----------------------------------------------------------------------------------------
 
-    def save_refresh(self, snapshot_id: int, as_of: date, computed_at: datetime, metrics: dict | Callable[[], dict],
-                     model_id: int | None = None, scores: ScoreColumns | None = None) -> int:  # fmt: skip
-        """Write a refresh and its scores in one transaction, so readers never see half a refresh.
+    def save_refresh(self, snapshot_id: int, as_of: date, computed_at: datetime, metrics: Callable[[], dict],
+                     model_id: int | None = None, scores: ScoreColumns | None = None) -> tuple[int, dict]:  # fmt: skip
+        """Write a refresh and its scores in one transaction, so readers never see half a refresh; return its id and
+        the metrics written.
 
-        `metrics` may be a function: it is called once the scores are written, inside the transaction, so a caller
-        can let slow work elsewhere (a forked step) overlap the writing. Whatever it raises rolls everything back."""
+        `metrics` is called once the scores are written, inside the transaction, so a caller can let slow work
+        elsewhere (a forked step) overlap the writing. Whatever it raises rolls everything back."""
         with self.transaction():
             cursor = self.db.execute(
                 "INSERT INTO refreshes (snapshot_id, as_of, computed_at, metrics, model_id) VALUES (?, ?, ?, ?, ?)",
@@ -380,11 +381,11 @@ class Store:
                     f" VALUES (?, {', '.join('?' for _ in SCORE_COLUMNS)})",
                     _score_rows(refresh_id, scores),
                 )  # fmt: skip
-            values = metrics() if callable(metrics) else metrics
+            values = metrics()
             # allow_nan=False: `metrics --json` must be JSON every tool can read, never NaN or Infinity
             self.db.execute("UPDATE refreshes SET metrics = ? WHERE id = ?",
                             [json.dumps(values, allow_nan=False), refresh_id])  # fmt: skip
-        return refresh_id
+        return refresh_id, values
 
     def latest_refresh(self, as_of: date | None = None) -> Refresh | None:
         """The newest snapshot's refresh for `as_of` (the newest computed for that date), or without a date the one
