@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from engine.asof import view_as_of
-from engine.evaluation import auc_with_interval, brier, calibration_table
+from engine.evaluation import DealResamples, auc_with_interval, brier, calibration_table
 from engine.evidence import gather_evidence
 from engine.model import NotEnoughHistory, train
 from engine.refresh import EngineSettings, feature_space, risk_rule_for, space_after_model
@@ -61,7 +61,8 @@ def backtest(deals: pd.DataFrame, snapshot: Snapshot, as_of: date, settings: Eng
     model_brier, base_brier = brier(outcomes, p_win), brier(outcomes, np.full(len(outcomes), base_rate))
     rng = np.random.default_rng(settings.model.seed)
     report.update(
-        auc=auc_with_interval(outcomes, p_win, resolved["deal_id"].to_numpy(), settings.model.bootstrap_samples, rng,
+        auc=auc_with_interval(outcomes, p_win,
+                              DealResamples.draw(resolved["deal_id"].to_numpy(), settings.model.bootstrap_samples, rng),
                               settings.metrics.confidence),
         brier=model_brier, base_rate_brier=base_brier, brier_skill=1 - model_brier / base_brier,
         calibration=calibration_table(outcomes, p_win, settings.model.calibration_bins),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from engine.evaluation import auc_with_interval, brier
+from engine.evaluation import DealResamples, auc_with_interval, brier
 from engine.features import landmark_examples, open_deal_features
 from engine.model import TrainedModel
 
@@ -58,7 +58,8 @@ def drift_report(model: TrainedModel, open_deals: pd.DataFrame, history: pd.Data
     if len(since) >= min_sample and since["won"].nunique() == 2 and not model.refused:
         examples = landmark_examples(since, model.space)
         predicted, outcomes = model.predict(examples), examples["won"].to_numpy()
-        auc = auc_with_interval(outcomes, predicted, examples["deal_id"].to_numpy(), 100, np.random.default_rng(seed))
+        deals = DealResamples.draw(examples["deal_id"].to_numpy(), 100, np.random.default_rng(seed))
+        auc = auc_with_interval(outcomes, predicted, deals)
         base = brier(outcomes, np.full(len(outcomes), model.base_rate))
         decay.update(auc=auc["auc"], auc_low=auc["low"], auc_high=auc["high"],
                      brier_skill=1 - brier(outcomes, predicted) / base)

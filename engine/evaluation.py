@@ -6,6 +6,8 @@ resampling rows would pretend the rows were independent and give intervals that 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -28,27 +30,36 @@ class _TiedRanking:
         return float(((positives * negatives_below).sum() + 0.5 * (positives * negatives).sum()) / total)
 
 
-def _cluster_resamples(clusters: np.ndarray, samples: int, rng: np.random.Generator):
-    """(cluster index per row, number of clusters, an iterator of how often each cluster is drawn per resample):
-    the one bootstrap by deal that every interval here uses."""
-    _, cluster_index = np.unique(clusters, return_inverse=True)
-    n_clusters = int(cluster_index.max()) + 1 if len(clusters) else 0
-    draws = (np.bincount(rng.integers(0, n_clusters, n_clusters), minlength=n_clusters)
-             for _ in range(samples if n_clusters else 0))  # fmt: skip
-    return cluster_index, n_clusters, draws
+@dataclass(frozen=True)
+class DealResamples:
+    """Bootstrap resamples by deal: how often each deal is drawn in each resample, and each row's deal.
+
+    Drawn once and shared by every figure computed on the same rows from the same random stream: two model
+    families evaluated on one holdout get the very same resamples either way, so they are drawn once for both."""
+
+    cluster_index: np.ndarray
+    """Each row's deal, numbered 0 … n_clusters - 1."""
+    n_clusters: int
+    counts: tuple[np.ndarray, ...]
+    """Per resample, how often each deal is drawn."""
+
+    @classmethod
+    def draw(cls, clusters: np.ndarray, samples: int, rng: np.random.Generator) -> "DealResamples":
+        _, cluster_index = np.unique(clusters, return_inverse=True)
+        n_clusters = int(cluster_index.max()) + 1 if len(clusters) else 0
+        counts = tuple(np.bincount(rng.integers(0, n_clusters, n_clusters), minlength=n_clusters)
+                       for _ in range(samples if n_clusters else 0))  # fmt: skip
+        return cls(cluster_index, n_clusters, counts)
 
 
-def auc_with_interval(
-    outcomes: np.ndarray, scores: np.ndarray, clusters: np.ndarray, samples: int, rng: np.random.Generator,
-    confidence: float = 0.95,
-) -> dict:  # fmt: skip
-    """ROC AUC of `scores` for `outcomes`, with a percentile interval from resampling `clusters` (deals)."""
+def auc_with_interval(outcomes: np.ndarray, scores: np.ndarray, resamples: DealResamples,
+                      confidence: float = 0.95) -> dict:  # fmt: skip
+    """ROC AUC of `scores` for `outcomes`, with a percentile interval from resampling deals."""
     ranking = _TiedRanking(np.asarray(outcomes), np.asarray(scores))
     estimate = ranking.auc(np.ones(len(outcomes)))
-    cluster_index, _, resamples = _cluster_resamples(clusters, samples, rng)
     draws = []
-    for counts in resamples:
-        value = ranking.auc(counts[cluster_index].astype(float))
+    for counts in resamples.counts:
+        value = ranking.auc(counts[resamples.cluster_index].astype(float))
         if value is not None:
             draws.append(value)
     if estimate is None or not draws:
@@ -58,20 +69,17 @@ def auc_with_interval(
     return {"auc": estimate, "low": float(low), "high": float(high), "samples": len(draws)}
 
 
-def brier_gain_interval(
-    outcomes: np.ndarray, predicted: np.ndarray, baseline: np.ndarray, clusters: np.ndarray, samples: int,
-    rng: np.random.Generator, confidence: float = 0.95,
-) -> dict:  # fmt: skip
+def brier_gain_interval(outcomes: np.ndarray, predicted: np.ndarray, baseline: np.ndarray, resamples: DealResamples,
+                        confidence: float = 0.95) -> dict:  # fmt: skip
     """How much lower the Brier score of `predicted` is than `baseline`'s, with a percentile interval from
-    resampling `clusters` (deals): the margin a model must show before it replaces the base rate."""
+    resampling deals: the margin a model must show before it replaces the base rate."""
     outcomes = np.asarray(outcomes, dtype=float)
     gain_per_row = (np.asarray(baseline) - outcomes) ** 2 - (np.asarray(predicted) - outcomes) ** 2
-    cluster_index, n_clusters, resamples = _cluster_resamples(clusters, samples, rng)
-    if n_clusters == 0:
+    if resamples.n_clusters == 0:
         return {"gain": None, "low": None, "high": None}
-    per_cluster = np.bincount(cluster_index, weights=gain_per_row, minlength=n_clusters)
-    rows = np.bincount(cluster_index, minlength=n_clusters).astype(float)
-    draws = [(counts @ per_cluster) / (counts @ rows) for counts in resamples]
+    per_cluster = np.bincount(resamples.cluster_index, weights=gain_per_row, minlength=resamples.n_clusters)
+    rows = np.bincount(resamples.cluster_index, minlength=resamples.n_clusters).astype(float)
+    draws = [(counts @ per_cluster) / (counts @ rows) for counts in resamples.counts]
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(draws, [tail, 100 - tail])
     return {"gain": float(gain_per_row.mean()), "low": float(low), "high": float(high)}

@@ -164,15 +164,15 @@ def predict(model: FittedModel, rows: Coded) -> np.ndarray:
     return expit(log_odds(model, rows))
 
 
-def calibrate(model: FittedModel, rows: Coded, won: np.ndarray, deals: np.ndarray) -> None:
-    """Recalibrate on `rows` (deals that closed after those the model was fitted on): sets slope and intercept.
+def calibrate(model: FittedModel, raw: np.ndarray, won: np.ndarray, deals: np.ndarray) -> None:
+    """Recalibrate on rows of deals that closed after those the model was fitted on, given the model's raw
+    (uncalibrated) log-odds of them: sets slope and intercept.
 
     Platt scaling fits the outcome's log-odds as slope × the model's log-odds + intercept. Each part changes only
     when the slice shows it must (a 95% test, with standard errors by deal since a deal has one row per landmark):
     the slope when its interval excludes 1, else the level alone when the observed win rate differs from the
     predicted one. On a weak model or a small slice a free recalibration fits chance, which is worse than none.
     """
-    raw = model.raw_log_odds(rows)
     won = np.asarray(won, dtype=float)
     model.slope, model.intercept = 1.0, 0.0
     if len(np.unique(won)) < 2:

@@ -27,10 +27,11 @@ from datetime import date
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 
 from engine.drivers import INSUFFICIENT, NOT_SIGNIFICANT, SIGNIFICANT, Driver, estimate_drivers
 from engine.encoding import Coded, Encoding
-from engine.evaluation import auc_with_interval, brier, brier_gain_interval, calibration_table
+from engine.evaluation import DealResamples, auc_with_interval, brier, brier_gain_interval, calibration_table
 from engine.families import LOGISTIC, BoostedModel, FittedModel, LogisticModel, calibrate
 from engine.families import predict as predict_rows
 from engine.features import landmark_examples
@@ -176,7 +177,8 @@ def train(history: pd.DataFrame, as_of: date, space: FeatureSpace, settings: Mod
     has_skill = selection.has_skill
     production = _fit_family(selection.family, coded, won, np.concatenate([slices.fit, slices.validation]), space,
                              settings, evaluation)  # fmt: skip
-    calibrate(production, coded.take(slices.holdout), won[slices.holdout], deals[slices.holdout])
+    calibrate(production, production.raw_log_odds(coded.take(slices.holdout)), won[slices.holdout],
+              deals[slices.holdout])  # fmt: skip
     drivers = estimate_drivers(sample, space, metrics, has_skill)
     shares = {int(landmark): {c: rows[c].value_counts(normalize=True).to_dict() for c in space.dimensions}
               for landmark, rows in examples.groupby("landmark")}  # fmt: skip
@@ -221,15 +223,16 @@ def _select(coded: Coded, won: np.ndarray, deal_ids: np.ndarray, slices: Slices,
     tuning = {"regularization_c": _choose_regularization(coded, won, deal_ids, slices, settings), "trees": None}
     validation_won, holdout_won = won[slices.validation], won[slices.holdout]
     base_rate = float(won[np.concatenate([slices.fit, slices.validation])].mean())
+    rng = np.random.default_rng(settings.seed)  # the AUC's resamples, then the Brier gain's: the same for each family
+    resamples = tuple(DealResamples.draw(deal_ids[slices.holdout], settings.bootstrap_samples, rng) for _ in range(2))
     candidates = []
     for family in settings.families:
         model = _fit_family(family, coded, won, slices.fit, space, settings, tuning, slices.validation)
-        raw_validation = predict_rows(model, coded.take(slices.validation))
-        calibrate(model, coded.take(slices.validation), validation_won, deal_ids[slices.validation])
+        raw_validation = model.raw_log_odds(coded.take(slices.validation))
+        calibrate(model, raw_validation, validation_won, deal_ids[slices.validation])
         predicted = predict_rows(model, coded.take(slices.holdout))
-        rng = np.random.default_rng(settings.seed)
-        report = _holdout_report(holdout_won, predicted, deal_ids[slices.holdout], base_rate, settings, metrics, rng)
-        candidates.append((brier(validation_won, raw_validation), family, report, predicted))
+        report = _holdout_report(holdout_won, predicted, resamples, base_rate, settings, metrics)
+        candidates.append((brier(validation_won, expit(raw_validation)), family, report, predicted))
     candidates.sort(key=lambda item: item[0])
     validation_brier, family, report, predicted = candidates[0]
     has_skill = (report["auc"]["low"] is not None and report["auc"]["low"] > 0.5
@@ -253,15 +256,15 @@ def _brief(report: dict) -> dict:
             "calibration_error": report["calibration"]["expected_calibration_error"]}  # fmt: skip
 
 
-def _holdout_report(won: np.ndarray, predicted: np.ndarray, deals: np.ndarray, base_rate: float,
-                    settings: ModelSettings, metrics: MetricsSettings, rng: np.random.Generator) -> dict:  # fmt: skip
+def _holdout_report(won: np.ndarray, predicted: np.ndarray, resamples: tuple[DealResamples, DealResamples],
+                    base_rate: float, settings: ModelSettings, metrics: MetricsSettings) -> dict:  # fmt: skip
+    """AUC, Brier score and gain over the base rate, calibration; `resamples` for the AUC and the gain."""
     base = np.full(len(won), base_rate)
     model_brier, base_brier = brier(won, predicted), brier(won, base)
     return {
-        "auc": auc_with_interval(won, predicted, deals, settings.bootstrap_samples, rng, metrics.confidence),
+        "auc": auc_with_interval(won, predicted, resamples[0], metrics.confidence),
         "brier": model_brier, "base_rate_brier": base_brier, "brier_skill": 1 - model_brier / base_brier,
-        "brier_gain": brier_gain_interval(won, predicted, base, deals, settings.bootstrap_samples, rng,
-                                          metrics.confidence),
+        "brier_gain": brier_gain_interval(won, predicted, base, resamples[1], metrics.confidence),
         "calibration": calibration_table(won, predicted, settings.calibration_bins),
     }  # fmt: skip
 
