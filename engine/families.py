@@ -31,7 +31,10 @@ from engine.encoding import Coded
 
 LOGISTIC, BOOSTED = "logistic regression", "gradient-boosted trees"
 MAX_TREES = 200
-"""Trees at most; the number used is chosen on the validation slice (`BoostedModel.best_trees`)."""
+"""Trees at most; the number used is chosen on the validation slice (`BoostedModel.fit_on_time`)."""
+PATIENCE = 20
+"""While choosing the number of trees, fitting stops once this many more trees did not lower the log-loss on the
+validation slice."""
 FAMILIES = (LOGISTIC, BOOSTED)
 
 
@@ -106,26 +109,45 @@ class BoostedModel:
 
     @classmethod
     def fit(cls, rows: Coded, won: np.ndarray, tree_dimensions: tuple[str, ...], number_dimensions: dict[str, str],
-            seed: int, trees: int = MAX_TREES) -> "BoostedModel":  # fmt: skip
+            seed: int, trees: int) -> "BoostedModel":  # fmt: skip
+        """Fit exactly `trees` trees (a count chosen before, by `fit_on_time`)."""
+        return cls._fit(rows, won, tree_dimensions, number_dimensions, seed, trees, None, None)
+
+    @classmethod
+    def fit_on_time(cls, rows: Coded, won: np.ndarray, later: Coded, later_won: np.ndarray,
+                    tree_dimensions: tuple[str, ...], number_dimensions: dict[str, str],
+                    seed: int) -> "BoostedModel":  # fmt: skip
+        """Fit on `rows` and keep as many trees as give the lowest Brier score on `later` (deals that closed after).
+
+        Trees are added until `PATIENCE` more did not lower the log-loss on `later` (or `MAX_TREES`), then the
+        count with the lowest Brier score among those fitted is kept. scikit-learn's own early stopping would hold
+        out random rows, which share deals (and outcomes) with the rows it fits, so it would stop late; a later
+        slice is what the model will face. Stopping early also spares fitting trees nobody keeps: at 1M deals the
+        count kept is about 40."""
+        model = cls._fit(rows, won, tree_dimensions, number_dimensions, seed, MAX_TREES, later, later_won)
+        errors = [np.mean((expit(d) - later_won) ** 2) for d in model.classifier.staged_decision_function(
+            later.tree_matrix(tree_dimensions))]  # fmt: skip
+        model.trees = int(np.argmin(errors)) + 1
+        return model
+
+    @classmethod
+    def _fit(cls, rows: Coded, won: np.ndarray, tree_dimensions: tuple[str, ...], number_dimensions: dict[str, str],
+             seed: int, trees: int, later: Coded | None, later_won: np.ndarray | None) -> "BoostedModel":  # fmt: skip
         categorical = np.array([True] * len(tree_dimensions) + [False] * (len(rows.numbers) + 1))
+        stopping = {} if later is None else {"n_iter_no_change": PATIENCE, "scoring": "loss"}
         classifier = HistGradientBoostingClassifier(
             learning_rate=0.1, max_iter=trees, max_leaf_nodes=8, min_samples_leaf=max(200, len(rows) // 500),
-            l2_regularization=1.0, categorical_features=categorical, early_stopping=False, random_state=seed,
+            l2_regularization=1.0, categorical_features=categorical, early_stopping=later is not None,
+            random_state=seed, **stopping,
         )  # fmt: skip
-        classifier.fit(rows.tree_matrix(tree_dimensions), won)
+        if later is None:
+            classifier.fit(rows.tree_matrix(tree_dimensions), won)
+        else:
+            classifier.fit(rows.tree_matrix(tree_dimensions), won, X_val=later.tree_matrix(tree_dimensions),
+                           y_val=later_won)  # fmt: skip
         medians = {name: float(np.nanmedian(values)) if np.isfinite(values).any() else 0.0
                    for name, values in rows.numbers.items()}  # fmt: skip
         return cls(classifier, tree_dimensions, number_dimensions, medians)
-
-    def keep_best_trees(self, rows: Coded, won: np.ndarray) -> int:
-        """Keep as many trees as give the lowest Brier score on `rows` (a later time slice), and return that count.
-
-        scikit-learn's own early stopping holds out random rows, which share deals (and outcomes) with the rows it
-        fits, so it stops late; a later slice is what the model will face."""
-        errors = [np.mean((expit(d) - won) ** 2) for d in self.classifier.staged_decision_function(
-            rows.tree_matrix(self.tree_dimensions))]  # fmt: skip
-        self.trees = int(np.argmin(errors)) + 1
-        return self.trees
 
     def raw_log_odds(self, rows: Coded) -> np.ndarray:
         matrix = rows.tree_matrix(self.tree_dimensions)

@@ -211,8 +211,9 @@ def _fit_family(family: str, coded: Coded, won: np.ndarray, rows: np.ndarray, sp
     numbers = {f.dimension: f.name for f in space.fields if f.kind == "number"}
     if check is None:
         return BoostedModel.fit(subset, won[rows], tree_dimensions, numbers, settings.seed, evaluation["trees"])
-    model = BoostedModel.fit(subset, won[rows], tree_dimensions, numbers, settings.seed)
-    evaluation["trees"] = model.keep_best_trees(coded.take(check), won[check])
+    model = BoostedModel.fit_on_time(subset, won[rows], coded.take(check), won[check], tree_dimensions, numbers,
+                                     settings.seed)  # fmt: skip
+    evaluation["trees"] = model.trees
     return model
 
 
