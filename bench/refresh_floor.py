@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import resource
 import sqlite3
+import sys
 import time
 
 import numpy as np
@@ -79,3 +81,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    # End without tearing the interpreter down, as the salesintel command does (bot/launch.py): freeing every object
+    # at exit (about 0.6 s after a million-deal refresh) is not work a lean floor should carry.
+    sys.stdout.flush()
+    os._exit(0)
