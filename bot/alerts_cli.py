@@ -22,7 +22,9 @@ SLACK_API_URL = "https://slack.com/api/"
 def alert_environment(settings: Settings, config_path: Path):
     from alerts.runs import AlertEnvironment
 
-    return AlertEnvironment(Store.open(store_path(settings, config_path)), settings.alerts, ZoneInfo(settings.timezone))
+    store = Store.open(store_path(settings, config_path))
+    click.get_current_context().call_on_close(store.close)  # the command's writes end up in the store file itself
+    return AlertEnvironment(store, settings.alerts, ZoneInfo(settings.timezone))
 
 
 def print_message(target: str, kind: str, text: str, blocks: list[dict]) -> None:

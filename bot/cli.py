@@ -49,7 +49,7 @@ def ingest(obj, path: Path, layout: str | None) -> None:
         parsed = _read_with_progress(path, settings, layout)
     except IngestError as error:
         raise click.ClickException(str(error)) from error
-    store = Store.open(store_path(settings, config_path))
+    store = _open_store(settings, config_path)
     existing = store.snapshot_by_sha256(parsed.sha256)
     if existing:
         click.echo(f"{path}: already loaded as snapshot #{existing.id} at {existing.loaded_at:%Y-%m-%d %H:%M}")
@@ -72,10 +72,14 @@ def _read_with_progress(path: Path, settings: Settings, layout: str | None) -> P
 
 
 def _open_store(settings: Settings, config_path: Path) -> Store:
+    """The store, closed when the command ends: closing checkpoints SQLite's write-ahead log into the store file, so
+    the file alone holds everything the command wrote (and can be copied as it is)."""
     try:
-        return Store.open(store_path(settings, config_path))
+        store = Store.open(store_path(settings, config_path))
     except StoreError as error:
         raise click.ClickException(str(error)) from error
+    click.get_current_context().call_on_close(store.close)
+    return store
 
 
 def _engine(settings: Settings) -> EngineSettings:

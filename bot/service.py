@@ -226,6 +226,7 @@ def run(settings: Settings, config_path: Path, port: int, pinned_as_of: date | N
     if socket_handler is not None:
         socket_handler.close()
     background.shutdown(wait=True)
+    stores.close()
     log.info("stopped", extra={"event": "stopped"})
     return 0
 

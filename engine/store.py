@@ -685,10 +685,22 @@ class ThreadLocalStore:
     def __init__(self, path: Path):
         self.path = path
         self._local = threading.local()
+        self._opened: list[Store] = []
+        self._lock = threading.Lock()
         Store.open(path).close()  # create and migrate once, up front
 
     def get(self) -> Store:
         store = getattr(self._local, "store", None)
         if store is None:
             store = self._local.store = Store.open(self.path)
+            with self._lock:
+                self._opened.append(store)
         return store
+
+    def close(self) -> None:
+        """Close every thread's store once the threads are done with them (the service's last step), so the
+        write-ahead log is checkpointed into the store file."""
+        with self._lock:
+            opened, self._opened = self._opened, []
+        for store in opened:
+            store.close()
