@@ -45,7 +45,7 @@ class EngineSettings:
     model: ModelSettings
     anomalies: AnomalySettings = AnomalySettings()
     risk: RiskRuleSettings = RiskRuleSettings()
-    background_from_deals: int = 200_000
+    background_from_deals: int = 50_000
     """From this many deals in a snapshot, the steps that need neither the model nor the scores (half the field
     audit; segments and evidence; trend and anomalies) run in forked processes beside the rest (see
     `engine.background`); below it, starting a process costs more than it saves."""
