@@ -4,7 +4,7 @@ a second (sleeping just moves it forward)."""
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
@@ -19,7 +19,7 @@ class SystemClock:
         self._stop = stop or threading.Event()
 
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
     def sleep(self, seconds: float) -> None:
         """Interruptible: returns early when the service is stopping."""
@@ -30,7 +30,7 @@ class SimulatedClock:
     def __init__(self, start: datetime):
         if start.tzinfo is None:
             raise ValueError("a simulated clock needs an aware datetime")
-        self._now = start.astimezone(timezone.utc)
+        self._now = start.astimezone(UTC)
 
     def now(self) -> datetime:
         return self._now
@@ -42,5 +42,4 @@ class SimulatedClock:
         self._now += delta
 
     def set(self, moment: datetime) -> None:
-        self._now = moment.astimezone(timezone.utc)
-
+        self._now = moment.astimezone(UTC)

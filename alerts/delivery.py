@@ -15,9 +15,10 @@ from __future__ import annotations
 import logging
 import sys
 import urllib.error
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Callable, Protocol, TextIO
+from datetime import UTC, datetime, timedelta
+from typing import Protocol, TextIO
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -31,11 +32,27 @@ from engine.store import Store
 log = logging.getLogger("salesintel.delivery")
 
 PERMANENT_ERRORS = {
-    "channel_not_found", "not_in_channel", "invalid_auth", "not_authed", "account_inactive", "token_revoked",
-    "token_expired", "is_archived", "channel_is_archived", "user_not_found", "users_not_found", "missing_scope",
-    "no_permission", "invalid_blocks", "msg_too_long", "no_text", "restricted_action", "user_disabled",
-    "cannot_dm_bot", "invalid_arguments",
-}  # fmt: skip
+    "channel_not_found",
+    "not_in_channel",
+    "invalid_auth",
+    "not_authed",
+    "account_inactive",
+    "token_revoked",
+    "token_expired",
+    "is_archived",
+    "channel_is_archived",
+    "user_not_found",
+    "users_not_found",
+    "missing_scope",
+    "no_permission",
+    "invalid_blocks",
+    "msg_too_long",
+    "no_text",
+    "restricted_action",
+    "user_disabled",
+    "cannot_dm_bot",
+    "invalid_arguments",
+}
 
 
 class PermanentError(Exception):
@@ -95,8 +112,14 @@ class SlackSender:
 
     def send(self, message: OutboxMessage) -> tuple[str | None, str | None]:
         channel = self._channel(message.target)
-        response = self._call(self.client.chat_postMessage, channel=channel, text=message.text, blocks=message.blocks,
-                              unfurl_links=False, unfurl_media=False)  # fmt: skip
+        response = self._call(
+            self.client.chat_postMessage,
+            channel=channel,
+            text=message.text,
+            blocks=message.blocks,
+            unfurl_links=False,
+            unfurl_media=False,
+        )
         return response.get("channel"), response.get("ts")
 
     def _channel(self, target: str) -> str:
@@ -120,7 +143,7 @@ class SlackSender:
             raise PermanentError(f"no Slack user for {person}: add slack or email under alerts.routing.users")
         found = self._call(self.client.users_lookupByEmail, email=entry["email"])
         slack_id = found["user"]["id"]
-        self.store.save_slack_user(person, slack_id, entry["email"], datetime.now(timezone.utc))
+        self.store.save_slack_user(person, slack_id, entry["email"], datetime.now(UTC))
         return slack_id
 
     @staticmethod
@@ -130,7 +153,9 @@ class SlackSender:
         except SlackApiError as error:
             status = error.response.status_code
             if status == 429:
-                raise RateLimited(float(error.response.headers.get("Retry-After", error.response.headers.get("retry-after", 1)))) from error
+                raise RateLimited(
+                    float(error.response.headers.get("Retry-After", error.response.headers.get("retry-after", 1)))
+                ) from error
             if status >= 500:
                 raise TransientError(f"Slack HTTP {status}") from error
             code = error.response.get("error") if isinstance(error.response.data, dict) else None
@@ -144,8 +169,14 @@ class SlackSender:
 class Deliverer:
     """Sends due outbox messages in order, pacing each channel, retrying and reporting as documented above."""
 
-    def __init__(self, store: Store, sender: Sender, settings: AlertsSettings, clock: Clock,
-                 last_sent: dict[str, datetime] | None = None):  # fmt: skip
+    def __init__(
+        self,
+        store: Store,
+        sender: Sender,
+        settings: AlertsSettings,
+        clock: Clock,
+        last_sent: dict[str, datetime] | None = None,
+    ):
         """`last_sent` (target → when) carries per-channel pacing across deliverers of one process."""
         self.store, self.sender, self.settings, self.clock = store, sender, settings, clock
         self.outbox = Outbox(store)
@@ -174,8 +205,10 @@ class Deliverer:
             channel, ts = self.sender.send(message)
         except RateLimited as error:
             self.outbox.mark_retry(message.id, self.clock.now() + timedelta(seconds=error.retry_after), str(error))
-            log.warning("rate limited", extra={"event": "delivery_rate_limited", "outbox_id": message.id,
-                                               "retry_after": error.retry_after})  # fmt: skip
+            log.warning(
+                "rate limited",
+                extra={"event": "delivery_rate_limited", "outbox_id": message.id, "retry_after": error.retry_after},
+            )
             return 0
         except TransientError as error:
             return self._transient(message, error)
@@ -184,8 +217,10 @@ class Deliverer:
             return 0
         self._last_sent[message.target] = self.clock.now()
         self.outbox.mark_sent(message.id, self.clock.now(), channel, ts)
-        log.info("delivered", extra={"event": "delivered", "outbox_id": message.id, "kind": message.kind,
-                                     "target": message.target})  # fmt: skip
+        log.info(
+            "delivered",
+            extra={"event": "delivered", "outbox_id": message.id, "kind": message.kind, "target": message.target},
+        )
         return 1
 
     def _transient(self, message: OutboxMessage, error: Exception) -> int:
@@ -193,16 +228,22 @@ class Deliverer:
         if attempts >= self.settings.delivery.max_attempts:
             self._failed(message, f"gave up after {attempts} attempts: {error}")
             return 0
-        delay = min(self.settings.delivery.backoff_seconds * 2 ** (attempts - 1), self.settings.delivery.max_backoff_seconds)
+        delay = min(
+            self.settings.delivery.backoff_seconds * 2 ** (attempts - 1), self.settings.delivery.max_backoff_seconds
+        )
         self.outbox.mark_retry(message.id, self.clock.now() + timedelta(seconds=delay), str(error))
-        log.warning("delivery retry", extra={"event": "delivery_retry", "outbox_id": message.id, "error": str(error),
-                                             "retry_in": delay})  # fmt: skip
+        log.warning(
+            "delivery retry",
+            extra={"event": "delivery_retry", "outbox_id": message.id, "error": str(error), "retry_in": delay},
+        )
         return 0
 
     def _failed(self, message: OutboxMessage, reason: str) -> None:
         self.outbox.mark_failed(message.id, reason)
-        log.error("delivery failed", extra={"event": "delivery_failed", "outbox_id": message.id, "reason": reason,
-                                            "target": message.target})  # fmt: skip
+        log.error(
+            "delivery failed",
+            extra={"event": "delivery_failed", "outbox_id": message.id, "reason": reason, "target": message.target},
+        )
         if message.kind == "ops":
             return
         target = message.target.split(":", 1)[-1]

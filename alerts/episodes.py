@@ -32,8 +32,9 @@ def in_control_group(deal_id: str, share: float) -> bool:
     return int.from_bytes(digest[:8], "big") / 2**64 < share
 
 
-def decide(candidate: Candidate, alert: dict | None, now: datetime, rule: RealtimeRuleSettings,
-           control_share: float) -> Decision:  # fmt: skip
+def decide(
+    candidate: Candidate, alert: dict | None, now: datetime, rule: RealtimeRuleSettings, control_share: float
+) -> Decision:
     """What to do with a qualifying deal given its current episode (None or resolved: a new one)."""
     if alert is None or alert["state"] == RESOLVED:
         if in_control_group(candidate.deal_id, control_share):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -74,17 +74,19 @@ class RefreshJob:
             except IngestError as error:
                 ops_alert(self.env, f"ingest:{path.name}:{stat.st_mtime}", f"cannot load {error}", now)
                 continue
-            taken = datetime.fromtimestamp(stat.st_mtime, timezone.utc)
+            taken = datetime.fromtimestamp(stat.st_mtime, UTC)
             snapshot = self.env.store.save_snapshot(parsed, taken, now)
-            loaded.append(f"snapshot #{snapshot.id} from {path.name} ({snapshot.rows_loaded} loaded, "
-                          f"{snapshot.rows_rejected} rejected)")  # fmt: skip
+            loaded.append(
+                f"snapshot #{snapshot.id} from {path.name} ({snapshot.rows_loaded} loaded, "
+                f"{snapshot.rows_rejected} rejected)"
+            )
         return "; ".join(loaded) or None
 
 
 def report_job(kind: str, env: AlertEnvironment):
     def run(fire_time: datetime, now: datetime) -> str | None:
         try:
-            queued = report_run(kind, env, now, occurrence=fire_time.astimezone(timezone.utc).isoformat())
+            queued = report_run(kind, env, now, occurrence=fire_time.astimezone(UTC).isoformat())
         except NothingToReport as error:
             return str(error)
         return "queued" if queued else "already queued"

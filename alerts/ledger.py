@@ -46,8 +46,9 @@ class AlertLedger:
         return _decode(rows[0])
 
     def latest_episode(self, rule: str, deal_id: str) -> dict | None:
-        rows = self._query("SELECT * FROM alerts WHERE rule = ? AND deal_id = ? ORDER BY episode DESC LIMIT 1",
-                           [rule, deal_id])  # fmt: skip
+        rows = self._query(
+            "SELECT * FROM alerts WHERE rule = ? AND deal_id = ? ORDER BY episode DESC LIMIT 1", [rule, deal_id]
+        )
         return _decode(rows[0]) if rows else None
 
     def active(self, rule: str | None = None) -> list[dict]:
@@ -69,8 +70,9 @@ class AlertLedger:
 
     # writes inside the caller's transaction ------------------------------------------------------------
 
-    def open_episode(self, rule: str, deal_id: str, risk: float, control: bool, recipients: list[str],
-                     payload: dict, now: datetime) -> dict:  # fmt: skip
+    def open_episode(
+        self, rule: str, deal_id: str, risk: float, control: bool, recipients: list[str], payload: dict, now: datetime
+    ) -> dict:
         previous = self.latest_episode(rule, deal_id)
         episode = previous["episode"] + 1 if previous else 1
         key = f"{rule}:{deal_id}:{episode}"
@@ -78,9 +80,23 @@ class AlertLedger:
         cursor = self.conn.execute(
             "INSERT INTO alerts (key, rule, deal_id, episode, state, control, risk, last_sent_risk, sends, first_at,"
             " last_sent_at, recipients, payload, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [key, rule, deal_id, episode, OPEN, int(control), risk, sent_risk, sends, now.isoformat(), sent_at,
-             json.dumps(recipients), json.dumps(payload), now.isoformat()],
-        )  # fmt: skip
+            [
+                key,
+                rule,
+                deal_id,
+                episode,
+                OPEN,
+                int(control),
+                risk,
+                sent_risk,
+                sends,
+                now.isoformat(),
+                sent_at,
+                json.dumps(recipients),
+                json.dumps(payload),
+                now.isoformat(),
+            ],
+        )
         return self.get(cursor.lastrowid)
 
     def record_repeat(self, alert_id: int, risk: float, now: datetime) -> None:
@@ -88,14 +104,16 @@ class AlertLedger:
             "UPDATE alerts SET state = ?, snoozed_until = NULL, risk = ?, last_sent_risk = ?, sends = sends + 1,"
             " last_sent_at = ?, updated_at = ? WHERE id = ?",
             [OPEN, risk, risk, now.isoformat(), now.isoformat(), alert_id],
-        )  # fmt: skip
+        )
 
     def record_risk(self, alert_id: int, risk: float, now: datetime) -> None:
         self.conn.execute("UPDATE alerts SET risk = ?, updated_at = ? WHERE id = ?", [risk, now.isoformat(), alert_id])
 
     def resolve(self, alert_id: int, resolution: str, now: datetime) -> None:
-        self.conn.execute("UPDATE alerts SET state = ?, resolved_at = ?, resolution = ?, updated_at = ? WHERE id = ?",
-                          [RESOLVED, now.isoformat(), resolution, now.isoformat(), alert_id])  # fmt: skip
+        self.conn.execute(
+            "UPDATE alerts SET state = ?, resolved_at = ?, resolution = ?, updated_at = ? WHERE id = ?",
+            [RESOLVED, now.isoformat(), resolution, now.isoformat(), alert_id],
+        )
 
     # user operations (commit) --------------------------------------------------------------------------
 
@@ -107,22 +125,25 @@ class AlertLedger:
                 return Change(alert, False)
             self.conn.execute(
                 "UPDATE alerts SET state = ?, acked_by = ?, acked_at = ?, snoozed_until = NULL, updated_at = ?"
-                " WHERE id = ?", [ACKNOWLEDGED, user, now.isoformat(), now.isoformat(), alert_id],
-            )  # fmt: skip
+                " WHERE id = ?",
+                [ACKNOWLEDGED, user, now.isoformat(), now.isoformat(), alert_id],
+            )
         return Change(self.get(alert_id), True)
 
     def snooze(self, alert_id: int, until: datetime, user: str, now: datetime) -> Change:
         """Silent until `until`, then re-evaluated. Snoozing again to the same time changes nothing."""
         with self.store.transaction():
             alert = self.get(alert_id)
-            if alert["state"] == RESOLVED or (alert["state"] == SNOOZED and alert["snoozed_until"] == until.isoformat()):
+            if alert["state"] == RESOLVED or (
+                alert["state"] == SNOOZED and alert["snoozed_until"] == until.isoformat()
+            ):
                 return Change(alert, False)
             if alert["state"] == ACKNOWLEDGED:
                 return Change(alert, False)
             self.conn.execute(
                 "UPDATE alerts SET state = ?, snoozed_until = ?, acked_by = ?, updated_at = ? WHERE id = ?",
                 [SNOOZED, until.isoformat(), user, now.isoformat(), alert_id],
-            )  # fmt: skip
+            )
         return Change(self.get(alert_id), True)
 
     # figures for reports -------------------------------------------------------------------------------
@@ -141,7 +162,7 @@ class AlertLedger:
             "SELECT SUM(first_at >= ? AND control = 0) AS new, SUM(first_at >= ? AND control = 1) AS held_back,"
             " SUM(last_sent_at >= ? AND sends > 1) AS repeat, SUM(acked_at >= ?) AS acknowledged FROM alerts",
             [since.isoformat()] * 4,
-        )  # fmt: skip
+        )
         return {k: int(v or 0) for k, v in rows[0].items()}
 
 

@@ -36,15 +36,34 @@ class Outbox:
     def __init__(self, store: Store):
         self.store, self.conn = store, store.db.conn
 
-    def enqueue(self, dedupe_key: str, kind: str, target: str, message: Message, now: datetime,
-                alert_id: int | None = None, status: str = PENDING, note: str | None = None) -> bool:  # fmt: skip
+    def enqueue(
+        self,
+        dedupe_key: str,
+        kind: str,
+        target: str,
+        message: Message,
+        now: datetime,
+        alert_id: int | None = None,
+        status: str = PENDING,
+        note: str | None = None,
+    ) -> bool:
         """Queue a message (inside the caller's transaction); False when this dedupe key was queued before."""
         cursor = self.conn.execute(
             "INSERT OR IGNORE INTO outbox (dedupe_key, alert_id, kind, target, text, blocks, status, attempts,"
             " next_attempt_at, created_at, note) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
-            [dedupe_key, alert_id, kind, target, message.text, json.dumps(message.blocks), status, now.isoformat(),
-             now.isoformat(), note],
-        )  # fmt: skip
+            [
+                dedupe_key,
+                alert_id,
+                kind,
+                target,
+                message.text,
+                json.dumps(message.blocks),
+                status,
+                now.isoformat(),
+                now.isoformat(),
+                note,
+            ],
+        )
         return cursor.rowcount == 1
 
     def recover(self) -> int:
@@ -52,30 +71,38 @@ class Outbox:
         with self.store.transaction():
             cursor = self.conn.execute(
                 "UPDATE outbox SET status = ?, note = 'was in flight at a crash; may be delivered twice'"
-                " WHERE status = ?", [PENDING, SENDING],
-            )  # fmt: skip
+                " WHERE status = ?",
+                [PENDING, SENDING],
+            )
         return cursor.rowcount
 
     def due(self, now: datetime, limit: int = 100) -> list[OutboxMessage]:
         cursor = self.conn.execute(
             "SELECT id, dedupe_key, kind, target, text, blocks, attempts, alert_id FROM outbox"
-            " WHERE status = ? AND next_attempt_at <= ? ORDER BY id LIMIT ?", [PENDING, now.isoformat(), limit],
-        )  # fmt: skip
+            " WHERE status = ? AND next_attempt_at <= ? ORDER BY id LIMIT ?",
+            [PENDING, now.isoformat(), limit],
+        )
         return [OutboxMessage(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7]) for r in cursor.fetchall()]
 
     def mark_sending(self, message_id: int) -> None:
         with self.store.transaction():
-            self.conn.execute("UPDATE outbox SET status = ?, attempts = attempts + 1 WHERE id = ?", [SENDING, message_id])
+            self.conn.execute(
+                "UPDATE outbox SET status = ?, attempts = attempts + 1 WHERE id = ?", [SENDING, message_id]
+            )
 
     def mark_sent(self, message_id: int, now: datetime, channel: str | None, ts: str | None) -> None:
         with self.store.transaction():
-            self.conn.execute("UPDATE outbox SET status = ?, sent_at = ?, slack_channel = ?, slack_ts = ? WHERE id = ?",
-                              [SENT, now.isoformat(), channel, ts, message_id])  # fmt: skip
+            self.conn.execute(
+                "UPDATE outbox SET status = ?, sent_at = ?, slack_channel = ?, slack_ts = ? WHERE id = ?",
+                [SENT, now.isoformat(), channel, ts, message_id],
+            )
 
     def mark_retry(self, message_id: int, at: datetime, error: str) -> None:
         with self.store.transaction():
-            self.conn.execute("UPDATE outbox SET status = ?, next_attempt_at = ?, last_error = ? WHERE id = ?",
-                              [PENDING, at.isoformat(), error, message_id])  # fmt: skip
+            self.conn.execute(
+                "UPDATE outbox SET status = ?, next_attempt_at = ?, last_error = ? WHERE id = ?",
+                [PENDING, at.isoformat(), error, message_id],
+            )
 
     def mark_failed(self, message_id: int, error: str) -> None:
         with self.store.transaction():
@@ -94,7 +121,7 @@ class Outbox:
         row = self.conn.execute(
             "SELECT COUNT(*) FROM outbox WHERE kind = ? AND target = ? AND created_at >= ? AND status != ?",
             [kind, target, since.isoformat(), FOLDED],
-        ).fetchone()  # fmt: skip
+        ).fetchone()
         return int(row[0])
 
     def statuses(self) -> dict[str, int]:

@@ -13,8 +13,10 @@ def segment_sections(segments: list[dict], show_all: bool) -> list[dict]:
     sections = []
     titles = {s["dimension"]: s.get("label") or s["dimension"] for s in segments}
     for dimension, title in titles.items():
-        rows = sorted((s for s in segments if s["dimension"] == dimension),
-                      key=lambda s: (s["rate"]["rate"] is None, s["rate"]["rate"] or 0))  # fmt: skip
+        rows = sorted(
+            (s for s in segments if s["dimension"] == dimension),
+            key=lambda s: (s["rate"]["rate"] is None, s["rate"]["rate"] or 0),
+        )
         if not rows:
             continue
         hidden = 0

@@ -42,20 +42,36 @@ def cut(items: list, limit: int = LIST_LIMIT) -> tuple[list, int]:
 
 def _common(inputs: ReportInputs) -> dict:
     m = inputs.metrics
-    return {"as_of": m["as_of"], "snapshot": m["snapshot"], "stale": inputs.stale_warning,
-            "model": m.get("model", {}), "overall": m["overall"], "owners": inputs.owners,
-            "rule": m.get("risk_rule") or {}, "coverage": m.get("coverage") or {},
-            "excluded": (m.get("fields") or {}).get("excluded", [])}  # fmt: skip
+    return {
+        "as_of": m["as_of"],
+        "snapshot": m["snapshot"],
+        "stale": inputs.stale_warning,
+        "model": m.get("model", {}),
+        "overall": m["overall"],
+        "owners": inputs.owners,
+        "rule": m.get("risk_rule") or {},
+        "coverage": m.get("coverage") or {},
+        "excluded": (m.get("fields") or {}).get("excluded", []),
+    }
 
 
 def realtime_context(score: dict, rule: str, detail: str, alert_id: int, why: str, inputs: ReportInputs) -> dict:
     """The critical deal alert: deal, risk, how long it has been open vs typical, why, what to do, owner."""
     velocity = inputs.metrics["velocity"]["won"]
-    return {**_common(inputs), "s": score, "rule": rule, "detail": detail, "alert_id": alert_id, "why_now": why,
-            "at_risk": is_at_risk(score, inputs.metrics.get("risk_rule")),
-            "typical_days": velocity["median"], "typical_n": velocity["n"],
-            "actions": recommended_actions(score["reasons"], detail if rule == "stalled" else None,
-                                           bool(score.get("stale")))}  # fmt: skip
+    return {
+        **_common(inputs),
+        "s": score,
+        "rule": rule,
+        "detail": detail,
+        "alert_id": alert_id,
+        "why_now": why,
+        "at_risk": is_at_risk(score, inputs.metrics.get("risk_rule")),
+        "typical_days": velocity["median"],
+        "typical_n": velocity["n"],
+        "actions": recommended_actions(
+            score["reasons"], detail if rule == "stalled" else None, bool(score.get("stale"))
+        ),
+    }
 
 
 def at_risk(scores: list[dict], metrics: dict) -> list[dict]:
@@ -68,8 +84,11 @@ def worth_a_look(scores: list[dict], metrics: dict) -> list[dict]:
     """Deals at risk first, then the other live deals by risk × amount; stale deals are listed apart."""
     risky = at_risk(scores, metrics)
     flagged = {s["deal_id"] for s in risky}
-    rest = sorted((s for s in scores if s["deal_id"] not in flagged and not s.get("stale")),
-                  key=lambda s: s["risk"] * s["deal_amount"], reverse=True)  # fmt: skip
+    rest = sorted(
+        (s for s in scores if s["deal_id"] not in flagged and not s.get("stale")),
+        key=lambda s: s["risk"] * s["deal_amount"],
+        reverse=True,
+    )
     return risky + rest
 
 
@@ -83,27 +102,53 @@ def daily_context(inputs: ReportInputs) -> dict:
     top, more = cut(worth_a_look(inputs.scores, m), inputs.settings.top_deals)
     folded, folded_more = cut(inputs.folded)
     stale_list, stale_more = cut(stale_deals(inputs.scores), 3)
-    return {**_common(inputs), "pipeline": m["open_pipeline"], "top": top, "top_more": more,
-            "at_risk": _at_risk_totals(inputs), "alerts": inputs.alert_counts, "folded": folded,
-            "folded_more": folded_more, "pqi": m["pqi"], "stale_deals": stale_list, "stale_more": stale_more,
-            "cap": inputs.settings.daily_cap_per_recipient}  # fmt: skip
+    return {
+        **_common(inputs),
+        "pipeline": m["open_pipeline"],
+        "top": top,
+        "top_more": more,
+        "at_risk": _at_risk_totals(inputs),
+        "alerts": inputs.alert_counts,
+        "folded": folded,
+        "folded_more": folded_more,
+        "pqi": m["pqi"],
+        "stale_deals": stale_list,
+        "stale_more": stale_more,
+        "cap": inputs.settings.daily_cap_per_recipient,
+    }
 
 
 def weekly_context(inputs: ReportInputs) -> dict:
     """Pipeline health for the CRO: win rate and change, PQI and change, revenue at risk, highlights, wins."""
     m = inputs.metrics
-    weak_sources = [s for s in m["segments"] if s["dimension"] == "lead_source" and s["status"] == "significant"
-                    and s["rate"]["rate"] < m["overall"]["rate"]]  # fmt: skip
-    dropped = [a for a in m["anomalies"]["anomalies"]
-               if a["signals"]["win_rate"].get("significant") and a["signals"]["win_rate"]["direction"] == "down"]
+    weak_sources = [
+        s
+        for s in m["segments"]
+        if s["dimension"] == "lead_source" and s["status"] == "significant" and s["rate"]["rate"] < m["overall"]["rate"]
+    ]
+    dropped = [
+        a
+        for a in m["anomalies"]["anomalies"]
+        if a["signals"]["win_rate"].get("significant") and a["signals"]["win_rate"]["direction"] == "down"
+    ]
     wins, wins_more = cut(sorted(inputs.wins, key=lambda w: w["deal_amount"], reverse=True), 5)
     previous = inputs.previous_metrics
-    return {**_common(inputs), "win_change": _win_rate_change(m), "pqi": m["pqi"],
-            "pqi_before": previous["pqi"] if previous else None,
-            "previous_as_of": previous["as_of"] if previous else None,
-            "at_risk": _at_risk_totals(inputs), "pipeline": m["open_pipeline"], "weak_sources": weak_sources,
-            "segment_statement": m["statement"], "dropped": dropped[:5], "wins": wins, "wins_more": wins_more,
-            "wins_total": sum(w["deal_amount"] for w in inputs.wins), "wins_count": len(inputs.wins)}  # fmt: skip
+    return {
+        **_common(inputs),
+        "win_change": _win_rate_change(m),
+        "pqi": m["pqi"],
+        "pqi_before": previous["pqi"] if previous else None,
+        "previous_as_of": previous["as_of"] if previous else None,
+        "at_risk": _at_risk_totals(inputs),
+        "pipeline": m["open_pipeline"],
+        "weak_sources": weak_sources,
+        "segment_statement": m["statement"],
+        "dropped": dropped[:5],
+        "wins": wins,
+        "wins_more": wins_more,
+        "wins_total": sum(w["deal_amount"] for w in inputs.wins),
+        "wins_count": len(inputs.wins),
+    }
 
 
 def monthly_context(inputs: ReportInputs) -> dict:
@@ -111,9 +156,17 @@ def monthly_context(inputs: ReportInputs) -> dict:
     m = inputs.metrics
     anomalies, more = cut(m["anomalies"]["anomalies"], 5)
     drivers = [d for d in (m["model"].get("drivers") or []) if d["status"] == "significant"][:5]
-    return {**_common(inputs), "anomalies": anomalies, "anomalies_more": more, "anomaly_info": m["anomalies"],
-            "drivers": drivers, "drift": m.get("drift"), "control": inputs.control, "trend": m["trend"][-3:],
-            "segment_statement": m["statement"]}  # fmt: skip
+    return {
+        **_common(inputs),
+        "anomalies": anomalies,
+        "anomalies_more": more,
+        "anomaly_info": m["anomalies"],
+        "drivers": drivers,
+        "drift": m.get("drift"),
+        "control": inputs.control,
+        "trend": m["trend"][-3:],
+        "segment_statement": m["statement"],
+    }
 
 
 def _at_risk_totals(inputs: ReportInputs) -> dict:
@@ -127,11 +180,19 @@ def at_risk_totals(scores: list[dict], metrics: dict) -> dict:
     rule = metrics.get("risk_rule") or {}
     live = [s for s in scores if not s.get("stale")]
     stale = [s for s in scores if s.get("stale")]
-    return {"count": len(risky), "value": sum(s["deal_amount"] for s in risky), "threshold": rule.get("threshold"),
-            "active": bool(rule.get("active")), "reason": rule.get("reason", ""), "deals": risky,
-            "live_count": len(live), "live_value": sum(s["deal_amount"] for s in live),
-            "stale_count": len(stale), "stale_value": sum(s["deal_amount"] for s in stale),
-            "expected_loss": sum(s["risk"] * s["deal_amount"] for s in live)}  # fmt: skip
+    return {
+        "count": len(risky),
+        "value": sum(s["deal_amount"] for s in risky),
+        "threshold": rule.get("threshold"),
+        "active": bool(rule.get("active")),
+        "reason": rule.get("reason", ""),
+        "deals": risky,
+        "live_count": len(live),
+        "live_value": sum(s["deal_amount"] for s in live),
+        "stale_count": len(stale),
+        "stale_value": sum(s["deal_amount"] for s in stale),
+        "expected_loss": sum(s["risk"] * s["deal_amount"] for s in live),
+    }
 
 
 def _win_rate_change(metrics: dict) -> dict:
@@ -144,8 +205,14 @@ def _win_rate_change(metrics: dict) -> dict:
         recent, before = trend[-2], trend[-3]
     r, b = recent["win_rate"], before["win_rate"]
     p_value = fisher_vs_rest(r["wins"], r["n"], r["wins"] + b["wins"], r["n"] + b["n"])
-    return {"recent": r, "recent_period": recent["period"], "before": b, "before_period": before["period"],
-            "p_value": p_value, "real": p_value <= metrics["settings"]["fdr_q"]}  # fmt: skip
+    return {
+        "recent": r,
+        "recent_period": recent["period"],
+        "before": b,
+        "before_period": before["period"],
+        "p_value": p_value,
+        "real": p_value <= metrics["settings"]["fdr_q"],
+    }
 
 
 def control_comparison(alerted: list[bool], held_back: list[bool], min_sample: int) -> dict:
@@ -154,5 +221,10 @@ def control_comparison(alerted: list[bool], held_back: list[bool], min_sample: i
     c = wilson(sum(held_back), len(held_back))
     enough = a.n >= min_sample and c.n >= min_sample
     p_value = fisher_vs_rest(a.wins, a.n, a.wins + c.wins, a.n + c.n) if enough else None
-    return {"alerted": a.to_dict(), "control": c.to_dict(), "p_value": p_value, "enough": enough,
-            "min_sample": min_sample}  # fmt: skip
+    return {
+        "alerted": a.to_dict(),
+        "control": c.to_dict(),
+        "p_value": p_value,
+        "enough": enough,
+        "min_sample": min_sample,
+    }

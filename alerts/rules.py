@@ -26,9 +26,11 @@ class Candidate:
 
 def high_value_at_risk(scores: list[dict], risk_rule: dict | None, settings: AlertsSettings) -> list[Candidate]:
     """Deals worth more than `min_amount` that are at risk by the refresh's one risk rule."""
-    return [Candidate(HIGH_VALUE_AT_RISK, s["deal_id"], s["risk"], s,
-                      f"risk {s['risk']:.0%} on {s['deal_amount']:,.0f}")  # fmt: skip
-            for s in scores if s["deal_amount"] > settings.realtime.min_amount and is_at_risk(s, risk_rule)]
+    return [
+        Candidate(HIGH_VALUE_AT_RISK, s["deal_id"], s["risk"], s, f"risk {s['risk']:.0%} on {s['deal_amount']:,.0f}")
+        for s in scores
+        if s["deal_amount"] > settings.realtime.min_amount and is_at_risk(s, risk_rule)
+    ]
 
 
 def stalled(scores: list[dict], stage_since: dict[str, date], as_of: date, settings: AlertsSettings) -> list[Candidate]:
@@ -44,14 +46,28 @@ def stalled(scores: list[dict], stage_since: dict[str, date], as_of: date, setti
         if not stage or score.get("stale"):
             continue  # a stale deal is reported apart (likely dead), not alerted one by one
         if stage not in rule.late_stages and score["age_days"] >= rule.proposal_by_day:
-            found.append(Candidate(STALLED, score["deal_id"], score["risk"], score,
-                                   f"open {score['age_days']} days and still in {stage} "
-                                   f"(Proposal expected by day {rule.proposal_by_day})"))  # fmt: skip
+            found.append(
+                Candidate(
+                    STALLED,
+                    score["deal_id"],
+                    score["risk"],
+                    score,
+                    f"open {score['age_days']} days and still in {stage} "
+                    f"(Proposal expected by day {rule.proposal_by_day})",
+                )
+            )
             continue
         since = stage_since.get(score["deal_id"])
         if stage == "Demo" and since and (as_of - since).days > rule.demo_max_days:
-            found.append(Candidate(STALLED, score["deal_id"], score["risk"], score,
-                                   f"in Demo for {(as_of - since).days} days (limit {rule.demo_max_days})"))  # fmt: skip
+            found.append(
+                Candidate(
+                    STALLED,
+                    score["deal_id"],
+                    score["risk"],
+                    score,
+                    f"in Demo for {(as_of - since).days} days (limit {rule.demo_max_days})",
+                )
+            )
     return found
 
 
@@ -62,18 +78,25 @@ def stale_data(snapshot_taken: datetime, now: datetime, settings: AlertsSettings
         return None
     hours = age.total_seconds() / 3600
     when = f"{hours / 24:.0f} days" if hours >= 48 else f"{hours:.0f} hours"
-    return f"CRM data is {when} old (snapshot taken {snapshot_taken:%Y-%m-%d %H:%M} UTC): answers use the last good data"
+    return (
+        f"CRM data is {when} old (snapshot taken {snapshot_taken:%Y-%m-%d %H:%M} UTC): answers use the last good data"
+    )
 
 
 def drift_problems(drift: dict | None, settings: AlertsSettings) -> list[str]:
     """Plain-words drift problems past the configured thresholds (population shift, skill decay)."""
     if not drift:
         return []
-    problems = [f"open pipeline has shifted on {feature} (PSI {psi:.2f} > {settings.drift_psi_threshold})"
-                for feature, psi in drift["psi"].items() if psi > settings.drift_psi_threshold]  # fmt: skip
+    problems = [
+        f"open pipeline has shifted on {feature} (PSI {psi:.2f} > {settings.drift_psi_threshold})"
+        for feature, psi in drift["psi"].items()
+        if psi > settings.drift_psi_threshold
+    ]
     skill = drift["skill"]
     if drift["model_has_skill"] and skill["auc"] is not None:
         if skill["holdout_auc"] - skill["auc"] > settings.skill_decay_threshold:
-            problems.append(f"model skill decayed: AUC {skill['auc']:.2f} on {skill['closed_since_training']} deals "
-                            f"closed since training vs {skill['holdout_auc']:.2f} on its holdout")  # fmt: skip
+            problems.append(
+                f"model skill decayed: AUC {skill['auc']:.2f} on {skill['closed_since_training']} deals "
+                f"closed since training vs {skill['holdout_auc']:.2f} on its holdout"
+            )
     return problems

@@ -52,14 +52,20 @@ def gather_inputs(env: AlertEnvironment, refresh: Refresh, now: datetime) -> Rep
     alerted, held = AlertLedger(store).control_outcomes(outcomes)
     cached = store.slack_users()
     return ReportInputs(
-        metrics=refresh.metrics, scores=store.scores(refresh.id), now=now,
-        stale_warning=stale_data(snapshot.taken_at, now, settings), settings=settings,
+        metrics=refresh.metrics,
+        scores=store.scores(refresh.id),
+        now=now,
+        stale_warning=stale_data(snapshot.taken_at, now, settings),
+        settings=settings,
         previous_metrics=previous.metrics if previous and previous.id != refresh.id else None,
         wins=store.closed_between(snapshot.id, as_of - timedelta(days=7), as_of, "Won"),
-        folded=Outbox(store).folded(), alert_counts=AlertLedger(store).counts_since(now - timedelta(days=1)),
-        control=control_comparison(alerted, held, refresh.metrics["settings"]["min_sample"]) if alerted or held else None,
+        folded=Outbox(store).folded(),
+        alert_counts=AlertLedger(store).counts_since(now - timedelta(days=1)),
+        control=control_comparison(alerted, held, refresh.metrics["settings"]["min_sample"])
+        if alerted or held
+        else None,
         owners=slack_mentions(settings.routing, cached),
-    )  # fmt: skip
+    )
 
 
 def latest_refresh(store: Store) -> Refresh:
@@ -87,23 +93,44 @@ def realtime_run(env: AlertEnvironment, now: datetime, refresh: Refresh | None =
             counts[decision.action] += 1
             recipients = deal_recipients(candidate.score["sales_rep_id"], settings.routing)
             if decision.action in (SEND_NEW, HOLD_CONTROL):
-                alert = ledger.open_episode(candidate.rule, candidate.deal_id, candidate.risk,
-                                            decision.action == HOLD_CONTROL, recipients, candidate.score, now)  # fmt: skip
+                alert = ledger.open_episode(
+                    candidate.rule,
+                    candidate.deal_id,
+                    candidate.risk,
+                    decision.action == HOLD_CONTROL,
+                    recipients,
+                    candidate.score,
+                    now,
+                )
             elif decision.action == SEND_REPEAT:
                 ledger.record_repeat(alert["id"], candidate.risk, now)
             else:
                 ledger.record_risk(alert["id"], candidate.risk, now)
             if decision.action not in (SEND_NEW, SEND_REPEAT):
                 continue
-            message = render_message("realtime", **realtime_context(candidate.score, candidate.rule, candidate.detail,
-                                                                     alert["id"], decision.why, inputs))  # fmt: skip
+            message = render_message(
+                "realtime",
+                **realtime_context(
+                    candidate.score, candidate.rule, candidate.detail, alert["id"], decision.why, inputs
+                ),
+            )
             send_number = alert["sends"] + (1 if decision.action == SEND_REPEAT else 0)
             for target in recipients:
-                over_cap = outbox.count_for_target_since("realtime", target, day_start) >= settings.daily_cap_per_recipient
+                over_cap = (
+                    outbox.count_for_target_since("realtime", target, day_start) >= settings.daily_cap_per_recipient
+                )
                 status = FOLDED if over_cap else "pending"
                 counts["folded"] += over_cap
-                outbox.enqueue(f"{alert['key']}:{send_number}:{target}", "realtime", target, message, now,
-                               alert_id=alert["id"], status=status, note=decision.why)  # fmt: skip
+                outbox.enqueue(
+                    f"{alert['key']}:{send_number}:{target}",
+                    "realtime",
+                    target,
+                    message,
+                    now,
+                    alert_id=alert["id"],
+                    status=status,
+                    note=decision.why,
+                )
         for alert in ledger.active():
             if (alert["rule"], alert["deal_id"]) not in qualifying:
                 ledger.resolve(alert["id"], _resolution(alert, inputs), now)
@@ -116,8 +143,9 @@ def _candidates(env: AlertEnvironment, refresh: Refresh, inputs: ReportInputs) -
     """Every deal the real-time rules would speak about now (high value at risk, stalled), riskiest value first, so
     the per-recipient cap keeps what matters most."""
     stage_since = env.store.stage_since(refresh.snapshot_id, refresh.as_of)
-    found = (high_value_at_risk(inputs.scores, inputs.metrics.get("risk_rule"), env.settings)
-             + stalled(inputs.scores, stage_since, refresh.as_of, env.settings))  # fmt: skip
+    found = high_value_at_risk(inputs.scores, inputs.metrics.get("risk_rule"), env.settings) + stalled(
+        inputs.scores, stage_since, refresh.as_of, env.settings
+    )
     return sorted(found, key=lambda c: (-c.risk * c.score["deal_amount"], c.deal_id))
 
 
@@ -171,7 +199,9 @@ def _resolution(alert: dict, inputs: ReportInputs) -> str:
     return "below threshold" if alert["deal_id"] in open_ids else "deal closed"
 
 
-def report_message(kind: str, env: AlertEnvironment, now: datetime, refresh: Refresh | None = None) -> tuple[Message, list[int]]:
+def report_message(
+    kind: str, env: AlertEnvironment, now: datetime, refresh: Refresh | None = None
+) -> tuple[Message, list[int]]:
     """Render one report; also returns the folded outbox ids it includes (daily only)."""
     refresh = refresh or latest_refresh(env.store)
     inputs = gather_inputs(env, refresh, now)
@@ -185,8 +215,9 @@ def report_run(kind: str, env: AlertEnvironment, now: datetime, occurrence: str)
     """Queue one report for its channel; `occurrence` (the scheduled fire time) makes a rerun a no-op."""
     message, folded_ids = report_message(kind, env, now)
     with env.store.transaction():
-        queued = Outbox(env.store).enqueue(f"{kind}:{occurrence}", kind, report_target(kind, env.settings.routing),
-                                           message, now)  # fmt: skip
+        queued = Outbox(env.store).enqueue(
+            f"{kind}:{occurrence}", kind, report_target(kind, env.settings.routing), message, now
+        )
         if queued and folded_ids:
             Outbox(env.store).mark_digested(folded_ids)
     return queued

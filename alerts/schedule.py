@@ -48,13 +48,20 @@ class JobRun:
 
 
 def cron_trigger(cron: CronSettings, timezone: ZoneInfo) -> CronTrigger:
-    return CronTrigger(minute=cron.minute, hour=cron.hour, day=cron.day, month=cron.month,
-                       day_of_week=cron.day_of_week, timezone=timezone)  # fmt: skip
+    return CronTrigger(
+        minute=cron.minute,
+        hour=cron.hour,
+        day=cron.day,
+        month=cron.month,
+        day_of_week=cron.day_of_week,
+        timezone=timezone,
+    )
 
 
 class Scheduler:
-    def __init__(self, store: Store, jobs: list[Job], clock: Clock, misfire_grace: timedelta,
-                 started: datetime | None = None):  # fmt: skip
+    def __init__(
+        self, store: Store, jobs: list[Job], clock: Clock, misfire_grace: timedelta, started: datetime | None = None
+    ):
         """`started`: when the service started; a job that never ran has no backlog before it."""
         self.store, self.jobs, self.clock, self.grace = store, jobs, clock, misfire_grace
         self._started = started or clock.now()
@@ -75,8 +82,9 @@ class Scheduler:
             fire = job.trigger.get_next_fire_time(None, fire + timedelta(seconds=1))
         if not due:
             return []
-        runs = [self._skip(job, missed, "missed while the service was down; a later run replaces it")
-                for missed in due[:-1]]  # fmt: skip
+        runs = [
+            self._skip(job, missed, "missed while the service was down; a later run replaces it") for missed in due[:-1]
+        ]
         latest = due[-1]
         if now - latest > self.grace:
             runs.append(self._skip(job, latest, f"{now - latest} late, beyond the {self.grace} grace period"))
@@ -94,7 +102,7 @@ class Scheduler:
                 self.store.db.execute(
                     "INSERT INTO job_runs (job, fire_time, status, claimed_at, note) VALUES (?, ?, ?, ?, ?)",
                     [job, _utc(fire_time), status, self.clock.now().isoformat(), note],
-                )  # fmt: skip
+                )
         except sqlite3.IntegrityError:
             return False
         return True
@@ -102,8 +110,9 @@ class Scheduler:
     def _skip(self, job: Job, fire_time: datetime, why: str) -> JobRun | None:
         if not self._claim(job.name, fire_time, "skipped", why):
             return None
-        log.warning("job skipped", extra={"event": "job_skipped", "job": job.name, "fire_time": _utc(fire_time),
-                                          "why": why})  # fmt: skip
+        log.warning(
+            "job skipped", extra={"event": "job_skipped", "job": job.name, "fire_time": _utc(fire_time), "why": why}
+        )
         return JobRun(job.name, fire_time, "skipped", why)
 
     def _run(self, job: Job, fire_time: datetime, now: datetime) -> JobRun | None:
@@ -125,8 +134,10 @@ class Scheduler:
 
     def _finish(self, job: str, fire_time: datetime, status: str, note: str | None) -> None:
         with self.store.transaction():
-            self.store.db.execute("UPDATE job_runs SET status = ?, finished_at = ?, note = ? WHERE job = ? AND fire_time = ?",
-                                  [status, self.clock.now().isoformat(), note, job, _utc(fire_time)])  # fmt: skip
+            self.store.db.execute(
+                "UPDATE job_runs SET status = ?, finished_at = ?, note = ? WHERE job = ? AND fire_time = ?",
+                [status, self.clock.now().isoformat(), note, job, _utc(fire_time)],
+            )
 
 
 def _utc(moment: datetime) -> str:

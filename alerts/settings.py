@@ -63,8 +63,12 @@ class ScheduleSettings(FrozenSettings):
 
 
 class RoutingSettings(FrozenSettings):
-    channels: dict[str, str] = {"daily": "#sales-managers", "weekly": "#cro-vp", "monthly": "#executive",
-                                "ops": "#salesintel-ops"}  # fmt: skip
+    channels: dict[str, str] = {
+        "daily": "#sales-managers",
+        "weekly": "#cro-vp",
+        "monthly": "#executive",
+        "ops": "#salesintel-ops",
+    }
     users: dict[str, dict[str, str]] = Field(default_factory=dict)
     """rep id → {slack: U…, email: …, manager: manager id}; a manager id is a key here too."""
 

@@ -24,7 +24,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,9 +49,11 @@ def free_port() -> int:
 
 def prepare(folder: Path) -> list[str]:
     store = Store.open(folder / "store.db")
-    taken = datetime.now(timezone.utc)
+    taken = datetime.now(UTC)
     store.save_snapshot(read_snapshot(ROOT / "data/skygeni_sales_data.csv", IngestSettings()), taken, taken)
-    result = refresh(store, EngineSettings(MetricsSettings(), ModelSettings(), AnomalySettings()), date(2024, 3, 1), taken)
+    result = refresh(
+        store, EngineSettings(MetricsSettings(), ModelSettings(), AnomalySettings()), date(2024, 3, 1), taken
+    )
     return [s["deal_id"] for s in store.scores(result.id)]
 
 
@@ -97,11 +99,31 @@ def main() -> None:
         deals = prepare(folder)
         (folder / "config.yaml").write_text("bot: {visibility: everyone, executives: [UBENCH]}\n")
         port = free_port()
-        env = {**os.environ, "SLACK_BOT_TOKEN": "xoxb-bench", "SLACK_SIGNING_SECRET": SECRET,
-               "SLACK_API_URL": standin.url, "SALESINTEL_DB": str(folder / "store.db")}  # fmt: skip
-        process = subprocess.Popen([sys.executable, "-m", "bot", "--config", str(folder / "config.yaml"), "run",
-                                    "--port", str(port), "--as-of", "2024-03-01"], cwd=ROOT, env=env,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        env = {
+            **os.environ,
+            "SLACK_BOT_TOKEN": "xoxb-bench",
+            "SLACK_SIGNING_SECRET": SECRET,
+            "SLACK_API_URL": standin.url,
+            "SALESINTEL_DB": str(folder / "store.db"),
+        }
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bot",
+                "--config",
+                str(folder / "config.yaml"),
+                "run",
+                "--port",
+                str(port),
+                "--as-of",
+                "2024-03-01",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         base = f"http://127.0.0.1:{port}"
         for _ in range(300):
             try:
@@ -121,9 +143,14 @@ def main() -> None:
             standin.stop()
     results.sort()
     p50, p90, p99 = percentile(results, 50), percentile(results, 90), percentile(results, 99)
-    print(f"/deal-risk over HTTP, signed, {len(results)} ok + {len(errors)} errors in {took:.1f} s "
-          f"(target {options.rate:g}/s, achieved {count / took:.1f}/s), {len(deals)} open deals")
-    print(f"  latency ms: p50 {p50:.1f}  p90 {p90:.1f}  p99 {p99:.1f}  max {results[-1]:.1f}  mean {statistics.mean(results):.1f}")
+    print(
+        f"/deal-risk over HTTP, signed, {len(results)} ok + {len(errors)} errors in {took:.1f} s "
+        f"(target {options.rate:g}/s, achieved {count / took:.1f}/s), {len(deals)} open deals"
+    )
+    print(
+        f"  latency ms: p50 {p50:.1f}  p90 {p90:.1f}  p99 {p99:.1f}  max {results[-1]:.1f}"
+        f"  mean {statistics.mean(results):.1f}"
+    )
     print(f"  p99 / {BUDGET_MS:.0f} ms budget = {p99 / BUDGET_MS:.2f}")
     if errors:
         print(f"  first error: {errors[0]}")

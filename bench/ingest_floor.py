@@ -27,8 +27,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pv
 
-COLUMNS = ("deal_id", "created_date", "closed_date", "sales_rep_id", "industry", "region", "product_type",
-           "lead_source", "deal_stage", "deal_amount", "sales_cycle_days", "outcome")  # fmt: skip
+COLUMNS = (
+    "deal_id",
+    "created_date",
+    "closed_date",
+    "sales_rep_id",
+    "industry",
+    "region",
+    "product_type",
+    "lead_source",
+    "deal_stage",
+    "deal_amount",
+    "sales_cycle_days",
+    "outcome",
+)
 OUTCOMES = pa.array(["Won", "Lost", "Closed Won", "Closed Lost", "", "Open"])
 NUMBER = r"^\s*\$?\s*[0-9,]*\.?[0-9]+\s*$"
 
@@ -37,8 +49,9 @@ def read(path: Path) -> pa.Table:
     return pv.read_csv(
         path,
         read_options=pv.ReadOptions(block_size=16 << 20),
-        convert_options=pv.ConvertOptions(column_types={c: pa.string() for c in COLUMNS}, strings_can_be_null=False,
-                                          include_columns=list(COLUMNS)),  # fmt: skip
+        convert_options=pv.ConvertOptions(
+            column_types={c: pa.string() for c in COLUMNS}, strings_can_be_null=False, include_columns=list(COLUMNS)
+        ),
     )
 
 
@@ -49,8 +62,9 @@ def valid_rows(table: pa.Table) -> tuple[pa.Table, int]:
     closed_text = table["closed_date"]
     closed = pc.strptime(closed_text, format="%Y-%m-%d", unit="s", error_is_null=True)
     amount_ok = pc.match_substring_regex(table["deal_amount"], NUMBER)
-    amount = pc.cast(pc.if_else(amount_ok, pc.replace_substring_regex(table["deal_amount"], r"[$,\s]", ""), "0"),
-                     pa.float64())  # fmt: skip
+    amount = pc.cast(
+        pc.if_else(amount_ok, pc.replace_substring_regex(table["deal_amount"], r"[$,\s]", ""), "0"), pa.float64()
+    )
     ok = pc.and_(pc.not_equal(ids, ""), pc.is_valid(created))
     ok = pc.and_(ok, pc.or_(pc.equal(closed_text, ""), pc.is_valid(closed)))
     ok = pc.and_(ok, pc.and_(amount_ok, pc.greater_equal(amount, 0)))
@@ -86,8 +100,10 @@ def main() -> None:
         write(kept, db_path)
         seconds = time.perf_counter() - start
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"floor: {len(kept) + dropped} rows ({len(kept)} kept, {dropped} dropped) in {seconds:.2f} s, "
-          f"peak RSS {peak_mib:.0f} MiB")
+    print(
+        f"floor: {len(kept) + dropped} rows ({len(kept)} kept, {dropped} dropped) in {seconds:.2f} s, "
+        f"peak RSS {peak_mib:.0f} MiB"
+    )
     sys.stdout.flush()
 
 

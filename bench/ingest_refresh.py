@@ -22,8 +22,13 @@ BUDGET_SECONDS = 5.0
 
 
 def run(*args: str, env: dict) -> None:
-    subprocess.run([sys.executable, "-m", "bot", "--config", str(ROOT / "config.yaml"), *args],
-                   check=True, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "bot", "--config", str(ROOT / "config.yaml"), *args],
+        check=True,
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def main() -> None:
@@ -44,9 +49,14 @@ def main() -> None:
         timings["ingest"].append(middle - start)
         timings["refresh"].append(end - middle)
         timings["total"].append(end - start)
-    print(f"{options.file}, as of {options.as_of}, {options.repeats} repeats (fresh store each, process start included)")
+    print(
+        f"{options.file}, as of {options.as_of}, {options.repeats} repeats (fresh store each, process start included)"
+    )
     for name, values in timings.items():
-        print(f"  {name:<8} median {statistics.median(values):6.2f} s   min {min(values):6.2f} s   max {max(values):6.2f} s")
+        print(
+            f"  {name:<8} median {statistics.median(values):6.2f} s"
+            f"   min {min(values):6.2f} s   max {max(values):6.2f} s"
+        )
     total = statistics.median(timings["total"])
     print(f"  total / {BUDGET_SECONDS:.0f} s budget = {total / BUDGET_SECONDS:.2f}")
 

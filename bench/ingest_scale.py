@@ -22,6 +22,7 @@ from measured_run import ROOT, measure, salesintel
 
 GOAL_RATIO = 1.5
 
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--deals", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
@@ -33,28 +34,38 @@ def main() -> None:
             folder = Path(folder)
             crm = folder / "crm.csv"
             env = {**os.environ, "SALESINTEL_DB": str(folder / "synth.db")}
-            subprocess.run(salesintel("synth", "--deals", str(deals), "--seed", "1", "--out", str(crm)), check=True,
-                           cwd=ROOT, env=env, stdout=subprocess.DEVNULL)  # fmt: skip
+            subprocess.run(
+                salesintel("synth", "--deals", str(deals), "--seed", "1", "--out", str(crm)),
+                check=True,
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+            )
             runs: dict[str, list[dict]] = {"salesintel": [], "floor": []}
             for repeat in range(options.repeats):
                 env = {**os.environ, "SALESINTEL_DB": str(folder / f"run{repeat}.db")}
                 runs["salesintel"].append(measure(salesintel("ingest", str(crm)), env))
                 floor_db = folder / f"floor{repeat}.db"
-                runs["floor"].append(measure([sys.executable, str(ROOT / "bench/ingest_floor.py"), str(crm),
-                                              "--db", str(floor_db)], env))  # fmt: skip
+                runs["floor"].append(
+                    measure([sys.executable, str(ROOT / "bench/ingest_floor.py"), str(crm), "--db", str(floor_db)], env)
+                )
         medians = {}
         for name, results in runs.items():
             seconds = [r["seconds"] for r in results]
             peaks = [r["peak_mib"] for r in results]
             medians[name] = statistics.median(seconds), statistics.median(peaks)
-            print(f"{deals:>9,} deals  {name:<10} median {medians[name][0]:6.2f} s "
-                  f"({min(seconds):.2f}–{max(seconds):.2f})  peak RSS median {medians[name][1]:6.0f} MiB "
-                  f"({min(peaks):.0f}–{max(peaks):.0f})")
+            print(
+                f"{deals:>9,} deals  {name:<10} median {medians[name][0]:6.2f} s "
+                f"({min(seconds):.2f}–{max(seconds):.2f})  peak RSS median {medians[name][1]:6.0f} MiB "
+                f"({min(peaks):.0f}–{max(peaks):.0f})"
+            )
         ratios = [s["seconds"] / f["seconds"] for s, f in zip(runs["salesintel"], runs["floor"])]
         time_ratio = medians["salesintel"][0] / medians["floor"][0]
-        print(f"{deals:>9,} deals  ratio salesintel / floor: time {time_ratio:.2f} (paired runs "
-              f"{min(ratios):.2f}–{max(ratios):.2f}; goal ≤ {GOAL_RATIO}), peak RSS "
-              f"{medians['salesintel'][1] / medians['floor'][1]:.2f}")
+        print(
+            f"{deals:>9,} deals  ratio salesintel / floor: time {time_ratio:.2f} (paired runs "
+            f"{min(ratios):.2f}–{max(ratios):.2f}; goal ≤ {GOAL_RATIO}), peak RSS "
+            f"{medians['salesintel'][1] / medians['floor'][1]:.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -24,8 +24,9 @@ print(json.dumps({"seconds": seconds, "peak_mib": resource.getrusage(resource.RU
 
 def measure(command: list[str], env: dict) -> dict:
     """{"seconds": wall time, "peak_mib": peak RSS} of one run of `command`."""
-    done = subprocess.run([sys.executable, "-c", _MEASURE, *command], check=True, capture_output=True, text=True,
-                          cwd=ROOT, env=env)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", _MEASURE, *command], check=True, capture_output=True, text=True, cwd=ROOT, env=env
+    )
     return json.loads(done.stdout)
 
 

@@ -40,7 +40,8 @@ def main() -> None:
     start = time.perf_counter()
     connection = sqlite3.connect(options.store)
     snapshot_id, blob = connection.execute(
-        "SELECT snapshot_id, data FROM snapshot_frames ORDER BY snapshot_id DESC LIMIT 1").fetchone()
+        "SELECT snapshot_id, data FROM snapshot_frames ORDER BY snapshot_id DESC LIMIT 1"
+    ).fetchone()
     deals = pq.read_table(io.BytesIO(blob)).to_pandas()
     cut = pd.Timestamp(options.as_of)
     created, closed = pd.to_datetime(deals["created_date"]), pd.to_datetime(deals["closed_date"])
@@ -61,8 +62,9 @@ def main() -> None:
         still_open = sample[cycles[sample] > landmark] if landmark else sample
         rows.append(matrix(history.iloc[still_open], np.full(len(still_open), landmark)))
         labels.append(won[still_open])
-    model = HistGradientBoostingClassifier(max_iter=100, max_leaf_nodes=8, categorical_features=[True] * 5 + [False] * 2,
-                                           random_state=0)  # fmt: skip
+    model = HistGradientBoostingClassifier(
+        max_iter=100, max_leaf_nodes=8, categorical_features=[True] * 5 + [False] * 2, random_state=0
+    )
     model.fit(np.vstack(rows), np.concatenate(labels))
     ages = (cut - pd.to_datetime(open_deals["created_date"])).dt.days.to_numpy()
     scored_age = np.asarray(landmarks)[np.searchsorted(landmarks, ages, side="right") - 1]
@@ -70,13 +72,18 @@ def main() -> None:
     rates = {f: pd.Series(won).groupby(history[f].to_numpy()).agg(["mean", "size"]) for f in FIELDS}
     with connection:
         connection.execute("CREATE TEMP TABLE floor_scores (deal_id TEXT, p_win REAL, risk REAL, amount REAL)")
-        connection.executemany("INSERT INTO floor_scores VALUES (?, ?, ?, ?)",
-                               zip(open_deals["deal_id"].tolist(), p_win.tolist(), (1 - p_win).tolist(),
-                                   open_deals["deal_amount"].tolist()))  # fmt: skip
+        connection.executemany(
+            "INSERT INTO floor_scores VALUES (?, ?, ?, ?)",
+            zip(
+                open_deals["deal_id"].tolist(), p_win.tolist(), (1 - p_win).tolist(), open_deals["deal_amount"].tolist()
+            ),
+        )
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"floor: {len(deals):,} deals (snapshot #{snapshot_id}), {len(open_deals):,} scored, "
-          f"{sum(len(r) for r in rates.values())} segment rates in {seconds:.2f} s; peak RSS {peak:,.0f} MiB")
+    print(
+        f"floor: {len(deals):,} deals (snapshot #{snapshot_id}), {len(open_deals):,} scored, "
+        f"{sum(len(r) for r in rates.values())} segment rates in {seconds:.2f} s; peak RSS {peak:,.0f} MiB"
+    )
 
 
 if __name__ == "__main__":

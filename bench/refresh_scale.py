@@ -23,6 +23,7 @@ from pathlib import Path
 
 from measured_run import ROOT, measure, salesintel
 
+
 def _fresh_copy(loaded: Path, db: Path) -> None:
     """A fresh copy of the loaded store, flushed to disk before the timed run: otherwise the copy's writeback lands
     in the middle of whichever run comes next (salesintel's commit waits for the disk; the floor writes a temporary
@@ -47,24 +48,43 @@ def main() -> None:
             folder = Path(folder)
             crm, loaded = folder / "crm.csv", folder / "loaded.db"
             env = {**os.environ, "SALESINTEL_DB": str(loaded)}
-            subprocess.run(salesintel("synth", "--deals", str(deals), "--seed", "1", "--out", str(crm)), check=True,
-                           cwd=ROOT, env=env, stdout=subprocess.DEVNULL)  # fmt: skip
+            subprocess.run(
+                salesintel("synth", "--deals", str(deals), "--seed", "1", "--out", str(crm)),
+                check=True,
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+            )
             subprocess.run(salesintel("ingest", str(crm)), check=True, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
             ours, floor = [], []
             for repeat in range(options.repeats):
                 db = folder / f"run{repeat}.db"
                 _fresh_copy(loaded, db)
-                ours.append(_pair(measure(salesintel("refresh", "--as-of", options.as_of),
-                                          {**os.environ, "SALESINTEL_DB": str(db)})))  # fmt: skip
+                ours.append(
+                    _pair(
+                        measure(
+                            salesintel("refresh", "--as-of", options.as_of), {**os.environ, "SALESINTEL_DB": str(db)}
+                        )
+                    )
+                )
                 _fresh_copy(loaded, db)
-                floor.append(_pair(measure([sys.executable, str(ROOT / "bench/refresh_floor.py"), str(db), "--as-of",
-                                            options.as_of], dict(os.environ))))  # fmt: skip
+                floor.append(
+                    _pair(
+                        measure(
+                            [sys.executable, str(ROOT / "bench/refresh_floor.py"), str(db), "--as-of", options.as_of],
+                            dict(os.environ),
+                        )
+                    )
+                )
         seconds = statistics.median(s for s, _ in ours)
         floor_seconds = statistics.median(s for s, _ in floor)
         ratio = statistics.median(a[0] / b[0] for a, b in zip(ours, floor))
-        print(f"{deals:>9,} deals: salesintel {seconds:6.2f} s (min {min(s for s, _ in ours):.2f}, max "
-              f"{max(s for s, _ in ours):.2f}), peak {max(m for _, m in ours):,.0f} MiB | floor {floor_seconds:6.2f} s, "
-              f"peak {max(m for _, m in floor):,.0f} MiB | ratio {ratio:.2f} | {seconds / deals * 1e5:.2f} s per 100k deals")
+        print(
+            f"{deals:>9,} deals: salesintel {seconds:6.2f} s (min {min(s for s, _ in ours):.2f}, max "
+            f"{max(s for s, _ in ours):.2f}), peak {max(m for _, m in ours):,.0f} MiB | floor {floor_seconds:6.2f} s, "
+            f"peak {max(m for _, m in floor):,.0f} MiB | ratio {ratio:.2f} | "
+            f"{seconds / deals * 1e5:.2f} s per 100k deals"
+        )
 
 
 if __name__ == "__main__":

@@ -30,8 +30,9 @@ def main() -> None:
     paths = {
         "parquet copy": lambda: store.deals(snapshot.id),
         # the path every snapshot stored before schema version 8 takes
-        "rows (SQL)": lambda: deal_frames.finish(*store._deals_from_rows(snapshot.id, snapshot.fields),
-                                                 snapshot.fields),  # fmt: skip
+        "rows (SQL)": lambda: deal_frames.finish(
+            *store._deals_from_rows(snapshot.id, snapshot.fields), snapshot.fields
+        ),
     }
     frames, medians = {}, {}
     for name, read in paths.items():
@@ -41,8 +42,10 @@ def main() -> None:
             frames[name] = read()
             seconds.append(time.perf_counter() - start)
         medians[name] = statistics.median(seconds)
-        print(f"{len(frames[name]):>9,} deals  {name:<13} median {medians[name]:6.2f} s "
-              f"({min(seconds):.2f}–{max(seconds):.2f})")
+        print(
+            f"{len(frames[name]):>9,} deals  {name:<13} median {medians[name]:6.2f} s "
+            f"({min(seconds):.2f}–{max(seconds):.2f})"
+        )
     pd.testing.assert_frame_equal(frames["parquet copy"], frames["rows (SQL)"], check_exact=True)
     print(f"same frame both ways; rows / copy: {medians['rows (SQL)'] / medians['parquet copy']:.1f}×")
 

@@ -6,7 +6,7 @@ The same operations the Slack buttons perform (acknowledge, snooze) are here, wi
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -38,16 +38,20 @@ def render_report(env, kind: str, refresh) -> None:
     """Render one run of `kind` to the terminal; nothing is recorded or sent."""
     from alerts.runs import realtime_preview, report_message
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     if kind == "realtime":
         preview = realtime_preview(env, now, refresh)
-        click.echo(f"Real-time alerts as of {refresh.as_of}: deal at risk (amount > {env.settings.realtime.min_amount:,.0f}"
-                   f" and at risk) or stalled; at most {preview.cap} per recipient per day, the rest roll into the next "
-                   f"daily digest.")  # fmt: skip
+        click.echo(
+            f"Real-time alerts as of {refresh.as_of}: deal at risk (amount > {env.settings.realtime.min_amount:,.0f}"
+            f" and at risk) or stalled; at most {preview.cap} per recipient per day, the rest roll into the next "
+            f"daily digest."
+        )
         click.echo(preview.rule.get("reason", "No risk rule in this refresh."))
         if not preview.messages:
-            click.echo(f"no deal qualifies for a real-time alert as of {refresh.as_of} (the stalled-deal rule needs "
-                       f"the stage at that date)")  # fmt: skip
+            click.echo(
+                f"no deal qualifies for a real-time alert as of {refresh.as_of} (the stalled-deal rule needs "
+                f"the stage at that date)"
+            )
         for recipients, message in preview.messages:
             print_message(recipients, "realtime", message.text, message.blocks)
         if preview.folded:
@@ -89,11 +93,16 @@ def register(main: click.Group, open_refresh) -> None:
         if not rows:
             click.echo("no alerts" if show_all else "no open alerts (--all shows resolved ones)")
         for row in rows:
-            extra = {"acknowledged": f" by {row['acked_by']} at {row['acked_at']}",
-                     "snoozed": f" until {row['snoozed_until']}", "resolved": f": {row['resolution']}"}.get(row["state"], "")  # fmt: skip
+            extra = {
+                "acknowledged": f" by {row['acked_by']} at {row['acked_at']}",
+                "snoozed": f" until {row['snoozed_until']}",
+                "resolved": f": {row['resolution']}",
+            }.get(row["state"], "")
             control = " [control group: not sent]" if row["control"] else ""
-            click.echo(f"#{row['id']:<5} {row['rule']:<20} {row['deal_id']:<10} episode {row['episode']}  "
-                       f"risk {row['risk']:.0%}  sent {row['sends']}x  {row['state']}{extra}{control}")  # fmt: skip
+            click.echo(
+                f"#{row['id']:<5} {row['rule']:<20} {row['deal_id']:<10} episode {row['episode']}  "
+                f"risk {row['risk']:.0%}  sent {row['sends']}x  {row['state']}{extra}{control}"
+            )
 
     @alerts.command("ack")
     @click.argument("alert_id", type=int)
@@ -104,12 +113,15 @@ def register(main: click.Group, open_refresh) -> None:
         settings, config_path = obj
         ledger = AlertLedger(alert_environment(settings, config_path).store)
         try:
-            change = ledger.acknowledge(alert_id, user, datetime.now(timezone.utc))
+            change = ledger.acknowledge(alert_id, user, datetime.now(UTC))
         except AlertNotFound as error:
             raise click.ClickException(str(error)) from error
         state = change.alert
-        click.echo(f"alert #{alert_id} acknowledged by {state['acked_by']} at {state['acked_at']}"
-                   if change.changed else f"alert #{alert_id} is already {state['state']}: nothing changed")  # fmt: skip
+        click.echo(
+            f"alert #{alert_id} acknowledged by {state['acked_by']} at {state['acked_at']}"
+            if change.changed
+            else f"alert #{alert_id} is already {state['state']}: nothing changed"
+        )
 
     @alerts.command("snooze")
     @click.argument("alert_id", type=int)
@@ -122,16 +134,23 @@ def register(main: click.Group, open_refresh) -> None:
         settings, config_path = obj
         if bool(duration) == bool(until):
             raise click.UsageError("give exactly one of --for 1d|1w or --until YYYY-MM-DD")
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         tz = ZoneInfo(settings.timezone)
-        end = now + (timedelta(days=1) if duration == "1d" else timedelta(weeks=1)) if duration else until.replace(tzinfo=tz)
+        end = (
+            now + (timedelta(days=1) if duration == "1d" else timedelta(weeks=1))
+            if duration
+            else until.replace(tzinfo=tz)
+        )
         ledger = AlertLedger(alert_environment(settings, config_path).store)
         try:
             change = ledger.snooze(alert_id, end, user, now)
         except AlertNotFound as error:
             raise click.ClickException(str(error)) from error
-        click.echo(f"alert #{alert_id} snoozed until {end:%Y-%m-%d %H:%M %Z}" if change.changed
-                   else f"alert #{alert_id} is {change.alert['state']}: nothing changed")  # fmt: skip
+        click.echo(
+            f"alert #{alert_id} snoozed until {end:%Y-%m-%d %H:%M %Z}"
+            if change.changed
+            else f"alert #{alert_id} is {change.alert['state']}: nothing changed"
+        )
 
     @main.group(invoke_without_command=True)
     @click.pass_context
@@ -142,8 +161,11 @@ def register(main: click.Group, open_refresh) -> None:
         settings, config_path = ctx.obj
         store = alert_environment(settings, config_path).store
         stored = store.slack_users()
-        configured = {p: e.get("slack") or f"(email {e['email']})" for p, e in settings.alerts.routing.users.items()
-                      if e.get("slack") or e.get("email")}  # fmt: skip
+        configured = {
+            p: e.get("slack") or f"(email {e['email']})"
+            for p, e in settings.alerts.routing.users.items()
+            if e.get("slack") or e.get("email")
+        }
         for person in sorted(set(stored) | set(configured)):
             source = "config" if person in configured and not configured[person].startswith("(") else "store"
             click.echo(f"{person:<14} {stored.get(person) or configured.get(person):<14} {source}")
@@ -158,7 +180,7 @@ def register(main: click.Group, open_refresh) -> None:
         """Map a rep or manager id to a Slack user id, in the store (config entries still win)."""
         settings, config_path = obj
         store = alert_environment(settings, config_path).store
-        store.save_slack_user(person, slack_id, None, datetime.now(timezone.utc))
+        store.save_slack_user(person, slack_id, None, datetime.now(UTC))
         click.echo(f"{person} → {slack_id}")
 
     @main.command()
@@ -174,7 +196,9 @@ def register(main: click.Group, open_refresh) -> None:
         env = alert_environment(settings, config_path)
         token = os.environ.get("SLACK_BOT_TOKEN")
         if token:
-            sender = SlackSender(slack_client(token, os.environ.get("SLACK_API_URL", SLACK_API_URL)), settings.alerts, env.store)
+            sender = SlackSender(
+                slack_client(token, os.environ.get("SLACK_API_URL", SLACK_API_URL)), settings.alerts, env.store
+            )
         else:
             sender = TerminalSender()
         recovered = Outbox(env.store).recover()
@@ -183,4 +207,7 @@ def register(main: click.Group, open_refresh) -> None:
         deliverer = Deliverer(env.store, sender, settings.alerts, SystemClock())
         sent = deliverer.deliver_due(limit=limit)
         pending = Outbox(env.store).statuses()
-        click.echo(f"delivered {sent}; outbox now: {', '.join(f'{k} {v}' for k, v in sorted(pending.items())) or 'empty'}", err=True)
+        click.echo(
+            f"delivered {sent}; outbox now: {', '.join(f'{k} {v}' for k, v in sorted(pending.items())) or 'empty'}",
+            err=True,
+        )

@@ -23,22 +23,36 @@ from engine.store import Refresh, Store
 
 HELP = {
     "deal-risk": "`/deal-risk D01234` — a deal's risk, P(win), why, what to do next, and its alert buttons. "
-                 "The id may be typed in any case or pasted as a CRM link.",
+    "The id may be typed in any case or pasted as a CRM link.",
     "pipeline": "`/pipeline` — your open pipeline (yours as a rep, your team's as a manager, everything for "
-                "executives): count and value, revenue at risk, the riskiest deals.",
+    "executives): count and value, revenue at risk, the riskiest deals.",
     "winrate": "`/winrate` — the overall win rate with its interval. `/winrate lead_source` (or industry, region, "
-               "product, rep, deal size, or any field of your CRM layout) — every segment of that field, tested "
-               "against the rest. `/winrate APAC` — one segment, and whether its difference is real.",
+    "product, rep, deal size, or any field of your CRM layout) — every segment of that field, tested "
+    "against the rest. `/winrate APAC` — one segment, and whether its difference is real.",
     "alerts": "`/alerts` — the open alerts you receive or manage, with their state.",
-}  # fmt: skip
+}
 FIELD_WORDS = {
-    **{name: name for name in ("lead_source", "industry", "region", "product_type", "sales_rep_id", "deal_stage",
-                               "deal_amount")},
-    "lead": "lead_source", "source": "lead_source", "product": "product_type", "rep": "sales_rep_id",
-    "reps": "sales_rep_id", "owner": "sales_rep_id", "amount": "deal_amount", "size": "deal_amount",
-    "deal size": "deal_amount", "amount_band": "deal_amount", "days": "sales_cycle_days", "cycle": "sales_cycle_days",
-    "cycle_band": "sales_cycle_days", "stage": "deal_stage", "quarter": "closed_date", "close_quarter": "closed_date",
-}  # fmt: skip
+    **{
+        name: name
+        for name in ("lead_source", "industry", "region", "product_type", "sales_rep_id", "deal_stage", "deal_amount")
+    },
+    "lead": "lead_source",
+    "source": "lead_source",
+    "product": "product_type",
+    "rep": "sales_rep_id",
+    "reps": "sales_rep_id",
+    "owner": "sales_rep_id",
+    "amount": "deal_amount",
+    "size": "deal_amount",
+    "deal size": "deal_amount",
+    "amount_band": "deal_amount",
+    "days": "sales_cycle_days",
+    "cycle": "sales_cycle_days",
+    "cycle_band": "sales_cycle_days",
+    "stage": "deal_stage",
+    "quarter": "closed_date",
+    "close_quarter": "closed_date",
+}
 """Words people type for a field; a field's own name and label work too."""
 
 
@@ -65,8 +79,9 @@ def text_message(text: str) -> Message:
 
 
 def no_data() -> Message:
-    return text_message("No data yet: the CRM snapshot has not been loaded and refreshed (`salesintel ingest`, "
-                        "`salesintel refresh`).")  # fmt: skip
+    return text_message(
+        "No data yet: the CRM snapshot has not been loaded and refreshed (`salesintel ingest`, `salesintel refresh`)."
+    )
 
 
 def deal_risk(ctx: BotContext, viewer: Viewer, text: str) -> Message:
@@ -83,20 +98,37 @@ def deal_risk(ctx: BotContext, viewer: Viewer, text: str) -> Message:
         return text_message(f"{error}. {HELP['deal-risk']}")
     score = answer.score
     if not can_see_deal(viewer, score["sales_rep_id"], ctx.settings.alerts.routing, ctx.settings.bot):
-        return text_message("Sorry, you can only look at deals of your own team. The deal's owner or their manager "
-                            "can share it with you.")  # fmt: skip
+        return text_message(
+            "Sorry, you can only look at deals of your own team. The deal's owner or their manager "
+            "can share it with you."
+        )
     alert = next((a for a in AlertLedger(ctx.store).active_for_deal(score["deal_id"]) if not a["control"]), None)
     if alert and not can_act_on_alert(viewer, alert, ctx.settings.alerts.routing):
         alert = None
     velocity = refresh.metrics["velocity"]["won"]
-    since = ctx.store.stage_since(refresh.snapshot_id, refresh.as_of, score["deal_id"]).get(score["deal_id"]) if score["deal_stage"] else None
+    since = (
+        ctx.store.stage_since(refresh.snapshot_id, refresh.as_of, score["deal_id"]).get(score["deal_id"])
+        if score["deal_stage"]
+        else None
+    )
     rule = refresh.metrics.get("risk_rule") or {}
     return render_message(
-        "answer_deal_risk", stage_days=(refresh.as_of - since).days if since else None, s=score, model=refresh.metrics.get("model", {}), as_of=refresh.as_of.isoformat(),
-        at_risk=is_at_risk(score, rule), rule=rule, coverage=refresh.metrics.get("coverage"),
-        stale=ctx.stale(), owners=ctx.owners(), alert=alert, actions=recommended_actions(score["reasons"], stale=bool(score.get("stale"))),
-        typical_days=velocity["median"], typical_n=velocity["n"], deal_name=answer.deal.get("deal_name"),
-    )  # fmt: skip
+        "answer_deal_risk",
+        stage_days=(refresh.as_of - since).days if since else None,
+        s=score,
+        model=refresh.metrics.get("model", {}),
+        as_of=refresh.as_of.isoformat(),
+        at_risk=is_at_risk(score, rule),
+        rule=rule,
+        coverage=refresh.metrics.get("coverage"),
+        stale=ctx.stale(),
+        owners=ctx.owners(),
+        alert=alert,
+        actions=recommended_actions(score["reasons"], stale=bool(score.get("stale"))),
+        typical_days=velocity["median"],
+        typical_n=velocity["n"],
+        deal_name=answer.deal.get("deal_name"),
+    )
 
 
 def pipeline(ctx: BotContext, viewer: Viewer, text: str) -> Message:
@@ -107,16 +139,23 @@ def pipeline(ctx: BotContext, viewer: Viewer, text: str) -> Message:
         return no_data()
     scope = reps_in_scope(viewer, ctx.settings.alerts.routing)
     if scope is not None and not scope:
-        return text_message("I don't know which deals are yours: ask an admin to add your Slack id under "
-                            "`alerts.routing.users`.")  # fmt: skip
+        return text_message(
+            "I don't know which deals are yours: ask an admin to add your Slack id under `alerts.routing.users`."
+        )
     scores = [s for s in ctx.store.scores(refresh.id) if scope is None or s["sales_rep_id"] in scope]
     totals = at_risk_totals(scores, refresh.metrics)
     who = "everyone" if scope is None else ("your team" if len(scope) > 1 else "you")
     return render_message(
-        "answer_pipeline", who=who, totals=totals, top=worth_a_look(scores, refresh.metrics)[:5],
-        rule=refresh.metrics.get("risk_rule") or {}, as_of=refresh.as_of.isoformat(), stale=ctx.stale(),
-        owners=ctx.owners(), model=refresh.metrics.get("model", {}),
-    )  # fmt: skip
+        "answer_pipeline",
+        who=who,
+        totals=totals,
+        top=worth_a_look(scores, refresh.metrics)[:5],
+        rule=refresh.metrics.get("risk_rule") or {},
+        as_of=refresh.as_of.isoformat(),
+        stale=ctx.stale(),
+        owners=ctx.owners(),
+        model=refresh.metrics.get("model", {}),
+    )
 
 
 def winrate(ctx: BotContext, viewer: Viewer, text: str) -> Message:
@@ -127,16 +166,23 @@ def winrate(ctx: BotContext, viewer: Viewer, text: str) -> Message:
     if refresh is None:
         return no_data()
     m = refresh.metrics
-    common = {"overall": m["overall"], "statement": m["statement"], "as_of": refresh.as_of.isoformat(),
-              "stale": ctx.stale(), "min_sample": m["settings"]["min_sample"]}  # fmt: skip
+    common = {
+        "overall": m["overall"],
+        "statement": m["statement"],
+        "as_of": refresh.as_of.isoformat(),
+        "stale": ctx.stale(),
+        "min_sample": m["settings"]["min_sample"],
+    }
     if not asked:
         return render_message("answer_winrate", asked=None, rows=[], more=0, **common)
     field = _field_named(asked, m)
     excluded = {e["field"]: e for e in (m.get("fields") or {}).get("excluded", [])}
     if field in excluded:
         e = excluded[field]
-        return text_message(f"{e['label']} is not used for findings: {e['reason']}. A win rate by it would only "
-                            f"restate how deals ended.")  # fmt: skip
+        return text_message(
+            f"{e['label']} is not used for findings: {e['reason']}. A win rate by it would only "
+            f"restate how deals ended."
+        )
     if field:
         rows = sorted((s for s in m["segments"] if s["field"] == field), key=lambda s: s["rate"]["rate"] or 0)
     else:
@@ -180,9 +226,16 @@ def home_view(ctx: BotContext, viewer: Viewer) -> dict:
     totals = at_risk_totals(scores, refresh.metrics) if refresh else at_risk_totals([], {})
     risky = totals["deals"]
     message = render_message(
-        "home", risky=risky[:15], risky_more=max(0, len(risky) - 15), totals=totals,
-        rule=(refresh.metrics.get("risk_rule") or {}) if refresh else {}, alerts=visible_alerts(ctx, viewer)[:15],
-        known=scope is None or bool(scope), as_of=refresh.as_of.isoformat() if refresh else None, stale=ctx.stale(),
-        owners=ctx.owners(), updated=ctx.now.strftime("%Y-%m-%d %H:%M UTC"),
-    )  # fmt: skip
+        "home",
+        risky=risky[:15],
+        risky_more=max(0, len(risky) - 15),
+        totals=totals,
+        rule=(refresh.metrics.get("risk_rule") or {}) if refresh else {},
+        alerts=visible_alerts(ctx, viewer)[:15],
+        known=scope is None or bool(scope),
+        as_of=refresh.as_of.isoformat() if refresh else None,
+        stale=ctx.stale(),
+        owners=ctx.owners(),
+        updated=ctx.now.strftime("%Y-%m-%d %H:%M UTC"),
+    )
     return {"type": "home", "blocks": message.blocks}

@@ -29,8 +29,12 @@ from bot.people import Viewer, identify
 from engine.store import ThreadLocalStore
 
 log = logging.getLogger("salesintel.bot")
-COMMANDS = {"/deal-risk": answers.deal_risk, "/pipeline": answers.pipeline, "/winrate": answers.winrate,
-            "/alerts": answers.alerts}  # fmt: skip
+COMMANDS = {
+    "/deal-risk": answers.deal_risk,
+    "/pipeline": answers.pipeline,
+    "/winrate": answers.winrate,
+    "/alerts": answers.alerts,
+}
 SEEN_EVENTS = 2000
 
 
@@ -59,10 +63,15 @@ def create_app(deps: BotDeps, token: str, signing_secret: str, client: WebClient
         return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, bot_token=token)
 
     app = App(
-        signing_secret=signing_secret, client=client, authorize=authorize, token_verification_enabled=False,
-        request_verification_enabled=verify_requests, listener_executor=ThreadPoolExecutor(max_workers=16),
-        logger=logging.getLogger("salesintel.bolt"), name="salesintel",
-    )  # fmt: skip
+        signing_secret=signing_secret,
+        client=client,
+        authorize=authorize,
+        token_verification_enabled=False,
+        request_verification_enabled=verify_requests,
+        listener_executor=ThreadPoolExecutor(max_workers=16),
+        logger=logging.getLogger("salesintel.bolt"),
+        name="salesintel",
+    )
     app.middleware(_skip_repeated_events(OrderedDict()))
     for name, answer in COMMANDS.items():
         app.command(name)(_command_listener(deps, answer))
@@ -97,8 +106,10 @@ def _command_listener(deps: BotDeps, answer: Callable) -> Callable:
             ack(response_type="ephemeral", text="Sorry, something went wrong answering that. It has been logged.")
             return
         ack(response_type="ephemeral", text=message.text, blocks=message.blocks)
-        log.info("command answered", extra={"event": "command", "command": command.get("command"),
-                                            "user": command["user_id"]})  # fmt: skip
+        log.info(
+            "command answered",
+            extra={"event": "command", "command": command.get("command"), "user": command["user_id"]},
+        )
 
     return listener
 
@@ -109,18 +120,47 @@ def _where(body: dict) -> tuple[str | None, str | None]:
     return channel, container.get("message_ts")
 
 
-def _apply(deps: BotDeps, client: WebClient, body: dict, user: str, action_id: str, alert_id: int,
-           channel: str | None, ts: str | None, blocks: list[dict], until: datetime | None = None) -> None:  # fmt: skip
-    outcome = press(deps.stores.get(), deps.settings.alerts, deps.timezone, deps.viewer(user), action_id, alert_id,
-                    deps.clock.now(), until)  # fmt: skip
-    log.info("alert button", extra={"event": "alert_button", "action": action_id, "alert_id": alert_id, "user": user,
-                                    "changed": outcome.changed, "refused": bool(outcome.refused)})  # fmt: skip
+def _apply(
+    deps: BotDeps,
+    client: WebClient,
+    body: dict,
+    user: str,
+    action_id: str,
+    alert_id: int,
+    channel: str | None,
+    ts: str | None,
+    blocks: list[dict],
+    until: datetime | None = None,
+) -> None:
+    outcome = press(
+        deps.stores.get(),
+        deps.settings.alerts,
+        deps.timezone,
+        deps.viewer(user),
+        action_id,
+        alert_id,
+        deps.clock.now(),
+        until,
+    )
+    log.info(
+        "alert button",
+        extra={
+            "event": "alert_button",
+            "action": action_id,
+            "alert_id": alert_id,
+            "user": user,
+            "changed": outcome.changed,
+            "refused": bool(outcome.refused),
+        },
+    )
     if outcome.refused:
         if channel:
             client.chat_postEphemeral(channel=channel, user=user, text=outcome.refused)
         return
     if outcome.changed and channel and ts and blocks:
-        client.chat_update(channel=channel, ts=ts, text=outcome.note, blocks=replace_buttons(blocks, alert_id, outcome.note))
+        client.chat_update(
+            channel=channel, ts=ts, text=outcome.note, blocks=replace_buttons(blocks, alert_id, outcome.note)
+        )
     elif outcome.changed and channel:
         client.chat_postEphemeral(channel=channel, user=user, text=outcome.note)
 
@@ -140,12 +180,24 @@ def _open_snooze_modal(deps: BotDeps) -> Callable:
         ack()
         channel, ts = _where(body)
         metadata = json.dumps({"alert_id": int(action["value"]), "channel": channel, "ts": ts})
-        client.views_open(trigger_id=body["trigger_id"], view={
-            "type": "modal", "callback_id": "snooze_until", "private_metadata": metadata,
-            "title": {"type": "plain_text", "text": "Snooze alert"}, "submit": {"type": "plain_text", "text": "Snooze"},
-            "blocks": [{"type": "input", "block_id": "until", "label": {"type": "plain_text", "text": "Until"},
-                        "element": {"type": "datepicker", "action_id": "date"}}],
-        })  # fmt: skip
+        client.views_open(
+            trigger_id=body["trigger_id"],
+            view={
+                "type": "modal",
+                "callback_id": "snooze_until",
+                "private_metadata": metadata,
+                "title": {"type": "plain_text", "text": "Snooze alert"},
+                "submit": {"type": "plain_text", "text": "Snooze"},
+                "blocks": [
+                    {
+                        "type": "input",
+                        "block_id": "until",
+                        "label": {"type": "plain_text", "text": "Until"},
+                        "element": {"type": "datepicker", "action_id": "date"},
+                    }
+                ],
+            },
+        )
 
     return listener
 
@@ -160,8 +212,18 @@ def _snooze_until_submitted(deps: BotDeps) -> Callable:
         ack()
         meta = json.loads(view["private_metadata"])
         until = datetime.combine(date.fromisoformat(picked), time(8, 0), deps.timezone)
-        _apply(deps, client, body, body["user"]["id"], "alert_snooze_until", meta["alert_id"], meta.get("channel"),
-               meta.get("ts"), [], until)  # fmt: skip
+        _apply(
+            deps,
+            client,
+            body,
+            body["user"]["id"],
+            "alert_snooze_until",
+            meta["alert_id"],
+            meta.get("channel"),
+            meta.get("ts"),
+            [],
+            until,
+        )
 
     return listener
 

@@ -26,8 +26,16 @@ class Outcome:
     """What happened, in words, e.g. "Acknowledged by <@U1> at 10:42"."""
 
 
-def press(store: Store, settings: AlertsSettings, timezone: ZoneInfo, viewer: Viewer, action_id: str, alert_id: int,
-          now: datetime, until: datetime | None = None) -> Outcome:  # fmt: skip
+def press(
+    store: Store,
+    settings: AlertsSettings,
+    timezone: ZoneInfo,
+    viewer: Viewer,
+    action_id: str,
+    alert_id: int,
+    now: datetime,
+    until: datetime | None = None,
+) -> Outcome:
     ledger = AlertLedger(store)
     try:
         alert = ledger.get(alert_id)
@@ -53,7 +61,10 @@ def press(store: Store, settings: AlertsSettings, timezone: ZoneInfo, viewer: Vi
 def replace_buttons(blocks: list[dict], alert_id: int, note: str) -> list[dict]:
     """The message's blocks with this alert's buttons replaced by what happened."""
     block_id = f"alert:{alert_id}"
-    replaced = [b if b.get("block_id") != block_id else
-                {"type": "context", "block_id": f"{block_id}:done", "elements": [{"type": "mrkdwn", "text": note}]}
-                for b in blocks]  # fmt: skip
+    replaced = [
+        b
+        if b.get("block_id") != block_id
+        else {"type": "context", "block_id": f"{block_id}:done", "elements": [{"type": "mrkdwn", "text": note}]}
+        for b in blocks
+    ]
     return replaced

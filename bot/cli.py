@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,13 +22,23 @@ if TYPE_CHECKING:
 # Commands import the heavier parts (scikit-learn, scipy, Slack SDK, Jinja) when they run, so that quick
 # commands such as `ingest` start fast.
 
-AS_OF = click.option("--as-of", "as_of", type=click.DateTime(["%Y-%m-%d"]), default=None,
-                     help="date to compute as of, YYYY-MM-DD (default: when the snapshot was taken)")
+AS_OF = click.option(
+    "--as-of",
+    "as_of",
+    type=click.DateTime(["%Y-%m-%d"]),
+    default=None,
+    help="date to compute as of, YYYY-MM-DD (default: when the snapshot was taken)",
+)
 
 
 @click.group()
-@click.option("--config", "config_path", type=click.Path(path_type=Path),
-              default=lambda: os.environ.get("SALESINTEL_CONFIG", "config.yaml"), help="config.yaml to use")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=lambda: os.environ.get("SALESINTEL_CONFIG", "config.yaml"),
+    help="config.yaml to use",
+)
 @click.pass_context
 def main(ctx: click.Context, config_path: Path) -> None:
     """salesintel: deal risk and win-rate intelligence for sales teams."""
@@ -54,11 +64,13 @@ def ingest(obj, path: Path, layout: str | None) -> None:
     if existing:
         click.echo(f"{path}: already loaded as snapshot #{existing.id} at {existing.loaded_at:%Y-%m-%d %H:%M}")
         return
-    now = datetime.now(timezone.utc)
-    taken = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
+    now = datetime.now(UTC)
+    taken = datetime.fromtimestamp(path.stat().st_mtime, UTC)
     snapshot = store.save_snapshot(parsed, taken, now)
-    click.echo(f"snapshot #{snapshot.id} ({parsed.layout}): read {parsed.rows_read}, "
-               f"loaded {snapshot.rows_loaded}, rejected {snapshot.rows_rejected}")
+    click.echo(
+        f"snapshot #{snapshot.id} ({parsed.layout}): read {parsed.rows_read}, "
+        f"loaded {snapshot.rows_loaded}, rejected {snapshot.rows_rejected}"
+    )
     for reason, count in parsed.top_reasons():
         click.echo(f"  {count:>6}  {reason}")
 
@@ -109,8 +121,7 @@ def refresh_command(obj, as_of: datetime | None, timings: bool) -> None:
         click.echo(f"  {step}: {seconds:.2f} s", err=True)
 
     try:
-        result = refresh(store, _engine(settings), _as_date(as_of), datetime.now(timezone.utc),
-                         progress if timings else None)  # fmt: skip
+        result = refresh(store, _engine(settings), _as_date(as_of), datetime.now(UTC), progress if timings else None)
     except RefreshError as error:
         raise click.ClickException(str(error)) from error
     from alerts.render import render_text
@@ -126,12 +137,15 @@ def refresh_command(obj, as_of: datetime | None, timings: bool) -> None:
 def metrics(obj, as_of: datetime | None, as_json: bool, show_all: bool) -> None:
     """Print the pipeline summary of the latest refresh (for --as-of, the latest refresh of that date)."""
     from alerts.pipeline_summary import render_pipeline_summary
+
     settings, config_path = obj
     store = _open_store(settings, config_path)
     result = store.latest_refresh(_as_date(as_of))
     if result is None:
         when = f" as of {as_of:%Y-%m-%d}" if as_of else ""
-        raise click.ClickException(f"no refresh{when} yet: run `salesintel refresh{' --as-of ' + f'{as_of:%Y-%m-%d}' if as_of else ''}` first")
+        raise click.ClickException(
+            f"no refresh{when} yet: run `salesintel refresh{' --as-of ' + f'{as_of:%Y-%m-%d}' if as_of else ''}` first"
+        )
     if as_json:
         click.echo(json.dumps(result.metrics, indent=2))
     else:
@@ -147,6 +161,7 @@ def risk(obj, deal_id: str, as_of: datetime | None, as_json: bool) -> None:
     """Risk, P(win) and reasons for one open deal (computes the refresh for --as-of if there is none)."""
     from alerts.render import render_text
     from engine.lookup import DealLookupError, look_up
+
     settings, config_path = obj
     result = _refresh_for(obj, as_of)
     try:
@@ -159,10 +174,16 @@ def risk(obj, deal_id: str, as_of: datetime | None, as_json: bool) -> None:
     rule = result.metrics.get("risk_rule") or {}
     at_risk = is_at_risk(answer.score, rule)
     if as_json:
-        payload = {**answer.score, "at_risk": at_risk, "risk_rule": {k: rule.get(k) for k in ("threshold", "active", "reason")},
-                   "as_of": result.as_of.isoformat(), "snapshot_id": answer.snapshot.id,
-                   "model_version": model.get("version"), "model_has_skill": model.get("has_skill"),
-                   "model_verdict": model.get("verdict")}  # fmt: skip
+        payload = {
+            **answer.score,
+            "at_risk": at_risk,
+            "risk_rule": {k: rule.get(k) for k in ("threshold", "active", "reason")},
+            "as_of": result.as_of.isoformat(),
+            "snapshot_id": answer.snapshot.id,
+            "model_version": model.get("version"),
+            "model_has_skill": model.get("has_skill"),
+            "model_verdict": model.get("verdict"),
+        }
         click.echo(json.dumps(payload, indent=2))
     else:
         click.echo(render_text("deal_risk.txt.j2", a=answer, model=model, at_risk=at_risk, rule=rule), nl=False)
@@ -174,21 +195,26 @@ def risk(obj, deal_id: str, as_of: datetime | None, as_json: bool) -> None:
 def train_command(obj, as_of: datetime | None) -> None:
     """Train a new model version as of a date; the next refresh for that date uses it."""
     from engine.refresh import RefreshError, train_model
+
     settings, config_path = obj
     store = _open_store(settings, config_path)
     try:
-        stored = train_model(store, _engine(settings), _as_date(as_of), datetime.now(timezone.utc))
+        stored = train_model(store, _engine(settings), _as_date(as_of), datetime.now(UTC))
     except RefreshError as error:
         raise click.ClickException(str(error)) from error
     summary = stored.summary
-    click.echo(f"model {stored.version} as of {stored.as_of}: {summary['deals']} deals "
-               f"({summary['train_from']} to {summary['train_to']}), {summary['examples']} landmark examples")
+    click.echo(
+        f"model {stored.version} as of {stored.as_of}: {summary['deals']} deals "
+        f"({summary['train_from']} to {summary['train_to']}), {summary['examples']} landmark examples"
+    )
     click.echo(summary["verdict"])
     significant = [d for d in summary["drivers"] if d["status"] == "significant"]
     click.echo(f"{len(significant)} significant driver(s) of {len(summary['drivers'])}")
     for d in significant[:10]:
-        click.echo(f"  {d['feature']} {d['level']} vs {d['reference']}: odds x{d['odds_ratio']:.2f} "
-                   f"(95% CI {d['low']:.2f}-{d['high']:.2f}, q={d['q_value']:.3g})")
+        click.echo(
+            f"  {d['feature']} {d['level']} vs {d['reference']}: odds x{d['odds_ratio']:.2f} "
+            f"(95% CI {d['low']:.2f}-{d['high']:.2f}, q={d['q_value']:.3g})"
+        )
 
 
 @main.command()
@@ -197,22 +223,45 @@ def train_command(obj, as_of: datetime | None) -> None:
 @click.option("--noise", is_flag=True, help="no planted effects at all: pure noise")
 @click.option("--decay", type=float, default=0.0, show_default=True, help="log-odds of winning lost per quarter")
 @click.option("--start", type=click.DateTime(["%Y-%m-%d"]), default="2023-01-01", show_default=True)
-@click.option("--days", type=click.IntRange(30), default=540, show_default=True, help="days over which deals are created")
+@click.option(
+    "--days", type=click.IntRange(30), default=540, show_default=True, help="days over which deals are created"
+)
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="CSV to write (default synth-N-sS.csv)")
 @click.option("--truth", type=click.Path(path_type=Path), default=None, help="also write each deal's true P(win)")
-@click.option("--scenario", type=click.Choice(["clean", "fields", "messy"]), default="clean", show_default=True,
-              help="fields: extra CRM fields with planted effects and an interaction; messy: short and long cycles, "
-                   "extra fields, leaky columns, zombies, data ending at --days")
-def synth(count: int, seed: int, noise: bool, decay: float, start: datetime, days: int, out: Path | None,
-          truth: Path | None, scenario: str) -> None:
+@click.option(
+    "--scenario",
+    type=click.Choice(["clean", "fields", "messy"]),
+    default="clean",
+    show_default=True,
+    help="fields: extra CRM fields with planted effects and an interaction; messy: short and long cycles, "
+    "extra fields, leaky columns, zombies, data ending at --days",
+)
+def synth(
+    count: int,
+    seed: int,
+    noise: bool,
+    decay: float,
+    start: datetime,
+    days: int,
+    out: Path | None,
+    truth: Path | None,
+    scenario: str,
+) -> None:
     """Write a synthetic CRM snapshot with planted effects of known size (SkyGeni layout, or a messy export)."""
     from engine.synth import MessySpec, SynthSpec, generate
 
     if scenario == "messy":
         _write_messy(MessySpec(deals=count, seed=seed, start=start.date(), days=days, noise=noise), out, truth)
         return
-    spec = SynthSpec(deals=count, seed=seed, start=start.date(), days=days, noise=noise, decay_per_quarter=decay,
-                     extra_fields=scenario == "fields")  # fmt: skip
+    spec = SynthSpec(
+        deals=count,
+        seed=seed,
+        start=start.date(),
+        days=days,
+        noise=noise,
+        decay_per_quarter=decay,
+        extra_fields=scenario == "fields",
+    )
     data = generate(spec)
     out = out or Path(f"synth-{count}-s{seed}{'-noise' if noise else ''}{'-fields' if spec.extra_fields else ''}.csv")
     data.crm.to_csv(out, index=False)
@@ -226,10 +275,17 @@ def synth(count: int, seed: int, noise: bool, decay: float, start: datetime, day
 
         from engine.synth import CONTACTS_EFFECT, FIELD_EFFECTS, INTERACTION_EFFECT, fields_layout
 
-        planted = "none (pure noise)" if noise else ", ".join(
-            [f"{f}={lvl} {v:+.1f}" for (f, lvl), v in FIELD_EFFECTS.items()]
-            + [f"contacts {CONTACTS_EFFECT:+.2f} per contact", f"competitor=Globex with company_size=Enterprise "
-               f"{INTERACTION_EFFECT:+.1f} (an interaction)"])  # fmt: skip
+        planted = (
+            "none (pure noise)"
+            if noise
+            else ", ".join(
+                [f"{f}={lvl} {v:+.1f}" for (f, lvl), v in FIELD_EFFECTS.items()]
+                + [
+                    f"contacts {CONTACTS_EFFECT:+.2f} per contact",
+                    f"competitor=Globex with company_size=Enterprise {INTERACTION_EFFECT:+.1f} (an interaction)",
+                ]
+            )
+        )
         click.echo(f"extra fields' planted effects: {planted}")
         click.echo("read it with this layout (config.yaml, under ingest.layouts; then `ingest --layout fields`):")
         click.echo(yaml.safe_dump({"fields": fields_layout()}, sort_keys=False, allow_unicode=True))
@@ -245,8 +301,10 @@ def _write_messy(spec, out: Path | None, truth: Path | None) -> None:
     data.crm.to_csv(out, index=False)
     if truth:
         data.truth.to_csv(truth, index=False)
-    click.echo(f"wrote {spec.deals} deals ({int(data.truth['open'].sum())} open, {int(data.truth['zombie'].sum())} of "
-               f"them zombies) to {out}; the export ends on {spec.data_end}")  # fmt: skip
+    click.echo(
+        f"wrote {spec.deals} deals ({int(data.truth['open'].sum())} open, {int(data.truth['zombie'].sum())} of "
+        f"them zombies) to {out}; the export ends on {spec.data_end}"
+    )
     click.echo("read it with this layout (config.yaml, under ingest.layouts; then `ingest --layout messy`):")
     click.echo(yaml.safe_dump({"messy": messy_layout()}, sort_keys=False, allow_unicode=True))
 
@@ -261,6 +319,7 @@ def backtest_command(obj, as_of: datetime, until: datetime | None, every: int, a
     """Score the pipeline open at past date(s), then compare with what happened (from the newest snapshot)."""
     from alerts.render import render_text
     from engine.backtest import backtest
+
     settings, config_path = obj
     store = _open_store(settings, config_path)
     snapshot = store.latest_snapshot()
@@ -273,8 +332,10 @@ def backtest_command(obj, as_of: datetime, until: datetime | None, every: int, a
     reports = []
     for day in dates:
         if day >= snapshot.taken_at.date():
-            raise click.ClickException(f"{day} is not before the snapshot ({snapshot.taken_at:%Y-%m-%d}): "
-                                       "there are no later outcomes to compare with")  # fmt: skip
+            raise click.ClickException(
+                f"{day} is not before the snapshot ({snapshot.taken_at:%Y-%m-%d}): "
+                "there are no later outcomes to compare with"
+            )
         reports.append(backtest(deals, snapshot, day, _engine(settings), settings.alerts.realtime.min_amount))
     if as_json:
         click.echo(json.dumps(reports, indent=2))
@@ -294,22 +355,26 @@ def models_command(obj) -> None:
     for row in rows:
         summary = store.model(row["id"]).summary
         auc = summary["evaluation"]["auc"]
-        click.echo(f"v{row['id']}  as of {row['as_of']}  snapshot #{row['snapshot_id']}  {row['deals']:,} deals "
-                   f"({row['train_from']} to {row['train_to']})  {summary.get('family') or 'logistic regression'}  holdout AUC {auc['auc']:.3f} "
-                   f"[{auc['low']:.3f}, {auc['high']:.3f}]  Brier skill {summary['evaluation']['brier_skill']:+.1%}  "
-                   f"{'refused (likely leak)' if summary.get('refused') else 'has skill' if row['has_skill'] else 'no skill'}")
+        click.echo(
+            f"v{row['id']}  as of {row['as_of']}  snapshot #{row['snapshot_id']}  {row['deals']:,} deals "
+            f"({row['train_from']} to {row['train_to']})  {summary.get('family') or 'logistic regression'}"
+            f"  holdout AUC {auc['auc']:.3f} "
+            f"[{auc['low']:.3f}, {auc['high']:.3f}]  Brier skill {summary['evaluation']['brier_skill']:+.1%}  "
+            f"{'refused (likely leak)' if summary.get('refused') else 'has skill' if row['has_skill'] else 'no skill'}"
+        )
 
 
 def _refresh_for(obj, as_of: datetime | None):
     """The refresh for `as_of` (computed if missing), or the latest one."""
     from engine.refresh import RefreshError, refresh
+
     settings, config_path = obj
     store = _open_store(settings, config_path)
     result = store.latest_refresh(_as_date(as_of))
     if result is None:
         click.echo(f"no refresh{' as of ' + f'{as_of:%Y-%m-%d}' if as_of else ''} yet: computing one...", err=True)
         try:
-            result = refresh(store, _engine(settings), _as_date(as_of), datetime.now(timezone.utc))
+            result = refresh(store, _engine(settings), _as_date(as_of), datetime.now(UTC))
         except RefreshError as error:
             raise click.ClickException(str(error)) from error
     return result
@@ -320,13 +385,20 @@ register_alert_commands(main, _refresh_for)
 
 @main.command("run")
 @click.option("--port", type=int, default=3000, show_default=True, help="HTTP port for /slack/events and /healthz")
-@click.option("--as-of", "as_of", type=click.DateTime(["%Y-%m-%d"]), default=None,
-              help="pin the engine's date (replay history); the scheduler still runs on the wall clock")
+@click.option(
+    "--as-of",
+    "as_of",
+    type=click.DateTime(["%Y-%m-%d"]),
+    default=None,
+    help="pin the engine's date (replay history); the scheduler still runs on the wall clock",
+)
 @click.pass_obj
 def run_command(obj, port: int, as_of: datetime | None) -> None:
     """The service: Slack bot (HTTP, Socket Mode, or terminal without credentials) plus the alert scheduler."""
     from bot import logs, service
 
     settings, config_path = obj
-    logs.configure([os.environ.get(name, "") for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN")])
+    logs.configure(
+        [os.environ.get(name, "") for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN")]
+    )
     sys.exit(service.run(settings, config_path, port, _as_date(as_of)))

@@ -6,7 +6,7 @@ import json
 import logging
 import re
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 TOKEN_PATTERN = re.compile(r"xox[abepr]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+")
 STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"}
@@ -23,8 +23,12 @@ class JsonLines(logging.Formatter):
         return TOKEN_PATTERN.sub("[redacted]", text)
 
     def format(self, record: logging.LogRecord) -> str:
-        entry = {"ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
-                 "level": record.levelname.lower(), "logger": record.name, "msg": record.getMessage()}  # fmt: skip
+        entry = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
         entry.update({k: v for k, v in vars(record).items() if k not in STANDARD})
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)

@@ -23,7 +23,10 @@ class Viewer:
 
 def identify(slack_id: str, routing: RoutingSettings, cached: dict[str, str], bot: BotSettings) -> Viewer:
     """`cached`: person → Slack id from the store's lookups."""
-    people = {**{p: s for p, s in cached.items()}, **{p: e["slack"] for p, e in routing.users.items() if e.get("slack")}}
+    people = {
+        **{p: s for p, s in cached.items()},
+        **{p: e["slack"] for p, e in routing.users.items() if e.get("slack")},
+    }
     person = next((p for p, s in people.items() if s == slack_id), None)
     return Viewer(slack_id, person, slack_id in bot.executives or slack_id == bot.terminal_user)
 

@@ -55,9 +55,13 @@ class Credentials:
     api_url: str
 
     @classmethod
-    def from_environment(cls) -> "Credentials":
-        return cls(os.environ.get("SLACK_BOT_TOKEN") or None, os.environ.get("SLACK_SIGNING_SECRET") or None,
-                   os.environ.get("SLACK_APP_TOKEN") or None, os.environ.get("SLACK_API_URL") or DEFAULT_API_URL)  # fmt: skip
+    def from_environment(cls) -> Credentials:
+        return cls(
+            os.environ.get("SLACK_BOT_TOKEN") or None,
+            os.environ.get("SLACK_SIGNING_SECRET") or None,
+            os.environ.get("SLACK_APP_TOKEN") or None,
+            os.environ.get("SLACK_API_URL") or DEFAULT_API_URL,
+        )
 
     @property
     def mode(self) -> str:
@@ -99,7 +103,9 @@ class Worker:
     def scheduler(self) -> Scheduler:
         env = self.environment()
         self.refresh_job.env = env
-        return Scheduler(env.store, build_jobs(env, self.refresh_job), self.deps.clock, misfire_grace(env), self.started)
+        return Scheduler(
+            env.store, build_jobs(env, self.refresh_job), self.deps.clock, misfire_grace(env), self.started
+        )
 
     def tick(self) -> None:
         if self.stopping.is_set():
@@ -114,8 +120,12 @@ class Worker:
     def deliver(self) -> int:
         store = self.deps.stores.get()
         if self.credentials.bot_token:
-            sender = SlackSender(slack_client(self.credentials.bot_token, self.credentials.api_url),
-                                 self.deps.settings.alerts, store, self._dm_channels)  # fmt: skip
+            sender = SlackSender(
+                slack_client(self.credentials.bot_token, self.credentials.api_url),
+                self.deps.settings.alerts,
+                store,
+                self._dm_channels,
+            )
         else:
             sender = TerminalSender(self.terminal)
         deliverer = Deliverer(store, sender, self.deps.settings.alerts, self.deps.clock, self._last_sent)
@@ -139,13 +149,22 @@ def health(deps: BotDeps, worker: Worker, background: BackgroundScheduler) -> tu
     body = {
         "status": "ok" if background.running and not stale else "degraded",
         "store": {"ok": True, "path": str(deps.stores.path)},
-        "scheduler": {"running": background.running, "last_tick": worker.last_tick.isoformat() if worker.last_tick else None,
-                      "next": {job: (t.isoformat() if t else None) for job, t in schedule.items()}},
-        "last_refresh": {"id": refresh.id, "as_of": refresh.as_of.isoformat(), "computed_at": refresh.computed_at.isoformat(),
-                         "model": refresh.metrics.get("model", {}).get("version")} if refresh else None,
+        "scheduler": {
+            "running": background.running,
+            "last_tick": worker.last_tick.isoformat() if worker.last_tick else None,
+            "next": {job: (t.isoformat() if t else None) for job, t in schedule.items()},
+        },
+        "last_refresh": {
+            "id": refresh.id,
+            "as_of": refresh.as_of.isoformat(),
+            "computed_at": refresh.computed_at.isoformat(),
+            "model": refresh.metrics.get("model", {}).get("version"),
+        }
+        if refresh
+        else None,
         "data": {"snapshot_taken_at": snapshot.taken_at.isoformat() if snapshot else None, "stale": stale},
         "outbox": outbox,
-    }  # fmt: skip
+    }
     return 200, body
 
 
@@ -155,8 +174,10 @@ def wsgi_app(bolt_handler: SlackRequestHandler | None, health_check):
         if path == "/healthz" and environ["REQUEST_METHOD"] == "GET":
             status, body = health_check()
             data = json.dumps(body).encode()
-            start_response(f"{status} {'OK' if status == 200 else 'Service Unavailable'}",
-                           [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])  # fmt: skip
+            start_response(
+                f"{status} {'OK' if status == 200 else 'Service Unavailable'}",
+                [("Content-Type", "application/json"), ("Content-Length", str(len(data)))],
+            )
             return [data]
         if path == "/slack/events" and bolt_handler is not None:
             return bolt_handler(environ, start_response)
@@ -166,8 +187,14 @@ def wsgi_app(bolt_handler: SlackRequestHandler | None, health_check):
     return application
 
 
-def run(settings: Settings, config_path: Path, port: int, pinned_as_of: date | None, stdin: TextIO = sys.stdin,
-        stdout: TextIO = sys.stdout) -> int:  # fmt: skip
+def run(
+    settings: Settings,
+    config_path: Path,
+    port: int,
+    pinned_as_of: date | None,
+    stdin: TextIO = sys.stdin,
+    stdout: TextIO = sys.stdout,
+) -> int:
     credentials = Credentials.from_environment()
     stopping = threading.Event()
     clock = SystemClock(stopping)
@@ -176,31 +203,59 @@ def run(settings: Settings, config_path: Path, port: int, pinned_as_of: date | N
     engine = EngineSettings(settings.metrics, settings.model, settings.anomalies, settings.alerts.realtime.risk_rule)
     watch = settings.alerts.schedule.watch_folder
     env = AlertEnvironment(stores.get(), settings.alerts, ZoneInfo(settings.timezone))
-    refresh_job = RefreshJob(env, engine, settings.ingest, pinned_as_of,
-                             (config_path.parent / watch) if watch else None)  # fmt: skip
-    worker = Worker(deps, engine, credentials, refresh_job, clock.now(), stopping,
-                    stdout if credentials.mode == "terminal" else None)  # fmt: skip
-    log.info("starting", extra={"event": "starting", "mode": credentials.mode, "port": port,
-                                "as_of": pinned_as_of.isoformat() if pinned_as_of else None,
-                                "store": str(stores.path)})  # fmt: skip
+    refresh_job = RefreshJob(
+        env, engine, settings.ingest, pinned_as_of, (config_path.parent / watch) if watch else None
+    )
+    worker = Worker(
+        deps,
+        engine,
+        credentials,
+        refresh_job,
+        clock.now(),
+        stopping,
+        stdout if credentials.mode == "terminal" else None,
+    )
+    log.info(
+        "starting",
+        extra={
+            "event": "starting",
+            "mode": credentials.mode,
+            "port": port,
+            "as_of": pinned_as_of.isoformat() if pinned_as_of else None,
+            "store": str(stores.path),
+        },
+    )
     first = refresh_job(clock.now(), clock.now())
     log.info("first refresh", extra={"event": "first_refresh", "note": first})
 
     background = BackgroundScheduler(timezone=ZoneInfo(settings.timezone))
-    background.add_job(worker.tick, "interval", seconds=settings.alerts.schedule.tick_seconds, id="tick",
-                       max_instances=1, coalesce=True, next_run_time=datetime.now(ZoneInfo(settings.timezone)),
-                       misfire_grace_time=None)  # fmt: skip
+    background.add_job(
+        worker.tick,
+        "interval",
+        seconds=settings.alerts.schedule.tick_seconds,
+        id="tick",
+        max_instances=1,
+        coalesce=True,
+        next_run_time=datetime.now(ZoneInfo(settings.timezone)),
+        misfire_grace_time=None,
+    )
     background.start()
 
     token = credentials.bot_token or "xoxb-terminal"
     client = slack_client(None, credentials.api_url)  # the token comes from `authorize`, per request
-    app = create_app(deps, token, credentials.signing_secret or "terminal", client,
-                     verify_requests=credentials.mode != "terminal")  # fmt: skip
+    app = create_app(
+        deps, token, credentials.signing_secret or "terminal", client, verify_requests=credentials.mode != "terminal"
+    )
     server = None
     if credentials.mode in ("http", "socket"):
         handler = SlackRequestHandler(app) if credentials.mode == "http" else None
-        server = make_server("0.0.0.0", port, wsgi_app(handler, lambda: health(deps, worker, background)),
-                             server_class=ThreadingWSGIServer, handler_class=QuietHandler)  # fmt: skip
+        server = make_server(
+            "0.0.0.0",
+            port,
+            wsgi_app(handler, lambda: health(deps, worker, background)),
+            server_class=ThreadingWSGIServer,
+            handler_class=QuietHandler,
+        )
         threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
         log.info("listening", extra={"event": "listening", "port": server.server_port})
     socket_handler = None
@@ -217,7 +272,9 @@ def run(settings: Settings, config_path: Path, port: int, pinned_as_of: date | N
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     if credentials.mode == "terminal":
-        threading.Thread(target=_terminal_loop, args=(app, settings, stdin, stdout, stopping), name="stdin", daemon=True).start()
+        threading.Thread(
+            target=_terminal_loop, args=(app, settings, stdin, stdout, stopping), name="stdin", daemon=True
+        ).start()
     stopping.wait()
 
     if server is not None:
@@ -233,8 +290,10 @@ def run(settings: Settings, config_path: Path, port: int, pinned_as_of: date | N
 
 def _terminal_loop(app, settings: Settings, stdin: TextIO, stdout: TextIO, stopping: threading.Event) -> None:
     """Slash commands typed on stdin, dispatched through the Bolt app exactly as Slack's would be."""
-    stdout.write(f"salesintel (terminal mode). Type {', '.join(TERMINAL_COMMANDS)} (e.g. /deal-risk D00042); "
-                 "end input (Ctrl-D) to stop.\n")  # fmt: skip
+    stdout.write(
+        f"salesintel (terminal mode). Type {', '.join(TERMINAL_COMMANDS)} (e.g. /deal-risk D00042); "
+        "end input (Ctrl-D) to stop.\n"
+    )
     stdout.flush()
     for line in stdin:
         line = line.strip()
@@ -245,9 +304,18 @@ def _terminal_loop(app, settings: Settings, stdin: TextIO, stdout: TextIO, stopp
             stdout.write(f"unknown command {command}: try {', '.join(TERMINAL_COMMANDS)} (each takes `help`)\n")
             stdout.flush()
             continue
-        body = urlencode({"command": command, "text": text, "user_id": settings.bot.terminal_user, "user_name": "terminal",
-                          "team_id": "TTERMINAL", "channel_id": "CTERMINAL", "trigger_id": "terminal",
-                          "response_url": "http://localhost/terminal"})  # fmt: skip
+        body = urlencode(
+            {
+                "command": command,
+                "text": text,
+                "user_id": settings.bot.terminal_user,
+                "user_name": "terminal",
+                "team_id": "TTERMINAL",
+                "channel_id": "CTERMINAL",
+                "trigger_id": "terminal",
+                "response_url": "http://localhost/terminal",
+            }
+        )
         response = app.dispatch(BoltRequest(body=body, headers={"content-type": ["application/x-www-form-urlencoded"]}))
         stdout.write(_answer_as_text(response.body) + "\n")
         stdout.flush()

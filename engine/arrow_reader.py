@@ -69,8 +69,14 @@ def scan(path: Path) -> FileScan:
     return FileScan(digest.hexdigest(), size, numbers[numbers > 1])
 
 
-def batches(path: Path, width: int, encoding: str, lines: np.ndarray, add: Callable[[pd.DataFrame, np.ndarray], None],
-            progress: Callable[[int], None] | None = None) -> bool:  # fmt: skip
+def batches(
+    path: Path,
+    width: int,
+    encoding: str,
+    lines: np.ndarray,
+    add: Callable[[pd.DataFrame, np.ndarray], None],
+    progress: Callable[[int], None] | None = None,
+) -> bool:
     """Parse the rows after the header with pyarrow and hand each batch to `add` with its line numbers.
 
     Returns False if the rows cannot be numbered exactly (see the module's docstring): the caller then throws away
@@ -85,7 +91,7 @@ def batches(path: Path, width: int, encoding: str, lines: np.ndarray, add: Calla
         for frame in _frames(path, width):
             if offset + len(frame) > len(lines):
                 return False  # a bare carriage return ended a record: more rows than non-blank lines
-            add(frame, lines[offset:offset + len(frame)])
+            add(frame, lines[offset : offset + len(frame)])
             offset += len(frame)
             if progress is not None:  # bytes in proportion to rows: batches do not say where they end
                 done = size * offset // total_rows
@@ -105,9 +111,12 @@ def _frames(path: Path, width: int) -> Iterator[pd.DataFrame]:
         path,
         read_options=pv.ReadOptions(column_names=names, skip_rows=1, block_size=BLOCK_BYTES),
         parse_options=pv.ParseOptions(newlines_in_values=True, ignore_empty_lines=True),
-        convert_options=pv.ConvertOptions(column_types={name: pa.string() for name in names},
-                                          strings_can_be_null=False, quoted_strings_can_be_null=False),
-    )  # fmt: skip
+        convert_options=pv.ConvertOptions(
+            column_types={name: pa.string() for name in names},
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        ),
+    )
     with reader:
         for batch in reader:
             yield pd.DataFrame({i: batch.column(i).to_pandas() for i in range(width)})

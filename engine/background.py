@@ -22,7 +22,6 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-
 NICENESS = 19
 """A child yields the CPU to its parent: it is never on the critical path while the parent has work, and it gets a
 whole core when the parent waits for it. Without this, a child beside the trees' training (two OpenMP threads)
@@ -46,8 +45,9 @@ class Pending:
             status, value, trace = self._reader.recv()
         except EOFError:
             self._process.join()
-            raise BackgroundStepError(f"{self._step.__name__} died in its process (exit code "
-                                      f"{self._process.exitcode})") from None  # fmt: skip
+            raise BackgroundStepError(
+                f"{self._step.__name__} died in its process (exit code {self._process.exitcode})"
+            ) from None
         finally:
             self._reader.close()
         self._process.join()
@@ -77,7 +77,7 @@ class StepGroup:
         self._started.append(pending)
         return pending
 
-    def __enter__(self) -> "StepGroup":
+    def __enter__(self) -> StepGroup:
         return self
 
     def __exit__(self, *exc_info) -> None:

@@ -36,24 +36,32 @@ def backtest(deals: pd.DataFrame, snapshot: Snapshot, as_of: date, settings: Eng
         model, note = None, str(error)
     space = space_after_model(audited, model)
     segments = compare_segments(view.history, space, settings.metrics) if len(view.history) else []
-    evidence = gather_evidence(view.history, space, segments, settings.metrics.confidence) if len(view.history) else None
+    evidence = (
+        gather_evidence(view.history, space, segments, settings.metrics.confidence) if len(view.history) else None
+    )
     scored = score_open_deals(view, evidence, model, None, space, settings.model, settings.metrics)
     scores = scored.frame()
     rule = risk_rule_for(model, note, settings)
-    report = {"as_of": as_of.isoformat(), "open_deals": int(len(view.open)), "closed_deals": int(len(view.history)),
-              "model_verdict": model.verdict if model else f"no model: {note}",
-              "model_family": model.family if model else None,
-              "model_candidates": model.evaluation.get("candidates", []) if model and not model.refused else [],
-              "method": scored.method if len(scored) else None, "rule": _rule_summary(rule),
-              "excluded_fields": [e.to_dict() for e in space.excluded]}  # fmt: skip
+    report = {
+        "as_of": as_of.isoformat(),
+        "open_deals": int(len(view.open)),
+        "closed_deals": int(len(view.history)),
+        "model_verdict": model.verdict if model else f"no model: {note}",
+        "model_family": model.family if model else None,
+        "model_candidates": model.evaluation.get("candidates", []) if model and not model.refused else [],
+        "method": scored.method if len(scored) else None,
+        "rule": _rule_summary(rule),
+        "excluded_fields": [e.to_dict() for e in space.excluded],
+    }
     if scores.empty:
         return {**report, "resolved": 0, "unresolved": 0}
     later = deals.set_index("deal_id").loc[scores["deal_id"], ["outcome", "closed_date"]]
     scores["resolved"] = later["outcome"].notna().to_numpy()
     scores["won"] = later["outcome"].eq("Won").to_numpy()
     resolved = scores[scores["resolved"]]
-    report.update(resolved=int(len(resolved)), unresolved=int((~scores["resolved"]).sum()),
-                  stale=int(scores["stale"].sum()))  # fmt: skip
+    report.update(
+        resolved=int(len(resolved)), unresolved=int((~scores["resolved"]).sum()), stale=int(scores["stale"].sum())
+    )
     if resolved.empty or resolved["won"].nunique() < 2:
         return report
     outcomes, p_win = resolved["won"].to_numpy(), resolved["p_win"].to_numpy()
@@ -61,14 +69,19 @@ def backtest(deals: pd.DataFrame, snapshot: Snapshot, as_of: date, settings: Eng
     model_brier, base_brier = brier(outcomes, p_win), brier(outcomes, np.full(len(outcomes), base_rate))
     rng = np.random.default_rng(settings.model.seed)
     report.update(
-        auc=auc_with_interval(outcomes, p_win,
-                              DealResamples.draw(resolved["deal_id"].to_numpy(), settings.model.bootstrap_samples, rng),
-                              settings.metrics.confidence),
-        brier=model_brier, base_rate_brier=base_brier, brier_skill=1 - model_brier / base_brier,
+        auc=auc_with_interval(
+            outcomes,
+            p_win,
+            DealResamples.draw(resolved["deal_id"].to_numpy(), settings.model.bootstrap_samples, rng),
+            settings.metrics.confidence,
+        ),
+        brier=model_brier,
+        base_rate_brier=base_brier,
+        brier_skill=1 - model_brier / base_brier,
         calibration=calibration_table(outcomes, p_win, settings.model.calibration_bins),
         at_risk=_measured(resolved, rule, None, settings.model.seed),
         realtime=_measured(resolved, rule, min_amount, settings.model.seed, space.exclusion_reason("deal_amount")),
-    )  # fmt: skip
+    )
     return report
 
 
@@ -76,16 +89,20 @@ def _rule_summary(rule: dict) -> dict:
     return {key: rule.get(key) for key in ("threshold", "source", "active", "reason", "target_share", "min_lift")}
 
 
-def _measured(resolved: pd.DataFrame, rule: dict, min_amount: float | None, seed: int,
-              amount_leak: str | None = None) -> dict:  # fmt: skip
+def _measured(
+    resolved: pd.DataFrame, rule: dict, min_amount: float | None, seed: int, amount_leak: str | None = None
+) -> dict:
     """The rule's figures on the resolved live deals (above `min_amount` for the real-time rule).
 
     When the amounts encode the outcome, the snapshot's amount of a deal that closed later is its final one (0 if
     lost, in some exports), so "amount above the threshold" would select the won deals: the subset is not measured.
     """
     if min_amount is not None and amount_leak:
-        return {"min_amount": min_amount, "active": bool(rule.get("active")),
-                "skipped": f"Deal size {amount_leak}, so the later amounts would pick the won deals"}  # fmt: skip
+        return {
+            "min_amount": min_amount,
+            "active": bool(rule.get("active")),
+            "skipped": f"Deal size {amount_leak}, so the later amounts would pick the won deals",
+        }
     live = resolved[~resolved["stale"]]
     if min_amount is not None:
         live = live[live["deal_amount"] > min_amount]

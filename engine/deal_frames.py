@@ -25,11 +25,26 @@ from engine.distinct import per_distinct
 FORMAT = "parquet-v1"
 """What `snapshot_frames.format` says: Parquet of the columns below, one Arrow type per kind of column."""
 
-TEXT_COLUMNS = ("deal_id", "deal_name", "created_date", "closed_date", "sales_rep_id", "industry", "region",
-                "product_type", "lead_source", "deal_stage", "outcome")  # fmt: skip
+TEXT_COLUMNS = (
+    "deal_id",
+    "deal_name",
+    "created_date",
+    "closed_date",
+    "sales_rep_id",
+    "industry",
+    "region",
+    "product_type",
+    "lead_source",
+    "deal_stage",
+    "outcome",
+)
 """Stored as text in SQLite and in Parquet; dates are YYYY-MM-DD text in both, parsed by `finish`."""
-ARROW_TYPES = {"line": pa.int64(), "deal_amount": pa.float64(), "sales_cycle_days": pa.int64(),
-               **{name: pa.string() for name in TEXT_COLUMNS}}  # fmt: skip
+ARROW_TYPES = {
+    "line": pa.int64(),
+    "deal_amount": pa.float64(),
+    "sales_cycle_days": pa.int64(),
+    **{name: pa.string() for name in TEXT_COLUMNS},
+}
 EXTRA_TYPES = {"category": pa.string(), "number": pa.float64(), "boolean": pa.bool_(), "date": pa.string()}
 """Extra fields by kind, as the validator hands them over (a date field is YYYY-MM-DD text, like in the JSON)."""
 
@@ -42,8 +57,9 @@ class Shared:
     values: np.ndarray
 
 
-def encode(deals: pd.DataFrame, columns: tuple[str, ...], fields: dict[str, dict],
-           shared: dict[str, Shared | None]) -> bytes:  # fmt: skip
+def encode(
+    deals: pd.DataFrame, columns: tuple[str, ...], fields: dict[str, dict], shared: dict[str, Shared | None]
+) -> bytes:
     """The validated deals (core `columns` then the extra `fields`) as Parquet bytes, missing values as nulls.
 
     `deals` must be in line order (the validator's). Columns with `shared` codes are written as dictionaries
@@ -134,8 +150,9 @@ def _categories(column: pd.Series) -> pd.Series:
     rank[order] = np.arange(len(order))
     rank[-1] = -1  # code -1 (missing) stays missing
     categories = pd.Index(uniques[order], dtype=object)
-    return pd.Series(pd.Categorical.from_codes(rank[codes], categories=categories), index=column.index,
-                     name=column.name)  # fmt: skip
+    return pd.Series(
+        pd.Categorical.from_codes(rank[codes], categories=categories), index=column.index, name=column.name
+    )
 
 
 def _dates(column: pd.Series) -> pd.Series:
@@ -151,8 +168,9 @@ def _shared_objects(column: pd.Series) -> pd.Series:
     Every refresh filters, groups and compares these columns many times; on pandas' Arrow-backed string dtype each
     filter copies the text and each NumPy conversion builds new strings, which together cost seconds at a million
     deals. Object columns of shared strings are filtered as pointers."""
-    return pd.Series(per_distinct(column, lambda texts: texts, np.nan), index=column.index, dtype=object,
-                     name=column.name)  # fmt: skip
+    return pd.Series(
+        per_distinct(column, lambda texts: texts, np.nan), index=column.index, dtype=object, name=column.name
+    )
 
 
 def typed_extra(values: pd.Series, kind: str) -> pd.Series:

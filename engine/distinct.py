@@ -42,6 +42,8 @@ def counts_by_level(codes: np.ndarray, levels: np.ndarray, won: np.ndarray, name
     wins = np.bincount(codes, weights=won[kept_rows], minlength=len(levels))
     wins = wins.astype(np.int64 if won.dtype == bool else won.dtype)
     occurs = present > 0
-    counts = pd.DataFrame({"sum": wins[occurs], "count": present[occurs].astype(np.int64)},
-                          index=pd.Index(levels[occurs], dtype=object, name=name))  # fmt: skip
+    counts = pd.DataFrame(
+        {"sum": wins[occurs], "count": present[occurs].astype(np.int64)},
+        index=pd.Index(levels[occurs], dtype=object, name=name),
+    )
     return counts.sort_index()

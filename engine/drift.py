@@ -42,8 +42,9 @@ def population_stability(expected: dict[str, float], actual: dict[str, float]) -
     return float(np.sum((a - e) * np.log(a / e)))
 
 
-def drift_report(model: TrainedModel, open_deals: pd.DataFrame, history: pd.DataFrame, min_sample: int,
-                 seed: int) -> dict:  # fmt: skip
+def drift_report(
+    model: TrainedModel, open_deals: pd.DataFrame, history: pd.DataFrame, min_sample: int, seed: int
+) -> dict:
     """PSI per feature of the open pipeline against training (with at least `min_sample` open deals), and skill on
     deals closed since training."""
     psi = {}
@@ -53,16 +54,28 @@ def drift_report(model: TrainedModel, open_deals: pd.DataFrame, history: pd.Data
         expected = _age_matched_shares(model.training_shares, features["landmark"], model.space.dimensions)
         psi = {feature: population_stability(expected.get(feature, {}), shares) for feature, shares in current.items()}
     since = history[history["closed_date"] > pd.Timestamp(model.as_of)]
-    decay = {"closed_since_training": int(len(since)), "holdout_auc": model.evaluation["auc"]["auc"],
-             "holdout_brier_skill": model.evaluation["brier_skill"], "auc": None, "brier_skill": None}  # fmt: skip
+    decay = {
+        "closed_since_training": int(len(since)),
+        "holdout_auc": model.evaluation["auc"]["auc"],
+        "holdout_brier_skill": model.evaluation["brier_skill"],
+        "auc": None,
+        "brier_skill": None,
+    }
     if len(since) >= min_sample and since["won"].nunique() == 2 and not model.refused:
         examples = landmark_examples(since, model.space)
         predicted, outcomes = model.predict(examples), examples["won"].to_numpy()
         deals = DealResamples.draw(examples["deal_id"].to_numpy(), 100, np.random.default_rng(seed))
         auc = auc_with_interval(outcomes, predicted, deals)
         base = brier(outcomes, np.full(len(outcomes), model.base_rate))
-        decay.update(auc=auc["auc"], auc_low=auc["low"], auc_high=auc["high"],
-                     brier_skill=1 - brier(outcomes, predicted) / base)
+        decay.update(
+            auc=auc["auc"], auc_low=auc["low"], auc_high=auc["high"], brier_skill=1 - brier(outcomes, predicted) / base
+        )
     worst = max(psi.items(), key=lambda item: item[1]) if psi else (None, 0.0)
-    return {"psi": psi, "max_psi_feature": worst[0], "max_psi": worst[1], "skill": decay,
-            "model_as_of": model.as_of.isoformat(), "model_has_skill": model.has_skill}  # fmt: skip
+    return {
+        "psi": psi,
+        "max_psi_feature": worst[0],
+        "max_psi": worst[1],
+        "skill": decay,
+        "model_as_of": model.as_of.isoformat(),
+        "model_has_skill": model.has_skill,
+    }

@@ -50,8 +50,9 @@ class Driver:
     status: str
 
 
-def estimate_drivers(history: pd.DataFrame, space: FeatureSpace, metrics: MetricsSettings,
-                     has_skill: bool) -> list[Driver]:  # fmt: skip
+def estimate_drivers(
+    history: pd.DataFrame, space: FeatureSpace, metrics: MetricsSettings, has_skill: bool
+) -> list[Driver]:
     """Every non-reference level of every field, most significant first."""
     if not space.fields or history["won"].nunique() < 2:
         return []
@@ -83,7 +84,20 @@ def estimate_drivers(history: pd.DataFrame, space: FeatureSpace, metrics: Metric
             status = INSUFFICIENT
         else:
             status = SIGNIFICANT if has_skill and q_value <= metrics.fdr_q else NOT_SIGNIFICANT
-        drivers.append(Driver(dimension, level, reference, labels[dimension], beta, float(np.exp(beta)),
-                              float(np.exp(beta - z * error)), float(np.exp(beta + z * error)), p_value, q_value,
-                              deals, status))  # fmt: skip
+        drivers.append(
+            Driver(
+                dimension,
+                level,
+                reference,
+                labels[dimension],
+                beta,
+                float(np.exp(beta)),
+                float(np.exp(beta - z * error)),
+                float(np.exp(beta + z * error)),
+                p_value,
+                q_value,
+                deals,
+                status,
+            )
+        )
     return sorted(drivers, key=lambda d: (d.status != SIGNIFICANT, d.p_value))

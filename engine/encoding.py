@@ -35,7 +35,7 @@ class Encoding:
     """Number fields (by field name) given raw to the trees, besides their band."""
 
     @classmethod
-    def fit(cls, rows: pd.DataFrame, space: FeatureSpace, with_age: bool = True) -> "Encoding":
+    def fit(cls, rows: pd.DataFrame, space: FeatureSpace, with_age: bool = True) -> Encoding:
         """Levels of every field of `space` (and the age band, for landmark rows), and its raw numbers (for the
         trees; a fit on one row per deal at creation, like the drivers', needs neither)."""
         dimensions = [*space.dimensions, "age_band"] if with_age else list(space.dimensions)
@@ -43,7 +43,7 @@ class Encoding:
         numbers = tuple(f.name for f in space.fields if f.kind == "number") if with_age else ()
         return cls(levels, numbers)
 
-    def codes(self, rows: pd.DataFrame) -> "Coded":
+    def codes(self, rows: pd.DataFrame) -> Coded:
         columns = {}
         for dimension, levels in self.levels.items():
             # Each distinct value is looked up once (a few dozen per field), not once per row; a value never seen
@@ -75,23 +75,31 @@ class Coded:
     def __len__(self) -> int:
         return len(self.landmark)
 
-    def take(self, positions: np.ndarray) -> "Coded":
-        return Coded(self.encoding, {d: c[positions] for d, c in self.codes.items()},
-                     {n: v[positions] for n, v in self.numbers.items()}, self.landmark[positions],
-                     self.design[positions] if self.design is not None else None)  # fmt: skip
+    def take(self, positions: np.ndarray) -> Coded:
+        return Coded(
+            self.encoding,
+            {d: c[positions] for d, c in self.codes.items()},
+            {n: v[positions] for n, v in self.numbers.items()},
+            self.landmark[positions],
+            self.design[positions] if self.design is not None else None,
+        )
 
-    def with_design(self) -> "Coded":
+    def with_design(self) -> Coded:
         """These rows with their one-hot design built once: model selection fits and predicts the logistic
         regression on a dozen subsets of the same rows, and slicing the rows of one matrix is cheaper than
         building each (the result is the same matrix)."""
         return replace(self, design=self.one_hot())
 
-    def with_level(self, dimension: str, code: int) -> "Coded":
+    def with_level(self, dimension: str, code: int) -> Coded:
         """These rows with one dimension set to one level for all (what-if for one-field contributions)."""
-        return Coded(self.encoding, {**self.codes, dimension: np.full(len(self), code, dtype=np.int32)},
-                     self.numbers, self.landmark)  # fmt: skip
+        return Coded(
+            self.encoding,
+            {**self.codes, dimension: np.full(len(self), code, dtype=np.int32)},
+            self.numbers,
+            self.landmark,
+        )
 
-    def with_number(self, name: str, value: float) -> "Coded":
+    def with_number(self, name: str, value: float) -> Coded:
         return Coded(self.encoding, self.codes, {**self.numbers, name: np.full(len(self), value)}, self.landmark)
 
     def one_hot(self) -> sparse.csr_matrix:
@@ -103,8 +111,9 @@ class Coded:
             code = self.codes[dimension]
             width = max(len(levels) - 1, 0)
             present = np.flatnonzero(code >= 1)
-            blocks.append(sparse.csr_matrix((np.ones(len(present)), (present, code[present] - 1)),
-                                            shape=(len(self), width)))  # fmt: skip
+            blocks.append(
+                sparse.csr_matrix((np.ones(len(present)), (present, code[present] - 1)), shape=(len(self), width))
+            )
         return sparse.hstack(blocks, format="csr") if blocks else sparse.csr_matrix((len(self), 0))
 
     def one_hot_names(self) -> list[tuple[str, str]]:

@@ -44,16 +44,19 @@ class DealResamples:
     """Per resample, how often each deal is drawn."""
 
     @classmethod
-    def draw(cls, clusters: np.ndarray, samples: int, rng: np.random.Generator) -> "DealResamples":
+    def draw(cls, clusters: np.ndarray, samples: int, rng: np.random.Generator) -> DealResamples:
         _, cluster_index = np.unique(clusters, return_inverse=True)
         n_clusters = int(cluster_index.max()) + 1 if len(clusters) else 0
-        counts = tuple(np.bincount(rng.integers(0, n_clusters, n_clusters), minlength=n_clusters)
-                       for _ in range(samples if n_clusters else 0))  # fmt: skip
+        counts = tuple(
+            np.bincount(rng.integers(0, n_clusters, n_clusters), minlength=n_clusters)
+            for _ in range(samples if n_clusters else 0)
+        )
         return cls(cluster_index, n_clusters, counts)
 
 
-def auc_with_interval(outcomes: np.ndarray, scores: np.ndarray, resamples: DealResamples,
-                      confidence: float = 0.95) -> dict:  # fmt: skip
+def auc_with_interval(
+    outcomes: np.ndarray, scores: np.ndarray, resamples: DealResamples, confidence: float = 0.95
+) -> dict:
     """ROC AUC of `scores` for `outcomes`, with a percentile interval from resampling deals."""
     ranking = _TiedRanking(np.asarray(outcomes), np.asarray(scores))
     estimate = ranking.auc(np.ones(len(outcomes)))
@@ -69,8 +72,13 @@ def auc_with_interval(outcomes: np.ndarray, scores: np.ndarray, resamples: DealR
     return {"auc": estimate, "low": float(low), "high": float(high), "samples": len(draws)}
 
 
-def brier_gain_interval(outcomes: np.ndarray, predicted: np.ndarray, baseline: np.ndarray, resamples: DealResamples,
-                        confidence: float = 0.95) -> dict:  # fmt: skip
+def brier_gain_interval(
+    outcomes: np.ndarray,
+    predicted: np.ndarray,
+    baseline: np.ndarray,
+    resamples: DealResamples,
+    confidence: float = 0.95,
+) -> dict:
     """How much lower the Brier score of `predicted` is than `baseline`'s, with a percentile interval from
     resampling deals: the margin a model must show before it replaces the base rate."""
     outcomes = np.asarray(outcomes, dtype=float)
@@ -94,6 +102,8 @@ def calibration_table(outcomes: np.ndarray, probabilities: np.ndarray, bins: int
     frame = pd.DataFrame({"y": np.asarray(outcomes, dtype=float), "p": np.asarray(probabilities, dtype=float)})
     frame["bin"] = pd.qcut(frame["p"].rank(method="first"), q=min(bins, len(frame)), labels=False)
     grouped = frame.groupby("bin").agg(predicted=("p", "mean"), observed=("y", "mean"), n=("y", "size"))
-    rows = [{"predicted": float(r.predicted), "observed": float(r.observed), "n": int(r.n)} for r in grouped.itertuples()]
+    rows = [
+        {"predicted": float(r.predicted), "observed": float(r.observed), "n": int(r.n)} for r in grouped.itertuples()
+    ]
     error = float((grouped["n"] * (grouped["predicted"] - grouped["observed"]).abs()).sum() / len(frame))
     return {"bins": rows, "expected_calibration_error": error}

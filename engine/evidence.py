@@ -50,9 +50,19 @@ class Reason(NamedTuple):
         return BEYOND_CHANCE if self.significant else WITHIN_CHANCE
 
     def to_dict(self) -> dict:
-        return {"dimension": self.dimension, "level": self.level, "text": self.text, "effect": self.effect,
-                "significant": self.significant, "qualifier": self.qualifier, "rate": self.rate, "n": self.n,
-                "low": self.low, "high": self.high, "label": self.label}  # fmt: skip
+        return {
+            "dimension": self.dimension,
+            "level": self.level,
+            "text": self.text,
+            "effect": self.effect,
+            "significant": self.significant,
+            "qualifier": self.qualifier,
+            "rate": self.rate,
+            "n": self.n,
+            "low": self.low,
+            "high": self.high,
+            "label": self.label,
+        }
 
 
 @dataclass(frozen=True)
@@ -76,8 +86,10 @@ class Evidence:
             return Reason(dimension, level, f"{label}: no closed deals yet", effect, False, label=label)
         row = table.loc[level]
         rate = wilson(int(row["wins"]), int(row["n"]), self.confidence)
-        text = (f"{label}: {rate.rate:.0%} won (n={rate.n:,}; 95% CI {rate.low * 100:.0f}–{rate.high:.0%}) "
-                f"vs {self.overall:.0%} overall")  # fmt: skip
+        text = (
+            f"{label}: {rate.rate:.0%} won (n={rate.n:,}; 95% CI {rate.low * 100:.0f}–{rate.high:.0%}) "
+            f"vs {self.overall:.0%} overall"
+        )
         significant = (dimension, level) in self.significant_levels
         return Reason(dimension, level, text, effect, significant, rate.rate, rate.n, rate.low, rate.high, label)
 
@@ -103,11 +115,23 @@ class Evidence:
         if known is None:
             return Reason("age", str(landmark), f"Open {age_days} days", effect, False, label=f"Open {age_days} days")
         rate = self._age_rate(known)
-        text = (f"Open {age_days} days; deals still open at {known} days won {rate.rate:.0%} "
-                f"(n={rate.n:,}; 95% CI {rate.low * 100:.0f}–{rate.high:.0%}) vs {self.overall:.0%} overall")  # fmt: skip
+        text = (
+            f"Open {age_days} days; deals still open at {known} days won {rate.rate:.0%} "
+            f"(n={rate.n:,}; 95% CI {rate.low * 100:.0f}–{rate.high:.0%}) vs {self.overall:.0%} overall"
+        )
         significant = not (rate.low <= self.overall <= rate.high)
-        return Reason("age", str(known), text, effect, significant, rate.rate, rate.n, rate.low, rate.high,
-                      f"Open {age_days} days")  # fmt: skip
+        return Reason(
+            "age",
+            str(known),
+            text,
+            effect,
+            significant,
+            rate.rate,
+            rate.n,
+            rate.low,
+            rate.high,
+            f"Open {age_days} days",
+        )
 
     def _age_rate(self, landmark: int):
         key = ("rate", landmark)
@@ -118,18 +142,32 @@ class Evidence:
 
     def to_dict(self) -> dict:
         def rows(shrunk: ShrunkRates) -> list[dict]:
-            return [{"level": str(level), "wins": int(r.wins), "n": int(r.n), "raw": float(r.raw),
-                     "shrunk": float(r.shrunk)} for level, r in shrunk.table.iterrows()]  # fmt: skip
+            return [
+                {
+                    "level": str(level),
+                    "wins": int(r.wins),
+                    "n": int(r.n),
+                    "raw": float(r.raw),
+                    "shrunk": float(r.shrunk),
+                }
+                for level, r in shrunk.table.iterrows()
+            ]
 
-        return {"overall": self.overall, "closed_deals": self.closed_deals,
-                # null: an infinite prior, i.e. the levels differ no more than chance explains (JSON has no inf)
-                "prior_strength": {d: (None if math.isinf(s.prior_strength) else s.prior_strength)
-                                   for d, s in self.attributes.items()},
-                "attributes": {d: rows(s) for d, s in self.attributes.items()}, "ages": rows(self.ages)}  # fmt: skip
+        return {
+            "overall": self.overall,
+            "closed_deals": self.closed_deals,
+            # null: an infinite prior, i.e. the levels differ no more than chance explains (JSON has no inf)
+            "prior_strength": {
+                d: (None if math.isinf(s.prior_strength) else s.prior_strength) for d, s in self.attributes.items()
+            },
+            "attributes": {d: rows(s) for d, s in self.attributes.items()},
+            "ages": rows(self.ages),
+        }
 
 
-def gather_evidence(history: pd.DataFrame, space: FeatureSpace, segments: list[SegmentResult] = (),
-                    confidence: float = 0.95) -> Evidence:  # fmt: skip
+def gather_evidence(
+    history: pd.DataFrame, space: FeatureSpace, segments: list[SegmentResult] = (), confidence: float = 0.95
+) -> Evidence:
     won = history["won"].astype(float).to_numpy()
     overall = float(won.mean()) if len(won) else float("nan")
     per_dimension = {}
@@ -138,8 +176,10 @@ def gather_evidence(history: pd.DataFrame, space: FeatureSpace, segments: list[S
         per_dimension[dimension] = shrink(grouped["sum"], grouped["count"], overall)
     cycle = history["sales_cycle_days"].to_numpy(dtype=float)
     still_open = {lm: still_open_at(cycle, lm) for lm in space.landmarks}
-    by_age = pd.DataFrame({"sum": [won[m].sum() for m in still_open.values()],
-                           "count": [int(m.sum()) for m in still_open.values()]}, index=list(still_open))  # fmt: skip
+    by_age = pd.DataFrame(
+        {"sum": [won[m].sum() for m in still_open.values()], "count": [int(m.sum()) for m in still_open.values()]},
+        index=list(still_open),
+    )
     by_age = by_age[by_age["count"] > 0]
     ages = shrink(by_age["sum"], by_age["count"], overall)
     significant = frozenset((s.dimension, s.value) for s in segments if s.status == SIGNIFICANT)

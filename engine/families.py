@@ -49,7 +49,7 @@ class LogisticModel:
     family: str = LOGISTIC
 
     @classmethod
-    def fit(cls, rows: Coded, won: np.ndarray, c: float, seed: int) -> "LogisticModel":
+    def fit(cls, rows: Coded, won: np.ndarray, c: float, seed: int) -> LogisticModel:
         classifier = LogisticRegression(C=c, max_iter=2000, random_state=seed)
         classifier.fit(rows.one_hot(), won)
         model = cls(classifier, c)
@@ -64,7 +64,7 @@ class LogisticModel:
         result, position = {}, 0
         for dimension, levels in rows.encoding.levels.items():
             width = len(levels) - 1
-            result[dimension] = np.concatenate([[0.0], self.classifier.coef_[0][position:position + width]])
+            result[dimension] = np.concatenate([[0.0], self.classifier.coef_[0][position : position + width]])
             position += width
         return result
 
@@ -73,8 +73,11 @@ class LogisticModel:
         typical = {}
         for landmark in np.unique(rows.landmark):
             at = rows.landmark == landmark
-            typical[int(landmark)] = {d: float(_coefficient_of(coefficients[d], rows.codes[d][at]).mean())
-                                      for d in rows.encoding.levels if d != "age_band"}  # fmt: skip
+            typical[int(landmark)] = {
+                d: float(_coefficient_of(coefficients[d], rows.codes[d][at]).mean())
+                for d in rows.encoding.levels
+                if d != "age_band"
+            }
         return typical
 
     def contributions(self, rows: Coded, dimensions: tuple[str, ...]) -> dict[str, np.ndarray]:
@@ -108,15 +111,29 @@ class BoostedModel:
     """Use only the first this-many trees (chosen on a later slice); None for all."""
 
     @classmethod
-    def fit(cls, rows: Coded, won: np.ndarray, tree_dimensions: tuple[str, ...], number_dimensions: dict[str, str],
-            seed: int, trees: int) -> "BoostedModel":  # fmt: skip
+    def fit(
+        cls,
+        rows: Coded,
+        won: np.ndarray,
+        tree_dimensions: tuple[str, ...],
+        number_dimensions: dict[str, str],
+        seed: int,
+        trees: int,
+    ) -> BoostedModel:
         """Fit exactly `trees` trees (a count chosen before, by `fit_on_time`)."""
         return cls._fit(rows, won, tree_dimensions, number_dimensions, seed, trees, None, None)
 
     @classmethod
-    def fit_on_time(cls, rows: Coded, won: np.ndarray, later: Coded, later_won: np.ndarray,
-                    tree_dimensions: tuple[str, ...], number_dimensions: dict[str, str],
-                    seed: int) -> "BoostedModel":  # fmt: skip
+    def fit_on_time(
+        cls,
+        rows: Coded,
+        won: np.ndarray,
+        later: Coded,
+        later_won: np.ndarray,
+        tree_dimensions: tuple[str, ...],
+        number_dimensions: dict[str, str],
+        seed: int,
+    ) -> BoostedModel:
         """Fit on `rows` and keep as many trees as give the lowest Brier score on `later` (deals that closed after).
 
         Trees are added until `PATIENCE` more did not lower the log-loss on `later` (or `MAX_TREES`), then the
@@ -125,28 +142,48 @@ class BoostedModel:
         slice is what the model will face. Stopping early also spares fitting trees nobody keeps: at 1M deals the
         count kept is about 40."""
         model = cls._fit(rows, won, tree_dimensions, number_dimensions, seed, MAX_TREES, later, later_won)
-        errors = [np.mean((expit(d) - later_won) ** 2) for d in model.classifier.staged_decision_function(
-            later.tree_matrix(tree_dimensions))]  # fmt: skip
+        errors = [
+            np.mean((expit(d) - later_won) ** 2)
+            for d in model.classifier.staged_decision_function(later.tree_matrix(tree_dimensions))
+        ]
         model.trees = int(np.argmin(errors)) + 1
         return model
 
     @classmethod
-    def _fit(cls, rows: Coded, won: np.ndarray, tree_dimensions: tuple[str, ...], number_dimensions: dict[str, str],
-             seed: int, trees: int, later: Coded | None, later_won: np.ndarray | None) -> "BoostedModel":  # fmt: skip
+    def _fit(
+        cls,
+        rows: Coded,
+        won: np.ndarray,
+        tree_dimensions: tuple[str, ...],
+        number_dimensions: dict[str, str],
+        seed: int,
+        trees: int,
+        later: Coded | None,
+        later_won: np.ndarray | None,
+    ) -> BoostedModel:
         categorical = np.array([True] * len(tree_dimensions) + [False] * (len(rows.numbers) + 1))
         stopping = {} if later is None else {"n_iter_no_change": PATIENCE, "scoring": "loss"}
         classifier = HistGradientBoostingClassifier(
-            learning_rate=0.1, max_iter=trees, max_leaf_nodes=8, min_samples_leaf=max(200, len(rows) // 500),
-            l2_regularization=1.0, categorical_features=categorical, early_stopping=later is not None,
-            random_state=seed, **stopping,
-        )  # fmt: skip
+            learning_rate=0.1,
+            max_iter=trees,
+            max_leaf_nodes=8,
+            min_samples_leaf=max(200, len(rows) // 500),
+            l2_regularization=1.0,
+            categorical_features=categorical,
+            early_stopping=later is not None,
+            random_state=seed,
+            **stopping,
+        )
         if later is None:
             classifier.fit(rows.tree_matrix(tree_dimensions), won)
         else:
-            classifier.fit(rows.tree_matrix(tree_dimensions), won, X_val=later.tree_matrix(tree_dimensions),
-                           y_val=later_won)  # fmt: skip
-        medians = {name: float(np.nanmedian(values)) if np.isfinite(values).any() else 0.0
-                   for name, values in rows.numbers.items()}  # fmt: skip
+            classifier.fit(
+                rows.tree_matrix(tree_dimensions), won, X_val=later.tree_matrix(tree_dimensions), y_val=later_won
+            )
+        medians = {
+            name: float(np.nanmedian(values)) if np.isfinite(values).any() else 0.0
+            for name, values in rows.numbers.items()
+        }
         return cls(classifier, tree_dimensions, number_dimensions, medians)
 
     def raw_log_odds(self, rows: Coded) -> np.ndarray:

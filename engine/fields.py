@@ -182,7 +182,7 @@ class FeatureSpace:
             codes[info.dimension] = (row_codes, levels)
         return frame, codes
 
-    def without(self, dimension: str, reason: str) -> "FeatureSpace":
+    def without(self, dimension: str, reason: str) -> FeatureSpace:
         """This space with one field moved to the excluded list (a leak found by the model)."""
         info = self.info(dimension)
         kept = tuple(f for f in self.fields if f.dimension != dimension)
@@ -199,10 +199,14 @@ class FeatureSpace:
         return next((e.reason for e in self.excluded if e.field == field_name), None)
 
     def to_dict(self) -> dict:
-        return {"used": [{"field": f.name, "label": f.label, "kind": f.kind} for f in self.fields],
-                "excluded": [e.to_dict() for e in self.excluded], "landmarks": list(self.landmarks),
-                "supported_age": self.supported_age, "supported_quantile": self.supported_quantile,
-                "landmarks_from_data": self.landmarks_from_data}  # fmt: skip
+        return {
+            "used": [{"field": f.name, "label": f.label, "kind": f.kind} for f in self.fields],
+            "excluded": [e.to_dict() for e in self.excluded],
+            "landmarks": list(self.landmarks),
+            "supported_age": self.supported_age,
+            "supported_quantile": self.supported_quantile,
+            "landmarks_from_data": self.landmarks_from_data,
+        }
 
 
 def candidate_fields(extra_fields: dict[str, dict]) -> list[FieldInfo]:
@@ -219,8 +223,16 @@ def _extra_info(name: str, spec: dict) -> FieldInfo:
     level_format = f"{label} {{}} days after creation" if spec["kind"] == "date" else ""
     if spec["kind"] == "number" and spec.get("unit"):
         level_format = f"{label} {{}} {spec['unit']}"
-    return FieldInfo(name, f"{name}_band" if kind == "number" else name, label, kind, spec["known"], level_format,
-                     spec["kind"] if spec["kind"] != kind else "", spec.get("unit"))  # fmt: skip
+    return FieldInfo(
+        name,
+        f"{name}_band" if kind == "number" else name,
+        label,
+        kind,
+        spec["known"],
+        level_format,
+        spec["kind"] if spec["kind"] != kind else "",
+        spec.get("unit"),
+    )
 
 
 @dataclass(frozen=True)
@@ -233,20 +245,26 @@ class AuditSettings:
     stale_quantile: float
 
     @classmethod
-    def of(cls, metrics: MetricsSettings, model: ModelSettings) -> "AuditSettings":
+    def of(cls, metrics: MetricsSettings, model: ModelSettings) -> AuditSettings:
         landmarks = None if model.landmarks == "auto" else tuple(model.landmarks)
         return cls(metrics.min_sample, tuple(metrics.amount_bands), landmarks, model.leak_auc, metrics.stale_quantile)
 
 
-def build_feature_space(candidates: list[FieldInfo], history: pd.DataFrame, open_deals: pd.DataFrame,
-                        settings: AuditSettings, fork: bool = False) -> FeatureSpace:  # fmt: skip
+def build_feature_space(
+    candidates: list[FieldInfo],
+    history: pd.DataFrame,
+    open_deals: pd.DataFrame,
+    settings: AuditSettings,
+    fork: bool = False,
+) -> FeatureSpace:
     """Audit every candidate field against the closed deals (and the open ones) as of a date.
 
     The fields are audited independently; with `fork`, every other one is audited in a forked process
     (`engine.background`) while this one audits the rest, so the audit of a large export uses both cores."""
     present = [info for info in candidates if info.name in history.columns]
-    theirs = background.start(_exclusion_reasons, present[1::2], history, open_deals, settings,
-                              fork=fork and len(present) > 1)  # fmt: skip
+    theirs = background.start(
+        _exclusion_reasons, present[1::2], history, open_deals, settings, fork=fork and len(present) > 1
+    )
     reasons = dict(zip(present[0::2], _exclusion_reasons(present[0::2], history, open_deals, settings)))
     reasons.update(zip(present[1::2], theirs.result()))
     used, excluded, bands = [], [], {}
@@ -257,15 +275,18 @@ def build_feature_space(candidates: list[FieldInfo], history: pd.DataFrame, open
             continue
         used.append(info)
         if info.kind == "number":
-            bands[info.name] = settings.amount_edges if info.name == "deal_amount" else _quantile_edges(info.values(history))
+            bands[info.name] = (
+                settings.amount_edges if info.name == "deal_amount" else _quantile_edges(info.values(history))
+            )
     cycles = history["sales_cycle_days"].dropna().astype(float) if len(history) else pd.Series(dtype=float)
     landmarks = settings.landmarks or _landmarks_from(cycles)
     from_data = settings.landmarks is None and len(cycles) >= MIN_CYCLES
     supported = int(math.ceil(cycles.quantile(settings.stale_quantile))) if len(cycles) >= MIN_CYCLES else None
     if supported is not None:
         supported = max(supported, landmarks[-1])
-    return FeatureSpace(tuple(used), tuple(excluded), bands, tuple(landmarks), supported, settings.stale_quantile,
-                        from_data)  # fmt: skip
+    return FeatureSpace(
+        tuple(used), tuple(excluded), bands, tuple(landmarks), supported, settings.stale_quantile, from_data
+    )
 
 
 def _landmarks_from(cycles: pd.Series) -> tuple[int, ...]:
@@ -283,14 +304,16 @@ def _quantile_edges(values: pd.Series) -> tuple[float, ...]:
     return tuple(e for e in edges if e > known.min())
 
 
-def _exclusion_reasons(fields: list[FieldInfo], history: pd.DataFrame, open_deals: pd.DataFrame,
-                       settings: AuditSettings) -> list[str | None]:  # fmt: skip
+def _exclusion_reasons(
+    fields: list[FieldInfo], history: pd.DataFrame, open_deals: pd.DataFrame, settings: AuditSettings
+) -> list[str | None]:
     """Why each field is excluded, or None (pure: may run in a forked process)."""
     return [_exclusion_reason(info, history, open_deals, settings) for info in fields]
 
 
-def _exclusion_reason(info: FieldInfo, history: pd.DataFrame, open_deals: pd.DataFrame,
-                      settings: AuditSettings) -> str | None:  # fmt: skip
+def _exclusion_reason(
+    info: FieldInfo, history: pd.DataFrame, open_deals: pd.DataFrame, settings: AuditSettings
+) -> str | None:
     if info.known == "close":
         return "known only once a deal has closed"
     if info.known == "changing":
@@ -304,8 +327,9 @@ def _exclusion_reason(info: FieldInfo, history: pd.DataFrame, open_deals: pd.Dat
         open_share = float(open_deals[info.name].notna().mean())
         closed_share = float(recorded.mean())
         if closed_share >= 0.5 and open_share <= 0.05:
-            return (f"recorded on {closed_share:.0%} of closed deals but {open_share:.0%} of open ones: "
-                    "filled in at close")  # fmt: skip
+            return (
+                f"recorded on {closed_share:.0%} of closed deals but {open_share:.0%} of open ones: filled in at close"
+            )
     if info.kind == "category":
         reason = _category_reason(values, won, history, settings)
         if reason:
@@ -317,13 +341,14 @@ def _exclusion_reason(info: FieldInfo, history: pd.DataFrame, open_deals: pd.Dat
     sample = values.iloc[positions] if positions is not None else values
     auc = single_field_auc(info, sample, won[positions] if positions is not None else won)
     if auc is not None and auc >= settings.leak_auc:
-        return (f"separates won from lost almost perfectly on its own (AUC {auc:.3f}): it likely encodes the "
-                "outcome (e.g. a value set only when a deal is won or lost)")  # fmt: skip
+        return (
+            f"separates won from lost almost perfectly on its own (AUC {auc:.3f}): it likely encodes the "
+            "outcome (e.g. a value set only when a deal is won or lost)"
+        )
     return None
 
 
-def _category_reason(values: pd.Series, won: np.ndarray, history: pd.DataFrame,
-                     settings: AuditSettings) -> str | None:  # fmt: skip
+def _category_reason(values: pd.Series, won: np.ndarray, history: pd.DataFrame, settings: AuditSettings) -> str | None:
     counts = _level_counts(values, won)
     distinct, recorded = len(counts), int(counts["count"].sum())
     if distinct <= 1:
@@ -333,7 +358,9 @@ def _category_reason(values: pd.Series, won: np.ndarray, history: pd.DataFrame,
     rates = counts["sum"] / counts["count"]
     pure = counts[(counts["count"] >= 10) & ((rates <= PURE_RATE) | (rates >= 1 - PURE_RATE))]
     if pure["count"].sum() >= PURE_SHARE * recorded:
-        examples = ", ".join(f"'{level}' {rates[level]:.0%} won (n={int(n):,})" for level, n in pure["count"].nlargest(2).items())
+        examples = ", ".join(
+            f"'{level}' {rates[level]:.0%} won (n={int(n):,})" for level, n in pure["count"].nlargest(2).items()
+        )
         return f"its values are (nearly) pure in outcome: {examples}"
     positions = _audit_sample(len(history))
     sample = history.iloc[positions] if positions is not None else history
@@ -342,12 +369,16 @@ def _category_reason(values: pd.Series, won: np.ndarray, history: pd.DataFrame,
     created_days = (sample["created_date"] - pd.Timestamp("2000-01-01")).dt.days.astype(float)
     by_close = _share_determined(closed_days, sampled)
     if by_close >= FOLLOWS_CLOSE and by_close > _share_determined(created_days, sampled) + 0.05:
-        return (f"follows the close date ({by_close:.0%} of closed deals fall in their value's close-date range only): "
-                "a close-period band, known only at close")  # fmt: skip
+        return (
+            f"follows the close date ({by_close:.0%} of closed deals fall in their value's close-date range only): "
+            "a close-period band, known only at close"
+        )
     by_cycle = _share_determined(sample["sales_cycle_days"].astype(float), sampled)
     if by_cycle >= FOLLOWS_CLOSE:
-        return (f"follows the days to close ({by_cycle:.0%} of closed deals fall in their value's cycle-length range "
-                "only): a cycle-length band, known only at close")  # fmt: skip
+        return (
+            f"follows the days to close ({by_cycle:.0%} of closed deals fall in their value's cycle-length range "
+            "only): a cycle-length band, known only at close"
+        )
     return None
 
 
@@ -379,7 +410,9 @@ def _share_determined(numbers: pd.Series, groups: pd.Series) -> float:
     if len(frame) < 20 or frame["g"].nunique() < 2:
         return 0.0
     bounds = frame.groupby("g")["x"].quantile([0.01, 0.99]).unstack()
-    inside = (frame["x"].to_numpy()[:, None] >= bounds[0.01].to_numpy()) & (frame["x"].to_numpy()[:, None] <= bounds[0.99].to_numpy())
+    inside = (frame["x"].to_numpy()[:, None] >= bounds[0.01].to_numpy()) & (
+        frame["x"].to_numpy()[:, None] <= bounds[0.99].to_numpy()
+    )
     own = bounds.index.get_indexer(frame["g"])
     alone = inside[np.arange(len(frame)), own] & (inside.sum(axis=1) == 1)
     return float(alone.mean())

@@ -13,9 +13,12 @@ from scipy import sparse
 
 
 def cluster_robust_covariance(
-    design: sparse.spmatrix, outcomes: np.ndarray, probabilities: np.ndarray, clusters: np.ndarray,
+    design: sparse.spmatrix,
+    outcomes: np.ndarray,
+    probabilities: np.ndarray,
+    clusters: np.ndarray,
     penalty: float,
-) -> np.ndarray:  # fmt: skip
+) -> np.ndarray:
     """Covariance of (intercept, coefficients) of an L2-penalised logistic regression, clustered by `clusters`.
 
     `design` holds the encoded features without the intercept column; `penalty` is 1 / C.

@@ -23,8 +23,16 @@ from engine.layouts import LayoutError, ResolvedLayout, choose
 from engine.settings import IngestSettings
 from engine.validator import DEAL_COLUMNS, FALSE_WORDS, TRUE_WORDS, Reject, Validator
 
-__all__ = ["DEAL_COLUMNS", "FALSE_WORDS", "TRUE_WORDS", "IngestError", "ParsedSnapshot", "Reject", "file_sha256",
-           "read_snapshot"]  # fmt: skip
+__all__ = [
+    "DEAL_COLUMNS",
+    "FALSE_WORDS",
+    "TRUE_WORDS",
+    "IngestError",
+    "ParsedSnapshot",
+    "Reject",
+    "file_sha256",
+    "read_snapshot",
+]
 
 CHUNK_ROWS = 50_000
 """Rows per validation chunk when the file is read with the csv module."""
@@ -126,8 +134,9 @@ def _reading(path: Path, encoding: str) -> Iterator[None]:
         raise IngestError(f"{path}: not a readable CSV file ({error})") from error
 
 
-def _read_with_csv_module(path: Path, encoding: str, validator: Validator,
-                          progress: Callable[[int], None] | None) -> None:  # fmt: skip
+def _read_with_csv_module(
+    path: Path, encoding: str, validator: Validator, progress: Callable[[int], None] | None
+) -> None:
     """The exact reader: Python's csv module, numbering rows by the line each starts on, in chunks."""
     with _reading(path, encoding):
         with path.open(encoding=encoding, newline="") as handle:

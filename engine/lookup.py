@@ -50,6 +50,7 @@ def look_up(store: Store, refresh: Refresh, text: str) -> DealAnswer:
         as_of = refresh.as_of.isoformat()
         if deal["created_date"] > as_of:
             raise DealLookupError(f"{deal_id} was created on {deal['created_date']}, after {as_of}")
-        raise DealLookupError(f"{deal_id} is not in the open pipeline as of {as_of}: it closed "
-                              f"{deal['outcome']} on {deal['closed_date']}")  # fmt: skip
+        raise DealLookupError(
+            f"{deal_id} is not in the open pipeline as of {as_of}: it closed {deal['outcome']} on {deal['closed_date']}"
+        )
     return DealAnswer(score, deal, refresh, snapshot)

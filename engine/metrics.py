@@ -12,13 +12,13 @@ from datetime import date
 import pandas as pd
 
 from engine.asof import AsOfView, data_span, view_as_of
+from engine.fields import AuditSettings, FeatureSpace, build_feature_space, candidate_fields
 from engine.quality import (
     WinProbabilities,
     pipeline_quality_index,
     revenue_efficiency_score,
     rule_based_win_probability,
 )
-from engine.fields import AuditSettings, FeatureSpace, build_feature_space, candidate_fields
 from engine.segments import SegmentResult, compare_segments, findings_statement
 from engine.settings import MetricsSettings, ModelSettings
 from engine.stats import mann_whitney, wilson
@@ -44,7 +44,9 @@ def compute_metrics(
         view = view_as_of(deals, as_of, snapshot_taken)
     history = view.history
     if space is None:  # the built-in fields, audited with default model settings (a refresh passes its own space)
-        space = build_feature_space(candidate_fields({}), history, view.open, AuditSettings.of(settings, ModelSettings()))
+        space = build_feature_space(
+            candidate_fields({}), history, view.open, AuditSettings.of(settings, ModelSettings())
+        )
     if probabilities is None:
         probabilities = rule_based_win_probability(view.open, history, view.stage_known, settings)
     if segments is None:
@@ -57,9 +59,14 @@ def compute_metrics(
     return {
         "as_of": as_of.isoformat(),
         "stage_known": view.stage_known,
-        "settings": {"min_sample": settings.min_sample, "fdr_q": settings.fdr_q, "confidence": settings.confidence,
-                     "high_probability": settings.high_probability, "res_window_days": settings.res_window_days,
-                     "include_stale_in_pipeline": settings.include_stale_in_pipeline},
+        "settings": {
+            "min_sample": settings.min_sample,
+            "fdr_q": settings.fdr_q,
+            "confidence": settings.confidence,
+            "high_probability": settings.high_probability,
+            "res_window_days": settings.res_window_days,
+            "include_stale_in_pipeline": settings.include_stale_in_pipeline,
+        },
         "coverage": data_coverage(deals, as_of),
         "fields": space.to_dict(),
         "overall": wilson(history["won"].sum(), len(history), settings.confidence).to_dict(),
@@ -74,15 +81,20 @@ def compute_metrics(
         "res": _res(history[history["closed_date"] > window_start], space),
         "trend": trend,
         "warnings": _warnings(space),
-    }  # fmt: skip
+    }
 
 
 def _res(closed: pd.DataFrame, space: FeatureSpace) -> dict:
     """RES, unless the amounts encode the outcome (then revenue shares would only restate who won)."""
     leak = space.exclusion_reason("deal_amount")
     if leak:
-        return {"res": None, "won_revenue_share": None, "win_rate": None, "n": int(len(closed)),
-                "note": f"Deal size {leak}, so revenue shares would only restate outcomes"}  # fmt: skip
+        return {
+            "res": None,
+            "won_revenue_share": None,
+            "win_rate": None,
+            "n": int(len(closed)),
+            "note": f"Deal size {leak}, so revenue shares would only restate outcomes",
+        }
     return revenue_efficiency_score(closed)
 
 
@@ -90,8 +102,10 @@ def _warnings(space: FeatureSpace) -> list[str]:
     leak = space.exclusion_reason("deal_amount")
     if not leak:
         return []
-    return [f"Deal size {leak}. RES is not computed, and for a past date the amount of a deal that closed later is "
-            f"its final amount, so past pipeline values and the PQI trend understate what was open."]  # fmt: skip
+    return [
+        f"Deal size {leak}. RES is not computed, and for a past date the amount of a deal that closed later is "
+        f"its final amount, so past pipeline values and the PQI trend understate what was open."
+    ]
 
 
 def data_coverage(deals: pd.DataFrame, as_of: date) -> dict:
@@ -101,14 +115,22 @@ def data_coverage(deals: pd.DataFrame, as_of: date) -> dict:
     if span is None:
         return {"first": None, "last": None, "days_after_data": None}
     first, last = span
-    return {"first": first.date().isoformat(), "last": last.date().isoformat(),
-            "days_after_data": int((pd.Timestamp(as_of) - last).days)}  # fmt: skip
+    return {
+        "first": first.date().isoformat(),
+        "last": last.date().isoformat(),
+        "days_after_data": int((pd.Timestamp(as_of) - last).days),
+    }
 
 
-def open_pipeline_pqi(open_deals: pd.DataFrame, probabilities: pd.Series, space: FeatureSpace,
-                      settings: MetricsSettings) -> dict:  # fmt: skip
+def open_pipeline_pqi(
+    open_deals: pd.DataFrame, probabilities: pd.Series, space: FeatureSpace, settings: MetricsSettings
+) -> dict:
     """PQI of the live open pipeline (stale deals left out unless configured): the one PQI every path uses."""
-    live = ~space.stale(open_deals["age_days"]) if not settings.include_stale_in_pipeline else pd.Series(True, index=open_deals.index)
+    live = (
+        ~space.stale(open_deals["age_days"])
+        if not settings.include_stale_in_pipeline
+        else pd.Series(True, index=open_deals.index)
+    )
     return pipeline_quality_index(open_deals.loc[live, "deal_amount"], probabilities[live], settings.high_probability)
 
 
@@ -116,8 +138,10 @@ def _period_rates(history: pd.DataFrame, frequency: str, settings: MetricsSettin
     """Win rate per month ("M") or quarter ("Q") of close, oldest first."""
     periods = history["closed_date"].dt.to_period(frequency)
     counts = history.groupby(periods)["won"].agg(["sum", "count"]).sort_index()
-    return [{"period": str(period), **wilson(wins, n, settings.confidence).to_dict()}
-            for period, (wins, n) in counts.iterrows()]  # fmt: skip
+    return [
+        {"period": str(period), **wilson(wins, n, settings.confidence).to_dict()}
+        for period, (wins, n) in counts.iterrows()
+    ]
 
 
 def _velocity(history: pd.DataFrame) -> dict:
@@ -128,14 +152,20 @@ def _velocity(history: pd.DataFrame) -> dict:
     def summary(days: pd.Series) -> dict:
         if days.empty:
             return {"n": 0, "median": None, "mean": None, "p25": None, "p75": None}
-        return {"n": int(len(days)), "median": float(days.median()), "mean": float(days.mean()),
-                "p25": float(days.quantile(0.25)), "p75": float(days.quantile(0.75))}  # fmt: skip
+        return {
+            "n": int(len(days)),
+            "median": float(days.median()),
+            "mean": float(days.mean()),
+            "p25": float(days.quantile(0.25)),
+            "p75": float(days.quantile(0.75)),
+        }
 
     return {"won": summary(won), "lost": summary(lost), "p_value": mann_whitney(won.to_numpy(), lost.to_numpy())}
 
 
-def _open_pipeline(view: AsOfView, probabilities: WinProbabilities, space: FeatureSpace,
-                   settings: MetricsSettings) -> dict:  # fmt: skip
+def _open_pipeline(
+    view: AsOfView, probabilities: WinProbabilities, space: FeatureSpace, settings: MetricsSettings
+) -> dict:
     """The live open pipeline (count, value, expected value, age) and, apart, the stale deals in it."""
     stale = space.stale(view.open["age_days"])
     counted = view.open if settings.include_stale_in_pipeline else view.open[~stale]
@@ -165,8 +195,9 @@ def _open_pipeline(view: AsOfView, probabilities: WinProbabilities, space: Featu
     }
 
 
-def monthly_trend(deals: pd.DataFrame, as_of: date, snapshot_taken: date, settings: MetricsSettings,
-           space: FeatureSpace) -> list[dict]:  # fmt: skip
+def monthly_trend(
+    deals: pd.DataFrame, as_of: date, snapshot_taken: date, settings: MetricsSettings, space: FeatureSpace
+) -> list[dict]:
     """Per month (last `trend_months`, ending with the as-of month): win rate, RES of that month's closes, and PQI
     of the pipeline open at the month's end (or the as-of date). PQI here always uses the rule-based P(win), so
     months compare like with like.
@@ -187,19 +218,24 @@ def monthly_trend(deals: pd.DataFrame, as_of: date, snapshot_taken: date, settin
         month_closes = pd.DataFrame({"deal_amount": deals.loc[in_month, "deal_amount"], "won": won[in_month]})
         open_mask = (created <= cut) & ~closed_by
         stage_known = snapshot_taken <= end
-        open_deals = pd.DataFrame({
-            "deal_amount": deals.loc[open_mask, "deal_amount"],
-            "deal_stage": deals.loc[open_mask, "deal_stage"] if stage_known else None,
-            "age_days": (cut - created[open_mask]).dt.days,
-        })  # fmt: skip
-        probabilities = rule_based_win_probability(open_deals, pd.DataFrame({"won": won[closed_by]}), stage_known,
-                                                   settings)  # fmt: skip
-        trend.append({
-            "period": str(period),
-            "win_rate": wilson(month_closes["won"].sum(), len(month_closes), settings.confidence).to_dict(),
-            "res": _res(month_closes, space)["res"],
-            "pqi": open_pipeline_pqi(open_deals, probabilities.values, space, settings)["pqi"],
-            "open_deals": int(open_mask.sum()),
-            "partial": end < period.end_time.date(),
-        })  # fmt: skip
+        open_deals = pd.DataFrame(
+            {
+                "deal_amount": deals.loc[open_mask, "deal_amount"],
+                "deal_stage": deals.loc[open_mask, "deal_stage"] if stage_known else None,
+                "age_days": (cut - created[open_mask]).dt.days,
+            }
+        )
+        probabilities = rule_based_win_probability(
+            open_deals, pd.DataFrame({"won": won[closed_by]}), stage_known, settings
+        )
+        trend.append(
+            {
+                "period": str(period),
+                "win_rate": wilson(month_closes["won"].sum(), len(month_closes), settings.confidence).to_dict(),
+                "res": _res(month_closes, space)["res"],
+                "pqi": open_pipeline_pqi(open_deals, probabilities.values, space, settings)["pqi"],
+                "open_deals": int(open_mask.sum()),
+                "partial": end < period.end_time.date(),
+            }
+        )
     return trend

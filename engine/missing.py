@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-MISSING_WORDS = frozenset({"", "unknown", "n/a", "na", "-", "--", "none", "null", "nil", "(none)", "not set",
-                           "(blank)", "?"})  # fmt: skip
+MISSING_WORDS = frozenset(
+    {"", "unknown", "n/a", "na", "-", "--", "none", "null", "nil", "(none)", "not set", "(blank)", "?"}
+)
 
 
 def is_missing_word(text: pd.Series) -> pd.Series:

@@ -40,6 +40,7 @@ from engine.settings import MetricsSettings, ModelSettings
 
 __all__ = ["INSUFFICIENT", "NOT_SIGNIFICANT", "SIGNIFICANT", "Driver", "NotEnoughHistory", "TrainedModel", "train"]
 
+
 @dataclass
 class TrainedModel:
     """A fitted, calibrated model with everything needed to trust (or distrust) it, stored as a version."""
@@ -85,12 +86,22 @@ class TrainedModel:
 
     def summary(self) -> dict:
         """JSON-ready description (everything but the fitted model)."""
-        return {"as_of": self.as_of.isoformat(), "train_from": self.train_from.isoformat(),
-                "train_to": self.train_to.isoformat(), "deals": self.deals, "examples": self.examples,
-                "base_rate": self.base_rate, "evaluation": self.evaluation, "has_skill": self.has_skill,
-                "family": self.family, "verdict": self.verdict, "drivers": [asdict(d) for d in self.drivers],
-                "leaks": self.leaks, "refused": self.refused,
-                "features": [f.label for f in self.space.fields] if self.space else []}  # fmt: skip
+        return {
+            "as_of": self.as_of.isoformat(),
+            "train_from": self.train_from.isoformat(),
+            "train_to": self.train_to.isoformat(),
+            "deals": self.deals,
+            "examples": self.examples,
+            "base_rate": self.base_rate,
+            "evaluation": self.evaluation,
+            "has_skill": self.has_skill,
+            "family": self.family,
+            "verdict": self.verdict,
+            "drivers": [asdict(d) for d in self.drivers],
+            "leaks": self.leaks,
+            "refused": self.refused,
+            "features": [f.label for f in self.space.fields] if self.space else [],
+        }
 
 
 class NotEnoughHistory(Exception):
@@ -138,16 +149,19 @@ def _sample(history: pd.DataFrame, settings: ModelSettings) -> pd.DataFrame:
     return history.sample(settings.max_training_deals, random_state=settings.seed).sort_index()
 
 
-def train(history: pd.DataFrame, as_of: date, space: FeatureSpace, settings: ModelSettings,
-          metrics: MetricsSettings) -> TrainedModel:  # fmt: skip
+def train(
+    history: pd.DataFrame, as_of: date, space: FeatureSpace, settings: ModelSettings, metrics: MetricsSettings
+) -> TrainedModel:
     """Choose, calibrate and evaluate a model as of `as_of`, then refit the winner for production.
 
     A holdout AUC above `settings.leak_auc` drops the field that best separates the outcome on its own and tries
     again (up to three fields); if the skill is still too good to be true, the model is refused.
     """
     if len(history) < settings.min_training_deals or history["won"].nunique() < 2:
-        raise NotEnoughHistory(f"{len(history)} closed deals as of {as_of}; a model needs at least "
-                               f"{settings.min_training_deals} with both outcomes")  # fmt: skip
+        raise NotEnoughHistory(
+            f"{len(history)} closed deals as of {as_of}; a model needs at least "
+            f"{settings.min_training_deals} with both outcomes"
+        )
     sample = _sample(history, settings)
     leaks: list[str] = []
     for _ in range(4):
@@ -162,34 +176,60 @@ def train(history: pd.DataFrame, as_of: date, space: FeatureSpace, settings: Mod
             break
         suspect = _most_separating(examples, space)
         if suspect is None or len(leaks) == 3:
-            why = ("no single field explains it" if suspect is None
-                   else "dropping the three most separating fields did not bring it down")  # fmt: skip
-            leaks.append(f"Refused: holdout AUC {auc:.3f} is too good to be true for a sales forecast, and {why}. "
-                         f"Some fields likely encode the outcome; check the layout's fields.")  # fmt: skip
+            why = (
+                "no single field explains it"
+                if suspect is None
+                else "dropping the three most separating fields did not bring it down"
+            )
+            leaks.append(
+                f"Refused: holdout AUC {auc:.3f} is too good to be true for a sales forecast, and {why}. "
+                f"Some fields likely encode the outcome; check the layout's fields."
+            )
             return _refused(history, examples, as_of, space, selection.evaluation, leaks)
         dimension, alone = suspect
         label = space.info(dimension).label
-        leaks.append(f"{label} dropped: the model reached holdout AUC {auc:.3f} with it (too good to be true), "
-                     f"and it alone separates won from lost with AUC {alone:.3f}: it likely encodes the outcome.")  # fmt: skip
-        space = space.without(dimension, f"treated as a leak: with it the model reached holdout AUC {auc:.3f}, "
-                                         f"too good to be true (alone: AUC {alone:.3f})")  # fmt: skip
+        leaks.append(
+            f"{label} dropped: the model reached holdout AUC {auc:.3f} with it (too good to be true), "
+            f"and it alone separates won from lost with AUC {alone:.3f}: it likely encodes the outcome."
+        )
+        space = space.without(
+            dimension,
+            f"treated as a leak: with it the model reached holdout AUC {auc:.3f}, "
+            f"too good to be true (alone: AUC {alone:.3f})",
+        )
     evaluation = selection.evaluation
     has_skill = selection.has_skill
-    production = _fit_family(selection.family, coded, won, np.concatenate([slices.fit, slices.validation]), space,
-                             settings, evaluation)  # fmt: skip
-    calibrate(production, production.raw_log_odds(coded.take(slices.holdout)), won[slices.holdout],
-              deals[slices.holdout])  # fmt: skip
+    production = _fit_family(
+        selection.family, coded, won, np.concatenate([slices.fit, slices.validation]), space, settings, evaluation
+    )
+    calibrate(
+        production, production.raw_log_odds(coded.take(slices.holdout)), won[slices.holdout], deals[slices.holdout]
+    )
     drivers = estimate_drivers(sample, space, metrics, has_skill)
-    shares = {int(landmark): {c: rows[c].value_counts(normalize=True).to_dict() for c in space.dimensions}
-              for landmark, rows in examples.groupby("landmark")}  # fmt: skip
+    shares = {
+        int(landmark): {c: rows[c].value_counts(normalize=True).to_dict() for c in space.dimensions}
+        for landmark, rows in examples.groupby("landmark")
+    }
     return TrainedModel(
-        predictor=production, encoding=encoding, as_of=as_of, training_shares=shares, space=space,
-        train_from=history["closed_date"].min().date(), train_to=history["closed_date"].max().date(),
-        deals=len(history), examples=len(examples), base_rate=float(examples["won"].mean()),
-        evaluation=evaluation, has_skill=has_skill, verdict=_verdict(evaluation, has_skill, leaks), drivers=drivers,
-        holdout_risk=selection.holdout_risk, holdout_lost=~won[slices.holdout],
-        holdout_deals=deals[slices.holdout], leaks=leaks,
-    )  # fmt: skip
+        predictor=production,
+        encoding=encoding,
+        as_of=as_of,
+        training_shares=shares,
+        space=space,
+        train_from=history["closed_date"].min().date(),
+        train_to=history["closed_date"].max().date(),
+        deals=len(history),
+        examples=len(examples),
+        base_rate=float(examples["won"].mean()),
+        evaluation=evaluation,
+        has_skill=has_skill,
+        verdict=_verdict(evaluation, has_skill, leaks),
+        drivers=drivers,
+        holdout_risk=selection.holdout_risk,
+        holdout_lost=~won[slices.holdout],
+        holdout_deals=deals[slices.holdout],
+        leaks=leaks,
+    )
 
 
 @dataclass(frozen=True)
@@ -200,8 +240,16 @@ class Selection:
     holdout_risk: np.ndarray
 
 
-def _fit_family(family: str, coded: Coded, won: np.ndarray, rows: np.ndarray, space: FeatureSpace,
-                settings: ModelSettings, evaluation: dict, check: np.ndarray | None = None) -> FittedModel:  # fmt: skip
+def _fit_family(
+    family: str,
+    coded: Coded,
+    won: np.ndarray,
+    rows: np.ndarray,
+    space: FeatureSpace,
+    settings: ModelSettings,
+    evaluation: dict,
+    check: np.ndarray | None = None,
+) -> FittedModel:
     """Fit one family on `rows`. The trees' count is chosen on `check` rows when given (and recorded in
     `evaluation`), else taken from `evaluation`."""
     subset = coded.take(rows)
@@ -211,14 +259,22 @@ def _fit_family(family: str, coded: Coded, won: np.ndarray, rows: np.ndarray, sp
     numbers = {f.dimension: f.name for f in space.fields if f.kind == "number"}
     if check is None:
         return BoostedModel.fit(subset, won[rows], tree_dimensions, numbers, settings.seed, evaluation["trees"])
-    model = BoostedModel.fit_on_time(subset, won[rows], coded.take(check), won[check], tree_dimensions, numbers,
-                                     settings.seed)  # fmt: skip
+    model = BoostedModel.fit_on_time(
+        subset, won[rows], coded.take(check), won[check], tree_dimensions, numbers, settings.seed
+    )
     evaluation["trees"] = model.trees
     return model
 
 
-def _select(coded: Coded, won: np.ndarray, deal_ids: np.ndarray, slices: Slices, space: FeatureSpace,
-            settings: ModelSettings, metrics: MetricsSettings) -> Selection:  # fmt: skip
+def _select(
+    coded: Coded,
+    won: np.ndarray,
+    deal_ids: np.ndarray,
+    slices: Slices,
+    space: FeatureSpace,
+    settings: ModelSettings,
+    metrics: MetricsSettings,
+) -> Selection:
     """Fit each family on the earliest slice, choose by Brier score on the validation slice, calibrate each there,
     and evaluate both on the holdout. `deal_ids` are `deal_codes` of the rows."""
     tuning = {"regularization_c": _choose_regularization(coded, won, deal_ids, slices, settings), "trees": None}
@@ -236,44 +292,61 @@ def _select(coded: Coded, won: np.ndarray, deal_ids: np.ndarray, slices: Slices,
         candidates.append((brier(validation_won, expit(raw_validation)), family, report, predicted))
     candidates.sort(key=lambda item: item[0])
     validation_brier, family, report, predicted = candidates[0]
-    has_skill = (report["auc"]["low"] is not None and report["auc"]["low"] > 0.5
-                 and report["brier_gain"]["low"] > 0)  # fmt: skip
+    has_skill = report["auc"]["low"] is not None and report["auc"]["low"] > 0.5 and report["brier_gain"]["low"] > 0
     evaluation = {
-        **report, "family": family, "calibration_method": "sigmoid (Platt) on the validation slice",
+        **report,
+        "family": family,
+        "calibration_method": "sigmoid (Platt) on the validation slice",
         "split_date": slices.holdout_from.date().isoformat(),
-        "validation_from": slices.validation_from.date().isoformat(), **tuning,
+        "validation_from": slices.validation_from.date().isoformat(),
+        **tuning,
         "train_deals": int(len(np.unique(deal_ids[slices.fit]))),
         "validation_deals": int(len(np.unique(deal_ids[slices.validation]))),
-        "test_deals": int(len(np.unique(deal_ids[slices.holdout]))), "test_examples": int(len(slices.holdout)),
-        "candidates": [{"family": f, "validation_brier": vb, "chosen": f == family, **_brief(r)}
-                       for vb, f, r, _ in candidates],
-    }  # fmt: skip
+        "test_deals": int(len(np.unique(deal_ids[slices.holdout]))),
+        "test_examples": int(len(slices.holdout)),
+        "candidates": [
+            {"family": f, "validation_brier": vb, "chosen": f == family, **_brief(r)} for vb, f, r, _ in candidates
+        ],
+    }
     return Selection(family, evaluation, has_skill, 1 - predicted)
 
 
 def _brief(report: dict) -> dict:
-    return {"auc": report["auc"], "brier": report["brier"], "brier_skill": report["brier_skill"],
-            "brier_gain": report["brier_gain"],
-            "calibration_error": report["calibration"]["expected_calibration_error"]}  # fmt: skip
+    return {
+        "auc": report["auc"],
+        "brier": report["brier"],
+        "brier_skill": report["brier_skill"],
+        "brier_gain": report["brier_gain"],
+        "calibration_error": report["calibration"]["expected_calibration_error"],
+    }
 
 
-def _holdout_report(won: np.ndarray, predicted: np.ndarray, resamples: tuple[DealResamples, DealResamples],
-                    base_rate: float, settings: ModelSettings, metrics: MetricsSettings) -> dict:  # fmt: skip
+def _holdout_report(
+    won: np.ndarray,
+    predicted: np.ndarray,
+    resamples: tuple[DealResamples, DealResamples],
+    base_rate: float,
+    settings: ModelSettings,
+    metrics: MetricsSettings,
+) -> dict:
     """AUC, Brier score and gain over the base rate, calibration; `resamples` for the AUC and the gain."""
     base = np.full(len(won), base_rate)
     model_brier, base_brier = brier(won, predicted), brier(won, base)
     return {
         "auc": auc_with_interval(won, predicted, resamples[0], metrics.confidence),
-        "brier": model_brier, "base_rate_brier": base_brier, "brier_skill": 1 - model_brier / base_brier,
+        "brier": model_brier,
+        "base_rate_brier": base_brier,
+        "brier_skill": 1 - model_brier / base_brier,
         "brier_gain": brier_gain_interval(won, predicted, base, resamples[1], metrics.confidence),
         "calibration": calibration_table(won, predicted, settings.calibration_bins),
-    }  # fmt: skip
+    }
 
 
-def _choose_regularization(coded: Coded, won: np.ndarray, deal_ids: np.ndarray, slices: Slices,
-                           settings: ModelSettings) -> float:  # fmt: skip
-    """The strongest penalty (smallest C) whose Brier score on the latest-closed share of the fitting slice is within one
-    standard error of the best one's (the one-standard-error rule).
+def _choose_regularization(
+    coded: Coded, won: np.ndarray, deal_ids: np.ndarray, slices: Slices, settings: ModelSettings
+) -> float:
+    """The strongest penalty (smallest C) whose Brier score on the latest-closed share of the fitting slice is within
+    one standard error of the best one's (the one-standard-error rule).
 
     Without real signal a weaker penalty wins the validation by chance now and then and then loses on the
     holdout; demanding it win by more than its own noise keeps the model at the base rate unless the data insists.
@@ -290,8 +363,12 @@ def _choose_regularization(coded: Coded, won: np.ndarray, deal_ids: np.ndarray, 
         return grid[0]
     outcomes = won[check_rows].astype(float)
     fit_coded, check_coded = coded.take(fit_rows), coded.take(check_rows)
-    errors = np.array([(predict_rows(LogisticModel.fit(fit_coded, won[fit_rows], c, settings.seed), check_coded)
-                        - outcomes) ** 2 for c in grid])  # fmt: skip
+    errors = np.array(
+        [
+            (predict_rows(LogisticModel.fit(fit_coded, won[fit_rows], c, settings.seed), check_coded) - outcomes) ** 2
+            for c in grid
+        ]
+    )
     best = int(errors.mean(axis=1).argmin())
     _, deal_index = np.unique(deal_ids[check_rows], return_inverse=True)
     for position, c in enumerate(grid[: best + 1]):
@@ -303,16 +380,30 @@ def _choose_regularization(coded: Coded, won: np.ndarray, deal_ids: np.ndarray, 
     return grid[best]
 
 
-def _refused(history: pd.DataFrame, examples: pd.DataFrame, as_of: date, space: FeatureSpace, evaluation: dict,
-             leaks: list[str]) -> TrainedModel:  # fmt: skip
+def _refused(
+    history: pd.DataFrame, examples: pd.DataFrame, as_of: date, space: FeatureSpace, evaluation: dict, leaks: list[str]
+) -> TrainedModel:
     """A model that must not be used: kept only so its refusal is on record with the evaluation behind it."""
-    verdict = " ".join(leaks) + " No field is used for scores or findings; scores use the win rate of deals still open at the same age."
+    verdict = (
+        " ".join(leaks)
+        + " No field is used for scores or findings; scores use the win rate of deals still open at the same age."
+    )
     return TrainedModel(
-        predictor=None, encoding=None, as_of=as_of, space=space, train_from=history["closed_date"].min().date(),
-        train_to=history["closed_date"].max().date(), deals=len(history), examples=len(examples),
-        base_rate=float(examples["won"].mean()), evaluation=evaluation, has_skill=False, verdict=verdict,
-        leaks=leaks, refused=True,
-    )  # fmt: skip
+        predictor=None,
+        encoding=None,
+        as_of=as_of,
+        space=space,
+        train_from=history["closed_date"].min().date(),
+        train_to=history["closed_date"].max().date(),
+        deals=len(history),
+        examples=len(examples),
+        base_rate=float(examples["won"].mean()),
+        evaluation=evaluation,
+        has_skill=False,
+        verdict=verdict,
+        leaks=leaks,
+        refused=True,
+    )
 
 
 def _most_separating(examples: pd.DataFrame, space: FeatureSpace) -> tuple[str, float] | None:
@@ -337,15 +428,23 @@ def _verdict(evaluation: dict, has_skill: bool, leaks: list[str]) -> str:
     gain = evaluation["brier_gain"]
     family = evaluation.get("family", LOGISTIC)
     others = [c for c in evaluation.get("candidates", []) if not c["chosen"]]
-    runner = (f" It was chosen over {others[0]['family']} (holdout AUC {others[0]['auc']['auc']:.2f}) by Brier score "
-              f"on the deals that closed before those." if others and others[0]["auc"]["auc"] is not None else "")  # fmt: skip
+    runner = (
+        f" It was chosen over {others[0]['family']} (holdout AUC {others[0]['auc']['auc']:.2f}) by Brier score "
+        f"on the deals that closed before those."
+        if others and others[0]["auc"]["auc"] is not None
+        else ""
+    )
     warning = (" Leak guard: " + " ".join(leaks)) if leaks else ""
     if has_skill:
-        return (f"The model ({family}, calibrated) predicts outcomes better than the base rate {where}: AUC "
-                f"{interval}, Brier skill {evaluation['brier_skill']:.1%} (improvement 95% CI "
-                f"{gain['low']:+.4f} to {gain['high']:+.4f}), calibration error "
-                f"{evaluation['calibration']['expected_calibration_error']:.3f}.{runner}{warning}")  # fmt: skip
-    return (f"The model adds nothing over the base rate {where}: the best family ({family}) reached AUC {interval}, "
-            f"Brier score {evaluation['brier']:.4f} vs {evaluation['base_rate_brier']:.4f} for the base rate "
-            f"(improvement 95% CI {gain['low']:+.4f} to {gain['high']:+.4f}, not above 0). Scores use segment win "
-            f"rates shrunk toward the overall rate instead.{warning}")  # fmt: skip
+        return (
+            f"The model ({family}, calibrated) predicts outcomes better than the base rate {where}: AUC "
+            f"{interval}, Brier skill {evaluation['brier_skill']:.1%} (improvement 95% CI "
+            f"{gain['low']:+.4f} to {gain['high']:+.4f}), calibration error "
+            f"{evaluation['calibration']['expected_calibration_error']:.3f}.{runner}{warning}"
+        )
+    return (
+        f"The model adds nothing over the base rate {where}: the best family ({family}) reached AUC {interval}, "
+        f"Brier score {evaluation['brier']:.4f} vs {evaluation['base_rate_brier']:.4f} for the base rate "
+        f"(improvement 95% CI {gain['low']:+.4f} to {gain['high']:+.4f}, not above 0). Scores use segment win "
+        f"rates shrunk toward the overall rate instead.{warning}"
+    )

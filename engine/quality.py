@@ -38,7 +38,9 @@ def rule_based_win_probability(
         table = settings.stage_win_probability
         values = open_deals["deal_stage"].map(table).fillna(settings.default_win_probability).astype(float)
         return WinProbabilities(values, RULE_STAGE)
-    base_rate = float(history["won"].mean()) if len(history) >= settings.min_sample else settings.default_win_probability
+    base_rate = (
+        float(history["won"].mean()) if len(history) >= settings.min_sample else settings.default_win_probability
+    )
     return WinProbabilities(pd.Series(base_rate, index=open_deals.index, dtype=float), RULE_BASE_RATE)
 
 
@@ -51,8 +53,12 @@ def pipeline_quality_index(amounts: pd.Series, probabilities: pd.Series, high_pr
     if median <= 0:  # most open amounts are 0: the size ratio means nothing
         return {"pqi": None, "high_probability_share": high_share, "size_ratio": None, "open_deals": int(len(amounts))}
     size_ratio = float(amounts.mean() / median)
-    return {"pqi": high_share * size_ratio, "high_probability_share": high_share, "size_ratio": size_ratio,
-            "open_deals": int(len(amounts))}  # fmt: skip
+    return {
+        "pqi": high_share * size_ratio,
+        "high_probability_share": high_share,
+        "size_ratio": size_ratio,
+        "open_deals": int(len(amounts)),
+    }
 
 
 def revenue_efficiency_score(closed: pd.DataFrame) -> dict:
@@ -62,5 +68,11 @@ def revenue_efficiency_score(closed: pd.DataFrame) -> dict:
         return {"res": None, "won_revenue_share": None, "win_rate": None, "n": int(len(closed))}
     won_share = float(closed.loc[closed["won"], "deal_amount"].sum() / total)
     win_rate = float(closed["won"].mean())
-    return {"res": won_share * win_rate, "won_revenue_share": won_share, "win_rate": win_rate, "n": int(len(closed)),
-            "won_revenue": float(closed.loc[closed["won"], "deal_amount"].sum()), "total_revenue": total}  # fmt: skip
+    return {
+        "res": won_share * win_rate,
+        "won_revenue_share": won_share,
+        "win_rate": win_rate,
+        "n": int(len(closed)),
+        "won_revenue": float(closed.loc[closed["won"], "deal_amount"].sum()),
+        "total_revenue": total,
+    }

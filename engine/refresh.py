@@ -16,8 +16,8 @@ import pandas as pd
 
 from engine import background
 from engine.anomalies import find_anomalies
-from engine.collection import cycle_collection_paused
 from engine.asof import AsOfView, data_span, view_as_of
+from engine.collection import cycle_collection_paused
 from engine.drift import drift_report
 from engine.evidence import Evidence, gather_evidence
 from engine.fields import AuditSettings, FeatureSpace, build_feature_space, candidate_fields
@@ -61,8 +61,9 @@ def _snapshot_and_date(store: Store, as_of: date | None) -> tuple[Snapshot, date
     as_of = as_of or default_as_of(snapshot, deals)
     first_created = deals["created_date"].min()
     if as_of < first_created.date():
-        raise RefreshError(f"as-of date {as_of} is before the first deal in snapshot #{snapshot.id} "
-                           f"(created {first_created:%Y-%m-%d})")  # fmt: skip
+        raise RefreshError(
+            f"as-of date {as_of} is before the first deal in snapshot #{snapshot.id} (created {first_created:%Y-%m-%d})"
+        )
     return snapshot, as_of, deals
 
 
@@ -83,8 +84,13 @@ def feature_space(snapshot: Snapshot, view: AsOfView, settings: EngineSettings, 
     at the as-of date that closed later already carries what was filled in at its close.
     """
     still_open = view.open[view.open_in_snapshot]
-    return build_feature_space(candidate_fields(snapshot.fields), view.history, still_open,
-                               AuditSettings.of(settings.metrics, settings.model), fork)  # fmt: skip
+    return build_feature_space(
+        candidate_fields(snapshot.fields),
+        view.history,
+        still_open,
+        AuditSettings.of(settings.metrics, settings.model),
+        fork,
+    )
 
 
 def train_model(store: Store, settings: EngineSettings, as_of: date | None, now: datetime) -> StoredModel:
@@ -98,8 +104,13 @@ def train_model(store: Store, settings: EngineSettings, as_of: date | None, now:
     return store.save_model(snapshot.id, as_of, now, model.summary(), pickle.dumps(model))
 
 
-def refresh(store: Store, settings: EngineSettings, as_of: date | None, now: datetime,
-            progress: Callable[[str, float], None] | None = None) -> Refresh:  # fmt: skip
+def refresh(
+    store: Store,
+    settings: EngineSettings,
+    as_of: date | None,
+    now: datetime,
+    progress: Callable[[str, float], None] | None = None,
+) -> Refresh:
     """Compute metrics and scores for the newest snapshot as of `as_of` (default: when it was taken, or the data's
     last event if the export ends well before that).
 
@@ -110,8 +121,14 @@ def refresh(store: Store, settings: EngineSettings, as_of: date | None, now: dat
         return _refresh(store, settings, as_of, now, _Steps(progress), forked)
 
 
-def _refresh(store: Store, settings: EngineSettings, as_of: date | None, now: datetime, step: "_Steps",
-             forked: background.StepGroup) -> Refresh:  # fmt: skip
+def _refresh(
+    store: Store,
+    settings: EngineSettings,
+    as_of: date | None,
+    now: datetime,
+    step: _Steps,
+    forked: background.StepGroup,
+) -> Refresh:
     snapshot, as_of, deals = _snapshot_and_date(store, as_of)
     view = view_as_of(deals, as_of, snapshot.taken_at.date())
     step.done("read the snapshot")
@@ -123,8 +140,9 @@ def _refresh(store: Store, settings: EngineSettings, as_of: date | None, now: da
     early = forked.start(_segments_and_evidence, view.history, audited, settings.metrics, fork=large)
     findings = forked.start(_findings, deals, view, as_of, snapshot.taken_at.date(), settings, audited, fork=large)
     stored, model, model_note = _model_for(store, settings, snapshot, as_of, view.history, audited, now)
-    step.done("train the model" if model is not None and stored is not None and stored.trained_at == now
-              else "load the model")  # fmt: skip
+    step.done(
+        "train the model" if model is not None and stored is not None and stored.trained_at == now else "load the model"
+    )
     space = space_after_model(audited, model)
     if space == audited:
         segments, evidence = early.result()
@@ -134,17 +152,24 @@ def _refresh(store: Store, settings: EngineSettings, as_of: date | None, now: da
         findings = forked.start(_findings, deals, view, as_of, snapshot.taken_at.date(), settings, space, fork=large)
         segments, evidence = _segments_and_evidence(view.history, space, settings.metrics)
     usable = model is not None and not model.refused
-    drift = drift_report(model, view.open, view.history, settings.metrics.min_sample,
-                         settings.model.seed) if usable else None  # fmt: skip
+    drift = (
+        drift_report(model, view.open, view.history, settings.metrics.min_sample, settings.model.seed)
+        if usable
+        else None
+    )
     step.done("segments and evidence (beside training)" if large and space == audited else "segments and evidence")
-    scores = score_open_deals(view, evidence, model, stored.id if stored else None, space, settings.model,
-                              settings.metrics)  # fmt: skip
+    scores = score_open_deals(
+        view, evidence, model, stored.id if stored else None, space, settings.model, settings.metrics
+    )
     step.done(f"score {len(scores):,} open deals")
     probabilities = WinProbabilities(pd.Series(scores.p_win, index=view.open.index, dtype=float), scores.method)
     rule = risk_rule_for(model, model_note, settings)
     flagged = at_risk(scores.risk, scores.stale, rule)
-    rule["open_flagged"] = {"count": int(flagged.sum()), "of": len(scores),
-                            "value": float(scores.deal_amount[flagged].sum())}  # fmt: skip
+    rule["open_flagged"] = {
+        "count": int(flagged.sum()),
+        "of": len(scores),
+        "value": float(scores.deal_amount[flagged].sum()),
+    }
     step.done("risk rule")
 
     def metrics_when_scores_are_written() -> dict:
@@ -153,8 +178,9 @@ def _refresh(store: Store, settings: EngineSettings, as_of: date | None, now: da
         step.done("write the scores")
         trend, anomalies = findings.result()
         step.done("trend and anomalies (beside training, scoring and writing)" if large else "trend and anomalies")
-        metrics = compute_metrics(deals, as_of, snapshot.taken_at.date(), settings.metrics, space, probabilities,
-                                  segments, trend, view)  # fmt: skip
+        metrics = compute_metrics(
+            deals, as_of, snapshot.taken_at.date(), settings.metrics, space, probabilities, segments, trend, view
+        )
         metrics["snapshot"] = {"id": snapshot.id, "source": snapshot.source, "taken_at": snapshot.taken_at.isoformat()}
         metrics["model"] = _model_report(stored, model, model_note, scores.method)
         metrics["evidence"] = evidence.to_dict() if evidence else None
@@ -164,14 +190,14 @@ def _refresh(store: Store, settings: EngineSettings, as_of: date | None, now: da
         return metrics
 
     model_id = stored.id if stored else None
-    refresh_id, metrics = store.save_refresh(snapshot.id, as_of, now, metrics_when_scores_are_written, model_id,
-                                             scores)  # fmt: skip
+    refresh_id, metrics = store.save_refresh(snapshot.id, as_of, now, metrics_when_scores_are_written, model_id, scores)
     step.done("commit")
     return Refresh(refresh_id, snapshot.id, as_of, now, metrics, model_id)
 
 
-def _segments_and_evidence(history: pd.DataFrame, space: FeatureSpace,
-                           settings: MetricsSettings) -> tuple[list, Evidence | None]:  # fmt: skip
+def _segments_and_evidence(
+    history: pd.DataFrame, space: FeatureSpace, settings: MetricsSettings
+) -> tuple[list, Evidence | None]:
     """Each field's levels tested against the rest, and the evidence reasons cite (pure: may run in a fork)."""
     if not len(history):
         return [], None
@@ -179,8 +205,14 @@ def _segments_and_evidence(history: pd.DataFrame, space: FeatureSpace,
     return segments, gather_evidence(history, space, segments, settings.confidence)
 
 
-def _findings(deals: pd.DataFrame, view: AsOfView, as_of: date, snapshot_taken: date, settings: EngineSettings,
-              space: FeatureSpace) -> tuple[list[dict], dict]:  # fmt: skip
+def _findings(
+    deals: pd.DataFrame,
+    view: AsOfView,
+    as_of: date,
+    snapshot_taken: date,
+    settings: EngineSettings,
+    space: FeatureSpace,
+) -> tuple[list[dict], dict]:
     """The monthly trend and the anomalies: what a refresh finds that depends on neither the model nor the scores
     (pure, so it may run in a forked process)."""
     trend = monthly_trend(deals, as_of, snapshot_taken, settings.metrics, space)
@@ -209,12 +241,18 @@ def space_after_model(audited: FeatureSpace, model: TrainedModel | None) -> Feat
     if model is None or model.space is None:
         return audited
     kept = {info.dimension for info in model.space.fields}
-    space = replace(audited, landmarks=model.space.landmarks, supported_age=model.space.supported_age,
-                    landmarks_from_data=model.space.landmarks_from_data)
+    space = replace(
+        audited,
+        landmarks=model.space.landmarks,
+        supported_age=model.space.supported_age,
+        landmarks_from_data=model.space.landmarks_from_data,
+    )
     for info in audited.fields:
         if info.dimension not in kept:
-            reason = next((e.reason for e in model.space.excluded if e.field == info.name),
-                          "not used by the model this refresh reuses (trained before the field passed the audit)")
+            reason = next(
+                (e.reason for e in model.space.excluded if e.field == info.name),
+                "not used by the model this refresh reuses (trained before the field passed the audit)",
+            )
             space = space.without(info.dimension, reason)
     if model.refused:
         for info in space.fields:
@@ -229,13 +267,26 @@ def risk_rule_for(model: TrainedModel | None, note: str | None, settings: Engine
         why = "the model was refused as a likely leak"
     else:
         why = "the model adds nothing over the base rate on the time-ordered holdout"
-    return choose_risk_rule(bool(model and model.has_skill), getattr(model, "holdout_risk", None),
-                            getattr(model, "holdout_lost", None), getattr(model, "holdout_deals", None),
-                            settings.risk, settings.model.seed, why)  # fmt: skip
+    return choose_risk_rule(
+        bool(model and model.has_skill),
+        getattr(model, "holdout_risk", None),
+        getattr(model, "holdout_lost", None),
+        getattr(model, "holdout_deals", None),
+        settings.risk,
+        settings.model.seed,
+        why,
+    )
 
 
-def _model_for(store: Store, settings: EngineSettings, snapshot: Snapshot, as_of: date, history: pd.DataFrame,
-               space: FeatureSpace, now: datetime) -> tuple[StoredModel | None, TrainedModel | None, str | None]:  # fmt: skip
+def _model_for(
+    store: Store,
+    settings: EngineSettings,
+    snapshot: Snapshot,
+    as_of: date,
+    history: pd.DataFrame,
+    space: FeatureSpace,
+    now: datetime,
+) -> tuple[StoredModel | None, TrainedModel | None, str | None]:
     stored = store.latest_model(as_of, as_of - timedelta(days=settings.model.retrain_every_days), snapshot.id)
     if stored is not None:
         model = _load(stored)

@@ -31,9 +31,16 @@ def rule_outcome(risk: np.ndarray, lost: np.ndarray, deals: np.ndarray, threshol
     recall = wilson(int((lost & flagged).sum()), lost_total)
     share = wilson(flagged_n, n)
     lift = _lift_interval(flagged, lost, deals, seed) if flagged_n and base else (None, None, None)
-    return {"threshold": threshold, "n": n, "flagged": flagged_n, "share_flagged": share.to_dict(),
-            "base_loss_rate": base, "precision": precision.to_dict(), "recall": recall.to_dict(),
-            "lift": {"value": lift[0], "low": lift[1], "high": lift[2]}}  # fmt: skip
+    return {
+        "threshold": threshold,
+        "n": n,
+        "flagged": flagged_n,
+        "share_flagged": share.to_dict(),
+        "base_loss_rate": base,
+        "precision": precision.to_dict(),
+        "recall": recall.to_dict(),
+        "lift": {"value": lift[0], "low": lift[1], "high": lift[2]},
+    }
 
 
 def _lift_interval(flagged: np.ndarray, lost: np.ndarray, deals: np.ndarray, seed: int) -> tuple:
@@ -57,37 +64,60 @@ def _lift_interval(flagged: np.ndarray, lost: np.ndarray, deals: np.ndarray, see
     return float(value), float(low), float(high)
 
 
-def choose_risk_rule(has_skill: bool, holdout_risk: np.ndarray | None, holdout_lost: np.ndarray | None,
-                     holdout_deals: np.ndarray | None, settings: RiskRuleSettings, seed: int = 0,
-                     no_skill_reason: str = "the scores have no skill") -> dict:  # fmt: skip
+def choose_risk_rule(
+    has_skill: bool,
+    holdout_risk: np.ndarray | None,
+    holdout_lost: np.ndarray | None,
+    holdout_deals: np.ndarray | None,
+    settings: RiskRuleSettings,
+    seed: int = 0,
+    no_skill_reason: str = "the scores have no skill",
+) -> dict:
     """The rule for one refresh: its threshold, whether it speaks, why (or why not), and its holdout figures."""
     source = "configured" if settings.min_risk != "auto" else "auto"
     configured = None if settings.min_risk == "auto" else float(settings.min_risk)
-    rule = {"threshold": configured, "source": source, "target_share": settings.target_share,
-            "min_lift": settings.min_lift, "holdout": None}  # fmt: skip
+    rule = {
+        "threshold": configured,
+        "source": source,
+        "target_share": settings.target_share,
+        "min_lift": settings.min_lift,
+        "holdout": None,
+    }
     if not has_skill or holdout_risk is None or not len(holdout_risk):
-        return {**rule, "active": False,
-                "reason": f"No deal is called at risk: {no_skill_reason}, so a high risk score would not mean a "
-                          f"deal is likelier to be lost than any other."}  # fmt: skip
+        return {
+            **rule,
+            "active": False,
+            "reason": f"No deal is called at risk: {no_skill_reason}, so a high risk score would not mean a "
+            f"deal is likelier to be lost than any other.",
+        }
     threshold = configured if configured is not None else float(np.quantile(holdout_risk, 1 - settings.target_share))
     outcome = rule_outcome(holdout_risk, holdout_lost, holdout_deals, threshold, seed)
     rule.update(threshold=threshold, holdout=outcome)
     lift = outcome["lift"]
-    how = (f"on the holdout (the deals that closed last, scored at each age they were open), risk > {threshold:.0%} "
-           f"flagged {outcome['share_flagged']['rate']:.0%} of them"
-           if outcome["flagged"] else f"on the holdout, no deal's risk exceeded {threshold:.0%}")  # fmt: skip
+    how = (
+        f"on the holdout (the deals that closed last, scored at each age they were open), risk > {threshold:.0%} "
+        f"flagged {outcome['share_flagged']['rate']:.0%} of them"
+        if outcome["flagged"]
+        else f"on the holdout, no deal's risk exceeded {threshold:.0%}"
+    )
     if not outcome["flagged"] or lift["low"] is None:
         return {**rule, "active": False, "reason": f"No deal is called at risk: {how}."}
     figures = f"lift {lift['value']:.2f}, 95% CI {lift['low']:.2f}–{lift['high']:.2f}"
     needed = required_lift(outcome["base_loss_rate"], settings.min_lift)
     rule["required_lift"] = needed
     if lift["value"] < needed or lift["low"] <= 1:
-        return {**rule, "active": False,
-                "reason": f"No deal is called at risk: {how}, and those deals were lost little more often than "
-                          f"average ({figures}; needed {needed:.2f} with the interval above 1)."}  # fmt: skip
-    return {**rule, "active": True,
-            "reason": f"At risk means risk > {threshold:.0%} ({source}): {how}, which were lost more often than "
-                      f"average ({figures}) and held {outcome['recall']['rate']:.0%} of the losses."}  # fmt: skip
+        return {
+            **rule,
+            "active": False,
+            "reason": f"No deal is called at risk: {how}, and those deals were lost little more often than "
+            f"average ({figures}; needed {needed:.2f} with the interval above 1).",
+        }
+    return {
+        **rule,
+        "active": True,
+        "reason": f"At risk means risk > {threshold:.0%} ({source}): {how}, which were lost more often than "
+        f"average ({figures}) and held {outcome['recall']['rate']:.0%} of the losses.",
+    }
 
 
 def required_lift(base_loss_rate: float, min_lift: float) -> float:

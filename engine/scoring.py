@@ -35,9 +35,12 @@ from engine.quality import rule_based_win_probability
 from engine.settings import MetricsSettings, ModelSettings
 
 METHOD_MODEL = "driver model"
-"""A score's method starts with this and names the chosen family, e.g. "driver model (gradient-boosted trees, calibrated)"."""
+"""A score's method starts with this and names the chosen family, e.g. "driver model (gradient-boosted trees,
+calibrated)"."""
 METHOD_SHRUNK = "segment win rates shrunk toward the overall rate (the model has no skill)"
-METHOD_SHRUNK_NO_MODEL = "segment win rates shrunk toward the overall rate (no model: too few closed deals to train one)"
+METHOD_SHRUNK_NO_MODEL = (
+    "segment win rates shrunk toward the overall rate (no model: too few closed deals to train one)"
+)
 METHOD_SHRUNK_REFUSED = "segment win rates shrunk toward the overall rate (the model was refused as a likely leak)"
 METHOD_AGE_ONLY = "win rate of deals still open at the same age (no field is left to use)"
 METHOD_RULES = "rule-based default (too few closed deals for statistics)"
@@ -81,8 +84,15 @@ class ScoredDeals(Sequence):
     `Score`, built when asked for.
     """
 
-    def __init__(self, method: str, model_id: int | None, base_p_win: float | None, columns: dict,
-                 reason_refs: list[tuple[tuple[int, float], ...]], catalogue: list[Reason]):  # fmt: skip
+    def __init__(
+        self,
+        method: str,
+        model_id: int | None,
+        base_p_win: float | None,
+        columns: dict,
+        reason_refs: list[tuple[tuple[int, float], ...]],
+        catalogue: list[Reason],
+    ):
         self.method, self.model_id, self.base_p_win = method, model_id, base_p_win
         self.deal_id: list[str] = columns["deal_id"]
         self.p_win: np.ndarray = columns["p_win"]
@@ -107,20 +117,38 @@ class ScoredDeals(Sequence):
     def __getitem__(self, position: int) -> Score:
         probability = float(self.p_win[position])
         return Score(
-            deal_id=self.deal_id[position], p_win=probability, risk=1 - probability, method=self.method,
+            deal_id=self.deal_id[position],
+            p_win=probability,
+            risk=1 - probability,
+            method=self.method,
             model_id=self.model_id,
             reasons=tuple(_with_effect(self.catalogue[k], effect) for k, effect in self.reason_refs[position]),
-            deal_amount=float(self.deal_amount[position]), age_days=int(self.age_days[position]),
-            deal_stage=self.deal_stage[position], sales_rep_id=self.sales_rep_id[position],
-            deal_name=self.deal_name[position], base_p_win=self.base_p_win, age_p_win=self.age_p_win[position],
-            standing=self.standing[position], summary=self.summary[position], stale=bool(self.stale[position]),
-        )  # fmt: skip
+            deal_amount=float(self.deal_amount[position]),
+            age_days=int(self.age_days[position]),
+            deal_stage=self.deal_stage[position],
+            sales_rep_id=self.sales_rep_id[position],
+            deal_name=self.deal_name[position],
+            base_p_win=self.base_p_win,
+            age_p_win=self.age_p_win[position],
+            standing=self.standing[position],
+            summary=self.summary[position],
+            stale=bool(self.stale[position]),
+        )
 
     def frame(self) -> pd.DataFrame:
         """The scores' flat columns (no reasons), one row per deal, for measuring them against outcomes."""
-        return pd.DataFrame({"deal_id": self.deal_id, "p_win": self.p_win, "risk": self.risk,
-                             "deal_amount": self.deal_amount, "age_days": self.age_days, "stale": self.stale,
-                             "standing": self.standing, "method": self.method})  # fmt: skip
+        return pd.DataFrame(
+            {
+                "deal_id": self.deal_id,
+                "p_win": self.p_win,
+                "risk": self.risk,
+                "deal_amount": self.deal_amount,
+                "age_days": self.age_days,
+                "stale": self.stale,
+                "standing": self.standing,
+                "method": self.method,
+            }
+        )
 
 
 def score_open_deals(
@@ -163,26 +191,38 @@ def score_open_deals(
         age_p_win = [rate_of[lm] for lm in landmarks.tolist()]
     else:
         standing = standings(1 - p_win, base, stale).tolist()
-        summary = [_stale_sentence(space, age) if is_stale else RULES_SUMMARY
-                   for age, is_stale in zip(ages.tolist(), stale.tolist())]  # fmt: skip
+        summary = [
+            _stale_sentence(space, age) if is_stale else RULES_SUMMARY
+            for age, is_stale in zip(ages.tolist(), stale.tolist())
+        ]
         refs, catalogue, age_p_win = [()] * len(ages), [], [None] * len(ages)
     columns = {
-        "deal_id": open_deals["deal_id"].to_numpy(dtype=object).tolist(), "p_win": p_win,
-        "deal_amount": open_deals["deal_amount"].to_numpy(dtype=float), "age_days": ages,
+        "deal_id": open_deals["deal_id"].to_numpy(dtype=object).tolist(),
+        "p_win": p_win,
+        "deal_amount": open_deals["deal_amount"].to_numpy(dtype=float),
+        "age_days": ages,
         "deal_stage": _texts_or_none(open_deals["deal_stage"], keep_empty=True),
         "sales_rep_id": [str(rep) for rep in open_deals["sales_rep_id"].to_numpy(dtype=object).tolist()],
         "deal_name": _texts_or_none(open_deals["deal_name"]) if "deal_name" in open_deals else [None] * len(ages),
-        "age_p_win": age_p_win, "standing": standing, "summary": summary, "stale": stale,
-    }  # fmt: skip
+        "age_p_win": age_p_win,
+        "standing": standing,
+        "summary": summary,
+        "stale": stale,
+    }
     model_or_none = model_id if method.startswith(METHOD_MODEL) else None
     return ScoredDeals(method, model_or_none, base, columns, refs, catalogue)
 
 
 def _no_scores(base: float | None) -> ScoredDeals:
-    empty = {name: [] for name in ("deal_id", "deal_stage", "sales_rep_id", "deal_name", "age_p_win", "standing",
-                                   "summary")}  # fmt: skip
-    arrays = {"p_win": np.zeros(0), "deal_amount": np.zeros(0), "age_days": np.zeros(0, dtype=int),
-              "stale": np.zeros(0, dtype=bool)}  # fmt: skip
+    empty = {
+        name: [] for name in ("deal_id", "deal_stage", "sales_rep_id", "deal_name", "age_p_win", "standing", "summary")
+    }
+    arrays = {
+        "p_win": np.zeros(0),
+        "deal_amount": np.zeros(0),
+        "age_days": np.zeros(0, dtype=int),
+        "stale": np.zeros(0, dtype=bool),
+    }
     return ScoredDeals("none (no open deals)", None, base, {**empty, **arrays}, [], [])
 
 
@@ -223,7 +263,9 @@ def _shrunk_effects(features: pd.DataFrame, space: FeatureSpace, evidence: Evide
 
 def _age_effects(landmarks: pd.Series, evidence: Evidence) -> pd.Series:
     overall = logit(np.clip(evidence.overall, 1e-6, 1 - 1e-6))
-    lookup = {lm: float(logit(np.clip(evidence.age_rate(int(lm)), 1e-6, 1 - 1e-6)) - overall) for lm in landmarks.unique()}
+    lookup = {
+        lm: float(logit(np.clip(evidence.age_rate(int(lm)), 1e-6, 1 - 1e-6)) - overall) for lm in landmarks.unique()
+    }
     return landmarks.map(lookup).astype(float)
 
 
@@ -239,15 +281,27 @@ def standings(risk: np.ndarray, base_p_win: float | None, stale: np.ndarray) -> 
 
 
 def _stale_sentence(space: FeatureSpace, age_days: int) -> str:
-    return (f"Stale — likely dead: open {age_days} days, longer than {space.supported_quantile:.0%} of the deals that "
-            f"ever closed took ({space.supported_age} days). History says nothing about deals this old: close it "
-            f"out in the CRM or re-qualify it.")  # fmt: skip
+    return (
+        f"Stale — likely dead: open {age_days} days, longer than {space.supported_quantile:.0%} of the deals that "
+        f"ever closed took ({space.supported_age} days). History says nothing about deals this old: close it "
+        f"out in the CRM or re-qualify it."
+    )
 
 
 def _with_effect(reason: Reason, effect: float) -> Reason:
     """`reason` with this deal's effect (built directly: `_replace` costs several times more, once per shown reason)."""
-    return Reason(reason.dimension, reason.level, reason.text, float(effect), reason.significant, reason.rate,
-                  reason.n, reason.low, reason.high, reason.label)  # fmt: skip
+    return Reason(
+        reason.dimension,
+        reason.level,
+        reason.text,
+        float(effect),
+        reason.significant,
+        reason.rate,
+        reason.n,
+        reason.low,
+        reason.high,
+        reason.label,
+    )
 
 
 class _Explainer:
@@ -276,8 +330,15 @@ class _Explainer:
         position = np.asarray(position).reshape(-1)
         return first + position, rates[position]
 
-    def explain_all(self, ages: np.ndarray, landmarks: np.ndarray, features: pd.DataFrame, effects: pd.DataFrame,
-                    p_win: np.ndarray, stale: np.ndarray) -> tuple[list[str], list[str], list[tuple]]:  # fmt: skip
+    def explain_all(
+        self,
+        ages: np.ndarray,
+        landmarks: np.ndarray,
+        features: pd.DataFrame,
+        effects: pd.DataFrame,
+        p_win: np.ndarray,
+        stale: np.ndarray,
+    ) -> tuple[list[str], list[str], list[tuple]]:
         """(standings, summaries, reason references) of all deals. A reason is listed as lowering (raising) P(win)
         only when both the score's contribution and the evidence shown beside it point that way, so no line
         contradicts its own numbers.
@@ -299,8 +360,14 @@ class _Explainer:
         # raising them: up to `limit` for a deal below the base risk, and up to two beside what lowers a typical one.
         down = _Chosen(np.where(lowers, effect, np.inf), lowers.sum(axis=1), entry, effect, self.limit, ~below)
         up_rows = below | (typical & (down.count > 0))
-        up = _Chosen(np.where(raises, -effect, np.inf), raises.sum(axis=1), entry, effect,
-                     np.where(below, self.limit, 2), up_rows)  # fmt: skip
+        up = _Chosen(
+            np.where(raises, -effect, np.inf),
+            raises.sum(axis=1),
+            entry,
+            effect,
+            np.where(below, self.limit, 2),
+            up_rows,
+        )
         summaries = np.empty(len(p_win), dtype=object)
         refs = np.empty(len(p_win), dtype=object)
         base_risk = 1 - base
@@ -315,35 +382,58 @@ class _Explainer:
         refs[rows] = down.pairs(rows)
         return standing.tolist(), summaries.tolist(), refs.tolist()
 
-    def _above(self, rows: np.ndarray, comparison: list[str], ratio: np.ndarray, down: "_Chosen",
-               summaries: np.ndarray, refs: np.ndarray) -> None:  # fmt: skip
+    def _above(
+        self,
+        rows: np.ndarray,
+        comparison: list[str],
+        ratio: np.ndarray,
+        down: _Chosen,
+        summaries: np.ndarray,
+        refs: np.ndarray,
+    ) -> None:
         """A deal materially above the base risk always names what drives it."""
         rows = np.flatnonzero(rows)
         labels = self._labels(down, rows, self.limit)
         age_alone = (down.count[rows] == 1) & self._is_age(down.entry[rows, 0])
-        drivers = np.where(down.count[rows] == 0, "the combination of its attributes, none of which stands out alone",
-                           np.where(age_alone, "its age alone: deals still open this long win less often", labels))
-        summaries[rows] = [f"{comparison[i]} ({x:.1f}×). What drives it: {d}."
-                           for i, x, d in zip(rows.tolist(), ratio[rows].tolist(), drivers.tolist())]  # fmt: skip
+        drivers = np.where(
+            down.count[rows] == 0,
+            "the combination of its attributes, none of which stands out alone",
+            np.where(age_alone, "its age alone: deals still open this long win less often", labels),
+        )
+        summaries[rows] = [
+            f"{comparison[i]} ({x:.1f}×). What drives it: {d}."
+            for i, x, d in zip(rows.tolist(), ratio[rows].tolist(), drivers.tolist())
+        ]
         refs[rows] = down.pairs(rows)
 
-    def _typical(self, rows: np.ndarray, comparison: list[str], down: "_Chosen", up: "_Chosen", summaries: np.ndarray,
-                 refs: np.ndarray) -> None:  # fmt: skip
+    def _typical(
+        self,
+        rows: np.ndarray,
+        comparison: list[str],
+        down: _Chosen,
+        up: _Chosen,
+        summaries: np.ndarray,
+        refs: np.ndarray,
+    ) -> None:
         """About the base risk: what raises its chances is named only beside what lowers them."""
         rows = np.flatnonzero(rows)
         lowering, raising = self._labels(down, rows, 2), self._labels(up, rows, 2)
         has_down, has_up = down.count[rows] > 0, up.count[rows] > 0
         texts = []
-        for i, lower, higher, some_down, some_up in zip(rows.tolist(), lowering.tolist(), raising.tolist(),
-                                                        has_down.tolist(), has_up.tolist()):  # fmt: skip
+        for i, lower, higher, some_down, some_up in zip(
+            rows.tolist(), lowering.tolist(), raising.tolist(), has_down.tolist(), has_up.tolist()
+        ):
             if some_down and some_up:
-                texts.append(f"{comparison[i]}: about the base risk. What lowers its chances ({lower}) is offset by "
-                             f"what raises them ({higher}).")  # fmt: skip
+                texts.append(
+                    f"{comparison[i]}: about the base risk. What lowers its chances ({lower}) is offset by "
+                    f"what raises them ({higher})."
+                )
             elif some_down:
                 texts.append(f"{comparison[i]}: about the base risk; what lowers its chances does so only slightly.")
             else:
-                texts.append(f"{comparison[i]}: about the base risk. Nothing about this deal moves its chances "
-                             f"materially.")  # fmt: skip
+                texts.append(
+                    f"{comparison[i]}: about the base risk. Nothing about this deal moves its chances materially."
+                )
         summaries[rows] = texts
         refs[rows] = down.pairs(rows)
 
@@ -351,7 +441,7 @@ class _Explainer:
         is_age = np.array([reason.dimension == "age" for reason in self.catalogue] + [False])
         return is_age[positions]  # position -1 (no reason) picks the last slot
 
-    def _labels(self, chosen: "_Chosen", rows: np.ndarray, most: int) -> np.ndarray:
+    def _labels(self, chosen: _Chosen, rows: np.ndarray, most: int) -> np.ndarray:
         """Per row, the labels of its first `most` chosen reasons joined by "; " (written once per distinct set)."""
         positions = chosen.entry[rows, :most]
         size = len(self.catalogue) + 1
@@ -375,8 +465,15 @@ class _Chosen:
     """Per deal, up to its `width` qualifying reasons, strongest first (ties keep the dimensions' order), for the rows
     in `rows` only: `entry` holds catalogue positions (-1 past `count`), `effect` their effects for this deal."""
 
-    def __init__(self, order_key: np.ndarray, qualifying: np.ndarray, entry: np.ndarray, effect: np.ndarray,
-                 width: int | np.ndarray, rows: np.ndarray):  # fmt: skip
+    def __init__(
+        self,
+        order_key: np.ndarray,
+        qualifying: np.ndarray,
+        entry: np.ndarray,
+        effect: np.ndarray,
+        width: int | np.ndarray,
+        rows: np.ndarray,
+    ):
         most = int(np.max(width)) if np.size(width) else 0
         self.count = np.where(rows, np.minimum(qualifying, width), 0)
         self.entry = np.full((len(entry), most), -1, dtype=np.int64)

@@ -12,10 +12,9 @@ is a tautology; they are listed as excluded instead. Deals with no value for a f
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pandas as pd
-
-from typing import TYPE_CHECKING
 
 from engine.settings import MetricsSettings
 from engine.stats import Rate, benjamini_hochberg, fisher_vs_rest, wilson
@@ -41,10 +40,17 @@ class SegmentResult:
     """The deal field cut by (the dimension is that field, or the band of a number field)."""
 
     def to_dict(self) -> dict:
-        return {"dimension": self.dimension, "field": self.field, "label": self.label, "value": self.value,
-                "rate": self.rate.to_dict(),
-                "rest": self.rest.to_dict(), "p_value": self.p_value, "q_value": self.q_value,
-                "status": self.status}  # fmt: skip
+        return {
+            "dimension": self.dimension,
+            "field": self.field,
+            "label": self.label,
+            "value": self.value,
+            "rate": self.rate.to_dict(),
+            "rest": self.rest.to_dict(),
+            "p_value": self.p_value,
+            "q_value": self.q_value,
+            "status": self.status,
+        }
 
 
 def compare_segments(history: pd.DataFrame, space: FeatureSpace, settings: MetricsSettings) -> list[SegmentResult]:
@@ -61,8 +67,15 @@ def compare_segments(history: pd.DataFrame, space: FeatureSpace, settings: Metri
             rest_wins, rest_n = total_wins - wins, total_n - n
             testable = n >= settings.min_sample and rest_n >= settings.min_sample
             p_value = fisher_vs_rest(wins, n, total_wins, total_n) if testable else None
-            rows.append((dimension, str(value), wilson(wins, n, settings.confidence),
-                         wilson(rest_wins, rest_n, settings.confidence), p_value))  # fmt: skip
+            rows.append(
+                (
+                    dimension,
+                    str(value),
+                    wilson(wins, n, settings.confidence),
+                    wilson(rest_wins, rest_n, settings.confidence),
+                    p_value,
+                )
+            )
     q_values = iter(benjamini_hochberg([row[4] for row in rows if row[4] is not None]))
     fields = {info.dimension: info for info in space.fields}
     results = []
@@ -72,8 +85,11 @@ def compare_segments(history: pd.DataFrame, space: FeatureSpace, settings: Metri
             status = INSUFFICIENT
         else:
             status = SIGNIFICANT if q_value <= settings.fdr_q else NOT_SIGNIFICANT
-        results.append(SegmentResult(dimension, value, rate, rest, p_value, q_value, status, fields[dimension].label,
-                                     fields[dimension].name))  # fmt: skip
+        results.append(
+            SegmentResult(
+                dimension, value, rate, rest, p_value, q_value, status, fields[dimension].label, fields[dimension].name
+            )
+        )
     return results
 
 
@@ -83,19 +99,29 @@ def findings_statement(results: list[SegmentResult], settings: MetricsSettings, 
     `fields`: how many fields were available to cut by (0 when the audit or the leak guard excluded them all).
     """
     if fields == 0:
-        return ("No field is left to compare segments by: every field was excluded from findings (see the excluded "
-                "fields and why).")  # fmt: skip
+        return (
+            "No field is left to compare segments by: every field was excluded from findings (see the excluded "
+            "fields and why)."
+        )
     tested = [r for r in results if r.status != INSUFFICIENT]
     found = [r for r in results if r.status == SIGNIFICANT]
     skipped = len(results) - len(tested)
-    tail = f" {skipped} segment(s) had fewer than {settings.min_sample} closed deals: insufficient data." if skipped else ""
+    tail = (
+        f" {skipped} segment(s) had fewer than {settings.min_sample} closed deals: insufficient data."
+        if skipped
+        else ""
+    )
     if not tested:
         return f"Not enough closed deals to compare any segment (minimum {settings.min_sample}).{tail}"
     if not found:
-        return (f"No segment's win rate differs significantly from the rest: {len(tested)} comparisons, "
-                f"Benjamini–Hochberg false discovery rate {settings.fdr_q:.0%}. The differences shown are "
-                f"within what chance alone produces.{tail}")  # fmt: skip
+        return (
+            f"No segment's win rate differs significantly from the rest: {len(tested)} comparisons, "
+            f"Benjamini–Hochberg false discovery rate {settings.fdr_q:.0%}. The differences shown are "
+            f"within what chance alone produces.{tail}"
+        )
     names = ", ".join(f"{r.label or r.dimension} {r.value}" for r in found[:5])
     more = f" and {len(found) - 5} more" if len(found) > 5 else ""
-    return (f"{len(found)} of {len(tested)} segments differ significantly from the rest "
-            f"(Benjamini–Hochberg, false discovery rate {settings.fdr_q:.0%}): {names}{more}.{tail}")  # fmt: skip
+    return (
+        f"{len(found)} of {len(tested)} segments differ significantly from the rest "
+        f"(Benjamini–Hochberg, false discovery rate {settings.fdr_q:.0%}): {names}{more}.{tail}"
+    )

@@ -38,8 +38,18 @@ class FrozenSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-RESERVED_NAMES = (*CANONICAL_FIELDS, "amount_band", "age_band", "cycle_band", "close_quarter", "landmark", "won",
-                  "line", "age_days", "extras")  # fmt: skip
+RESERVED_NAMES = (
+    *CANONICAL_FIELDS,
+    "amount_band",
+    "age_band",
+    "cycle_band",
+    "close_quarter",
+    "landmark",
+    "won",
+    "line",
+    "age_days",
+    "extras",
+)
 """Names an extra field may not take: they already mean something inside salesintel."""
 
 
@@ -65,7 +75,7 @@ class ExtraField(FrozenSettings):
     """What a number counts (`employees`, `USD`, `days`, `%`), printed beside it in reports; numbers only."""
 
     @model_validator(mode="after")
-    def _unit_on_numbers_only(self) -> "ExtraField":
+    def _unit_on_numbers_only(self) -> ExtraField:
         if self.unit is not None and self.kind != "number":
             raise ValueError(f"unit {self.unit!r} is only for number fields; this field is kind {self.kind}")
         return self
@@ -120,7 +130,7 @@ class Layout(FrozenSettings):
         return fields
 
     @model_validator(mode="after")
-    def _outcome_source(self) -> "Layout":
+    def _outcome_source(self) -> Layout:
         if self.outcome_flags is None and "outcome" not in self.columns:
             raise ValueError("a layout needs an `outcome` column or `outcome_flags`")
         return self
@@ -153,17 +163,17 @@ SALESFORCE_LAYOUT = Layout(
     defaults={"region": "Unknown"},
     outcome_flags=OutcomeFlags(closed="IsClosed", won="IsWon"),
     fields={
-        "forecast_category": ExtraField(column="ForecastCategoryName", kind="category", known="changing",
-                                        label="Forecast category"),
-        "probability": ExtraField(column="Probability", kind="number", unit="%", known="changing",
-                                  label="Probability"),
+        "forecast_category": ExtraField(
+            column="ForecastCategoryName", kind="category", known="changing", label="Forecast category"
+        ),
+        "probability": ExtraField(column="Probability", kind="number", unit="%", known="changing", label="Probability"),
         "next_step": ExtraField(column="NextStep", kind="category", known="changing", label="Next step"),
-        "expected_revenue": ExtraField(column="ExpectedRevenue", kind="number", unit="USD", known="changing",
-                                       label="Expected revenue"),
-        "last_activity": ExtraField(column="LastActivityDate", kind="date", known="changing",
-                                    label="Last activity"),
+        "expected_revenue": ExtraField(
+            column="ExpectedRevenue", kind="number", unit="USD", known="changing", label="Expected revenue"
+        ),
+        "last_activity": ExtraField(column="LastActivityDate", kind="date", known="changing", label="Last activity"),
     },
-)  # fmt: skip
+)
 """A Salesforce Opportunity report export, built in. Its extra fields are the Opportunity's own columns that a
 report often carries; they all change over a deal's life (a rep edits the forecast category and next step, Salesforce
 moves the probability with the stage), so they are kept for reports but never scored. A file without one of these
@@ -233,7 +243,9 @@ class ModelSettings(FrozenSettings):
     validation_fraction: float = Field(0.15, gt=0, lt=0.5)
     """The share of history that closed just before the holdout: it chooses the model family and calibrates it."""
     families: list[Literal["logistic regression", "gradient-boosted trees"]] = [
-        "logistic regression", "gradient-boosted trees"]
+        "logistic regression",
+        "gradient-boosted trees",
+    ]
     """Model families that compete on the validation slice (the lower Brier score wins)."""
     max_training_deals: int = Field(50_000, ge=1000)
     """Beyond this many closed deals the model is fitted on a random sample of this many: precision no longer

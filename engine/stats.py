@@ -78,8 +78,9 @@ def _hypergeometric_two_sided(observed: int, group: int, drawn: int, total: int)
 
     def log_weight(k: int) -> float:
         """log C(group, k) C(total - group, drawn - k) up to a constant: accurate enough to place a window."""
-        return -(math.lgamma(k + 1) + math.lgamma(group - k + 1) + math.lgamma(drawn - k + 1)
-                 + math.lgamma(rest + k + 1))  # fmt: skip
+        return -(
+            math.lgamma(k + 1) + math.lgamma(group - k + 1) + math.lgamma(drawn - k + 1) + math.lgamma(rest + k + 1)
+        )
 
     drop = log_weight(mode) - log_weight(observed)
     if drop > 690:

@@ -33,67 +33,153 @@ migration)."""
 
 def _create_core_tables(db: sqlite_utils.Database) -> None:
     db["snapshots"].create(
-        {"id": int, "source": str, "sha256": str, "layout": str, "taken_at": str, "loaded_at": str,
-         "rows_read": int, "rows_loaded": int, "rows_rejected": int},
-        pk="id", not_null={"source", "sha256", "taken_at", "loaded_at"},
-    )  # fmt: skip
+        {
+            "id": int,
+            "source": str,
+            "sha256": str,
+            "layout": str,
+            "taken_at": str,
+            "loaded_at": str,
+            "rows_read": int,
+            "rows_loaded": int,
+            "rows_rejected": int,
+        },
+        pk="id",
+        not_null={"source", "sha256", "taken_at", "loaded_at"},
+    )
     db["snapshots"].create_index(["sha256"], unique=True)
     db["deals"].create(
-        {"snapshot_id": int, "line": int, "deal_id": str, "deal_name": str, "created_date": str,
-         "closed_date": str, "sales_rep_id": str, "industry": str, "region": str, "product_type": str,
-         "lead_source": str, "deal_stage": str, "deal_amount": float, "sales_cycle_days": int, "outcome": str},
-        pk=("snapshot_id", "deal_id"), foreign_keys=[("snapshot_id", "snapshots", "id")],
-    )  # fmt: skip
+        {
+            "snapshot_id": int,
+            "line": int,
+            "deal_id": str,
+            "deal_name": str,
+            "created_date": str,
+            "closed_date": str,
+            "sales_rep_id": str,
+            "industry": str,
+            "region": str,
+            "product_type": str,
+            "lead_source": str,
+            "deal_stage": str,
+            "deal_amount": float,
+            "sales_cycle_days": int,
+            "outcome": str,
+        },
+        pk=("snapshot_id", "deal_id"),
+        foreign_keys=[("snapshot_id", "snapshots", "id")],
+    )
     db["rejects"].create(
         {"snapshot_id": int, "line": int, "deal_id": str, "reason": str, "raw": str},
-        pk=("snapshot_id", "line"), foreign_keys=[("snapshot_id", "snapshots", "id")],
-    )  # fmt: skip
+        pk=("snapshot_id", "line"),
+        foreign_keys=[("snapshot_id", "snapshots", "id")],
+    )
     db["refreshes"].create(
         {"id": int, "snapshot_id": int, "as_of": str, "computed_at": str, "metrics": str},
-        pk="id", foreign_keys=[("snapshot_id", "snapshots", "id")],
-    )  # fmt: skip
+        pk="id",
+        foreign_keys=[("snapshot_id", "snapshots", "id")],
+    )
 
 
 def _create_model_tables(db: sqlite_utils.Database) -> None:
     db["models"].create(
-        {"id": int, "snapshot_id": int, "as_of": str, "trained_at": str, "has_skill": int, "train_from": str,
-         "train_to": str, "deals": int, "examples": int, "summary": str, "pipeline": bytes},
-        pk="id", foreign_keys=[("snapshot_id", "snapshots", "id")],
-    )  # fmt: skip
+        {
+            "id": int,
+            "snapshot_id": int,
+            "as_of": str,
+            "trained_at": str,
+            "has_skill": int,
+            "train_from": str,
+            "train_to": str,
+            "deals": int,
+            "examples": int,
+            "summary": str,
+            "pipeline": bytes,
+        },
+        pk="id",
+        foreign_keys=[("snapshot_id", "snapshots", "id")],
+    )
     db["models"].create_index(["snapshot_id", "as_of"])
     db["refreshes"].add_column("model_id", int)
     db["scores"].create(
-        {"refresh_id": int, "deal_id": str, "p_win": float, "risk": float, "method": str, "model_id": int,
-         "reasons": str, "deal_amount": float, "age_days": int, "deal_stage": str, "sales_rep_id": str,
-         "deal_name": str},
-        pk=("refresh_id", "deal_id"), foreign_keys=[("refresh_id", "refreshes", "id")],
-    )  # fmt: skip
+        {
+            "refresh_id": int,
+            "deal_id": str,
+            "p_win": float,
+            "risk": float,
+            "method": str,
+            "model_id": int,
+            "reasons": str,
+            "deal_amount": float,
+            "age_days": int,
+            "deal_stage": str,
+            "sales_rep_id": str,
+            "deal_name": str,
+        },
+        pk=("refresh_id", "deal_id"),
+        foreign_keys=[("refresh_id", "refreshes", "id")],
+    )
     db["scores"].create_index(["deal_id"])
 
 
 def _create_alert_tables(db: sqlite_utils.Database) -> None:
     """Alert episodes, the outbox of messages to deliver, claims of scheduled runs, and Slack user ids."""
     db["alerts"].create(
-        {"id": int, "key": str, "rule": str, "deal_id": str, "episode": int, "state": str, "control": int,
-         "risk": float, "last_sent_risk": float, "sends": int, "first_at": str, "last_sent_at": str,
-         "snoozed_until": str, "acked_by": str, "acked_at": str, "resolved_at": str, "resolution": str,
-         "recipients": str, "payload": str, "updated_at": str},
-        pk="id", not_null={"key", "rule", "deal_id", "state"},
-    )  # fmt: skip
+        {
+            "id": int,
+            "key": str,
+            "rule": str,
+            "deal_id": str,
+            "episode": int,
+            "state": str,
+            "control": int,
+            "risk": float,
+            "last_sent_risk": float,
+            "sends": int,
+            "first_at": str,
+            "last_sent_at": str,
+            "snoozed_until": str,
+            "acked_by": str,
+            "acked_at": str,
+            "resolved_at": str,
+            "resolution": str,
+            "recipients": str,
+            "payload": str,
+            "updated_at": str,
+        },
+        pk="id",
+        not_null={"key", "rule", "deal_id", "state"},
+    )
     db["alerts"].create_index(["key"], unique=True)
     db["alerts"].create_index(["deal_id", "rule", "episode"])
     db["outbox"].create(
-        {"id": int, "dedupe_key": str, "alert_id": int, "kind": str, "target": str, "text": str, "blocks": str,
-         "status": str, "attempts": int, "next_attempt_at": str, "last_error": str, "created_at": str,
-         "sent_at": str, "slack_channel": str, "slack_ts": str, "note": str},
-        pk="id", not_null={"dedupe_key", "kind", "target", "status"},
-    )  # fmt: skip
+        {
+            "id": int,
+            "dedupe_key": str,
+            "alert_id": int,
+            "kind": str,
+            "target": str,
+            "text": str,
+            "blocks": str,
+            "status": str,
+            "attempts": int,
+            "next_attempt_at": str,
+            "last_error": str,
+            "created_at": str,
+            "sent_at": str,
+            "slack_channel": str,
+            "slack_ts": str,
+            "note": str,
+        },
+        pk="id",
+        not_null={"dedupe_key", "kind", "target", "status"},
+    )
     db["outbox"].create_index(["dedupe_key"], unique=True)
     db["outbox"].create_index(["status", "next_attempt_at"])
     db["job_runs"].create(
         {"job": str, "fire_time": str, "status": str, "claimed_at": str, "finished_at": str, "note": str},
         pk=("job", "fire_time"),
-    )  # fmt: skip
+    )
     db["slack_users"].create({"rep_id": str, "slack_id": str, "email": str, "looked_up_at": str}, pk="rep_id")
 
 
@@ -148,8 +234,10 @@ def _add_snapshot_frames(db: sqlite_utils.Database) -> None:
     Snapshots stored before this step have none and are read from their rows; nothing is back-filled here, so
     opening an old store stays quick.
     """
-    db.execute("CREATE TABLE snapshot_frames (snapshot_id INTEGER PRIMARY KEY REFERENCES snapshots(id),"
-               " format TEXT NOT NULL, data BLOB NOT NULL)")  # fmt: skip
+    db.execute(
+        "CREATE TABLE snapshot_frames (snapshot_id INTEGER PRIMARY KEY REFERENCES snapshots(id),"
+        " format TEXT NOT NULL, data BLOB NOT NULL)"
+    )
 
 
 def _drop_unused_score_index(db: sqlite_utils.Database) -> None:
@@ -161,8 +249,10 @@ def _drop_unused_score_index(db: sqlite_utils.Database) -> None:
 def _shared_reasons(db: sqlite_utils.Database) -> None:
     """Each refresh's distinct reasons, written once; its scores refer to them by position with their own effect
     (see `engine.scoring.ScoredDeals`), rather than repeating the same sentences in every open deal's row."""
-    db.execute("CREATE TABLE IF NOT EXISTS refresh_reasons (refresh_id INTEGER PRIMARY KEY REFERENCES refreshes(id),"
-               " catalogue TEXT NOT NULL)")  # fmt: skip
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS refresh_reasons (refresh_id INTEGER PRIMARY KEY REFERENCES refreshes(id),"
+        " catalogue TEXT NOT NULL)"
+    )
 
 
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
@@ -198,10 +288,15 @@ class Snapshot:
     """The layout's extra fields (name → declaration: column, kind, known, label)."""
 
     @classmethod
-    def from_row(cls, row: dict) -> "Snapshot":
-        return cls(**{**row, "taken_at": datetime.fromisoformat(row["taken_at"]),
-                      "loaded_at": datetime.fromisoformat(row["loaded_at"]),
-                      "fields": json.loads(row.get("fields") or "{}")})  # fmt: skip
+    def from_row(cls, row: dict) -> Snapshot:
+        return cls(
+            **{
+                **row,
+                "taken_at": datetime.fromisoformat(row["taken_at"]),
+                "loaded_at": datetime.fromisoformat(row["loaded_at"]),
+                "fields": json.loads(row.get("fields") or "{}"),
+            }
+        )
 
 
 @dataclass(frozen=True)
@@ -237,7 +332,7 @@ class Store:
         self.db = db
 
     @classmethod
-    def open(cls, path: Path) -> "Store":
+    def open(cls, path: Path) -> Store:
         """Open (creating if needed) the store at `path` and bring its schema up to date."""
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -298,23 +393,36 @@ class Store:
             cursor = self.db.execute(
                 "INSERT INTO snapshots (source, sha256, layout, taken_at, loaded_at, rows_read, rows_loaded,"
                 " rows_rejected, fields) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [parsed.source, parsed.sha256, parsed.layout, taken_at.isoformat(), loaded_at.isoformat(),
-                 parsed.rows_read, len(deals), len(parsed.rejects), json.dumps(parsed.fields)],
-            )  # fmt: skip
+                [
+                    parsed.source,
+                    parsed.sha256,
+                    parsed.layout,
+                    taken_at.isoformat(),
+                    loaded_at.isoformat(),
+                    parsed.rows_read,
+                    len(deals),
+                    len(parsed.rejects),
+                    json.dumps(parsed.fields),
+                ],
+            )
             snapshot_id = cursor.lastrowid
             # Without extra fields the extras column is left to its default (NULL): one value fewer to bind per row.
             stored = [*DEAL_COLUMNS, "extras"] if names else list(DEAL_COLUMNS)
-            insert = (f"INSERT INTO deals (snapshot_id, {', '.join(stored)}) "
-                      f"VALUES ({int(snapshot_id)}, {', '.join('?' for _ in stored)})")  # fmt: skip
+            insert = (
+                f"INSERT INTO deals (snapshot_id, {', '.join(stored)}) "
+                f"VALUES ({int(snapshot_id)}, {', '.join('?' for _ in stored)})"
+            )
             for start in range(0, len(deals), INSERT_SLICE):
-                part = deals.iloc[start:start + INSERT_SLICE]
+                part = deals.iloc[start : start + INSERT_SLICE]
                 columns = [_sql_values(part[column], shared[column], start) for column in DEAL_COLUMNS]
                 if names:
                     columns.append(_extras_json(part, names))
                 self.db.conn.executemany(insert, zip(*columns))
             if frame_blob is not None:
-                self.db.execute("INSERT INTO snapshot_frames (snapshot_id, format, data) VALUES (?, ?, ?)",
-                                [snapshot_id, deal_frames.FORMAT, frame_blob])  # fmt: skip
+                self.db.execute(
+                    "INSERT INTO snapshot_frames (snapshot_id, format, data) VALUES (?, ?, ?)",
+                    [snapshot_id, deal_frames.FORMAT, frame_blob],
+                )
             self.db.conn.executemany(
                 "INSERT INTO rejects (snapshot_id, line, deal_id, reason, raw) VALUES (?, ?, ?, ?, ?)",
                 ((snapshot_id, r.line, r.deal_id, "; ".join(r.reasons), json.dumps(r.raw)) for r in parsed.rejects),
@@ -335,7 +443,9 @@ class Store:
         """
         snapshot = self.snapshot(snapshot_id)
         fields = snapshot.fields if snapshot is not None else {}
-        row = self.db.execute("SELECT format, data FROM snapshot_frames WHERE snapshot_id = ?", [snapshot_id]).fetchone()
+        row = self.db.execute(
+            "SELECT format, data FROM snapshot_frames WHERE snapshot_id = ?", [snapshot_id]
+        ).fetchone()
         if row is not None and row[0] == deal_frames.FORMAT:
             frame, extras = deal_frames.decode(row[1], DEAL_COLUMNS, fields)
         else:
@@ -346,8 +456,9 @@ class Store:
         """The SQL path: rows as pandas types them, and each extra field's values parsed from its JSON."""
         frame = pd.read_sql_query(
             f"SELECT {', '.join(DEAL_COLUMNS)}, extras FROM deals WHERE snapshot_id = ? ORDER BY line",
-            self.db.conn, params=[snapshot_id],
-        )  # fmt: skip
+            self.db.conn,
+            params=[snapshot_id],
+        )
         extras = frame.pop("extras")
         if not fields:
             return frame, {}
@@ -359,8 +470,15 @@ class Store:
 
     # refreshes -----------------------------------------------------------------------------------------
 
-    def save_refresh(self, snapshot_id: int, as_of: date, computed_at: datetime, metrics: Callable[[], dict],
-                     model_id: int | None = None, scores: ScoreColumns | None = None) -> tuple[int, dict]:  # fmt: skip
+    def save_refresh(
+        self,
+        snapshot_id: int,
+        as_of: date,
+        computed_at: datetime,
+        metrics: Callable[[], dict],
+        model_id: int | None = None,
+        scores: ScoreColumns | None = None,
+    ) -> tuple[int, dict]:
         """Write a refresh and its scores in one transaction, so readers never see half a refresh; return its id and
         the metrics written.
 
@@ -374,17 +492,20 @@ class Store:
             refresh_id = cursor.lastrowid
             if scores is not None and len(scores):
                 catalogue = [reason.to_dict() for reason in scores.catalogue]
-                self.db.execute("INSERT INTO refresh_reasons (refresh_id, catalogue) VALUES (?, ?)",
-                                [refresh_id, orjson.dumps(catalogue).decode()])  # fmt: skip
+                self.db.execute(
+                    "INSERT INTO refresh_reasons (refresh_id, catalogue) VALUES (?, ?)",
+                    [refresh_id, orjson.dumps(catalogue).decode()],
+                )
                 self.db.conn.executemany(
                     f"INSERT INTO scores (refresh_id, {', '.join(SCORE_COLUMNS)})"
                     f" VALUES (?, {', '.join('?' for _ in SCORE_COLUMNS)})",
                     _score_rows(refresh_id, scores),
-                )  # fmt: skip
+                )
             values = metrics()
             # allow_nan=False: `metrics --json` must be JSON every tool can read, never NaN or Infinity
-            self.db.execute("UPDATE refreshes SET metrics = ? WHERE id = ?",
-                            [json.dumps(values, allow_nan=False), refresh_id])  # fmt: skip
+            self.db.execute(
+                "UPDATE refreshes SET metrics = ? WHERE id = ?", [json.dumps(values, allow_nan=False), refresh_id]
+            )
         return refresh_id, values
 
     def latest_refresh(self, as_of: date | None = None) -> Refresh | None:
@@ -392,14 +513,16 @@ class Store:
         with the newest as-of date: computing an old date for a backtest does not make it "the latest"."""
         where, params = ("as_of = ?", [as_of.isoformat()]) if as_of else (None, [])
         # The newest snapshot's refreshes come first: a replay of a later date on an older snapshot never shadows it.
-        rows = list(self.db["refreshes"].rows_where(where, params, order_by="snapshot_id desc, as_of desc, id desc",
-                                                    limit=1))  # fmt: skip
+        rows = list(
+            self.db["refreshes"].rows_where(where, params, order_by="snapshot_id desc, as_of desc, id desc", limit=1)
+        )
         return _refresh_row(rows[0]) if rows else None
 
     def refresh_on_or_before(self, as_of: date) -> Refresh | None:
         """The newest refresh whose as-of date is on or before `as_of` (e.g. last week's, for a change)."""
-        rows = list(self.db["refreshes"].rows_where("as_of <= ?", [as_of.isoformat()], order_by="as_of desc, id desc",
-                                                    limit=1))  # fmt: skip
+        rows = list(
+            self.db["refreshes"].rows_where("as_of <= ?", [as_of.isoformat()], order_by="as_of desc, id desc", limit=1)
+        )
         return _refresh_row(rows[0]) if rows else None
 
     def closed_between(self, snapshot_id: int, after: date, until: date, outcome: str | None = None) -> list[dict]:
@@ -412,8 +535,10 @@ class Store:
 
     def outcomes(self, snapshot_id: int, until: date) -> dict[str, str]:
         """deal_id → Won/Lost for deals of the snapshot closed on or before `until`."""
-        rows = self.db.execute("SELECT deal_id, outcome FROM deals WHERE snapshot_id = ? AND outcome IS NOT NULL"
-                               " AND closed_date <= ?", [snapshot_id, until.isoformat()]).fetchall()  # fmt: skip
+        rows = self.db.execute(
+            "SELECT deal_id, outcome FROM deals WHERE snapshot_id = ? AND outcome IS NOT NULL AND closed_date <= ?",
+            [snapshot_id, until.isoformat()],
+        ).fetchall()
         return dict(rows)
 
     def stage_since(self, snapshot_id: int, as_of: date, deal_id: str | None = None) -> dict[str, date]:
@@ -427,10 +552,10 @@ class Store:
             " JOIN deals AS earlier ON earlier.deal_id = current.deal_id AND earlier.deal_stage = current.deal_stage"
             " JOIN snapshots AS s ON s.id = earlier.snapshot_id"
             " WHERE current.snapshot_id = ? AND current.outcome IS NULL AND substr(s.taken_at, 1, 10) <= ?"
-            + (" AND current.deal_id = ?" if deal_id else "") +
-            " GROUP BY current.deal_id HAVING COUNT(DISTINCT s.id) > 1",
+            + (" AND current.deal_id = ?" if deal_id else "")
+            + " GROUP BY current.deal_id HAVING COUNT(DISTINCT s.id) > 1",
             [snapshot_id, as_of.isoformat(), *([deal_id] if deal_id else [])],
-        ).fetchall()  # fmt: skip
+        ).fetchall()
         return {found: datetime.fromisoformat(taken).date() for found, taken in rows}
 
     def score(self, refresh_id: int, deal_id: str) -> dict | None:
@@ -440,8 +565,10 @@ class Store:
     def scores(self, refresh_id: int) -> list[dict]:
         """All scores of a refresh, highest risk first."""
         catalogue = self._reason_catalogue(refresh_id)
-        return [_score_row(r, catalogue) for r in self.db["scores"].rows_where("refresh_id = ?", [refresh_id],
-                                                                              order_by="risk desc, deal_id")]  # fmt: skip
+        return [
+            _score_row(r, catalogue)
+            for r in self.db["scores"].rows_where("refresh_id = ?", [refresh_id], order_by="risk desc, deal_id")
+        ]
 
     def _reason_catalogue(self, refresh_id: int) -> list[dict]:
         """The distinct reasons a refresh's scores refer to (none for refreshes written before they were shared)."""
@@ -455,23 +582,35 @@ class Store:
     def find_deal_id(self, snapshot_id: int, deal_id: str) -> str | None:
         """The stored spelling of `deal_id`, matched exactly first, then ignoring case."""
         for clause in ("deal_id = ?", "deal_id = ? COLLATE NOCASE"):
-            row = self.db.execute(f"SELECT deal_id FROM deals WHERE snapshot_id = ? AND {clause} LIMIT 1",
-                                  [snapshot_id, deal_id]).fetchone()  # fmt: skip
+            row = self.db.execute(
+                f"SELECT deal_id FROM deals WHERE snapshot_id = ? AND {clause} LIMIT 1", [snapshot_id, deal_id]
+            ).fetchone()
             if row:
                 return row[0]
         return None
 
     # models --------------------------------------------------------------------------------------------
 
-    def save_model(self, snapshot_id: int, as_of: date, trained_at: datetime, summary: dict, pipeline: bytes) -> StoredModel:
+    def save_model(
+        self, snapshot_id: int, as_of: date, trained_at: datetime, summary: dict, pipeline: bytes
+    ) -> StoredModel:
         with self.transaction():
             cursor = self.db.execute(
                 "INSERT INTO models (snapshot_id, as_of, trained_at, has_skill, train_from, train_to, deals, examples,"
                 " summary, pipeline) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [snapshot_id, as_of.isoformat(), trained_at.isoformat(), int(summary["has_skill"]),
-                 summary["train_from"], summary["train_to"], summary["deals"], summary["examples"],
-                 json.dumps(summary), pipeline],
-            )  # fmt: skip
+                [
+                    snapshot_id,
+                    as_of.isoformat(),
+                    trained_at.isoformat(),
+                    int(summary["has_skill"]),
+                    summary["train_from"],
+                    summary["train_to"],
+                    summary["deals"],
+                    summary["examples"],
+                    json.dumps(summary),
+                    pipeline,
+                ],
+            )
         return self.model(cursor.lastrowid)
 
     def model(self, model_id: int) -> StoredModel | None:
@@ -495,16 +634,34 @@ class Store:
 
     def save_slack_user(self, person: str, slack_id: str, email: str | None, now: datetime) -> None:
         with self.transaction():
-            self.db.execute("INSERT OR REPLACE INTO slack_users (rep_id, slack_id, email, looked_up_at)"
-                            " VALUES (?, ?, ?, ?)", [person, slack_id, email, now.isoformat()])  # fmt: skip
+            self.db.execute(
+                "INSERT OR REPLACE INTO slack_users (rep_id, slack_id, email, looked_up_at) VALUES (?, ?, ?, ?)",
+                [person, slack_id, email, now.isoformat()],
+            )
 
     def models(self) -> list[dict]:
-        return list(self.db.query("SELECT id, snapshot_id, as_of, trained_at, has_skill, train_from, train_to, deals,"
-                                  " examples FROM models ORDER BY id"))  # fmt: skip
+        return list(
+            self.db.query(
+                "SELECT id, snapshot_id, as_of, trained_at, has_skill, train_from, train_to, deals,"
+                " examples FROM models ORDER BY id"
+            )
+        )
 
 
-SCORE_COLUMNS = ("deal_id", "p_win", "risk", "method", "model_id", "reasons", "deal_amount", "age_days", "deal_stage",
-                 "sales_rep_id", "deal_name", "detail")  # fmt: skip
+SCORE_COLUMNS = (
+    "deal_id",
+    "p_win",
+    "risk",
+    "method",
+    "model_id",
+    "reasons",
+    "deal_amount",
+    "age_days",
+    "deal_stage",
+    "sales_rep_id",
+    "deal_name",
+    "detail",
+)
 
 
 class ScoreColumns(Protocol):
@@ -538,13 +695,35 @@ def _score_rows(refresh_id: int, scores: ScoreColumns) -> Iterator[tuple]:
     p_win = scores.p_win.tolist()
     base = scores.base_p_win
     for deal_id, probability, amount, age, stage, rep, name, age_rate, standing, summary, stale, refs in zip(
-        scores.deal_id, p_win, scores.deal_amount.tolist(), scores.age_days.tolist(), scores.deal_stage,
-        scores.sales_rep_id, scores.deal_name, scores.age_p_win, scores.standing, scores.summary,
-        scores.stale.tolist(), scores.reason_refs,
-    ):  # fmt: skip
+        scores.deal_id,
+        p_win,
+        scores.deal_amount.tolist(),
+        scores.age_days.tolist(),
+        scores.deal_stage,
+        scores.sales_rep_id,
+        scores.deal_name,
+        scores.age_p_win,
+        scores.standing,
+        scores.summary,
+        scores.stale.tolist(),
+        scores.reason_refs,
+    ):
         detail = {"base_p_win": base, "age_p_win": age_rate, "standing": standing, "summary": summary, "stale": stale}
-        yield (refresh_id, deal_id, probability, 1 - probability, scores.method, scores.model_id,
-               orjson.dumps(refs).decode(), amount, age, stage, rep, name, orjson.dumps(detail).decode())  # fmt: skip
+        yield (
+            refresh_id,
+            deal_id,
+            probability,
+            1 - probability,
+            scores.method,
+            scores.model_id,
+            orjson.dumps(refs).decode(),
+            amount,
+            age,
+            stage,
+            rep,
+            name,
+            orjson.dumps(detail).decode(),
+        )
 
 
 INSERT_SLICE = 100_000
@@ -571,7 +750,7 @@ def _sql_values(column: pd.Series, shared: deal_frames.Shared | None, start: int
     """A slice of a column (the whole column's `shared` codes from `start` on) as the Python values sqlite3 binds,
     missing values as None."""
     if shared is not None:
-        return shared.values[shared.codes[start:start + len(column)]].tolist()
+        return shared.values[shared.codes[start : start + len(column)]].tolist()
     if column.dtype.kind in "iufb" and not column.hasnans:
         return column.tolist()
     return column.astype(object).where(column.notna(), None).tolist()
@@ -627,9 +806,14 @@ def _extras_json(deals: pd.DataFrame, names: list[str]) -> list[str | None]:
 
 
 def _refresh_row(row: dict) -> Refresh:
-    return Refresh(row["id"], row["snapshot_id"], date.fromisoformat(row["as_of"]),
-                   datetime.fromisoformat(row["computed_at"]), _upgraded(json.loads(row["metrics"])),
-                   row.get("model_id"))  # fmt: skip
+    return Refresh(
+        row["id"],
+        row["snapshot_id"],
+        date.fromisoformat(row["as_of"]),
+        datetime.fromisoformat(row["computed_at"]),
+        _upgraded(json.loads(row["metrics"])),
+        row.get("model_id"),
+    )
 
 
 def _upgraded(metrics: dict) -> dict:
@@ -638,11 +822,27 @@ def _upgraded(metrics: dict) -> dict:
     Nothing is invented: a refresh from before the risk rule calls no deal at risk and says to refresh.
     """
     metrics.setdefault("coverage", {"first": None, "last": None, "days_after_data": None})
-    metrics.setdefault("fields", {"used": [], "excluded": [], "landmarks": [], "supported_age": None,
-                                  "supported_quantile": None, "landmarks_from_data": False})  # fmt: skip
+    metrics.setdefault(
+        "fields",
+        {
+            "used": [],
+            "excluded": [],
+            "landmarks": [],
+            "supported_age": None,
+            "supported_quantile": None,
+            "landmarks_from_data": False,
+        },
+    )
     metrics.setdefault("warnings", [])
-    metrics.setdefault("risk_rule", {"active": False, "threshold": None, "source": None,
-                                     "reason": "This refresh predates the risk rule: run `salesintel refresh`."})  # fmt: skip
+    metrics.setdefault(
+        "risk_rule",
+        {
+            "active": False,
+            "threshold": None,
+            "source": None,
+            "reason": "This refresh predates the risk rule: run `salesintel refresh`.",
+        },
+    )
     pipeline = metrics.get("open_pipeline", {})
     pipeline.setdefault("long_open_days", 90)
     pipeline.setdefault("long_open", pipeline.get("older_than_90_days", 0))
@@ -662,8 +862,10 @@ def _score_row(row: dict, catalogue: list[dict]) -> dict:
     """A stored score as one flat dict: its explanation (`detail`) merged in beside the columns, and its reasons
     expanded from the refresh's catalogue (rows written before reasons were shared hold them whole)."""
     detail = orjson.loads(row.pop("detail") or "null") or {}
-    reasons = [{**catalogue[ref[0]], "effect": ref[1]} if isinstance(ref, list) else ref
-               for ref in orjson.loads(row["reasons"])]  # fmt: skip
+    reasons = [
+        {**catalogue[ref[0]], "effect": ref[1]} if isinstance(ref, list) else ref
+        for ref in orjson.loads(row["reasons"])
+    ]
     for reason in reasons:  # rows written before reasons carried their qualifier
         reason.setdefault("qualifier", "beyond chance" if reason["significant"] else "within chance")
     defaults = {"base_p_win": None, "age_p_win": None, "standing": "typical", "summary": "", "stale": False}
@@ -671,8 +873,14 @@ def _score_row(row: dict, catalogue: list[dict]) -> dict:
 
 
 def _model_row(row: dict) -> StoredModel:
-    return StoredModel(row["id"], row["snapshot_id"], date.fromisoformat(row["as_of"]),
-                       datetime.fromisoformat(row["trained_at"]), json.loads(row["summary"]), row["pipeline"])  # fmt: skip
+    return StoredModel(
+        row["id"],
+        row["snapshot_id"],
+        date.fromisoformat(row["as_of"]),
+        datetime.fromisoformat(row["trained_at"]),
+        json.loads(row["summary"]),
+        row["pipeline"],
+    )
 
 
 class ThreadLocalStore:

@@ -52,7 +52,7 @@ EXTRA_FIELDS = {
     "renewal": {"column": "Renewal", "kind": "boolean", "known": "creation", "label": "Renewal"},
     "campaign": {"column": "Campaign", "kind": "category", "known": "creation", "label": "Campaign"},
     "contract_end": {"column": "Contract End", "kind": "date", "known": "creation", "label": "Current contract ends"},
-}  # fmt: skip
+}
 """How `config.yaml` declares the extra fields of `SynthSpec(extra_fields=True)` (`campaign` and `contract_end`
 carry no signal)."""
 CYCLE_SHAPE = 3.0
@@ -105,10 +105,12 @@ def generate(spec: SynthSpec) -> SynthData:
     created = pd.Timestamp(spec.start) + pd.to_timedelta(rng.integers(0, spec.days, n), unit="D")
     amount = np.round(np.exp(rng.uniform(np.log(2_000), np.log(100_000), n)))
     attributes = {
-        "sales_rep_id": rng.choice(REPS, n), "industry": rng.choice(INDUSTRIES, n),
-        "region": rng.choice(REGIONS, n), "product_type": rng.choice(PRODUCTS, n),
+        "sales_rep_id": rng.choice(REPS, n),
+        "industry": rng.choice(INDUSTRIES, n),
+        "region": rng.choice(REGIONS, n),
+        "product_type": rng.choice(PRODUCTS, n),
         "lead_source": rng.choice(LEAD_SOURCES, n),
-    }  # fmt: skip
+    }
     log_odds = np.full(n, logit(spec.base_win_rate))
     if not spec.noise:
         for (field_name, level), effect in spec.effects.items():
@@ -132,18 +134,34 @@ def generate(spec: SynthSpec) -> SynthData:
     deal_ids = np.array([f"D{i:0{width}d}" for i in range(1, n + 1)])
     age_at_snapshot = (pd.Timestamp(spec.snapshot_date) - created).days.to_numpy()
     open_stage = np.array(STAGES[:4])[np.minimum(age_at_snapshot // 30, 3)]
-    crm = pd.DataFrame({
-        "deal_id": deal_ids,
-        "created_date": created.strftime("%Y-%m-%d"),
-        "closed_date": np.where(is_open, "", closed.strftime("%Y-%m-%d")),
-        **attributes,
-        "deal_stage": np.where(is_open, open_stage, rng.choice(STAGES, n)),
-        "deal_amount": amount.astype(int),
-        "sales_cycle_days": np.where(is_open, "", cycle.astype(str)),
-        "outcome": np.where(is_open, "", np.where(won, "Won", "Lost")),
-    })  # fmt: skip
-    crm = crm[["deal_id", "created_date", "closed_date", "sales_rep_id", "industry", "region", "product_type",
-               "lead_source", "deal_stage", "deal_amount", "sales_cycle_days", "outcome"]]  # fmt: skip
+    crm = pd.DataFrame(
+        {
+            "deal_id": deal_ids,
+            "created_date": created.strftime("%Y-%m-%d"),
+            "closed_date": np.where(is_open, "", closed.strftime("%Y-%m-%d")),
+            **attributes,
+            "deal_stage": np.where(is_open, open_stage, rng.choice(STAGES, n)),
+            "deal_amount": amount.astype(int),
+            "sales_cycle_days": np.where(is_open, "", cycle.astype(str)),
+            "outcome": np.where(is_open, "", np.where(won, "Won", "Lost")),
+        }
+    )
+    crm = crm[
+        [
+            "deal_id",
+            "created_date",
+            "closed_date",
+            "sales_rep_id",
+            "industry",
+            "region",
+            "product_type",
+            "lead_source",
+            "deal_stage",
+            "deal_amount",
+            "sales_cycle_days",
+            "outcome",
+        ]
+    ]
     for column, values in extras.items():
         crm[column] = values
     truth = pd.DataFrame({"deal_id": deal_ids, "p_win": p_win, "won": won, "cycle_days": cycle, "open": is_open})
@@ -159,7 +177,9 @@ def _extra_columns(spec: SynthSpec, n: int, log_odds: np.ndarray) -> dict[str, n
     contacts = rng.integers(1, 13, n)
     renewal = np.where(rng.random(n) < 0.3, "true", "false")
     campaign = rng.choice([f"Q{q} {name}" for q in range(1, 5) for name in ("Webinar", "Event")], n)
-    created = pd.Timestamp(spec.start) + pd.to_timedelta(np.random.default_rng(spec.seed).integers(0, spec.days, n), unit="D")
+    created = pd.Timestamp(spec.start) + pd.to_timedelta(
+        np.random.default_rng(spec.seed).integers(0, spec.days, n), unit="D"
+    )
     contract_end = (created + pd.to_timedelta(rng.integers(30, 400, n), unit="D")).strftime("%Y-%m-%d")
     if not spec.noise:
         for (name, level), effect in FIELD_EFFECTS.items():
@@ -167,16 +187,36 @@ def _extra_columns(spec: SynthSpec, n: int, log_odds: np.ndarray) -> dict[str, n
             log_odds += effect * (values == level)
         log_odds += INTERACTION_EFFECT * ((competitor == "Globex") & (size == "Enterprise"))
         log_odds += CONTACTS_EFFECT * (contacts - 4)
-    return {"Company Size": size, "Competitor": competitor, "Contacts": contacts, "Renewal": renewal,
-            "Campaign": campaign, "Contract End": np.asarray(contract_end)}  # fmt: skip
+    return {
+        "Company Size": size,
+        "Competitor": competitor,
+        "Contacts": contacts,
+        "Renewal": renewal,
+        "Campaign": campaign,
+        "Contract End": np.asarray(contract_end),
+    }
 
 
 def fields_layout() -> dict:
     """The `ingest.layouts` entry that reads `SynthSpec(extra_fields=True)` files: built-in columns plus the
     extra fields, declared in configuration only."""
-    columns = {name: name for name in ("deal_id", "created_date", "closed_date", "sales_rep_id", "industry", "region",
-                                       "product_type", "lead_source", "deal_stage", "deal_amount", "sales_cycle_days",
-                                       "outcome")}  # fmt: skip
+    columns = {
+        name: name
+        for name in (
+            "deal_id",
+            "created_date",
+            "closed_date",
+            "sales_rep_id",
+            "industry",
+            "region",
+            "product_type",
+            "lead_source",
+            "deal_stage",
+            "deal_amount",
+            "sales_cycle_days",
+            "outcome",
+        )
+    }
     return {"columns": columns, "fields": dict(EXTRA_FIELDS)}
 
 
@@ -191,12 +231,16 @@ CONTACT_EFFECT = 0.15
 MESSY_FIELDS = {
     "competitor": {"column": "Competitor", "kind": "category", "known": "creation", "label": "Competitor"},
     "contacts": {"column": "Contacts", "kind": "number", "known": "creation", "label": "Contacts"},
-    "forecast_category": {"column": "Forecast Category", "kind": "category", "known": "creation",
-                          "label": "Forecast category"},
+    "forecast_category": {
+        "column": "Forecast Category",
+        "kind": "category",
+        "known": "creation",
+        "label": "Forecast category",
+    },
     "close_period": {"column": "Close Period", "kind": "category", "known": "creation", "label": "Close period"},
     "cycle_bucket": {"column": "Cycle Bucket", "kind": "category", "known": "creation", "label": "Cycle bucket"},
     "close_reason": {"column": "Close Reason", "kind": "category", "known": "close", "label": "Close reason"},
-}  # fmt: skip
+}
 """The layout a naive user would write for the messy export: three leaky columns declared known at creation (only
 the data can tell), and one correctly declared known at close."""
 
@@ -222,8 +266,22 @@ class MessySpec:
 
 def messy_layout() -> dict:
     """The `ingest.layouts` entry that reads a messy export (canonical columns plus its extra fields)."""
-    columns = {name: name for name in ("deal_id", "created_date", "closed_date", "sales_rep_id", "industry", "region",
-                                       "product_type", "lead_source", "deal_stage", "deal_amount", "outcome")}  # fmt: skip
+    columns = {
+        name: name
+        for name in (
+            "deal_id",
+            "created_date",
+            "closed_date",
+            "sales_rep_id",
+            "industry",
+            "region",
+            "product_type",
+            "lead_source",
+            "deal_stage",
+            "deal_amount",
+            "outcome",
+        )
+    }
     return {"columns": columns, "fields": dict(MESSY_FIELDS)}
 
 
@@ -246,9 +304,13 @@ def generate_messy(spec: MessySpec) -> SynthData:
     created = pd.Timestamp(spec.start) + pd.to_timedelta(rng.integers(0, spec.days, n), unit="D")
     enterprise = rng.random(n) < spec.enterprise_share
     amount = np.round(np.exp(rng.uniform(np.log(3_000), np.log(150_000), n)))
-    attributes = {"sales_rep_id": rng.choice(REPS, n), "industry": rng.choice(INDUSTRIES, n),
-                  "region": rng.choice(REGIONS, n), "product_type": np.where(enterprise, "Enterprise", rng.choice(PRODUCTS[:2], n)),
-                  "lead_source": rng.choice(LEAD_SOURCES, n)}  # fmt: skip
+    attributes = {
+        "sales_rep_id": rng.choice(REPS, n),
+        "industry": rng.choice(INDUSTRIES, n),
+        "region": rng.choice(REGIONS, n),
+        "product_type": np.where(enterprise, "Enterprise", rng.choice(PRODUCTS[:2], n)),
+        "lead_source": rng.choice(LEAD_SOURCES, n),
+    }
     competitor = rng.choice(["", "Acme", "Globex"], n, p=[0.5, 0.25, 0.25])
     contacts = rng.integers(1, 9, n)
     log_odds = np.full(n, logit(spec.base_win_rate))
@@ -273,20 +335,38 @@ def generate_messy(spec: MessySpec) -> SynthData:
     closed_text = np.where(is_closed, closed.strftime("%Y-%m-%d"), "")
     quarter = closed.to_period("Q").astype(str).to_numpy()
     bucket = np.where(cycle < 7, "<7 days", np.where(cycle < 30, "7-29 days", "30+ days"))
-    crm = pd.DataFrame({
-        "deal_id": deal_ids, "created_date": created.strftime("%Y-%m-%d"), "closed_date": closed_text, **attributes,
-        "deal_stage": np.where(is_open, open_stage, np.where(won, "Closed Won", "Closed Lost")),
-        "deal_amount": np.where(is_closed & ~won, 0, amount).astype(int),
-        "outcome": np.where(is_open, "", np.where(won, "Won", "Lost")),
-        "Competitor": competitor, "Contacts": contacts,
-        "Forecast Category": np.where(is_open, rng.choice(["Pipeline", "Best Case", "Commit"], n),
-                                      np.where(won, "Closed", "Omitted")),
-        "Close Period": np.where(is_closed, quarter, ""), "Cycle Bucket": np.where(is_closed, bucket, ""),
-        "Close Reason": np.where(is_open, "", np.where(won, "Won", rng.choice(["Price", "Competitor", "No decision"], n))),
-    })  # fmt: skip
+    crm = pd.DataFrame(
+        {
+            "deal_id": deal_ids,
+            "created_date": created.strftime("%Y-%m-%d"),
+            "closed_date": closed_text,
+            **attributes,
+            "deal_stage": np.where(is_open, open_stage, np.where(won, "Closed Won", "Closed Lost")),
+            "deal_amount": np.where(is_closed & ~won, 0, amount).astype(int),
+            "outcome": np.where(is_open, "", np.where(won, "Won", "Lost")),
+            "Competitor": competitor,
+            "Contacts": contacts,
+            "Forecast Category": np.where(
+                is_open, rng.choice(["Pipeline", "Best Case", "Commit"], n), np.where(won, "Closed", "Omitted")
+            ),
+            "Close Period": np.where(is_closed, quarter, ""),
+            "Cycle Bucket": np.where(is_closed, bucket, ""),
+            "Close Reason": np.where(
+                is_open, "", np.where(won, "Won", rng.choice(["Price", "Competitor", "No decision"], n))
+            ),
+        }
+    )
     placeholders = np.random.default_rng(spec.seed + 1)  # its own stream: the rest of the export stays as it was
     unset = placeholders.random(n) < 0.06
     crm["industry"] = np.where(unset, placeholders.choice(["Unknown", "N/A", "-"], n), crm["industry"])
-    truth = pd.DataFrame({"deal_id": deal_ids, "p_win": p_win, "won": won, "cycle_days": cycle, "open": is_open,
-                          "zombie": zombie & is_open})  # fmt: skip
+    truth = pd.DataFrame(
+        {
+            "deal_id": deal_ids,
+            "p_win": p_win,
+            "won": won,
+            "cycle_days": cycle,
+            "open": is_open,
+            "zombie": zombie & is_open,
+        }
+    )
     return SynthData(crm, truth, spec)

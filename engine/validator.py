@@ -19,9 +19,21 @@ from engine.layouts import ResolvedLayout
 from engine.missing import as_missing
 
 DEAL_COLUMNS = (
-    "line", "deal_id", "deal_name", "created_date", "closed_date", "sales_rep_id", "industry", "region",
-    "product_type", "lead_source", "deal_stage", "deal_amount", "sales_cycle_days", "outcome",
-)  # fmt: skip
+    "line",
+    "deal_id",
+    "deal_name",
+    "created_date",
+    "closed_date",
+    "sales_rep_id",
+    "industry",
+    "region",
+    "product_type",
+    "lead_source",
+    "deal_stage",
+    "deal_amount",
+    "sales_cycle_days",
+    "outcome",
+)
 TRUE_WORDS = {"true", "1", "yes", "y", "t"}
 FALSE_WORDS = {"false", "0", "no", "n", "f"}
 
@@ -76,8 +88,14 @@ class Validator:
         bad[list(reasons)] = True
         for position in sorted(reasons):
             row = [raw[column].iat[position] for column in range(len(self.header))]
-            self.rejects.append(Reject(int(lines[position]), deals["deal_id"].iat[position],
-                                       tuple(reasons[position]), dict(zip(self.header, row))))  # fmt: skip
+            self.rejects.append(
+                Reject(
+                    int(lines[position]),
+                    deals["deal_id"].iat[position],
+                    tuple(reasons[position]),
+                    dict(zip(self.header, row)),
+                )
+            )
         self.frames.append(deals.loc[~bad])
 
     def deals(self) -> pd.DataFrame:
@@ -121,7 +139,9 @@ class Validator:
         closed = self._dates(closed_text)
         fail(is_closed & (closed_text == ""), lambda i: f"closed_date is empty: outcome is {outcome.iat[i]}")
         fail((closed_text != "") & closed.isna(), lambda i: f"closed_date is not a date: {closed_text.iat[i]!r}")
-        fail(outcome.isna() & closed.notna(), lambda i: f"closed_date is set but the deal is open: {closed_text.iat[i]}")
+        fail(
+            outcome.isna() & closed.notna(), lambda i: f"closed_date is set but the deal is open: {closed_text.iat[i]}"
+        )
         early = closed.notna() & created.notna() & (closed < created)
         fail(early, lambda i: f"closed before created: closed {closed_text.iat[i]}, created {created_text.iat[i]}")
         out["created_date"] = self._iso_days(created, created_text)
@@ -140,8 +160,13 @@ class Validator:
         fail((cycle_text != "") & cycle.isna(), lambda i: f"sales_cycle_days is not a number: {cycle_text.iat[i]!r}")
         actual = (closed - created).dt.days
         off = cycle.notna() & actual.notna() & ((cycle - actual).abs() > self.cycle_tolerance)
-        fail(off, lambda i: f"sales_cycle_days disagrees with the dates: {cycle_text.iat[i]} given, "
-                            f"{int(actual.iat[i])} from created to closed")  # fmt: skip
+        fail(
+            off,
+            lambda i: (
+                f"sales_cycle_days disagrees with the dates: {cycle_text.iat[i]} given, "
+                f"{int(actual.iat[i])} from created to closed"
+            ),
+        )
         out["sales_cycle_days"] = cycle.where(cycle.notna(), actual).astype("Int64")
         return out
 
@@ -152,7 +177,9 @@ class Validator:
         (like created_date), with None/NaN for missing. A column the file lacks gives None on every deal.
         """
         for name, spec in self.resolved.layout.fields.items():
-            position = next((self.resolved.header_index[c] for c in spec.candidates() if c in self.resolved.header_index), None)
+            position = next(
+                (self.resolved.header_index[c] for c in spec.candidates() if c in self.resolved.header_index), None
+            )
             if position is None:
                 out[name] = None
                 continue
@@ -177,8 +204,11 @@ class Validator:
     @staticmethod
     def _boolean_field(name: str, text: pd.Series, fail) -> pd.Series:
         lowered = text.astype(object).where(text.isna(), text.astype(str).str.lower())
-        value = pd.Series(np.where(lowered.isin(TRUE_WORDS), True, np.where(lowered.isin(FALSE_WORDS), False, None)),
-                          index=text.index, dtype=object)  # fmt: skip
+        value = pd.Series(
+            np.where(lowered.isin(TRUE_WORDS), True, np.where(lowered.isin(FALSE_WORDS), False, None)),
+            index=text.index,
+            dtype=object,
+        )
         fail(text.notna() & value.isna(), lambda i: f"{name} is not true/false: {text.iat[i]!r}")
         return value
 
@@ -215,14 +245,18 @@ class Validator:
     def _dates(self, text: pd.Series) -> pd.Series:
         def parse(cells: pd.Series) -> pd.Series:
             parsed = pd.to_datetime(
-                cells.where(cells != ""), format=self.resolved.layout.date_format or "ISO8601", errors="coerce", utc=True
+                cells.where(cells != ""),
+                format=self.resolved.layout.date_format or "ISO8601",
+                errors="coerce",
+                utc=True,
             )
             return parsed.dt.tz_convert(None).dt.normalize()
 
         return _per_distinct(text, parse)
 
     def _iso_days(self, parsed: pd.Series, text: pd.Series) -> pd.Series:
-        """Parsed dates as YYYY-MM-DD text; an ISO day that parsed is already that text, so only the rest is formatted."""
+        """Parsed dates as YYYY-MM-DD text; an ISO day that parsed is already that text, so only the rest is
+        formatted."""
         if self.resolved.layout.date_format is not None or not len(text):
             return parsed.dt.strftime("%Y-%m-%d")
         same = parsed.notna() & _per_distinct(text.astype(str), lambda cells: cells.str.fullmatch(ISO_DAY))
@@ -251,8 +285,11 @@ class Validator:
 
     def _flag(self, raw: pd.DataFrame, index: int | None, column: str, fail) -> pd.Series:
         text = raw[index].astype(str).str.strip().str.lower()
-        value = pd.Series(np.where(text.isin(TRUE_WORDS), True, np.where(text.isin(FALSE_WORDS), False, None)),
-                          index=raw.index, dtype=object)  # fmt: skip
+        value = pd.Series(
+            np.where(text.isin(TRUE_WORDS), True, np.where(text.isin(FALSE_WORDS), False, None)),
+            index=raw.index,
+            dtype=object,
+        )
         fail(value.isna(), lambda i: f"{column} is not true/false: {raw[index].iat[i]!r}")
         return value
 

@@ -37,7 +37,7 @@ class SlackStandIn:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _ts: int = 0
 
-    def start(self) -> "SlackStandIn":
+    def start(self) -> SlackStandIn:
         standin = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -97,8 +97,13 @@ class SlackStandIn:
 
     def posts(self, channel: str | None = None) -> list[Call]:
         """Successful chat.postMessage calls (optionally to one channel), in the order received."""
-        return [c for c in self.calls if c.method == "chat.postMessage" and c.args.get("ok_answer")
-                and (channel is None or c.args.get("channel") == channel)]  # fmt: skip
+        return [
+            c
+            for c in self.calls
+            if c.method == "chat.postMessage"
+            and c.args.get("ok_answer")
+            and (channel is None or c.args.get("channel") == channel)
+        ]
 
     def _respond(self, method: str, args: dict, token: str | None) -> tuple[int, dict, dict | str]:
         if self.delay_seconds:

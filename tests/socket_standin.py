@@ -18,7 +18,7 @@ class SocketModeStandIn:
         self.server = serve(self._session, "127.0.0.1", 0)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def start(self) -> "SocketModeStandIn":
+    def start(self) -> SocketModeStandIn:
         self.thread.start()
         return self
 
@@ -30,8 +30,16 @@ class SocketModeStandIn:
         self.outgoing.put(envelope)
 
     def _session(self, connection) -> None:
-        connection.send(json.dumps({"type": "hello", "num_connections": 1,
-                                    "connection_info": {"app_id": "A0001"}, "debug_info": {"host": "standin"}}))
+        connection.send(
+            json.dumps(
+                {
+                    "type": "hello",
+                    "num_connections": 1,
+                    "connection_info": {"app_id": "A0001"},
+                    "debug_info": {"host": "standin"},
+                }
+            )
+        )
         self.connected.set()
         try:
             while True:

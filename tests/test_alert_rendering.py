@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -24,7 +24,7 @@ HOSTILE = "<!channel> & <@U123> <https://evil.example|click>"
 @pytest.fixture(scope="module")
 def bundled_store(tmp_path_factory):
     store = Store.open(tmp_path_factory.mktemp("bundled") / "s.db")
-    taken = datetime(2026, 11, 24, tzinfo=timezone.utc)
+    taken = datetime(2026, 11, 24, tzinfo=UTC)
     store.save_snapshot(read_snapshot(ROOT / "data/skygeni_sales_data.csv", IngestSettings()), taken, taken)
     refresh(store, EngineSettings(MetricsSettings(), ModelSettings(), AnomalySettings()), date(2024, 3, 1), taken)
     return store
@@ -35,7 +35,9 @@ def texts(blocks: list[dict]) -> list[str]:
     for block in blocks:
         if isinstance(block.get("text"), dict):
             found.append(block["text"]["text"])
-        found += [e["text"] for e in block.get("elements", []) + block.get("fields", []) if isinstance(e.get("text"), str)]
+        found += [
+            e["text"] for e in block.get("elements", []) + block.get("fields", []) if isinstance(e.get("text"), str)
+        ]
     return found
 
 
@@ -47,7 +49,7 @@ def test_a_deal_named_channel_pings_nobody(bundled_store):
     refresh_row = bundled_store.latest_refresh()
     score = {**bundled_store.scores(refresh_row.id)[0], "deal_name": HOSTILE, "sales_rep_id": "<!here>"}
     score["reasons"] = [{**r, "text": HOSTILE} for r in score["reasons"]]
-    inputs = ReportInputs(refresh_row.metrics, [score], datetime.now(timezone.utc), None, AlertsSettings())
+    inputs = ReportInputs(refresh_row.metrics, [score], datetime.now(UTC), None, AlertsSettings())
     message = render_message("realtime", **realtime_context(score, "high_value_at_risk", HOSTILE, 1, HOSTILE, inputs))
     for text in [message.text, *texts(message.blocks)]:
         assert "<!" not in text and "<@U123>" not in text and "<https" not in text
@@ -57,14 +59,18 @@ def test_a_deal_named_channel_pings_nobody(bundled_store):
 @pytest.mark.parametrize("kind", ["daily", "weekly", "monthly"])
 def test_reports_on_the_bundled_data_render_within_limits_and_tell_the_truth(bundled_store, kind):
     env = AlertEnvironment(bundled_store, AlertsSettings(), ZoneInfo("America/New_York"))
-    message, _ = report_message(kind, env, datetime(2024, 3, 2, tzinfo=timezone.utc))
+    message, _ = report_message(kind, env, datetime(2024, 3, 2, tzinfo=UTC))
     assert len(message.blocks) <= MAX_BLOCKS and all(len(t) <= 3000 for t in texts(message.blocks))
     body = "\n".join(texts(message.blocks))
     assert "data as of 2024-03-01" in body
-    honest = {"daily": "no reliable driver", "weekly": "No lead source is significantly weaker",
-              "monthly": "No segment departed from its own baseline beyond chance"}  # fmt: skip
+    honest = {
+        "daily": "no reliable driver",
+        "weekly": "No lead source is significantly weaker",
+        "monthly": "No segment departed from its own baseline beyond chance",
+    }
     assert honest[kind] in body
-    json.dumps(message.blocks)
+    assert json.loads(json.dumps(message.blocks)) == message.blocks  # what chat.postMessage sends, unchanged
+    assert {block["type"] for block in message.blocks} <= {"header", "section", "context", "divider", "actions"}
 
 
 def test_long_content_is_cut_to_slacks_limits():

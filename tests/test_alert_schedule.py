@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -54,7 +54,7 @@ def _ingest(tmp_path, store: Store) -> None:
     data = generate(SynthSpec(deals=3000, seed=7, start=date(2023, 1, 1), days=460))
     path = tmp_path / "crm.csv"
     data.crm.to_csv(path, index=False)
-    taken = datetime(2024, 4, 6, tzinfo=timezone.utc)
+    taken = datetime(2024, 4, 6, tzinfo=UTC)
     store.save_snapshot(read_snapshot(path, IngestSettings()), taken, taken)
 
 
@@ -66,8 +66,9 @@ def sim(tmp_path_factory) -> Simulation:
     _ingest(tmp_path, store)
     settings = AlertsSettings(
         schedule=ScheduleSettings(refresh=CronSettings(minute="0", hour="7"), misfire_grace_minutes=120),
-        daily_cap_per_recipient=3, routing=routing(),
-    )  # fmt: skip
+        daily_cap_per_recipient=3,
+        routing=routing(),
+    )
     env = AlertEnvironment(store, settings, NY)
     clock = SimulatedClock(START)
     engine = EngineSettings(MetricsSettings(), ModelSettings(), AnomalySettings())
@@ -80,8 +81,10 @@ def sim(tmp_path_factory) -> Simulation:
 
     scheduler, deliverer = service()
     result = Simulation(store, standin, settings)
-    down = [(datetime(2024, 3, 20, 7, 30, tzinfo=NY), datetime(2024, 3, 20, 9, 30, tzinfo=NY)),
-            (datetime(2024, 3, 25, 6, 0, tzinfo=NY), datetime(2024, 3, 25, 12, 0, tzinfo=NY))]  # fmt: skip
+    down = [
+        (datetime(2024, 3, 20, 7, 30, tzinfo=NY), datetime(2024, 3, 20, 9, 30, tzinfo=NY)),
+        (datetime(2024, 3, 25, 6, 0, tzinfo=NY), datetime(2024, 3, 25, 12, 0, tzinfo=NY)),
+    ]
     ledger = AlertLedger(store)
     moment = START
     while moment < END:
@@ -117,13 +120,19 @@ def _act_on_alerts(sim: Simulation, ledger: AlertLedger, now: datetime) -> None:
     snoozed, acked = sent[-1], sent[0]
     ledger.acknowledge(acked["id"], "U001", now)
     ledger.snooze(snoozed["id"], now + timedelta(weeks=1), "U001", now)
-    sim.events.update(acked=acked["id"], snoozed=snoozed["id"], acted_at=len(sim.standin.calls),
-                      snooze_until=now + timedelta(weeks=1))  # fmt: skip
+    sim.events.update(
+        acked=acked["id"], snoozed=snoozed["id"], acted_at=len(sim.standin.calls), snooze_until=now + timedelta(weeks=1)
+    )
 
 
 def report_dates(sim: Simulation, channel: str, title: str) -> list[str]:
-    return [re.search(rf"{title} · (\d{{4}}-\d\d-\d\d)", c.args["text"] if "·" in c.args["text"] else
-                      c.args["blocks"][0]["text"]["text"]).group(1) for c in sim.standin.posts(channel)]  # fmt: skip
+    return [
+        re.search(
+            rf"{title} · (\d{{4}}-\d\d-\d\d)",
+            c.args["text"] if "·" in c.args["text"] else c.args["blocks"][0]["text"]["text"],
+        ).group(1)
+        for c in sim.standin.posts(channel)
+    ]
 
 
 def alert_id_of(call) -> int | None:
@@ -146,8 +155,13 @@ def test_daily_summary_arrives_once_a_day_at_8_local_across_dst(sim):
 
 
 def test_weekly_report_on_mondays_and_monthly_deep_dive_on_the_first(sim):
-    assert report_dates(sim, "#cro-vp", "Weekly pipeline health") == ["2024-02-26", "2024-03-04", "2024-03-11",
-                                                                      "2024-03-18", "2024-04-01"]  # fmt: skip
+    assert report_dates(sim, "#cro-vp", "Weekly pipeline health") == [
+        "2024-02-26",
+        "2024-03-04",
+        "2024-03-11",
+        "2024-03-18",
+        "2024-04-01",
+    ]
     assert report_dates(sim, "#executive", "Monthly deep-dive") == ["2024-03-01", "2024-04-01"]
 
 
@@ -163,17 +177,22 @@ def test_a_rerun_queues_nothing_new(sim):
 
 
 def test_rate_limits_and_server_errors_are_survived(sim):
-    faulted = sim.standin.calls[sim.events["faults_at"]:]
+    faulted = sim.standin.calls[sim.events["faults_at"] :]
     failed = [c for c in faulted[:20] if c.method == "chat.postMessage" and not c.args.get("ok_answer")]
     assert len(failed) == 4
     rate_limited = failed[0]  # the first fault queued is the 429
-    delivered = [c for c in faulted if c.args.get("ok_answer") and c.args.get("channel") == rate_limited.args["channel"]
-                 and c.args.get("text") == rate_limited.args["text"]]  # fmt: skip
+    delivered = [
+        c
+        for c in faulted
+        if c.args.get("ok_answer")
+        and c.args.get("channel") == rate_limited.args["channel"]
+        and c.args.get("text") == rate_limited.args["text"]
+    ]
     assert delivered, "the message refused with 429 was delivered on a later attempt"
 
 
 def test_acknowledged_alert_is_never_repeated(sim):
-    later = sim.standin.calls[sim.events["acted_at"]:]
+    later = sim.standin.calls[sim.events["acted_at"] :]
     assert not [c for c in later if c.args.get("ok_answer") and alert_id_of(c) == sim.events["acked"]]
     assert AlertLedger(sim.store).get(sim.events["acked"])["acked_by"] == "U001"
 
@@ -188,7 +207,9 @@ def test_snoozed_alert_is_silent_until_the_snooze_ends_then_speaks_again(sim):
 
 def test_permanent_error_is_recorded_and_reported_on_the_ops_channel(sim):
     failed = Outbox(sim.store).rows("failed")
-    assert failed and all(r["target"] == "user:rep_24" and "no Slack user for rep_24" in r["last_error"] for r in failed)
+    assert failed and all(
+        r["target"] == "user:rep_24" and "no Slack user for rep_24" in r["last_error"] for r in failed
+    )
     ops = [c.args["text"] for c in sim.standin.posts("#salesintel-ops")]
     assert any("could not deliver" in text and "rep_24" in text for text in ops)
 

@@ -1,6 +1,6 @@
 """Segment anomalies (planted vs none) and the ops checks: stale CRM data, model drift."""
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -26,8 +26,9 @@ AS_OF = date(2024, 3, 1)
 def anomalies_of(deals, settings: AnomalySettings | None = None):
     settings = settings or AnomalySettings()
     view = view_as_of(deals, AS_OF, LATER)
-    return find_anomalies(view.history, deals[deals["created_date"] <= pd.Timestamp(AS_OF)], AS_OF, settings,
-                          space_for(view))
+    return find_anomalies(
+        view.history, deals[deals["created_date"] <= pd.Timestamp(AS_OF)], AS_OF, settings, space_for(view)
+    )
 
 
 def test_the_bundled_data_has_no_anomaly_and_says_so():
@@ -39,7 +40,12 @@ def test_the_bundled_data_has_no_anomaly_and_says_so():
 def test_a_planted_collapse_in_one_pair_is_found_with_its_hypothesis():
     deals = bundled()
     recent = deals["closed_date"] > pd.Timestamp(AS_OF) - pd.Timedelta(days=90)
-    cell = recent & deals["industry"].eq("FinTech") & deals["region"].eq("APAC") & (deals["closed_date"] <= pd.Timestamp(AS_OF))
+    cell = (
+        recent
+        & deals["industry"].eq("FinTech")
+        & deals["region"].eq("APAC")
+        & (deals["closed_date"] <= pd.Timestamp(AS_OF))
+    )
     rng = np.random.default_rng(0)
     deals.loc[cell, "outcome"] = np.where(rng.random(cell.sum()) < 0.08, "Won", "Lost")
     deals.loc[cell, "sales_cycle_days"] = deals.loc[cell, "sales_cycle_days"] + 60
@@ -54,7 +60,7 @@ def test_a_planted_collapse_in_one_pair_is_found_with_its_hypothesis():
 
 def test_stale_data_is_an_ops_alert_once_per_snapshot(tmp_path):
     store = Store.open(tmp_path / "s.db")
-    taken = datetime(2024, 3, 1, 6, tzinfo=timezone.utc)
+    taken = datetime(2024, 3, 1, 6, tzinfo=UTC)
     store.save_snapshot(read_snapshot(ROOT / "data/skygeni_sales_data.csv", IngestSettings()), taken, taken)
     refresh(store, EngineSettings(MetricsSettings(), ModelSettings(), AnomalySettings()), AS_OF, taken)
     env = AlertEnvironment(store, AlertsSettings(), ZoneInfo("UTC"))
@@ -67,7 +73,7 @@ def test_stale_data_is_an_ops_alert_once_per_snapshot(tmp_path):
 
 
 def test_stale_warning_wording():
-    taken = datetime(2024, 3, 1, tzinfo=timezone.utc)
+    taken = datetime(2024, 3, 1, tzinfo=UTC)
     assert stale_data(taken, taken + timedelta(hours=23), AlertsSettings()) is None
     assert "3 days old" in stale_data(taken, taken + timedelta(days=3), AlertsSettings())
 
@@ -76,19 +82,22 @@ def test_population_shift_past_the_threshold_is_a_drift_problem():
     assert population_stability({"a": 0.5, "b": 0.5}, {"a": 0.5, "b": 0.5}) == 0
     shifted = population_stability({"a": 0.9, "b": 0.1}, {"a": 0.3, "b": 0.7})
     drift = {"psi": {"lead_source": shifted}, "model_has_skill": False, "skill": {"auc": None}}
-    assert drift_problems(drift, AlertsSettings()) == [f"open pipeline has shifted on lead_source (PSI {shifted:.2f} > 0.25)"]
+    assert drift_problems(drift, AlertsSettings()) == [
+        f"open pipeline has shifted on lead_source (PSI {shifted:.2f} > 0.25)"
+    ]
 
 
 def test_the_findings_a_forked_process_computes_beside_scoring_are_the_inline_ones(tmp_path):
     """Large snapshots compute trend, drift and anomalies in a forked child (engine.background); the refresh must
     store exactly what the inline path stores."""
-    taken = datetime(2024, 3, 1, 6, tzinfo=timezone.utc)
+    taken = datetime(2024, 3, 1, 6, tzinfo=UTC)
     stored = []
     for background_from in (0, 10**9):  # every snapshot forks; none does
         store = Store.open(tmp_path / f"s{background_from}.db")
         store.save_snapshot(read_snapshot(ROOT / "data/skygeni_sales_data.csv", IngestSettings()), taken, taken)
-        settings = EngineSettings(MetricsSettings(), ModelSettings(), AnomalySettings(),
-                                  background_from_deals=background_from)  # fmt: skip
+        settings = EngineSettings(
+            MetricsSettings(), ModelSettings(), AnomalySettings(), background_from_deals=background_from
+        )
         stored.append(refresh(store, settings, AS_OF, taken).metrics)
     assert stored[0]["anomalies"]["cells_tested"] > 50 and len(stored[0]["trend"]) == 12
     assert stored[0] == stored[1]
@@ -103,7 +112,7 @@ def test_findings_that_fail_while_the_scores_are_written_leave_no_trace_of_the_r
         raise RuntimeError("the anomaly scan ran out of memory")
 
     monkeypatch.setattr(engine.refresh, "_findings", findings_that_die)
-    taken = datetime(2024, 3, 1, 6, tzinfo=timezone.utc)
+    taken = datetime(2024, 3, 1, 6, tzinfo=UTC)
     store = Store.open(tmp_path / "store.db")
     store.save_snapshot(read_snapshot(ROOT / "data/skygeni_sales_data.csv", IngestSettings()), taken, taken)
     settings = EngineSettings(MetricsSettings(), ModelSettings(), AnomalySettings(), background_from_deals=0)
@@ -119,13 +128,16 @@ def test_a_refresh_with_the_stage_known_counts_open_deals_with_no_stage(tmp_path
     (filling a categorical with a new level raised, and failed every refresh of a current export)."""
     crm = pd.read_csv(ROOT / "data/skygeni_sales_data.csv")
     open_then = (pd.to_datetime(crm["created_date"]) <= pd.Timestamp(AS_OF)) & (
-        pd.to_datetime(crm["closed_date"]) > pd.Timestamp(AS_OF) + pd.Timedelta(days=30))  # fmt: skip
+        pd.to_datetime(crm["closed_date"]) > pd.Timestamp(AS_OF) + pd.Timedelta(days=30)
+    )
     crm.loc[crm.index[open_then][:5], "deal_stage"] = ""
     crm.to_csv(tmp_path / "crm.csv", index=False)
-    taken = datetime(2024, 3, 1, 6, tzinfo=timezone.utc)  # the as-of date is the snapshot's: stage known
+    taken = datetime(2024, 3, 1, 6, tzinfo=UTC)  # the as-of date is the snapshot's: stage known
     store = Store.open(tmp_path / "s.db")
     store.save_snapshot(read_snapshot(tmp_path / "crm.csv", IngestSettings()), taken, taken)
-    metrics = refresh(store, EngineSettings(MetricsSettings(), ModelSettings(), AnomalySettings()), AS_OF, taken).metrics
+    metrics = refresh(
+        store, EngineSettings(MetricsSettings(), ModelSettings(), AnomalySettings()), AS_OF, taken
+    ).metrics
     assert metrics["stage_known"]
     by_stage = {row["stage"]: row["count"] for row in metrics["open_pipeline"]["by_stage"]}
     assert by_stage["(not recorded)"] == 5

@@ -62,8 +62,9 @@ print(round(background.start(predict, fork=True).result(), 6) == round(predict()
 def test_a_child_can_predict_with_trees_after_the_parent_trained_them():
     """Without OpenMP held to one thread in the child, this hangs (GNU libgomp's pool does not survive fork): the
     drift step does exactly this with a reused tree model. Run in its own interpreter, so a hang is a timeout."""
-    done = subprocess.run([sys.executable, "-c", _TREES_IN_A_CHILD], capture_output=True, text=True, timeout=120,
-                          cwd=ROOT)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", _TREES_IN_A_CHILD], capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "True"
 

@@ -13,8 +13,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def salesintel(tmp_path, *args):
     env = {"SALESINTEL_DB": str(tmp_path / "s.db"), "PATH": ""}
-    return subprocess.run([sys.executable, "-m", "bot", "--config", str(ROOT / "config.yaml"), *args],
-                          capture_output=True, text=True, env=env, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "--config", str(ROOT / "config.yaml"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
 
 
 def test_salesforce_export_loads_through_the_config_mapping(tmp_path):
@@ -22,10 +27,16 @@ def test_salesforce_export_loads_through_the_config_mapping(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "(salesforce): read 4, loaded 3, rejected 1" in result.stdout
     assert "IsClosed is not true/false" in result.stdout
-    rows = sqlite3.connect(tmp_path / "s.db").execute(
-        "SELECT deal_id, outcome, closed_date, deal_amount FROM deals ORDER BY deal_id").fetchall()
-    assert rows == [("0061", "Won", "2024-02-10", 52000.0), ("0062", "Lost", "2024-03-01", 8000.0),
-                    ("0063", None, None, 120000.0)]
+    rows = (
+        sqlite3.connect(tmp_path / "s.db")
+        .execute("SELECT deal_id, outcome, closed_date, deal_amount FROM deals ORDER BY deal_id")
+        .fetchall()
+    )
+    assert rows == [
+        ("0061", "Won", "2024-02-10", 52000.0),
+        ("0062", "Lost", "2024-03-01", 8000.0),
+        ("0063", None, None, 120000.0),
+    ]
 
 
 def test_loading_the_same_file_twice_keeps_one_snapshot(tmp_path):
@@ -76,11 +87,14 @@ def test_risk_answers_for_an_open_deal_and_names_its_method(tmp_path):
     assert as_json["risk"] == pytest.approx(1 - as_json["p_win"]) and as_json["model_version"] == "v1"
 
 
-@pytest.mark.parametrize("typed, message", [
-    ("D99999", "no deal D99999 in the snapshot of"),
-    ("<!channel>", "is not a deal id"),
-    ("D00001", "D00001 is not in the open pipeline as of 2024-03-01: it closed Won on 2023-12-15"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "typed, message",
+    [
+        ("D99999", "no deal D99999 in the snapshot of"),
+        ("<!channel>", "is not a deal id"),
+        ("D00001", "D00001 is not in the open pipeline as of 2024-03-01: it closed Won on 2023-12-15"),
+    ],
+)
 def test_risk_for_a_deal_it_cannot_answer_says_why(tmp_path, typed, message):
     salesintel(tmp_path, "ingest", "data/skygeni_sales_data.csv")
     result = salesintel(tmp_path, "risk", typed, "--as-of", "2024-03-01")
@@ -107,12 +121,15 @@ def test_backtest_and_train_on_planted_data(tmp_path):
     assert report.stdout.count("Backtest as of") == 2 and "lift" in report.stdout
 
 
-@pytest.mark.parametrize("kind, expected", [
-    ("realtime", "no deal qualifies for a real-time alert as of 2024-03-01"),
-    ("daily", "Daily pipeline summary · 2024-03-01"),
-    ("weekly", "No lead source is significantly weaker than the rest."),
-    ("monthly", "No segment departed from its own baseline beyond chance"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "kind, expected",
+    [
+        ("realtime", "no deal qualifies for a real-time alert as of 2024-03-01"),
+        ("daily", "Daily pipeline summary · 2024-03-01"),
+        ("weekly", "No lead source is significantly weaker than the rest."),
+        ("monthly", "No segment departed from its own baseline beyond chance"),
+    ],
+)
 def test_report_renders_each_kind_on_the_bundled_data_without_sending(tmp_path, kind, expected):
     salesintel(tmp_path, "ingest", "data/skygeni_sales_data.csv")
     result = salesintel(tmp_path, "report", kind, "--as-of", "2024-03-01")
@@ -128,8 +145,10 @@ def test_alert_commands_acknowledge_idempotently(tmp_path):
     salesintel(tmp_path, "ingest", str(crm))
     salesintel(tmp_path, "refresh", "--as-of", "2024-03-01")
     db = sqlite3.connect(tmp_path / "s.db")
-    db.execute("INSERT INTO alerts (key, rule, deal_id, episode, state, control, risk, sends) "
-               "VALUES ('high_value_at_risk:D00001:1', 'high_value_at_risk', 'D00001', 1, 'open', 0, 0.8, 1)")
+    db.execute(
+        "INSERT INTO alerts (key, rule, deal_id, episode, state, control, risk, sends) "
+        "VALUES ('high_value_at_risk:D00001:1', 'high_value_at_risk', 'D00001', 1, 'open', 0, 0.8, 1)"
+    )
     db.commit()
     assert "#1     high_value_at_risk   D00001" in salesintel(tmp_path, "alerts").stdout
     first = salesintel(tmp_path, "alerts", "ack", "1", "--by", "maria")
@@ -142,5 +161,7 @@ def test_alert_commands_acknowledge_idempotently(tmp_path):
 def test_a_slack_user_set_in_the_store_is_listed_and_used_for_mentions(tmp_path):
     assert "rep_7 → U0777" in salesintel(tmp_path, "users", "set", "rep_7", "U0777").stdout
     assert "rep_7          U0777          store" in salesintel(tmp_path, "users").stdout
-    row = sqlite3.connect(tmp_path / "s.db").execute("SELECT slack_id FROM slack_users WHERE rep_id = 'rep_7'").fetchone()
+    row = (
+        sqlite3.connect(tmp_path / "s.db").execute("SELECT slack_id FROM slack_users WHERE rep_id = 'rep_7'").fetchone()
+    )
     assert row == ("U0777",)

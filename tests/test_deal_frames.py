@@ -11,8 +11,17 @@ from engine.ingest import read_snapshot
 from engine.settings import IngestSettings
 from engine.store import MIGRATIONS, Store
 
-COLUMNS = ("deal_id", "created_date", "closed_date", "sales_rep_id", "industry", "region", "deal_amount",
-           "sales_cycle_days", "outcome")  # fmt: skip
+COLUMNS = (
+    "deal_id",
+    "created_date",
+    "closed_date",
+    "sales_rep_id",
+    "industry",
+    "region",
+    "deal_amount",
+    "sales_cycle_days",
+    "outcome",
+)
 LAYOUT = {
     "columns": {name: name for name in COLUMNS},
     "fields": {
@@ -27,7 +36,7 @@ LAYOUT = {
 HEADER = ",".join(COLUMNS) + ",Competitor,Employees,Renewal,Signed,Blank\n"
 ROWS = {
     "mixed": (
-        "A1,2024-01-01,2024-01-11,rep_1,SaaS,APAC,100,10,Won,Globex,\"1,200\",yes,2024-01-10,\n"
+        'A1,2024-01-01,2024-01-11,rep_1,SaaS,APAC,100,10,Won,Globex,"1,200",yes,2024-01-10,\n'
         "A2,2024-01-01,2024-01-11,rep_1,Unknown,,100.5,,Lost,N/A,Unknown,-,,\n"
         "A3,2024-01-02,,rep_2,FinTech,EMEA,7,,Open,Initech,35,FALSE,2024-02-01,\n"
         "A4,2024-01-03,2024-02-03,rep_2,,EMEA,0,31,Won,,,true,,\n"
@@ -85,16 +94,39 @@ def test_a_store_from_before_the_lean_deals_table_keeps_its_deals_and_lookups(tm
     for step, migrate in enumerate(MIGRATIONS[:6], start=1):
         migrate(old)
         old.execute(f"PRAGMA user_version = {step}")
-    old["snapshots"].insert({"id": 1, "source": "x.csv", "sha256": "abc", "layout": "skygeni", "fields": "{}",
-                             "taken_at": "2024-01-01T00:00:00", "loaded_at": "2024-01-01T00:00:00",
-                             "rows_read": 2, "rows_loaded": 2, "rows_rejected": 0})  # fmt: skip
-    base = {"snapshot_id": 1, "deal_name": "", "created_date": "2024-01-01", "sales_rep_id": "rep_1",
-            "industry": "SaaS", "region": None, "product_type": None, "lead_source": None, "deal_stage": "Demo",
-            "deal_amount": 10.0, "extras": None}  # fmt: skip
-    old["deals"].insert_all([
-        {**base, "line": 3, "deal_id": "Z2", "closed_date": None, "sales_cycle_days": None, "outcome": None},
-        {**base, "line": 2, "deal_id": "z1", "closed_date": "2024-01-05", "sales_cycle_days": 4, "outcome": "Won"},
-    ])  # fmt: skip
+    old["snapshots"].insert(
+        {
+            "id": 1,
+            "source": "x.csv",
+            "sha256": "abc",
+            "layout": "skygeni",
+            "fields": "{}",
+            "taken_at": "2024-01-01T00:00:00",
+            "loaded_at": "2024-01-01T00:00:00",
+            "rows_read": 2,
+            "rows_loaded": 2,
+            "rows_rejected": 0,
+        }
+    )
+    base = {
+        "snapshot_id": 1,
+        "deal_name": "",
+        "created_date": "2024-01-01",
+        "sales_rep_id": "rep_1",
+        "industry": "SaaS",
+        "region": None,
+        "product_type": None,
+        "lead_source": None,
+        "deal_stage": "Demo",
+        "deal_amount": 10.0,
+        "extras": None,
+    }
+    old["deals"].insert_all(
+        [
+            {**base, "line": 3, "deal_id": "Z2", "closed_date": None, "sales_cycle_days": None, "outcome": None},
+            {**base, "line": 2, "deal_id": "z1", "closed_date": "2024-01-05", "sales_cycle_days": 4, "outcome": "Won"},
+        ]
+    )
     old.conn.commit()
     old.conn.close()
     store = Store.open(path)

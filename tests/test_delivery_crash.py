@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -32,10 +32,19 @@ def standin():
 
 
 def start_deliverer(tmp_path: Path, standin: SlackStandIn) -> subprocess.Popen:
-    env = {**os.environ, "SALESINTEL_DB": str(tmp_path / "store.db"), "SLACK_BOT_TOKEN": "xoxb-crash",
-           "SLACK_API_URL": standin.url}  # fmt: skip
-    return subprocess.Popen([sys.executable, "-m", "bot", "--config", str(tmp_path / "config.yaml"), "deliver"],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    env = {
+        **os.environ,
+        "SALESINTEL_DB": str(tmp_path / "store.db"),
+        "SLACK_BOT_TOKEN": "xoxb-crash",
+        "SLACK_API_URL": standin.url,
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot", "--config", str(tmp_path / "config.yaml"), "deliver"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 def wait_for_posts(standin: SlackStandIn, count: int, process: subprocess.Popen, timeout: float = 60) -> None:
@@ -49,7 +58,7 @@ def wait_for_posts(standin: SlackStandIn, count: int, process: subprocess.Popen,
 def test_kill_9_mid_delivery_then_restart_delivers_each_message_once(tmp_path, standin):
     (tmp_path / "config.yaml").write_text(json.dumps({"alerts": {"delivery": {"channel_pace_seconds": 0}}}))
     store = Store.open(tmp_path / "store.db")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with store.db.conn:
         for i in range(MESSAGES):
             message = Message(f"message {i}", [{"type": "section", "text": {"type": "mrkdwn", "text": f"message {i}"}}])

@@ -1,12 +1,12 @@
 """Episode decisions: when an at-risk deal is alerted, repeated, held back, or left alone."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from alerts.episodes import HOLD_CONTROL, SEND_NEW, SEND_REPEAT, SILENT, decide, in_control_group
 from alerts.rules import Candidate
 from alerts.settings import RealtimeRuleSettings
 
-NOW = datetime(2024, 3, 1, 12, tzinfo=timezone.utc)
+NOW = datetime(2024, 3, 1, 12, tzinfo=UTC)
 RULE = RealtimeRuleSettings()
 
 
@@ -15,8 +15,14 @@ def candidate(risk=0.75, deal="D00001"):
 
 
 def alert(**overrides):
-    row = {"state": "open", "control": 0, "last_sent_risk": 0.75, "last_sent_at": (NOW - timedelta(days=1)).isoformat(),
-           "snoozed_until": None, "acked_by": None}  # fmt: skip
+    row = {
+        "state": "open",
+        "control": 0,
+        "last_sent_risk": 0.75,
+        "last_sent_at": (NOW - timedelta(days=1)).isoformat(),
+        "snoozed_until": None,
+        "acked_by": None,
+    }
     return {**row, **overrides}
 
 

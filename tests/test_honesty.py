@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -37,9 +37,17 @@ from engine.store import Store
 from engine.synth import MessySpec, generate_messy, messy_layout
 from tests.engine_fixtures import ROOT
 
-NOW = datetime(2026, 11, 30, 12, tzinfo=timezone.utc)
-LEAKY_FIELDS = {"deal_stage", "deal_amount", "forecast_category", "close_period", "cycle_bucket", "close_reason",
-                "sales_cycle_days", "closed_date"}  # fmt: skip
+NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)
+LEAKY_FIELDS = {
+    "deal_stage",
+    "deal_amount",
+    "forecast_category",
+    "close_period",
+    "cycle_bucket",
+    "close_reason",
+    "sales_cycle_days",
+    "closed_date",
+}
 EXECUTIVE = Viewer("UEXEC", None, True)
 
 
@@ -74,7 +82,9 @@ def _load(tmp: Path, name: str, noise: bool) -> Export:
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     config["ingest"]["layouts"]["messy"] = messy_layout()
     config["store"]["path"] = str(tmp / "store.db")
-    config["alerts"]["routing"]["users"] = {f"rep_{i}": {"slack": f"U{i:03d}", "manager": "mgr_a"} for i in range(1, 26)}
+    config["alerts"]["routing"]["users"] = {
+        f"rep_{i}": {"slack": f"U{i:03d}", "manager": "mgr_a"} for i in range(1, 26)
+    }
     config["alerts"]["routing"]["users"]["mgr_a"] = {"slack": "U900"}
     config["bot"] = {"executives": ["UEXEC"]}
     (tmp / "config.yaml").write_text(yaml.safe_dump(config))
@@ -237,8 +247,11 @@ def test_zombie_deals_are_stale_never_scored_above_the_oldest_supported_age_and_
     scores = export.scores()
     stale = [s for s in scores if s["stale"]]
     zombies = set(export.crm.loc[export.crm["outcome"].eq(""), "deal_id"]) & set(
-        export.crm.loc[pd.to_datetime(export.crm["created_date"]) < pd.Timestamp(export.spec.start) + pd.Timedelta(days=90),
-                       "deal_id"])  # fmt: skip
+        export.crm.loc[
+            pd.to_datetime(export.crm["created_date"]) < pd.Timestamp(export.spec.start) + pd.Timedelta(days=90),
+            "deal_id",
+        ]
+    )
     assert zombies and zombies <= {s["deal_id"] for s in stale}
     oldest = max(metrics["evidence"]["ages"], key=lambda row: int(row["level"]))["raw"]
     assert all(s["p_win"] <= oldest + 1e-9 for s in stale)
@@ -308,8 +321,9 @@ def test_backtest_reports_the_rule_with_share_precision_recall_and_lift(export):
     report = json.loads(export.cli("backtest", "--as-of", day, "--json"))[0]
     assert report["rule"]["reason"]
     excluded = {e["field"] for e in report["excluded_fields"]}
-    assert {"close_period", "cycle_bucket", "forecast_category", "deal_amount"} <= excluded, \
+    assert {"close_period", "cycle_bucket", "forecast_category", "deal_amount"} <= excluded, (
         "in a replay, deals open then but closed later already carry what was filled in at close"
+    )
     if export.name == "noise":
         assert not report["rule"]["active"] and "No deal is called at risk" in report["rule"]["reason"]
         return
@@ -364,13 +378,17 @@ def test_risk_without_a_date_answers_as_of_the_newest_date_not_the_newest_comput
 
 
 def test_placeholder_values_are_missing_values_not_a_segment(tmp_path):
-    rows = ["deal_id,created_date,closed_date,sales_rep_id,industry,region,product_type,lead_source,deal_stage,"
-            "deal_amount,sales_cycle_days,outcome"]
+    rows = [
+        "deal_id,created_date,closed_date,sales_rep_id,industry,region,product_type,lead_source,deal_stage,"
+        "deal_amount,sales_cycle_days,outcome"
+    ]
     placeholders = ["Unknown", "N/A", "-", ""]
     for i in range(400):
         created = date(2023, 1, 1) + timedelta(days=i % 200)
-        rows.append(f"D{i:05d},{created},{created + timedelta(days=20)},rep_{i % 4},{placeholders[i % 4]},EU,Core,"
-                    f"Inbound,Unknown,1000,20,{'Won' if i % 3 else 'Lost'}")  # fmt: skip
+        rows.append(
+            f"D{i:05d},{created},{created + timedelta(days=20)},rep_{i % 4},{placeholders[i % 4]},EU,Core,"
+            f"Inbound,Unknown,1000,20,{'Won' if i % 3 else 'Lost'}"
+        )
     (tmp_path / "crm.csv").write_text("\n".join(rows) + "\n")
     from engine.settings import IngestSettings
 
@@ -429,8 +447,18 @@ def test_a_model_is_reused_only_on_its_own_snapshot_and_scores_agree_with_the_me
     first.crm.drop(columns=["Competitor"]).to_csv(tmp_path / "crm2.csv", index=False)
     layout = messy_layout()
     del layout["fields"]["competitor"]
-    settings = first.settings.model_copy(update={"ingest": first.settings.ingest.model_copy(
-        update={"layouts": {**first.settings.ingest.layouts, "messy2": type(first.settings.ingest.layouts["messy"])(**layout)}})})
+    settings = first.settings.model_copy(
+        update={
+            "ingest": first.settings.ingest.model_copy(
+                update={
+                    "layouts": {
+                        **first.settings.ingest.layouts,
+                        "messy2": type(first.settings.ingest.layouts["messy"])(**layout),
+                    }
+                }
+            )
+        }
+    )
     later = NOW + timedelta(days=1)
     first.store.save_snapshot(read_snapshot(tmp_path / "crm2.csv", settings.ingest, "messy2"), later, later)
     third = refresh(first.store, engine_settings(first), day, later)
@@ -455,8 +483,23 @@ def _hinted_export(tmp_path) -> tuple[Store, object, date]:
         fields[name] = {"column": name, "kind": "category", "known": "creation"}
     crm.to_csv(tmp_path / "hints.csv", index=False)
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
-    columns = {c: c for c in ("deal_id", "created_date", "closed_date", "sales_rep_id", "industry", "region",
-                              "product_type", "lead_source", "deal_stage", "deal_amount", "sales_cycle_days", "outcome")}
+    columns = {
+        c: c
+        for c in (
+            "deal_id",
+            "created_date",
+            "closed_date",
+            "sales_rep_id",
+            "industry",
+            "region",
+            "product_type",
+            "lead_source",
+            "deal_stage",
+            "deal_amount",
+            "sales_cycle_days",
+            "outcome",
+        )
+    }
     config["ingest"]["layouts"]["hints"] = {"columns": columns, "fields": fields}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     settings = load_settings(tmp_path / "config.yaml")
@@ -467,8 +510,12 @@ def _hinted_export(tmp_path) -> tuple[Store, object, date]:
 
 def test_a_refused_or_leak_guarded_model_is_said_so_on_every_surface(tmp_path):
     store, settings, day = _hinted_export(tmp_path)
-    result = refresh(store, EngineSettings(settings.metrics, settings.model, settings.anomalies,
-                                           settings.alerts.realtime.risk_rule), day, NOW)  # fmt: skip
+    result = refresh(
+        store,
+        EngineSettings(settings.metrics, settings.model, settings.anomalies, settings.alerts.realtime.risk_rule),
+        day,
+        NOW,
+    )
     model = result.metrics["model"]
     assert "Leak guard" in model["verdict"] or model.get("refused")
     assert model["evaluation"]["auc"]["auc"] <= settings.model.leak_auc or model.get("refused")
@@ -489,8 +536,16 @@ def test_a_refresh_stored_by_an_older_salesintel_still_renders_and_calls_nothing
     old = json.loads(store.db.execute("SELECT metrics FROM refreshes WHERE id = ?", [result.id]).fetchone()[0])
     for key in ("coverage", "fields", "warnings", "risk_rule"):
         old.pop(key)
-    for key in ("long_open_days", "long_open", "long_open_from_data", "includes_stale", "stale_count", "stale_value",
-                "stale_after_days", "stale_quantile"):
+    for key in (
+        "long_open_days",
+        "long_open",
+        "long_open_from_data",
+        "includes_stale",
+        "stale_count",
+        "stale_value",
+        "stale_after_days",
+        "stale_quantile",
+    ):
         old["open_pipeline"].pop(key)
     old["pqi"].pop("rule_based")
     old["anomalies"].pop("skipped")
@@ -512,7 +567,7 @@ def test_with_a_live_snapshot_stalled_deals_are_titled_stalled_with_their_real_r
     data = generate_messy(spec)
     data.crm.to_csv(tmp_path / "crm.csv", index=False)
     export = _load(tmp_path, "signal", False)
-    taken = datetime.combine(spec.data_end, datetime.min.time(), timezone.utc)
+    taken = datetime.combine(spec.data_end, datetime.min.time(), UTC)
     store = Store.open(tmp_path / "live.db")
     store.save_snapshot(read_snapshot(tmp_path / "crm.csv", export.settings.ingest, "messy"), taken, taken)
     result = refresh(store, engine_settings(export), spec.data_end, taken)
@@ -532,9 +587,11 @@ def test_with_a_live_snapshot_stalled_deals_are_titled_stalled_with_their_real_r
 def test_a_store_written_before_placeholders_were_missing_values_is_cleaned_once_on_open(tmp_path):
     from engine.settings import IngestSettings
 
-    (tmp_path / "crm.csv").write_text("deal_id,created_date,closed_date,sales_rep_id,industry,region,product_type,"
-                                      "lead_source,deal_stage,deal_amount,sales_cycle_days,outcome\n"
-                                      "D1,2024-01-01,2024-01-11,rep_1,SaaS,EU,Core,Inbound,Demo,100,10,Won\n")
+    (tmp_path / "crm.csv").write_text(
+        "deal_id,created_date,closed_date,sales_rep_id,industry,region,product_type,"
+        "lead_source,deal_stage,deal_amount,sales_cycle_days,outcome\n"
+        "D1,2024-01-01,2024-01-11,rep_1,SaaS,EU,Core,Inbound,Demo,100,10,Won\n"
+    )
     store = Store.open(tmp_path / "s.db")
     store.save_snapshot(read_snapshot(tmp_path / "crm.csv", IngestSettings()), NOW, NOW)
     from engine.store import MIGRATIONS, _placeholders_to_null

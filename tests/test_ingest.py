@@ -18,7 +18,10 @@ from engine.store import MIGRATIONS, Store
 
 ROOT = Path(__file__).resolve().parents[1]
 
-HEADER = "deal_id,created_date,closed_date,sales_rep_id,industry,region,product_type,lead_source,deal_stage,deal_amount,sales_cycle_days,outcome\n"
+HEADER = (
+    "deal_id,created_date,closed_date,sales_rep_id,industry,region,product_type,lead_source,deal_stage,deal_amount,"
+    "sales_cycle_days,outcome\n"
+)
 GOOD = "D1,2024-01-01,2024-01-11,rep_1,SaaS,APAC,Core,Inbound,Demo,1000,10,Won\n"
 
 
@@ -56,13 +59,19 @@ def test_bad_row_is_rejected_with_line_and_reason(tmp_path, row, reason):
 
 
 def test_open_deal_is_first_class(tmp_path):
-    parsed = read_snapshot(write(tmp_path, HEADER + "D9,2024-01-01,,rep_1,SaaS,APAC,Core,Inbound,Demo,1000,,Open\n"), IngestSettings())
+    parsed = read_snapshot(
+        write(tmp_path, HEADER + "D9,2024-01-01,,rep_1,SaaS,APAC,Core,Inbound,Demo,1000,,Open\n"), IngestSettings()
+    )
     assert len(parsed.deals) == 1 and parsed.deals["outcome"].isna().all()
 
 
 @pytest.mark.parametrize(
     "text, message",
-    [("", "empty file"), ("deal_id,created_date\nD1,2024-01-01\n", "missing required column"), (HEADER, "no data rows")],
+    [
+        ("", "empty file"),
+        ("deal_id,created_date\nD1,2024-01-01\n", "missing required column"),
+        (HEADER, "no data rows"),
+    ],
 )
 def test_whole_file_problems_raise_a_clear_error(tmp_path, text, message):
     with pytest.raises(IngestError, match=message):
@@ -130,8 +139,18 @@ def test_an_older_store_is_migrated_in_place_keeping_its_data(tmp_path):
     old = sqlite_utils.Database(path)
     steps[0](old)
     old.execute("PRAGMA user_version = 1")
-    old["snapshots"].insert({"source": "x.csv", "sha256": "abc", "layout": "skygeni", "taken_at": "2024-01-01T00:00:00",
-                             "loaded_at": "2024-01-01T00:00:00", "rows_read": 0, "rows_loaded": 0, "rows_rejected": 0})
+    old["snapshots"].insert(
+        {
+            "source": "x.csv",
+            "sha256": "abc",
+            "layout": "skygeni",
+            "taken_at": "2024-01-01T00:00:00",
+            "loaded_at": "2024-01-01T00:00:00",
+            "rows_read": 0,
+            "rows_loaded": 0,
+            "rows_rejected": 0,
+        }
+    )
     old.conn.commit()
     old.conn.close()
     store = Store.open(path)
@@ -153,7 +172,7 @@ TYPED_LAYOUT = {
 }
 TYPED_HEADER = "deal_id,created_date,closed_date,sales_rep_id,deal_amount,outcome,Competitor,Employees,Renewal,Signed\n"
 TYPED_GOOD = (
-    "T1,2024-01-01,2024-01-11,rep_1,100,Won,Globex,\"1,200\",yes,2024-01-10\n"
+    'T1,2024-01-01,2024-01-11,rep_1,100,Won,Globex,"1,200",yes,2024-01-10\n'
     "T2,2024-01-01,2024-01-11,rep_1,100,Lost,N/A,Unknown,-,\n"
     "T3,2024-01-01,,rep_2,100,Open,Initech,35,FALSE,2024-02-01T10:30:00Z\n"
 )
@@ -193,8 +212,11 @@ def test_a_typed_field_that_is_not_its_kind_rejects_the_row_with_line_and_reason
 
 
 def test_a_date_field_follows_the_layouts_date_format(tmp_path):
-    text = TYPED_HEADER + "T1,01/02/2024,11/02/2024,rep_1,100,Won,,,,10/02/2024\n" \
-                        + "T2,01/02/2024,11/02/2024,rep_1,100,Won,,,,2024-02-10\n"
+    text = (
+        TYPED_HEADER
+        + "T1,01/02/2024,11/02/2024,rep_1,100,Won,,,,10/02/2024\n"
+        + "T2,01/02/2024,11/02/2024,rep_1,100,Won,,,,2024-02-10\n"
+    )
     parsed = read_snapshot(write(tmp_path, text), typed_settings(date_format="%d/%m/%Y"))
     assert parsed.deals["signed"].tolist() == ["2024-02-10"]
     assert [r.reasons for r in parsed.rejects] == [("signed is not a date: '2024-02-10'",)]
@@ -225,15 +247,21 @@ def salesintel_cli(tmp_path: Path, config: dict, *args: str) -> subprocess.Compl
     config_path = tmp_path / "config.yaml"
     config_path.write_text(yaml.safe_dump(config))
     env = {"SALESINTEL_DB": str(tmp_path / "s.db"), "PATH": ""}
-    return subprocess.run([sys.executable, "-m", "bot", "--config", str(config_path), *args],
-                          capture_output=True, text=True, env=env, cwd=ROOT)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "--config", str(config_path), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
 
 
 def test_ingest_command_loads_typed_fields_into_the_store(tmp_path):
     row = "T9,2024-01-01,2024-01-11,rep_1,100,Won,Globex,12,maybe,2024-01-10\n"
     path = write(tmp_path, TYPED_HEADER + TYPED_GOOD + row)
-    result = salesintel_cli(tmp_path, {"ingest": {"layout": "typed", "layouts": {"typed": TYPED_LAYOUT}}},
-                            "ingest", str(path))  # fmt: skip
+    result = salesintel_cli(
+        tmp_path, {"ingest": {"layout": "typed", "layouts": {"typed": TYPED_LAYOUT}}}, "ingest", str(path)
+    )
     assert result.returncode == 0, result.stderr
     assert "(typed): read 4, loaded 3, rejected 1" in result.stdout and "renewal is not true/false" in result.stdout
     store = Store.open(tmp_path / "s.db")
@@ -241,8 +269,13 @@ def test_ingest_command_loads_typed_fields_into_the_store(tmp_path):
     assert (reject["line"], reject["reason"]) == (5, "renewal is not true/false: 'maybe'")
     deals = store.deals(1).set_index("deal_id")
     assert deals["renewal"].tolist() == [True, pd.NA, False] and deals["signed"].dtype.kind == "M"
-    assert store.snapshot(1).fields["employees"] == {"column": "Employees", "kind": "number", "known": "creation",
-                                                     "label": None, "unit": "employees"}  # fmt: skip
+    assert store.snapshot(1).fields["employees"] == {
+        "column": "Employees",
+        "kind": "number",
+        "known": "creation",
+        "label": None,
+        "unit": "employees",
+    }
 
 
 def test_ingest_command_names_the_field_whose_unit_is_misplaced(tmp_path):
@@ -266,10 +299,12 @@ def test_salesforce_is_built_in_and_its_absent_extra_columns_are_none(tmp_path):
 
 
 def test_salesforce_extra_columns_are_typed_when_present(tmp_path):
-    text = (f"{SF_HEADER},ForecastCategoryName,Probability,NextStep,LastActivityDate\n"
-            "0061,A,Closed Won,100,2024-01-03,2024-02-10,true,true,005A,Closed,100%,,2024-02-09\n"
-            "0062,B,Negotiation,200,2024-01-05,2024-06-30,false,false,005A,Pipeline,60,Send quote,2024-02-01\n"
-            "0063,C,Proposal,300,2024-01-05,2024-06-30,false,false,005A,Pipeline,high,,2024-02-01\n")  # fmt: skip
+    text = (
+        f"{SF_HEADER},ForecastCategoryName,Probability,NextStep,LastActivityDate\n"
+        "0061,A,Closed Won,100,2024-01-03,2024-02-10,true,true,005A,Closed,100%,,2024-02-09\n"
+        "0062,B,Negotiation,200,2024-01-05,2024-06-30,false,false,005A,Pipeline,60,Send quote,2024-02-01\n"
+        "0063,C,Proposal,300,2024-01-05,2024-06-30,false,false,005A,Pipeline,high,,2024-02-01\n"
+    )
     parsed = read_snapshot(write(tmp_path, text), IngestSettings())
     assert parsed.layout == "salesforce"
     deals = parsed.deals.set_index("deal_id")
@@ -282,8 +317,16 @@ def test_salesforce_extra_columns_are_typed_when_present(tmp_path):
 
 
 def test_a_configured_layout_wins_over_a_built_in_one_of_the_same_name():
-    mine = {"columns": {"deal_id": "Key", "created_date": "Opened", "sales_rep_id": "Rep", "deal_amount": "Value",
-                        "closed_date": "Closed", "outcome": "Result"}}  # fmt: skip
+    mine = {
+        "columns": {
+            "deal_id": "Key",
+            "created_date": "Opened",
+            "sales_rep_id": "Rep",
+            "deal_amount": "Value",
+            "closed_date": "Closed",
+            "outcome": "Result",
+        }
+    }
     layouts = IngestSettings(layouts={"salesforce": mine}).all_layouts()
     assert list(layouts) == ["skygeni", "salesforce"] and layouts["salesforce"].columns["deal_id"] == "Key"
 
@@ -292,9 +335,18 @@ def test_a_configured_layout_wins_over_a_built_in_one_of_the_same_name():
 
 TRICKY_FILES = {
     "blank lines": HEADER + GOOD + "\n\nD2,x,,rep_1,SaaS,APAC,Core,Inbound,Demo,1,,Won\n\n" + GOOD.replace("D1", "D3"),
-    "crlf and no final line break": (HEADER + GOOD + "\r\n" + "D2,2024-01-01,,rep_1,SaaS,APAC,Core,Inbound,Demo,bad,,Open").replace("\n", "\r\n").replace("\r\r", "\r"),
-    "byte order mark and quoted commas": "\ufeff" + HEADER + GOOD + 'D2,2024-01-01,,rep_1,"Saas, Inc",APAC,Core,Inbound,Demo,"1,000",,Open\n',
-    "quoted line break": HEADER + GOOD + 'D2,2024-01-01,,rep_1,"Saa\nS",APAC,Core,Inbound,Demo,1,,Open\nD1,2024-01-01,,rep_1,,,,,,5,,Open\n',
+    "crlf and no final line break": (
+        HEADER + GOOD + "\r\n" + "D2,2024-01-01,,rep_1,SaaS,APAC,Core,Inbound,Demo,bad,,Open"
+    )
+    .replace("\n", "\r\n")
+    .replace("\r\r", "\r"),
+    "byte order mark and quoted commas": "\ufeff"
+    + HEADER
+    + GOOD
+    + 'D2,2024-01-01,,rep_1,"Saas, Inc",APAC,Core,Inbound,Demo,"1,000",,Open\n',
+    "quoted line break": HEADER
+    + GOOD
+    + 'D2,2024-01-01,,rep_1,"Saa\nS",APAC,Core,Inbound,Demo,1,,Open\nD1,2024-01-01,,rep_1,,,,,,5,,Open\n',
     "row of the wrong width": HEADER + GOOD + "D2,2024-01-01\n" + GOOD.replace("D1", "D3"),
     "whitespace-only line": HEADER + GOOD + "   \n" + GOOD.replace("D1", "D3"),
 }
@@ -327,8 +379,16 @@ def test_progress_adds_up_to_the_file_size(tmp_path):
 def test_duplicates_across_chunks_name_the_first_line_as_within_one_chunk(tmp_path, monkeypatch):
     """Chunks of two rows (csv module) against one chunk (pyarrow): the cross-chunk lookup finds the same first
     lines, including an id first seen on a row rejected for another reason, and placeholders are still missing."""
-    rows = [GOOD, GOOD.replace("D1", "D2").replace("1000", "bad"), GOOD.replace("D1", "D3").replace("SaaS", "N/A"),
-            GOOD, GOOD.replace("D1", "D2"), GOOD.replace("D1", "D4"), GOOD.replace("D1", "D3"), GOOD]
+    rows = [
+        GOOD,
+        GOOD.replace("D1", "D2").replace("1000", "bad"),
+        GOOD.replace("D1", "D3").replace("SaaS", "N/A"),
+        GOOD,
+        GOOD.replace("D1", "D2"),
+        GOOD.replace("D1", "D4"),
+        GOOD.replace("D1", "D3"),
+        GOOD,
+    ]
     path = write(tmp_path, HEADER + "".join(rows))
     one_chunk = read_snapshot(path, IngestSettings())
     monkeypatch.setattr(arrow_reader, "batches", lambda *args, **kwargs: False)
@@ -337,6 +397,9 @@ def test_duplicates_across_chunks_name_the_first_line_as_within_one_chunk(tmp_pa
     pd.testing.assert_frame_equal(one_chunk.deals.astype(object), chunked.deals.astype(object))
     assert one_chunk.rejects == chunked.rejects
     assert [r.reasons[-1] for r in chunked.rejects if r.line >= 5] == [
-        "duplicate deal_id: D1 already on line 2", "duplicate deal_id: D2 already on line 3",
-        "duplicate deal_id: D3 already on line 4", "duplicate deal_id: D1 already on line 2"]
+        "duplicate deal_id: D1 already on line 2",
+        "duplicate deal_id: D2 already on line 3",
+        "duplicate deal_id: D3 already on line 4",
+        "duplicate deal_id: D1 already on line 2",
+    ]
     assert chunked.deals["deal_id"].tolist() == ["D1", "D3", "D4"] and chunked.deals["industry"].tolist()[1] is None

@@ -33,8 +33,7 @@ PROBE = textwrap.dedent("""
 
 
 def run_probe(ending: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", PROBE.format(ending=ending)], capture_output=True, text=True,
-                          cwd=ROOT)  # fmt: skip
+    return subprocess.run([sys.executable, "-c", PROBE.format(ending=ending)], capture_output=True, text=True, cwd=ROOT)
 
 
 def test_a_finished_command_skips_the_last_collection_but_keeps_its_output_status_and_handlers():
@@ -60,8 +59,9 @@ def test_an_exception_escaping_the_command_ends_the_usual_way():
 def test_the_store_file_alone_holds_what_a_command_wrote(tmp_path):
     env = {"SALESINTEL_DB": str(tmp_path / "s.db"), "PATH": ""}
     command = [sys.executable, "-m", "bot", "--config", str(ROOT / "config.yaml")]
-    ingested = subprocess.run([*command, "ingest", "data/skygeni_sales_data.csv"], capture_output=True, text=True,
-                              env=env, cwd=ROOT)  # fmt: skip
+    ingested = subprocess.run(
+        [*command, "ingest", "data/skygeni_sales_data.csv"], capture_output=True, text=True, env=env, cwd=ROOT
+    )
     assert ingested.returncode == 0, ingested.stderr
     assert not (tmp_path / "s.db-wal").exists()  # the write-ahead log was checkpointed and removed at close
     shutil.copy(tmp_path / "s.db", tmp_path / "copy.db")  # the file alone, as a naive backup would take it

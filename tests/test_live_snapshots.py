@@ -1,7 +1,7 @@
 """Live operation: snapshots dropped in a watched folder, the stage known at the date, the stalled-deal rule."""
 
 import os
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from alerts.jobs import RefreshJob
@@ -12,7 +12,10 @@ from engine.refresh import EngineSettings
 from engine.settings import AnomalySettings, IngestSettings, MetricsSettings, ModelSettings
 from engine.store import Store
 
-HEADER = "deal_id,created_date,closed_date,sales_rep_id,industry,region,product_type,lead_source,deal_stage,deal_amount,sales_cycle_days,outcome\n"
+HEADER = (
+    "deal_id,created_date,closed_date,sales_rep_id,industry,region,product_type,lead_source,deal_stage,deal_amount,"
+    "sales_cycle_days,outcome\n"
+)
 
 
 def crm(open_rows: list[str]) -> str:
@@ -21,8 +24,10 @@ def crm(open_rows: list[str]) -> str:
     for i in range(300):
         created = date(2023, i % 9 + 1, 1)
         cycle = 20 + i % 100
-        closed.append(f"C{i:04d},{created},{created + timedelta(days=cycle)},rep_{i % 5},SaaS,APAC,Core,Inbound,Demo,"
-                      f"1000,{cycle},{'Won' if i % 2 else 'Lost'}\n")  # fmt: skip
+        closed.append(
+            f"C{i:04d},{created},{created + timedelta(days=cycle)},rep_{i % 5},SaaS,APAC,Core,Inbound,Demo,"
+            f"1000,{cycle},{'Won' if i % 2 else 'Lost'}\n"
+        )
     return HEADER + "".join(closed) + "".join(open_rows)
 
 
@@ -38,17 +43,21 @@ def test_watched_folder_snapshots_load_and_the_stalled_rules_fire(tmp_path):
     store = Store.open(tmp_path / "s.db")
     settings = AlertsSettings(realtime=RealtimeRuleSettings(min_amount=10**9), control_share=0.0)
     env = AlertEnvironment(store, settings, ZoneInfo("UTC"))
-    job = RefreshJob(env, EngineSettings(MetricsSettings(), ModelSettings(), AnomalySettings()), IngestSettings(),
-                     watch_folder=inbox)  # fmt: skip
-    early = "O0001,2024-01-01,,rep_1,SaaS,APAC,Core,Inbound,Qualified,5000,,\nO0002,2024-02-25,,rep_2,SaaS,APAC,Core,Inbound,Demo,5000,,\n"
-    now = datetime(2024, 3, 1, 7, tzinfo=timezone.utc)
+    job = RefreshJob(
+        env, EngineSettings(MetricsSettings(), ModelSettings(), AnomalySettings()), IngestSettings(), watch_folder=inbox
+    )
+    early = (
+        "O0001,2024-01-01,,rep_1,SaaS,APAC,Core,Inbound,Qualified,5000,,\n"
+        "O0002,2024-02-25,,rep_2,SaaS,APAC,Core,Inbound,Demo,5000,,\n"
+    )
+    now = datetime(2024, 3, 1, 7, tzinfo=UTC)
     drop(inbox / "crm-0301.csv", crm([early]), now - timedelta(hours=1))
     note = job(now, now)
     assert "snapshot #1 from crm-0301.csv (302 loaded, 0 rejected)" in note
     stalled = {a["deal_id"] for a in AlertLedger(store).active("stalled")}
     assert stalled == {"O0001"}, "60 days old and still Qualified; O0002 has been in Demo only since this snapshot"
 
-    later = datetime(2024, 4, 5, 7, tzinfo=timezone.utc)
+    later = datetime(2024, 4, 5, 7, tzinfo=UTC)
     moved = early.replace("Inbound,Qualified", "Inbound,Proposal")
     drop(inbox / "crm-0405.csv", crm([moved]), later - timedelta(hours=1))
     assert "snapshot #2" in job(later, later)

@@ -26,15 +26,22 @@ def book(n=2000, seed=7, planted=None):
     rng = np.random.default_rng(seed)
     created = pd.Timestamp("2023-01-01") + pd.to_timedelta(rng.integers(0, 300, n), unit="D")
     cycle = rng.integers(5, 120, n)
-    frame = pd.DataFrame({
-        "deal_id": [f"D{i:05d}" for i in range(n)], "deal_name": None,
-        "created_date": created, "closed_date": created + pd.to_timedelta(cycle, unit="D"),
-        "sales_rep_id": rng.choice([f"rep_{i}" for i in range(5)], n),
-        "industry": rng.choice(["SaaS", "FinTech", "EdTech"], n), "region": rng.choice(["APAC", "Europe"], n),
-        "product_type": rng.choice(["Core", "Pro"], n), "lead_source": rng.choice(["Inbound", "Outbound"], n),
-        "deal_stage": rng.choice(["Demo", "Proposal"], n), "deal_amount": rng.integers(1000, 90000, n).astype(float),
-        "sales_cycle_days": cycle,
-    })  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "deal_id": [f"D{i:05d}" for i in range(n)],
+            "deal_name": None,
+            "created_date": created,
+            "closed_date": created + pd.to_timedelta(cycle, unit="D"),
+            "sales_rep_id": rng.choice([f"rep_{i}" for i in range(5)], n),
+            "industry": rng.choice(["SaaS", "FinTech", "EdTech"], n),
+            "region": rng.choice(["APAC", "Europe"], n),
+            "product_type": rng.choice(["Core", "Pro"], n),
+            "lead_source": rng.choice(["Inbound", "Outbound"], n),
+            "deal_stage": rng.choice(["Demo", "Proposal"], n),
+            "deal_amount": rng.integers(1000, 90000, n).astype(float),
+            "sales_cycle_days": cycle,
+        }
+    )
     p = np.full(n, 0.45)
     if planted:
         field, value, rate = planted
@@ -44,14 +51,37 @@ def book(n=2000, seed=7, planted=None):
 
 
 def test_a_deal_closed_after_the_date_is_open_and_its_future_is_blanked():
-    deals = deals_frame([
-        {"deal_id": "A", "created_date": "2024-01-01", "closed_date": "2024-02-01", "outcome": "Won",
-         "deal_stage": "Closed", "deal_amount": 1.0, "sales_cycle_days": 31},
-        {"deal_id": "B", "created_date": "2024-01-10", "closed_date": "2024-04-01", "outcome": "Lost",
-         "deal_stage": "Closed", "deal_amount": 1.0, "sales_cycle_days": 82},
-        {"deal_id": "C", "created_date": "2024-03-05", "closed_date": None, "outcome": None,
-         "deal_stage": "Demo", "deal_amount": 1.0, "sales_cycle_days": None},
-    ])  # fmt: skip
+    deals = deals_frame(
+        [
+            {
+                "deal_id": "A",
+                "created_date": "2024-01-01",
+                "closed_date": "2024-02-01",
+                "outcome": "Won",
+                "deal_stage": "Closed",
+                "deal_amount": 1.0,
+                "sales_cycle_days": 31,
+            },
+            {
+                "deal_id": "B",
+                "created_date": "2024-01-10",
+                "closed_date": "2024-04-01",
+                "outcome": "Lost",
+                "deal_stage": "Closed",
+                "deal_amount": 1.0,
+                "sales_cycle_days": 82,
+            },
+            {
+                "deal_id": "C",
+                "created_date": "2024-03-05",
+                "closed_date": None,
+                "outcome": None,
+                "deal_stage": "Demo",
+                "deal_amount": 1.0,
+                "sales_cycle_days": None,
+            },
+        ]
+    )
     view = view_as_of(deals, date(2024, 3, 1), TAKEN)
     assert list(view.history["deal_id"]) == ["A"]
     assert list(view.open["deal_id"]) == ["B"]
@@ -62,8 +92,19 @@ def test_a_deal_closed_after_the_date_is_open_and_its_future_is_blanked():
 
 
 def test_the_stage_is_used_when_the_snapshot_is_not_newer_than_the_date():
-    deals = deals_frame([{"deal_id": "C", "created_date": "2024-03-01", "closed_date": None, "outcome": None,
-                          "deal_stage": "Demo", "deal_amount": 1.0, "sales_cycle_days": None}])  # fmt: skip
+    deals = deals_frame(
+        [
+            {
+                "deal_id": "C",
+                "created_date": "2024-03-01",
+                "closed_date": None,
+                "outcome": None,
+                "deal_stage": "Demo",
+                "deal_amount": 1.0,
+                "sales_cycle_days": None,
+            }
+        ]
+    )
     assert view_as_of(deals, date(2024, 3, 5), date(2024, 3, 5)).open.iloc[0]["deal_stage"] == "Demo"
 
 
@@ -87,8 +128,9 @@ def test_noise_yields_no_finding_and_says_so():
 
 
 def test_a_planted_segment_is_found_significant():
-    metrics = compute_metrics(book(planted=("lead_source", "Outbound", 0.25)), date(2024, 6, 1), TAKEN,
-                              MetricsSettings())  # fmt: skip
+    metrics = compute_metrics(
+        book(planted=("lead_source", "Outbound", 0.25)), date(2024, 6, 1), TAKEN, MetricsSettings()
+    )
     outbound = next(s for s in metrics["segments"] if s["value"] == "Outbound")
     assert outbound["status"] == "significant" and outbound["rate"]["rate"] < 0.3
     assert "Lead source Outbound" in metrics["statement"]

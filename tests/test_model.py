@@ -25,8 +25,12 @@ def planted(tmp_path_factory):
 
 
 def true_log_odds(feature: str, level: str) -> float:
-    truth = {("lead_source", "Outbound"): -0.6, ("lead_source", "Referral"): 0.4,
-             ("amount_band", "≥$50k"): -0.5, ("amount_band", "<$10k"): 0.3}  # fmt: skip
+    truth = {
+        ("lead_source", "Outbound"): -0.6,
+        ("lead_source", "Referral"): 0.4,
+        ("amount_band", "≥$50k"): -0.5,
+        ("amount_band", "<$10k"): 0.3,
+    }
     return truth.get((feature, level), 0.0)
 
 
@@ -63,7 +67,9 @@ def test_holdout_auc_is_within_two_points_of_the_oracle_and_calibrated(planted):
     assert model.has_skill and "better than the base rate" in model.verdict
     examples = landmark_examples(history, model.space)
     test = examples[examples["closed_date"] > pd.Timestamp(model.evaluation["split_date"])]
-    oracle = roc_auc_score(test["won"], data.oracle_probability(test["deal_id"].to_numpy(), test["landmark"].to_numpy()))
+    oracle = roc_auc_score(
+        test["won"], data.oracle_probability(test["deal_id"].to_numpy(), test["landmark"].to_numpy())
+    )
     assert model.evaluation["auc"]["auc"] == pytest.approx(oracle, abs=0.02)
     assert model.evaluation["calibration"]["expected_calibration_error"] < 0.03
 

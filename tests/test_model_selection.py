@@ -2,7 +2,7 @@
 intervals cover the planted effects about as often as they claim; a field declared only in config.yaml flows."""
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -20,7 +20,7 @@ from engine.synth import EXTRA_FIELDS, PLANTED_LOG_ODDS, SynthSpec, fields_layou
 from tests.engine_fixtures import as_store_frame, space_for
 
 MODEL, METRICS = ModelSettings(), MetricsSettings()
-NOW = datetime(2026, 11, 30, 12, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)
 INGEST = IngestSettings(layout="fields", layouts={"fields": Layout(**fields_layout())})
 
 
@@ -45,11 +45,15 @@ def test_trees_win_where_an_interaction_is_planted_and_match_the_oracle(interact
     data, view, model = interaction
     evaluation = model.evaluation
     assert model.has_skill and model.family == BOOSTED, evaluation["candidates"]
-    trees, linear = (next(c for c in evaluation["candidates"] if c["family"] == f) for f in (BOOSTED, "logistic regression"))
+    trees, linear = (
+        next(c for c in evaluation["candidates"] if c["family"] == f) for f in (BOOSTED, "logistic regression")
+    )
     assert trees["chosen"] and not linear["chosen"] and trees["auc"]["auc"] > linear["auc"]["auc"]
     examples = landmark_examples(view.history, model.space)
     test = examples[examples["closed_date"] > pd.Timestamp(evaluation["split_date"])]
-    oracle = roc_auc_score(test["won"], data.oracle_probability(test["deal_id"].to_numpy(), test["landmark"].to_numpy()))
+    oracle = roc_auc_score(
+        test["won"], data.oracle_probability(test["deal_id"].to_numpy(), test["landmark"].to_numpy())
+    )
     assert evaluation["auc"]["auc"] == pytest.approx(oracle, abs=0.01)
     assert evaluation["calibration"]["expected_calibration_error"] <= 0.03
     assert "gradient-boosted trees" in model.verdict and "logistic regression" in model.verdict

@@ -11,9 +11,9 @@ from engine.evidence import gather_evidence
 from engine.features import LEAKY_COLUMNS, open_deal_features
 from engine.model import train
 from engine.scoring import METHOD_MODEL, METHOD_RULES, METHOD_SHRUNK, score_open_deals
+from engine.segments import compare_segments
 from engine.settings import MetricsSettings, ModelSettings
 from engine.shrinkage import shrink
-from engine.segments import compare_segments
 from tests.engine_fixtures import LATER, bundled, space_for, synthetic
 
 MODEL, METRICS = ModelSettings(), MetricsSettings()
@@ -63,8 +63,9 @@ def test_the_model_never_sees_a_closed_only_column(planted):
 def test_an_open_deal_is_scored_at_the_landmark_its_age_has_reached(planted):
     view = view_as_of(planted, date(2024, 1, 1), LATER)
     features = open_deal_features(view.open, space_for(view, ModelSettings(landmarks=[0, 30, 60, 90])))
-    expected = np.select([view.open["age_days"] >= 90, view.open["age_days"] >= 60, view.open["age_days"] >= 30],
-                         [90, 60, 30], 0)  # fmt: skip
+    expected = np.select(
+        [view.open["age_days"] >= 90, view.open["age_days"] >= 60, view.open["age_days"] >= 30], [90, 60, 30], 0
+    )
     assert (features["landmark"].to_numpy() == expected).all()
 
 

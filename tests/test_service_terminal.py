@@ -3,7 +3,7 @@
 import os
 import subprocess
 import sys
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from engine.ingest import read_snapshot
 from engine.refresh import EngineSettings, refresh
@@ -14,14 +14,21 @@ from tests.engine_fixtures import ROOT
 
 def test_commands_typed_on_stdin_are_answered_and_end_of_input_stops_cleanly(tmp_path):
     store = Store.open(tmp_path / "s.db")
-    taken = datetime.now(timezone.utc)
+    taken = datetime.now(UTC)
     store.save_snapshot(read_snapshot(ROOT / "data/skygeni_sales_data.csv", IngestSettings()), taken, taken)
     refresh(store, EngineSettings(MetricsSettings(), ModelSettings(), AnomalySettings()), date(2024, 3, 1), taken)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
     env["SALESINTEL_DB"] = str(tmp_path / "s.db")
     typed = "/deal-risk D00005\n/winrate\n/deal-risk D99999\n/nope\n"
-    result = subprocess.run([sys.executable, "-m", "bot", "--config", str(ROOT / "config.yaml"), "run", "--as-of",
-                             "2024-03-01"], input=typed, capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "--config", str(ROOT / "config.yaml"), "run", "--as-of", "2024-03-01"],
+        input=typed,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "salesintel (terminal mode)" in out

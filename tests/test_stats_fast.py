@@ -21,7 +21,11 @@ def scipy_fisher(wins: int, n: int, total_wins: int, total_n: int) -> float:
 def assert_fisher_matches(wins: int, n: int, total_wins: int, total_n: int) -> None:
     expected = scipy_fisher(wins, n, total_wins, total_n)
     assert fisher_vs_rest(wins, n, total_wins, total_n) == pytest.approx(expected, rel=1e-9, abs=1e-12), (
-        wins, n, total_wins, total_n)  # fmt: skip
+        wins,
+        n,
+        total_wins,
+        total_n,
+    )
 
 
 def near_the_mode(rng: np.random.Generator, n: int, total_wins: int, total_n: int, spread: float) -> int:
@@ -37,8 +41,9 @@ def test_fisher_matches_scipy_on_random_tables_of_every_size():
     for _ in range(400):
         total_n = int(rng.integers(1, int(rng.choice([10, 100, 5_000, 1_000_000])) + 1))
         n, total_wins = (int(v) for v in rng.integers(0, total_n + 1, size=2))
-        assert_fisher_matches(near_the_mode(rng, n, total_wins, total_n, float(rng.choice([1, 3, 8]))), n, total_wins,
-                              total_n)  # fmt: skip
+        assert_fisher_matches(
+            near_the_mode(rng, n, total_wins, total_n, float(rng.choice([1, 3, 8]))), n, total_wins, total_n
+        )
 
 
 def test_fisher_matches_scipy_on_every_table_of_up_to_twelve_deals():
@@ -50,20 +55,48 @@ def test_fisher_matches_scipy_on_every_table_of_up_to_twelve_deals():
                     assert_fisher_matches(wins, n, total_wins, total_n)
 
 
-@pytest.mark.parametrize(("wins", "n", "total_wins", "total_n"), [
-    (0, 0, 0, 0), (0, 0, 3, 10), (0, 10, 0, 10), (0, 4, 0, 10), (4, 4, 10, 10), (10, 10, 10, 10),  # empty margins
-    (0, 5, 3, 10), (5, 5, 5, 10), (0, 5, 5, 10), (3, 5, 3, 10), (2, 5, 7, 10),  # a zero in each cell in turn
-    (1, 1, 1, 2), (1, 1, 1, 3), (0, 1, 1, 3), (1, 2, 1, 3),  # tiny
-    (3, 4, 4, 8), (80, 100, 130, 200), (50, 100, 100, 200),  # the hand-worked ones in test_stats.py
-    (400_000, 400_000, 700_000, 1_000_000), (0, 400_000, 300_000, 1_000_000),  # a group equal to a margin
-    (1, 1, 1, 1_000_000), (0, 1, 1, 1_000_000), (1, 1, 2, 1_000_000), (3, 10, 500_000, 1_000_000),
-    (120_000, 400_000, 300_000, 1_000_000), (119_400, 400_000, 300_000, 1_000_000),  # 400k of 1M, moving out
-    (119_000, 400_000, 300_000, 1_000_000), (118_000, 400_000, 300_000, 1_000_000),
-    (121_500, 400_000, 300_000, 1_000_000), (125_000, 400_000, 300_000, 1_000_000),  # p-value underflows to 0
-    (200_000, 400_000, 500_000, 1_000_000), (201_000, 400_000, 500_000, 1_000_000),  # half won: mirror-image ties
-    (203_000, 400_000, 500_000, 1_000_000), (199_990, 500_000, 400_000, 1_000_000),
-    (250_100, 500_000, 500_000, 1_000_000), (31, 60, 500_000, 1_000_000), (29, 60, 500_000, 1_000_000),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("wins", "n", "total_wins", "total_n"),
+    [
+        (0, 0, 0, 0),
+        (0, 0, 3, 10),
+        (0, 10, 0, 10),
+        (0, 4, 0, 10),
+        (4, 4, 10, 10),
+        (10, 10, 10, 10),  # empty margins
+        (0, 5, 3, 10),
+        (5, 5, 5, 10),
+        (0, 5, 5, 10),
+        (3, 5, 3, 10),
+        (2, 5, 7, 10),  # a zero in each cell in turn
+        (1, 1, 1, 2),
+        (1, 1, 1, 3),
+        (0, 1, 1, 3),
+        (1, 2, 1, 3),  # tiny
+        (3, 4, 4, 8),
+        (80, 100, 130, 200),
+        (50, 100, 100, 200),  # the hand-worked ones in test_stats.py
+        (400_000, 400_000, 700_000, 1_000_000),
+        (0, 400_000, 300_000, 1_000_000),  # a group equal to a margin
+        (1, 1, 1, 1_000_000),
+        (0, 1, 1, 1_000_000),
+        (1, 1, 2, 1_000_000),
+        (3, 10, 500_000, 1_000_000),
+        (120_000, 400_000, 300_000, 1_000_000),
+        (119_400, 400_000, 300_000, 1_000_000),  # 400k of 1M, moving out
+        (119_000, 400_000, 300_000, 1_000_000),
+        (118_000, 400_000, 300_000, 1_000_000),
+        (121_500, 400_000, 300_000, 1_000_000),
+        (125_000, 400_000, 300_000, 1_000_000),  # p-value underflows to 0
+        (200_000, 400_000, 500_000, 1_000_000),
+        (201_000, 400_000, 500_000, 1_000_000),  # half won: mirror-image ties
+        (203_000, 400_000, 500_000, 1_000_000),
+        (199_990, 500_000, 400_000, 1_000_000),
+        (250_100, 500_000, 500_000, 1_000_000),
+        (31, 60, 500_000, 1_000_000),
+        (29, 60, 500_000, 1_000_000),
+    ],
+)
 def test_fisher_matches_scipy_at_the_edges(wins, n, total_wins, total_n):
     assert_fisher_matches(wins, n, total_wins, total_n)
 
@@ -118,28 +151,35 @@ def test_mann_whitney_counts_thirty_thousand_cycle_lengths_a_side():
     assert_counted_and_matches(won, rng.permutation(won))  # same distribution: a p-value far from 0
 
 
-@pytest.mark.parametrize(("first", "second"), [
-    ([7.0] * 20, [7.0] * 30),  # all tied: no spread at all
-    ([7, 7], [7]), ([7], [7]),  # all tied and tiny
-    ([5.0], [1.0, 2.0, 5.0, 9.0, 9.0, 12.0]),  # one value against a tied sample
-    ([3.0], list(range(20))),  # one value, tied with one of a larger sample
-    ([1.0, 1.0, 2.0], [2.0, 3.0, 4.0, 4.0]),  # small with ties: asymptotic
-    ([-40, -3, -3, 0, 12], [-41, -3, 0, 0, 7, 9, 9]),  # negative integers
-    ([-1e6, -999_990.0] * 6, [-999_995.0, -1e6] * 7),  # far from zero
-    ([True, False, True] * 5, [False, False, True] * 6),  # booleans rank as 0 and 1
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ([7.0] * 20, [7.0] * 30),  # all tied: no spread at all
+        ([7, 7], [7]),
+        ([7], [7]),  # all tied and tiny
+        ([5.0], [1.0, 2.0, 5.0, 9.0, 9.0, 12.0]),  # one value against a tied sample
+        ([3.0], list(range(20))),  # one value, tied with one of a larger sample
+        ([1.0, 1.0, 2.0], [2.0, 3.0, 4.0, 4.0]),  # small with ties: asymptotic
+        ([-40, -3, -3, 0, 12], [-41, -3, 0, 0, 7, 9, 9]),  # negative integers
+        ([-1e6, -999_990.0] * 6, [-999_995.0, -1e6] * 7),  # far from zero
+        ([True, False, True] * 5, [False, False, True] * 6),  # booleans rank as 0 and 1
+    ],
+)
 def test_mann_whitney_counting_path_edges(first, second):
     assert_counted_and_matches(np.asarray(first), np.asarray(second))
 
 
-@pytest.mark.parametrize(("first", "second"), [
-    ([0.5, 1.25, 3.0, 4.5] * 5, [1.0, 2.75, 3.0] * 6),  # fractions
-    ([1.0, 2.0, 3.0], [4.0, 5.0, 6.0, 7.0]),  # small and untied: scipy's exact distribution
-    ([2.0, 9.0, 4.0, 11.0, 10.0, 1.0, 6.0, 8.0], list(range(12, 40))),  # eight untied against many
-    ([0, 2_000_000, 5, 5], [1, 3, 3, 4_000_000]),  # a range too wide to count
-    (np.array([1.0, 2.0, 2.0], dtype=np.float32), np.array([2.0, 3.0], dtype=np.float32)),  # scipy ranks in float32
-    ([1.0, math.inf, 2.0, 2.0], [3.0, 3.0, -math.inf]),  # infinities
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ([0.5, 1.25, 3.0, 4.5] * 5, [1.0, 2.75, 3.0] * 6),  # fractions
+        ([1.0, 2.0, 3.0], [4.0, 5.0, 6.0, 7.0]),  # small and untied: scipy's exact distribution
+        ([2.0, 9.0, 4.0, 11.0, 10.0, 1.0, 6.0, 8.0], list(range(12, 40))),  # eight untied against many
+        ([0, 2_000_000, 5, 5], [1, 3, 3, 4_000_000]),  # a range too wide to count
+        (np.array([1.0, 2.0, 2.0], dtype=np.float32), np.array([2.0, 3.0], dtype=np.float32)),  # scipy ranks in float32
+        ([1.0, math.inf, 2.0, 2.0], [3.0, 3.0, -math.inf]),  # infinities
+    ],
+)
 def test_mann_whitney_falls_back_to_scipy_where_counting_would_differ(first, second):
     assert _mann_whitney_by_counts(np.asarray(first), np.asarray(second)) is None
     assert_mann_whitney_matches(np.asarray(first), np.asarray(second))
@@ -162,8 +202,8 @@ def test_near_ties_are_settled_as_the_binomial_coefficients_say():
         low, high = max(0, drawn - (total - group)), min(group, drawn)
         k, observed = (int(v) for v in rng.integers(low, high + 1, size=2))
 
-        def weight(x: int) -> int:
-            return math.comb(group, x) * math.comb(total - group, drawn - x)
+        def weight(x: int) -> int:  # used within this iteration only
+            return math.comb(group, x) * math.comb(total - group, drawn - x)  # noqa: B023
 
         expected = Fraction(weight(k), weight(observed)) <= Fraction(1 + 1e-14)
         assert _no_likelier(k, observed, group, drawn, total - group - drawn) == expected, (k, observed, group, drawn)
