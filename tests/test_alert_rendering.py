@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -12,22 +12,8 @@ from alerts.render import MAX_BLOCKS, escape_mrkdwn, render_message, within_limi
 from alerts.reports import ReportInputs, realtime_context
 from alerts.runs import AlertEnvironment, report_message
 from alerts.settings import AlertsSettings
-from engine.ingest import read_snapshot
-from engine.refresh import EngineSettings, refresh
-from engine.settings import AnomalySettings, IngestSettings, MetricsSettings, ModelSettings
-from engine.store import Store
-from tests.engine_fixtures import ROOT
 
 HOSTILE = "<!channel> & <@U123> <https://evil.example|click>"
-
-
-@pytest.fixture(scope="module")
-def bundled_store(tmp_path_factory):
-    store = Store.open(tmp_path_factory.mktemp("bundled") / "s.db")
-    taken = datetime(2026, 11, 24, tzinfo=UTC)
-    store.save_snapshot(read_snapshot(ROOT / "data/skygeni_sales_data.csv", IngestSettings()), taken, taken)
-    refresh(store, EngineSettings(MetricsSettings(), ModelSettings(), AnomalySettings()), date(2024, 3, 1), taken)
-    return store
 
 
 def texts(blocks: list[dict]) -> list[str]:

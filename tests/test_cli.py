@@ -1,9 +1,8 @@
-"""The `salesintel` command as a user runs it, as a subprocess: what it prints and what it exits with."""
+"""The `salesintel` command as a user runs it (in this process, see `conftest.salesintel`): what it prints and what
+it exits with."""
 
 import json
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,18 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def salesintel(tmp_path, *args):
-    env = {"SALESINTEL_DB": str(tmp_path / "s.db"), "PATH": ""}
-    return subprocess.run(
-        [sys.executable, "-m", "bot", "--config", str(ROOT / "config.yaml"), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-    )
-
-
-def test_salesforce_export_loads_through_the_config_mapping(tmp_path):
+def test_salesforce_export_loads_through_the_config_mapping(salesintel, tmp_path):
     result = salesintel(tmp_path, "ingest", str(ROOT / "tests/fixtures/salesforce_opportunities.csv"))
     assert result.returncode == 0, result.stderr
     assert "(salesforce): read 4, loaded 3, rejected 1" in result.stdout
@@ -39,20 +27,20 @@ def test_salesforce_export_loads_through_the_config_mapping(tmp_path):
     ]
 
 
-def test_loading_the_same_file_twice_keeps_one_snapshot(tmp_path):
+def test_loading_the_same_file_twice_keeps_one_snapshot(salesintel, tmp_path):
     salesintel(tmp_path, "ingest", "data/skygeni_sales_data.csv")
     again = salesintel(tmp_path, "ingest", "data/skygeni_sales_data.csv")
     assert "already loaded as snapshot #1" in again.stdout
     assert sqlite3.connect(tmp_path / "s.db").execute("SELECT count(*) FROM snapshots").fetchone() == (1,)
 
 
-def test_missing_file_exits_non_zero_and_writes_nothing(tmp_path):
+def test_missing_file_exits_non_zero_and_writes_nothing(salesintel, tmp_path):
     result = salesintel(tmp_path, "ingest", "nope.csv")
     assert result.returncode != 0 and "nope.csv: no such file" in result.stderr
     assert not (tmp_path / "s.db").exists()
 
 
-def test_refresh_then_metrics_tells_the_truth_about_the_bundled_data(tmp_path):
+def test_refresh_then_metrics_tells_the_truth_about_the_bundled_data(salesintel, tmp_path):
     salesintel(tmp_path, "ingest", "data/skygeni_sales_data.csv")
     refreshed = salesintel(tmp_path, "refresh", "--as-of", "2024-03-01")
     assert refreshed.returncode == 0, refreshed.stderr
@@ -64,19 +52,19 @@ def test_refresh_then_metrics_tells_the_truth_about_the_bundled_data(tmp_path):
     assert as_json["significant"] == 0 and as_json["open_pipeline"]["count"] == 702
 
 
-def test_refresh_before_any_ingest_says_what_to_do(tmp_path):
+def test_refresh_before_any_ingest_says_what_to_do(salesintel, tmp_path):
     result = salesintel(tmp_path, "refresh")
     assert result.returncode == 1
     assert "run `salesintel ingest PATH` first" in result.stderr
 
 
-def test_metrics_before_any_refresh_says_what_to_do(tmp_path):
+def test_metrics_before_any_refresh_says_what_to_do(salesintel, tmp_path):
     result = salesintel(tmp_path, "metrics", "--as-of", "2024-03-01")
     assert result.returncode == 1
     assert "no refresh as of 2024-03-01 yet" in result.stderr
 
 
-def test_risk_answers_for_an_open_deal_and_names_its_method(tmp_path):
+def test_risk_answers_for_an_open_deal_and_names_its_method(salesintel, tmp_path):
     salesintel(tmp_path, "ingest", "data/skygeni_sales_data.csv")
     result = salesintel(tmp_path, "risk", " d00005 ", "--as-of", "2024-03-01")
     assert result.returncode == 0, result.stderr
@@ -95,13 +83,13 @@ def test_risk_answers_for_an_open_deal_and_names_its_method(tmp_path):
         ("D00001", "D00001 is not in the open pipeline as of 2024-03-01: it closed Won on 2023-12-15"),
     ],
 )
-def test_risk_for_a_deal_it_cannot_answer_says_why(tmp_path, typed, message):
+def test_risk_for_a_deal_it_cannot_answer_says_why(salesintel, tmp_path, typed, message):
     salesintel(tmp_path, "ingest", "data/skygeni_sales_data.csv")
     result = salesintel(tmp_path, "risk", typed, "--as-of", "2024-03-01")
     assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
 
 
-def test_synth_is_deterministic_and_loads_cleanly(tmp_path):
+def test_synth_is_deterministic_and_loads_cleanly(salesintel, tmp_path):
     first, second = tmp_path / "a.csv", tmp_path / "b.csv"
     salesintel(tmp_path, "synth", "--deals", "2000", "--seed", "4", "--out", str(first))
     salesintel(tmp_path, "synth", "--deals", "2000", "--seed", "4", "--out", str(second))
@@ -110,7 +98,7 @@ def test_synth_is_deterministic_and_loads_cleanly(tmp_path):
     assert "read 2000, loaded 2000, rejected 0" in loaded.stdout
 
 
-def test_backtest_and_train_on_planted_data(tmp_path):
+def test_backtest_and_train_on_planted_data(salesintel, tmp_path):
     crm = tmp_path / "crm.csv"
     salesintel(tmp_path, "synth", "--deals", "8000", "--seed", "2", "--out", str(crm))
     salesintel(tmp_path, "ingest", str(crm))
@@ -130,7 +118,7 @@ def test_backtest_and_train_on_planted_data(tmp_path):
         ("monthly", "No segment departed from its own baseline beyond chance"),
     ],
 )
-def test_report_renders_each_kind_on_the_bundled_data_without_sending(tmp_path, kind, expected):
+def test_report_renders_each_kind_on_the_bundled_data_without_sending(salesintel, tmp_path, kind, expected):
     salesintel(tmp_path, "ingest", "data/skygeni_sales_data.csv")
     result = salesintel(tmp_path, "report", kind, "--as-of", "2024-03-01")
     assert result.returncode == 0, result.stderr
@@ -139,7 +127,7 @@ def test_report_renders_each_kind_on_the_bundled_data_without_sending(tmp_path, 
     assert outbox == 0, "report only renders"
 
 
-def test_alert_commands_acknowledge_idempotently(tmp_path):
+def test_alert_commands_acknowledge_idempotently(salesintel, tmp_path):
     crm = tmp_path / "crm.csv"
     salesintel(tmp_path, "synth", "--deals", "3000", "--seed", "7", "--out", str(crm))
     salesintel(tmp_path, "ingest", str(crm))
@@ -158,7 +146,7 @@ def test_alert_commands_acknowledge_idempotently(tmp_path):
     assert "no alert #9" in salesintel(tmp_path, "alerts", "snooze", "9", "--for", "1d").stderr
 
 
-def test_a_slack_user_set_in_the_store_is_listed_and_used_for_mentions(tmp_path):
+def test_a_slack_user_set_in_the_store_is_listed_and_used_for_mentions(salesintel, tmp_path):
     assert "rep_7 → U0777" in salesintel(tmp_path, "users", "set", "rep_7", "U0777").stdout
     assert "rep_7          U0777          store" in salesintel(tmp_path, "users").stdout
     row = (

@@ -1,8 +1,6 @@
 """Ingestion: every row read is loaded or rejected with a reason; whole-file problems are clear errors."""
 
 import json
-import subprocess
-import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -242,26 +240,17 @@ def test_a_unit_on_a_field_that_is_not_a_number_is_a_config_error():
         typed_settings(fields={"competitor": {"column": "Competitor", "kind": "category", "unit": "USD"}})
 
 
-def salesintel_cli(tmp_path: Path, config: dict, *args: str) -> subprocess.CompletedProcess:
-    """Run `salesintel` as a user does, with `config` as its config.yaml and a store in tmp_path."""
-    config_path = tmp_path / "config.yaml"
-    config_path.write_text(yaml.safe_dump(config))
-    env = {"SALESINTEL_DB": str(tmp_path / "s.db"), "PATH": ""}
-    return subprocess.run(
-        [sys.executable, "-m", "bot", "--config", str(config_path), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-    )
+def config_file(tmp_path: Path, config: dict) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
 
 
-def test_ingest_command_loads_typed_fields_into_the_store(tmp_path):
+def test_ingest_command_loads_typed_fields_into_the_store(salesintel, tmp_path):
     row = "T9,2024-01-01,2024-01-11,rep_1,100,Won,Globex,12,maybe,2024-01-10\n"
     path = write(tmp_path, TYPED_HEADER + TYPED_GOOD + row)
-    result = salesintel_cli(
-        tmp_path, {"ingest": {"layout": "typed", "layouts": {"typed": TYPED_LAYOUT}}}, "ingest", str(path)
-    )
+    config = config_file(tmp_path, {"ingest": {"layout": "typed", "layouts": {"typed": TYPED_LAYOUT}}})
+    result = salesintel(tmp_path, "ingest", str(path), config=config)
     assert result.returncode == 0, result.stderr
     assert "(typed): read 4, loaded 3, rejected 1" in result.stdout and "renewal is not true/false" in result.stdout
     store = Store.open(tmp_path / "s.db")
@@ -278,9 +267,11 @@ def test_ingest_command_loads_typed_fields_into_the_store(tmp_path):
     }
 
 
-def test_ingest_command_names_the_field_whose_unit_is_misplaced(tmp_path):
+def test_ingest_command_names_the_field_whose_unit_is_misplaced(salesintel, tmp_path):
     layout = {**TYPED_LAYOUT, "fields": {"renewal": {"column": "Renewal", "kind": "boolean", "unit": "days"}}}
-    result = salesintel_cli(tmp_path, {"ingest": {"layouts": {"typed": layout}}}, "ingest", "x.csv")
+    result = salesintel(
+        tmp_path, "ingest", "x.csv", config=config_file(tmp_path, {"ingest": {"layouts": {"typed": layout}}})
+    )
     assert result.returncode != 0
     assert "ingest.layouts.typed.fields.renewal" in result.stderr
     assert "unit 'days' is only for number fields; this field is kind boolean" in result.stderr

@@ -1,0 +1,54 @@
+"""Shared fixtures: the `salesintel` command run in this process, and the bundled data loaded and refreshed once."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bot.cli import main
+from engine.ingest import read_snapshot
+from engine.refresh import EngineSettings, refresh
+from engine.settings import AnomalySettings, IngestSettings, MetricsSettings, ModelSettings
+from engine.store import Store
+from tests.engine_fixtures import ROOT
+
+
+@dataclass(frozen=True)
+class Ran:
+    """What a run of the command left: its exit status and what it printed on each stream."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def salesintel():
+    """Run `salesintel --config CONFIG ARGS…` in this process (click's CliRunner) from the repository's root, with
+    its store in `folder`: as a user would, minus a new interpreter's start-up. `tests/test_launch.py` and a few
+    others prove the installed entry point itself in a subprocess."""
+
+    def run(folder: Path, *args: str, config: Path = ROOT / "config.yaml") -> Ran:
+        runner = CliRunner()
+        with contextlib.chdir(ROOT):
+            result = runner.invoke(main, ["--config", str(config), *args], env={"SALESINTEL_DB": str(folder / "s.db")})
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            raise result.exception
+        return Ran(result.exit_code, result.stdout, result.stderr)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def bundled_store(tmp_path_factory) -> Store:
+    """The bundled data as one snapshot, refreshed as of 2024-03-01 (read only: tests must not write to it)."""
+    store = Store.open(tmp_path_factory.mktemp("bundled") / "s.db")
+    taken = datetime(2026, 11, 24, tzinfo=UTC)
+    store.save_snapshot(read_snapshot(ROOT / "data/skygeni_sales_data.csv", IngestSettings()), taken, taken)
+    refresh(store, EngineSettings(MetricsSettings(), ModelSettings(), AnomalySettings()), date(2024, 3, 1), taken)
+    return store
