@@ -20,14 +20,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, TextIO
 
+from salesintel.alerts.clock import Clock
+from salesintel.alerts.outbox import Outbox, OutboxMessage
+from salesintel.alerts.render import render_message
+from salesintel.alerts.settings import AlertsSettings
+from salesintel.engine.store import Store
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-
-from alerts.clock import Clock
-from alerts.outbox import Outbox, OutboxMessage
-from alerts.render import render_message
-from alerts.settings import AlertsSettings
-from engine.store import Store
 
 log = logging.getLogger("salesintel.delivery")
 

@@ -13,8 +13,8 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from alerts.rules import Candidate
-from alerts.settings import RealtimeRuleSettings
+from salesintel.alerts.rules import Candidate
+from salesintel.alerts.settings import RealtimeRuleSettings
 
 OPEN, ACKNOWLEDGED, SNOOZED, RESOLVED = "open", "acknowledged", "snoozed", "resolved"
 SEND_NEW, SEND_REPEAT, HOLD_CONTROL, SILENT = "new", "repeat", "control", "silent"

@@ -15,13 +15,12 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
-
-from alerts.runs import AlertEnvironment, NothingToReport, health_checks, ops_alert, realtime_run, report_run
-from alerts.schedule import Job, cron_trigger
-from alerts.settings import REPORT_KINDS, ScheduleSettings
-from engine.ingest import IngestError, file_sha256, read_snapshot
-from engine.refresh import EngineSettings, RefreshError, refresh
-from engine.settings import IngestSettings
+from salesintel.alerts.runs import AlertEnvironment, NothingToReport, health_checks, ops_alert, realtime_run, report_run
+from salesintel.alerts.schedule import Job, cron_trigger
+from salesintel.alerts.settings import REPORT_KINDS, ScheduleSettings
+from salesintel.engine.ingest import IngestError, file_sha256, read_snapshot
+from salesintel.engine.refresh import EngineSettings, RefreshError, refresh
+from salesintel.engine.settings import IngestSettings
 
 log = logging.getLogger("salesintel.jobs")
 

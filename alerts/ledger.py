@@ -11,8 +11,8 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from alerts.episodes import ACKNOWLEDGED, OPEN, RESOLVED, SNOOZED
-from engine.store import Store
+from salesintel.alerts.episodes import ACKNOWLEDGED, OPEN, RESOLVED, SNOOZED
+from salesintel.engine.store import Store
 
 
 class AlertNotFound(Exception):
@@ -148,10 +148,10 @@ class AlertLedger:
 
     # figures for reports -------------------------------------------------------------------------------
 
-    def control_outcomes(self, outcomes: dict[str, str | None]) -> tuple[list[bool], list[bool]]:
-        """Won/lost of closed deals that had a real-time alert episode: (alerted, held back)."""
+    def control_outcomes(self, rule: str, outcomes: dict[str, str | None]) -> tuple[list[bool], list[bool]]:
+        """Won/lost of closed deals that had an alert episode of `rule`: (alerted, held back)."""
         alerted, held = [], []
-        for row in self._query("SELECT DISTINCT deal_id, control FROM alerts WHERE rule = 'high_value_at_risk'"):
+        for row in self._query("SELECT DISTINCT deal_id, control FROM alerts WHERE rule = ?", [rule]):
             outcome = outcomes.get(row["deal_id"])
             if outcome in ("Won", "Lost"):
                 (held if row["control"] else alerted).append(outcome == "Won")

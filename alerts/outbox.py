@@ -13,8 +13,8 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from alerts.render import Message
-from engine.store import Store
+from salesintel.alerts.render import Message
+from salesintel.engine.store import Store
 
 PENDING, SENDING, SENT, FAILED, FOLDED, DIGESTED = "pending", "sending", "sent", "failed", "folded", "digested"
 

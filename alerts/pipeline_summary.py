@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from alerts.render import render_text
+from salesintel.alerts.render import render_text
 
 COMPACT_ROWS = 6
 """Segments per dimension shown in the compact summary: the lowest and highest win rates, significant ones always."""

@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from alerts.actions import recommended_actions
-from alerts.settings import AlertsSettings
-from engine.risk_rule import is_at_risk
-from engine.stats import fisher_vs_rest, wilson
+from salesintel.alerts.actions import recommended_actions
+from salesintel.alerts.settings import AlertsSettings
+from salesintel.engine.risk_rule import is_at_risk
+from salesintel.engine.stats import fisher_vs_rest, wilson
 
 LIST_LIMIT = 10
 

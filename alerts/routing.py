@@ -6,7 +6,7 @@ users mapping fixed after an alert was queued still reaches the right person.
 
 from __future__ import annotations
 
-from alerts.settings import RoutingSettings
+from salesintel.alerts.settings import RoutingSettings
 
 
 def deal_recipients(rep_id: str, routing: RoutingSettings) -> list[str]:

@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from alerts.settings import AlertsSettings
-from engine.risk_rule import is_at_risk
+from salesintel.alerts.settings import AlertsSettings
+from salesintel.engine.risk_rule import is_at_risk
 
 HIGH_VALUE_AT_RISK = "high_value_at_risk"
 STALLED = "stalled"

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from alerts.episodes import HOLD_CONTROL, SEND_NEW, SEND_REPEAT, decide
-from alerts.ledger import AlertLedger
-from alerts.outbox import FOLDED, Outbox
-from alerts.render import Message, render_message
-from alerts.reports import (
+from salesintel.alerts.episodes import HOLD_CONTROL, SEND_NEW, SEND_REPEAT, decide
+from salesintel.alerts.ledger import AlertLedger
+from salesintel.alerts.outbox import FOLDED, Outbox
+from salesintel.alerts.render import Message, render_message
+from salesintel.alerts.reports import (
     ReportInputs,
     control_comparison,
     daily_context,
@@ -24,10 +24,17 @@ from alerts.reports import (
     realtime_context,
     weekly_context,
 )
-from alerts.routing import deal_recipients, report_target, slack_mentions
-from alerts.rules import Candidate, drift_problems, high_value_at_risk, stale_data, stalled
-from alerts.settings import AlertsSettings
-from engine.store import Refresh, Store
+from salesintel.alerts.routing import deal_recipients, report_target, slack_mentions
+from salesintel.alerts.rules import (
+    HIGH_VALUE_AT_RISK,
+    Candidate,
+    drift_problems,
+    high_value_at_risk,
+    stale_data,
+    stalled,
+)
+from salesintel.alerts.settings import AlertsSettings
+from salesintel.engine.store import Refresh, Store
 
 log = logging.getLogger("salesintel.alerts")
 
@@ -49,7 +56,7 @@ def gather_inputs(env: AlertEnvironment, refresh: Refresh, now: datetime) -> Rep
     as_of = refresh.as_of
     previous = store.refresh_on_or_before(as_of - timedelta(days=7))
     outcomes = store.outcomes(snapshot.id, as_of)
-    alerted, held = AlertLedger(store).control_outcomes(outcomes)
+    alerted, held = AlertLedger(store).control_outcomes(HIGH_VALUE_AT_RISK, outcomes)
     cached = store.slack_users()
     return ReportInputs(
         metrics=refresh.metrics,

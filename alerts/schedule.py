@@ -21,10 +21,9 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
-
-from alerts.clock import Clock
-from alerts.settings import CronSettings
-from engine.store import Store
+from salesintel.alerts.clock import Clock
+from salesintel.alerts.settings import CronSettings
+from salesintel.engine.store import Store
 
 log = logging.getLogger("salesintel.schedule")
 LATE_AFTER = timedelta(minutes=1)

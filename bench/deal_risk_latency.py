@@ -30,10 +30,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.ingest import read_snapshot  # noqa: E402
-from engine.refresh import EngineSettings, refresh  # noqa: E402
-from engine.settings import AnomalySettings, IngestSettings, MetricsSettings, ModelSettings  # noqa: E402
-from engine.store import Store  # noqa: E402
+from salesintel.engine.ingest import read_snapshot  # noqa: E402
+from salesintel.engine.refresh import EngineSettings, refresh  # noqa: E402
+from salesintel.engine.settings import AnomalySettings, IngestSettings, MetricsSettings, ModelSettings  # noqa: E402
+from salesintel.engine.store import Store  # noqa: E402
+
 from tests import slack_requests as slack  # noqa: E402
 from tests.slack_standin import SlackStandIn  # noqa: E402
 

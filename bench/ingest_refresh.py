@@ -23,7 +23,7 @@ BUDGET_SECONDS = 5.0
 
 def run(*args: str, env: dict) -> None:
     subprocess.run(
-        [sys.executable, "-m", "bot", "--config", str(ROOT / "config.yaml"), *args],
+        [sys.executable, "-m", "salesintel.bot", "--config", str(ROOT / "config.yaml"), *args],
         check=True,
         env=env,
         cwd=ROOT,

@@ -32,4 +32,4 @@ def measure(command: list[str], env: dict) -> dict:
 
 def salesintel(*args: str) -> list[str]:
     """The `salesintel` command line, run from this checkout with its config.yaml."""
-    return [sys.executable, "-m", "bot", "--config", str(ROOT / "config.yaml"), *args]
+    return [sys.executable, "-m", "salesintel.bot", "--config", str(ROOT / "config.yaml"), *args]

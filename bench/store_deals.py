@@ -14,9 +14,8 @@ import time
 from pathlib import Path
 
 import pandas as pd
-
-from engine import deal_frames
-from engine.store import Store
+from salesintel.engine import deal_frames
+from salesintel.engine.store import Store
 
 
 def main() -> None:

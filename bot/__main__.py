@@ -1,3 +1,3 @@
-from bot.launch import main
+from salesintel.bot.launch import main
 
 main()

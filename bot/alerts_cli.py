@@ -11,16 +11,15 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import click
-
-from alerts.ledger import AlertLedger, AlertNotFound
-from bot.config import Settings, store_path
-from engine.store import Store
+from salesintel.alerts.ledger import AlertLedger, AlertNotFound
+from salesintel.bot.config import Settings, store_path
+from salesintel.engine.store import Store
 
 SLACK_API_URL = "https://slack.com/api/"
 
 
 def alert_environment(settings: Settings, config_path: Path):
-    from alerts.runs import AlertEnvironment
+    from salesintel.alerts.runs import AlertEnvironment
 
     store = Store.open(store_path(settings, config_path))
     click.get_current_context().call_on_close(store.close)  # the command's writes end up in the store file itself
@@ -28,7 +27,7 @@ def alert_environment(settings: Settings, config_path: Path):
 
 
 def print_message(target: str, kind: str, text: str, blocks: list[dict]) -> None:
-    from alerts.delivery import blocks_as_text
+    from salesintel.alerts.delivery import blocks_as_text
 
     click.echo(f"{'─' * 72}\n→ {target} [{kind}]")
     click.echo(blocks_as_text(blocks, text))
@@ -36,7 +35,7 @@ def print_message(target: str, kind: str, text: str, blocks: list[dict]) -> None
 
 def render_report(env, kind: str, refresh) -> None:
     """Render one run of `kind` to the terminal; nothing is recorded or sent."""
-    from alerts.runs import realtime_preview, report_message
+    from salesintel.alerts.runs import realtime_preview, report_message
 
     now = datetime.now(UTC)
     if kind == "realtime":
@@ -71,7 +70,7 @@ def register(main: click.Group, open_refresh) -> None:
     @click.pass_obj
     def report(obj, kind: str, as_of: datetime | None) -> None:
         """Render one alert run to the terminal without sending or recording anything."""
-        from alerts.runs import NothingToReport
+        from salesintel.alerts.runs import NothingToReport
 
         settings, config_path = obj
         refresh = open_refresh(obj, as_of)
@@ -188,9 +187,9 @@ def register(main: click.Group, open_refresh) -> None:
     @click.pass_obj
     def deliver(obj, limit: int | None) -> None:
         """Deliver queued messages: to Slack with SLACK_BOT_TOKEN (at SLACK_API_URL), else to this terminal."""
-        from alerts.clock import SystemClock
-        from alerts.delivery import Deliverer, SlackSender, TerminalSender, slack_client
-        from alerts.outbox import Outbox
+        from salesintel.alerts.clock import SystemClock
+        from salesintel.alerts.delivery import Deliverer, SlackSender, TerminalSender, slack_client
+        from salesintel.alerts.outbox import Outbox
 
         settings, config_path = obj
         env = alert_environment(settings, config_path)

@@ -9,17 +9,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from alerts.actions import recommended_actions
-from alerts.ledger import AlertLedger
-from alerts.render import Message, render_message
-from alerts.reports import at_risk_totals, worth_a_look
-from alerts.routing import slack_mentions
-from alerts.rules import stale_data
-from bot.config import Settings
-from bot.people import Viewer, can_act_on_alert, can_see_deal, reps_in_scope
-from engine.lookup import DealLookupError, look_up
-from engine.risk_rule import is_at_risk
-from engine.store import Refresh, Store
+from salesintel.alerts.actions import recommended_actions
+from salesintel.alerts.ledger import AlertLedger
+from salesintel.alerts.render import Message, render_message
+from salesintel.alerts.reports import at_risk_totals, worth_a_look
+from salesintel.alerts.routing import slack_mentions
+from salesintel.alerts.rules import stale_data
+from salesintel.bot.config import Settings
+from salesintel.bot.people import Viewer, can_act_on_alert, can_see_deal, reps_in_scope
+from salesintel.engine.lookup import DealLookupError, look_up
+from salesintel.engine.risk_rule import is_at_risk
+from salesintel.engine.store import Refresh, Store
 
 HELP = {
     "deal-risk": "`/deal-risk D01234` — a deal's risk, P(win), why, what to do next, and its alert buttons. "

@@ -17,16 +17,15 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
+from salesintel.alerts.clock import Clock
+from salesintel.bot import answers
+from salesintel.bot.buttons import press, replace_buttons
+from salesintel.bot.config import Settings
+from salesintel.bot.people import Viewer, identify
+from salesintel.engine.store import ThreadLocalStore
 from slack_bolt import App, BoltResponse
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
-
-from alerts.clock import Clock
-from bot import answers
-from bot.buttons import press, replace_buttons
-from bot.config import Settings
-from bot.people import Viewer, identify
-from engine.store import ThreadLocalStore
 
 log = logging.getLogger("salesintel.bot")
 COMMANDS = {

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from alerts.ledger import AlertLedger, AlertNotFound
-from alerts.settings import AlertsSettings
-from bot.people import Viewer, can_act_on_alert
-from engine.store import Store
+from salesintel.alerts.ledger import AlertLedger, AlertNotFound
+from salesintel.alerts.settings import AlertsSettings
+from salesintel.bot.people import Viewer, can_act_on_alert
+from salesintel.engine.store import Store
 
 SNOOZES = {"alert_snooze_1d": timedelta(days=1), "alert_snooze_1w": timedelta(weeks=1)}
 

@@ -10,14 +10,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-
-from bot.alerts_cli import register as register_alert_commands
-from bot.config import ConfigError, Settings, load_settings, store_path
-from engine.ingest import IngestError, ParsedSnapshot, read_snapshot
-from engine.store import Store, StoreError
+from salesintel.bot.alerts_cli import register as register_alert_commands
+from salesintel.bot.config import (
+    ConfigError,
+    Settings,
+    default_config_text,
+    load_default_settings,
+    load_settings,
+    store_path,
+)
+from salesintel.engine.ingest import IngestError, ParsedSnapshot, read_snapshot
+from salesintel.engine.store import Store, StoreError
 
 if TYPE_CHECKING:
-    from engine.refresh import EngineSettings
+    from salesintel.engine.refresh import EngineSettings
 
 # Commands import the heavier parts (scikit-learn, scipy, Slack SDK, Jinja) when they run, so that quick
 # commands such as `ingest` start fast.
@@ -36,16 +42,37 @@ AS_OF = click.option(
     "--config",
     "config_path",
     type=click.Path(path_type=Path),
-    default=lambda: os.environ.get("SALESINTEL_CONFIG", "config.yaml"),
-    help="config.yaml to use",
+    default=lambda: os.environ.get("SALESINTEL_CONFIG"),
+    help="config.yaml to use (default: ./config.yaml if there is one, else the built-in defaults)",
 )
 @click.pass_context
-def main(ctx: click.Context, config_path: Path) -> None:
+def main(ctx: click.Context, config_path: Path | None) -> None:
     """salesintel: deal risk and win-rate intelligence for sales teams."""
+    if ctx.invoked_subcommand == "init":
+        return
     try:
+        if config_path is None and not Path("config.yaml").exists():
+            click.echo(
+                "No config.yaml here: using the built-in defaults (`salesintel init` writes them to edit).", err=True
+            )
+            # Relative paths in the defaults (the store's) are taken from the current folder.
+            ctx.obj = (load_default_settings(), Path.cwd() / "config.yaml")
+            return
+        config_path = config_path or Path("config.yaml")
         ctx.obj = (load_settings(config_path), config_path)
     except ConfigError as error:
         raise click.ClickException(str(error)) from error
+
+
+@main.command()
+@click.argument("path", type=click.Path(path_type=Path), default="config.yaml")
+@click.option("--force", is_flag=True, help="overwrite the file if it exists")
+def init(path: Path, force: bool) -> None:
+    """Write the built-in configuration to config.yaml (or PATH), to edit."""
+    if path.exists() and not force:
+        raise click.ClickException(f"{path} exists; `salesintel init --force` overwrites it")
+    path.write_text(default_config_text())
+    click.echo(f"wrote {path}: map your CRM export's columns under ingest.layouts, then `salesintel ingest FILE.csv`")
 
 
 @main.command()
@@ -95,7 +122,7 @@ def _open_store(settings: Settings, config_path: Path) -> Store:
 
 
 def _engine(settings: Settings) -> EngineSettings:
-    from engine.refresh import EngineSettings
+    from salesintel.engine.refresh import EngineSettings
 
     return EngineSettings(settings.metrics, settings.model, settings.anomalies, settings.alerts.realtime.risk_rule)
 
@@ -110,10 +137,10 @@ def _as_date(value: datetime | None) -> date | None:
 @click.pass_obj
 def refresh_command(obj, as_of: datetime | None, timings: bool) -> None:
     """Compute metrics for the newest snapshot as of a date and keep them in the store."""
-    from engine.collection import cycle_collection_paused
+    from salesintel.engine.collection import cycle_collection_paused
 
     with cycle_collection_paused():  # importing the engine creates a million objects (see engine.collection)
-        from engine.refresh import RefreshError, refresh
+        from salesintel.engine.refresh import RefreshError, refresh
     settings, config_path = obj
     store = _open_store(settings, config_path)
 
@@ -124,7 +151,7 @@ def refresh_command(obj, as_of: datetime | None, timings: bool) -> None:
         result = refresh(store, _engine(settings), _as_date(as_of), datetime.now(UTC), progress if timings else None)
     except RefreshError as error:
         raise click.ClickException(str(error)) from error
-    from alerts.render import render_text
+    from salesintel.alerts.render import render_text
 
     click.echo(render_text("refresh.txt.j2", r=result, m=result.metrics), nl=False)
 
@@ -136,7 +163,7 @@ def refresh_command(obj, as_of: datetime | None, timings: bool) -> None:
 @click.pass_obj
 def metrics(obj, as_of: datetime | None, as_json: bool, show_all: bool) -> None:
     """Print the pipeline summary of the latest refresh (for --as-of, the latest refresh of that date)."""
-    from alerts.pipeline_summary import render_pipeline_summary
+    from salesintel.alerts.pipeline_summary import render_pipeline_summary
 
     settings, config_path = obj
     store = _open_store(settings, config_path)
@@ -159,8 +186,8 @@ def metrics(obj, as_of: datetime | None, as_json: bool, show_all: bool) -> None:
 @click.pass_obj
 def risk(obj, deal_id: str, as_of: datetime | None, as_json: bool) -> None:
     """Risk, P(win) and reasons for one open deal (computes the refresh for --as-of if there is none)."""
-    from alerts.render import render_text
-    from engine.lookup import DealLookupError, look_up
+    from salesintel.alerts.render import render_text
+    from salesintel.engine.lookup import DealLookupError, look_up
 
     settings, config_path = obj
     result = _refresh_for(obj, as_of)
@@ -168,7 +195,7 @@ def risk(obj, deal_id: str, as_of: datetime | None, as_json: bool) -> None:
         answer = look_up(_open_store(settings, config_path), result, deal_id)
     except DealLookupError as error:
         raise click.ClickException(str(error)) from error
-    from engine.risk_rule import is_at_risk
+    from salesintel.engine.risk_rule import is_at_risk
 
     model = result.metrics.get("model", {})
     rule = result.metrics.get("risk_rule") or {}
@@ -194,7 +221,7 @@ def risk(obj, deal_id: str, as_of: datetime | None, as_json: bool) -> None:
 @click.pass_obj
 def train_command(obj, as_of: datetime | None) -> None:
     """Train a new model version as of a date; the next refresh for that date uses it."""
-    from engine.refresh import RefreshError, train_model
+    from salesintel.engine.refresh import RefreshError, train_model
 
     settings, config_path = obj
     store = _open_store(settings, config_path)
@@ -248,7 +275,7 @@ def synth(
     scenario: str,
 ) -> None:
     """Write a synthetic CRM snapshot with planted effects of known size (SkyGeni layout, or a messy export)."""
-    from engine.synth import MessySpec, SynthSpec, generate
+    from salesintel.engine.synth import MessySpec, SynthSpec, generate
 
     if scenario == "messy":
         _write_messy(MessySpec(deals=count, seed=seed, start=start.date(), days=days, noise=noise), out, truth)
@@ -272,8 +299,7 @@ def synth(
     click.echo(f"planted log-odds effects: {effects}; lost deals run longer: {not noise}; decay per quarter {decay}")
     if spec.extra_fields:
         import yaml
-
-        from engine.synth import CONTACTS_EFFECT, FIELD_EFFECTS, INTERACTION_EFFECT, fields_layout
+        from salesintel.engine.synth import CONTACTS_EFFECT, FIELD_EFFECTS, INTERACTION_EFFECT, fields_layout
 
         planted = (
             "none (pure noise)"
@@ -293,8 +319,7 @@ def synth(
 
 def _write_messy(spec, out: Path | None, truth: Path | None) -> None:
     import yaml
-
-    from engine.synth import generate_messy, messy_layout
+    from salesintel.engine.synth import generate_messy, messy_layout
 
     data = generate_messy(spec)
     out = out or Path(f"messy-{spec.deals}-s{spec.seed}{'-noise' if spec.noise else ''}.csv")
@@ -317,8 +342,8 @@ def _write_messy(spec, out: Path | None, truth: Path | None) -> None:
 @click.pass_obj
 def backtest_command(obj, as_of: datetime, until: datetime | None, every: int, as_json: bool) -> None:
     """Score the pipeline open at past date(s), then compare with what happened (from the newest snapshot)."""
-    from alerts.render import render_text
-    from engine.backtest import backtest
+    from salesintel.alerts.render import render_text
+    from salesintel.engine.backtest import backtest
 
     settings, config_path = obj
     store = _open_store(settings, config_path)
@@ -366,7 +391,7 @@ def models_command(obj) -> None:
 
 def _refresh_for(obj, as_of: datetime | None):
     """The refresh for `as_of` (computed if missing), or the latest one."""
-    from engine.refresh import RefreshError, refresh
+    from salesintel.engine.refresh import RefreshError, refresh
 
     settings, config_path = obj
     store = _open_store(settings, config_path)
@@ -395,7 +420,7 @@ register_alert_commands(main, _refresh_for)
 @click.pass_obj
 def run_command(obj, port: int, as_of: datetime | None) -> None:
     """The service: Slack bot (HTTP, Socket Mode, or terminal without credentials) plus the alert scheduler."""
-    from bot import logs, service
+    from salesintel.bot import logs, service
 
     settings, config_path = obj
     logs.configure(

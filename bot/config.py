@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 from typing import Literal
 
 import yaml
 from pydantic import Field, ValidationError
-
-from alerts.settings import AlertsSettings
-from engine.settings import AnomalySettings, FrozenSettings, IngestSettings, MetricsSettings, ModelSettings
+from salesintel.alerts.settings import AlertsSettings
+from salesintel.engine.settings import AnomalySettings, FrozenSettings, IngestSettings, MetricsSettings, ModelSettings
 
 
 class StoreSettings(FrozenSettings):
@@ -41,11 +41,27 @@ class ConfigError(Exception):
     """config.yaml is missing or invalid; the message names the file and each bad field."""
 
 
+def default_config_text() -> str:
+    """The built-in configuration, shipped with the package: what `salesintel init` writes and what a command uses
+    when there is no config.yaml to read."""
+    return resources.files("salesintel.bot").joinpath("default_config.yaml").read_text()
+
+
+def load_default_settings() -> Settings:
+    return _parse(default_config_text(), "built-in defaults")
+
+
 def load_settings(path: Path) -> Settings:
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        text = path.read_text()
     except OSError as error:
         raise ConfigError(f"{path}: cannot read config ({error.strerror})") from error
+    return _parse(text, str(path))
+
+
+def _parse(text: str, path: str) -> Settings:
+    try:
+        raw = yaml.safe_load(text) or {}
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML ({error})") from error
     try:

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import gc
 
-from engine.collection import cycle_collection_paused
+from salesintel.engine.collection import cycle_collection_paused
 
 
 def main() -> None:
     with cycle_collection_paused():
-        from bot.cli import main as cli
+        from salesintel.bot.cli import main as cli
     try:
         cli(prog_name="salesintel")
     except SystemExit:

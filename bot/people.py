@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from alerts.routing import managers_of
-from alerts.settings import RoutingSettings
-from bot.config import BotSettings
+from salesintel.alerts.routing import managers_of
+from salesintel.alerts.settings import RoutingSettings
+from salesintel.bot.config import BotSettings
 
 
 @dataclass(frozen=True)

@@ -28,19 +28,18 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from salesintel.alerts.clock import SystemClock
+from salesintel.alerts.delivery import Deliverer, SlackSender, TerminalSender, blocks_as_text, slack_client
+from salesintel.alerts.jobs import RefreshJob, build_jobs, job_triggers, misfire_grace
+from salesintel.alerts.outbox import Outbox
+from salesintel.alerts.runs import AlertEnvironment
+from salesintel.alerts.schedule import Scheduler
+from salesintel.bot.app import BotDeps, create_app
+from salesintel.bot.config import Settings, store_path
+from salesintel.engine.refresh import EngineSettings
+from salesintel.engine.store import ThreadLocalStore
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_bolt.request import BoltRequest
-
-from alerts.clock import SystemClock
-from alerts.delivery import Deliverer, SlackSender, TerminalSender, blocks_as_text, slack_client
-from alerts.jobs import RefreshJob, build_jobs, job_triggers, misfire_grace
-from alerts.outbox import Outbox
-from alerts.runs import AlertEnvironment
-from alerts.schedule import Scheduler
-from bot.app import BotDeps, create_app
-from bot.config import Settings, store_path
-from engine.refresh import EngineSettings
-from engine.store import ThreadLocalStore
 
 log = logging.getLogger("salesintel.service")
 DEFAULT_API_URL = "https://slack.com/api/"

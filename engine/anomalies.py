@@ -21,11 +21,10 @@ from datetime import date
 from itertools import combinations
 
 import pandas as pd
-
-from engine.asof import data_span
-from engine.fields import FeatureSpace
-from engine.settings import AnomalySettings
-from engine.stats import benjamini_hochberg, fisher_vs_rest, mann_whitney, wilson
+from salesintel.engine.asof import data_span
+from salesintel.engine.fields import FeatureSpace
+from salesintel.engine.settings import AnomalySettings
+from salesintel.engine.stats import benjamini_hochberg, fisher_vs_rest, mann_whitney, wilson
 
 MAX_LEVELS = 12
 """Fields with more levels than this are not cut into pairs (too many cells for too few deals)."""

@@ -14,16 +14,15 @@ from datetime import date
 
 import numpy as np
 import pandas as pd
-
-from engine.asof import view_as_of
-from engine.evaluation import DealResamples, auc_with_interval, brier, calibration_table
-from engine.evidence import gather_evidence
-from engine.model import NotEnoughHistory, train
-from engine.refresh import EngineSettings, feature_space, risk_rule_for, space_after_model
-from engine.risk_rule import rule_outcome
-from engine.scoring import score_open_deals
-from engine.segments import compare_segments
-from engine.store import Snapshot
+from salesintel.engine.asof import view_as_of
+from salesintel.engine.evaluation import DealResamples, auc_with_interval, brier, calibration_table
+from salesintel.engine.evidence import gather_evidence
+from salesintel.engine.model import NotEnoughHistory, train
+from salesintel.engine.refresh import EngineSettings, feature_space, risk_rule_for, space_after_model
+from salesintel.engine.risk_rule import rule_outcome
+from salesintel.engine.scoring import score_open_deals
+from salesintel.engine.segments import compare_segments
+from salesintel.engine.store import Snapshot
 
 
 def backtest(deals: pd.DataFrame, snapshot: Snapshot, as_of: date, settings: EngineSettings, min_amount: float) -> dict:

@@ -19,8 +19,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-
-from engine.distinct import per_distinct
+from salesintel.engine.distinct import per_distinct
 
 FORMAT = "parquet-v1"
 """What `snapshot_frames.format` says: Parquet of the columns below, one Arrow type per kind of column."""

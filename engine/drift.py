@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-
-from engine.evaluation import DealResamples, auc_with_interval, brier
-from engine.features import landmark_examples, open_deal_features
-from engine.model import TrainedModel
+from salesintel.engine.evaluation import DealResamples, auc_with_interval, brier
+from salesintel.engine.features import landmark_examples, open_deal_features
+from salesintel.engine.model import TrainedModel
 
 PSI_FLOOR = 1e-4
 """Share used for a level absent on one side, so PSI stays finite."""

@@ -16,10 +16,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
+from salesintel.engine.distinct import per_distinct
+from salesintel.engine.fields import FeatureSpace
 from scipy import sparse
-
-from engine.distinct import per_distinct
-from engine.fields import FeatureSpace
 
 MAX_TREE_CATEGORIES = 254
 """HistGradientBoostingClassifier takes at most 255 categories per feature; rarer levels beyond this share one code."""

@@ -14,12 +14,11 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import pandas as pd
-
-from engine.features import still_open_at
-from engine.fields import FeatureSpace
-from engine.segments import SIGNIFICANT, SegmentResult
-from engine.shrinkage import ShrunkRates, shrink
-from engine.stats import wilson
+from salesintel.engine.features import still_open_at
+from salesintel.engine.fields import FeatureSpace
+from salesintel.engine.segments import SIGNIFICANT, SegmentResult
+from salesintel.engine.shrinkage import ShrunkRates, shrink
+from salesintel.engine.stats import wilson
 
 WITHIN_CHANCE, BEYOND_CHANCE = "within chance", "beyond chance"
 

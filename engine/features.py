@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-
-from engine.fields import FeatureSpace
+from salesintel.engine.fields import FeatureSpace
 
 LEAKY_COLUMNS = ("closed_date", "sales_cycle_days", "outcome", "deal_stage")
 """Known only after the as-of date for a deal open at it; asserted absent from every feature frame."""

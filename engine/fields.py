@@ -26,12 +26,11 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
+from salesintel.engine import background
+from salesintel.engine.bands import amount_band, number_band
+from salesintel.engine.distinct import counts_by_level, text_codes
+from salesintel.engine.settings import MetricsSettings, ModelSettings
 from sklearn.metrics import roc_auc_score
-
-from engine import background
-from engine.bands import amount_band, number_band
-from engine.distinct import counts_by_level, text_codes
-from engine.settings import MetricsSettings, ModelSettings
 
 MISSING_LEVEL = "(not recorded)"
 PURE_RATE = 0.02

@@ -17,11 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from engine import arrow_reader
-from engine.layouts import LayoutError, ResolvedLayout, choose
-from engine.settings import IngestSettings
-from engine.validator import DEAL_COLUMNS, FALSE_WORDS, TRUE_WORDS, Reject, Validator
+from salesintel.engine import arrow_reader
+from salesintel.engine.layouts import LayoutError, ResolvedLayout, choose
+from salesintel.engine.settings import IngestSettings
+from salesintel.engine.validator import DEAL_COLUMNS, FALSE_WORDS, TRUE_WORDS, Reject, Validator
 
 __all__ = [
     "DEAL_COLUMNS",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.settings import Layout
+from salesintel.engine.settings import Layout
 
 REQUIRED_FIELDS = ("deal_id", "created_date", "sales_rep_id", "deal_amount")
 """Fields without which a row is not a deal; the outcome is required too, as a column or as flags."""

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
-from engine.store import Refresh, Snapshot, Store
+from salesintel.engine.store import Refresh, Snapshot, Store
 
 DEAL_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 

@@ -10,18 +10,17 @@ from __future__ import annotations
 from datetime import date
 
 import pandas as pd
-
-from engine.asof import AsOfView, data_span, view_as_of
-from engine.fields import AuditSettings, FeatureSpace, build_feature_space, candidate_fields
-from engine.quality import (
+from salesintel.engine.asof import AsOfView, data_span, view_as_of
+from salesintel.engine.fields import AuditSettings, FeatureSpace, build_feature_space, candidate_fields
+from salesintel.engine.quality import (
     WinProbabilities,
     pipeline_quality_index,
     revenue_efficiency_score,
     rule_based_win_probability,
 )
-from engine.segments import SegmentResult, compare_segments, findings_statement
-from engine.settings import MetricsSettings, ModelSettings
-from engine.stats import mann_whitney, wilson
+from salesintel.engine.segments import SegmentResult, compare_segments, findings_statement
+from salesintel.engine.settings import MetricsSettings, ModelSettings
+from salesintel.engine.stats import mann_whitney, wilson
 
 
 def compute_metrics(

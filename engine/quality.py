@@ -13,8 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pandas as pd
-
-from engine.settings import MetricsSettings
+from salesintel.engine.settings import MetricsSettings
 
 RULE_STAGE = "rule: stage probability table"
 RULE_BASE_RATE = "rule: historical base rate (stage at the as-of date unknown)"

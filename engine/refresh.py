@@ -6,6 +6,7 @@ are written in one transaction.
 
 from __future__ import annotations
 
+import logging
 import pickle
 import time
 from collections.abc import Callable
@@ -13,22 +14,21 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
 import pandas as pd
-
-from engine import background
-from engine.anomalies import find_anomalies
-from engine.asof import AsOfView, data_span, view_as_of
-from engine.collection import cycle_collection_paused
-from engine.drift import drift_report
-from engine.evidence import Evidence, gather_evidence
-from engine.fields import AuditSettings, FeatureSpace, build_feature_space, candidate_fields
-from engine.metrics import compute_metrics, monthly_trend
-from engine.model import NotEnoughHistory, TrainedModel, train
-from engine.quality import WinProbabilities
-from engine.risk_rule import at_risk, choose_risk_rule
-from engine.scoring import score_open_deals
-from engine.segments import compare_segments
-from engine.settings import AnomalySettings, MetricsSettings, ModelSettings, RiskRuleSettings
-from engine.store import Refresh, Snapshot, Store, StoredModel
+from salesintel.engine import background
+from salesintel.engine.anomalies import find_anomalies
+from salesintel.engine.asof import AsOfView, data_span, view_as_of
+from salesintel.engine.collection import cycle_collection_paused
+from salesintel.engine.drift import drift_report
+from salesintel.engine.evidence import Evidence, gather_evidence
+from salesintel.engine.fields import AuditSettings, FeatureSpace, build_feature_space, candidate_fields
+from salesintel.engine.metrics import compute_metrics, monthly_trend
+from salesintel.engine.model import NotEnoughHistory, TrainedModel, train
+from salesintel.engine.quality import WinProbabilities
+from salesintel.engine.risk_rule import at_risk, choose_risk_rule
+from salesintel.engine.scoring import score_open_deals
+from salesintel.engine.segments import compare_segments
+from salesintel.engine.settings import AnomalySettings, MetricsSettings, ModelSettings, RiskRuleSettings
+from salesintel.engine.store import Refresh, Snapshot, Store, StoredModel
 
 DATA_ENDS_EARLY_DAYS = 7
 """When the export's last event is more than this many days before the snapshot was taken, the default as-of
@@ -37,6 +37,9 @@ date is that last event, not the snapshot date: otherwise every open deal would 
 
 class RefreshError(Exception):
     """A refresh cannot run (no snapshot yet, a date before the data begins); the message says what to do."""
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -301,8 +304,17 @@ def _model_for(
 
 
 def _load(stored: StoredModel) -> TrainedModel | None:
-    """A stored model, or None when it predates the feature space (it is then retrained)."""
-    model = pickle.loads(stored.pipeline)
+    """A stored model, or None when it cannot serve this salesintel (it is then retrained, and the refresh says a
+    new version was trained): one that predates the feature space, or one saved before the modules moved under the
+    `salesintel` namespace (its pickle names `engine.model`, which no longer exists)."""
+    try:
+        model = pickle.loads(stored.pipeline)
+    except (ModuleNotFoundError, AttributeError):
+        log.warning(
+            "model version %s was saved by an older salesintel and cannot be loaded: training a new version",
+            stored.version,
+        )
+        return None
     return model if getattr(model, "space", None) is not None and hasattr(model, "encoding") else None
 
 

@@ -12,9 +12,8 @@ with a lift of 1.06 is noise, not a warning.
 from __future__ import annotations
 
 import numpy as np
-
-from engine.settings import RiskRuleSettings
-from engine.stats import wilson
+from salesintel.engine.settings import RiskRuleSettings
+from salesintel.engine.stats import wilson
 
 BOOTSTRAP = 200
 

@@ -24,15 +24,14 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+from salesintel.engine.asof import AsOfView
+from salesintel.engine.evidence import Evidence, Reason
+from salesintel.engine.features import open_deal_features
+from salesintel.engine.fields import FeatureSpace
+from salesintel.engine.model import TrainedModel
+from salesintel.engine.quality import rule_based_win_probability
+from salesintel.engine.settings import MetricsSettings, ModelSettings
 from scipy.special import expit, logit
-
-from engine.asof import AsOfView
-from engine.evidence import Evidence, Reason
-from engine.features import open_deal_features
-from engine.fields import FeatureSpace
-from engine.model import TrainedModel
-from engine.quality import rule_based_win_probability
-from engine.settings import MetricsSettings, ModelSettings
 
 METHOD_MODEL = "driver model"
 """A score's method starts with this and names the chosen family, e.g. "driver model (gradient-boosted trees,

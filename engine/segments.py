@@ -15,12 +15,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import pandas as pd
-
-from engine.settings import MetricsSettings
-from engine.stats import Rate, benjamini_hochberg, fisher_vs_rest, wilson
+from salesintel.engine.settings import MetricsSettings
+from salesintel.engine.stats import Rate, benjamini_hochberg, fisher_vs_rest, wilson
 
 if TYPE_CHECKING:
-    from engine.fields import FeatureSpace
+    from salesintel.engine.fields import FeatureSpace
 
 SIGNIFICANT, NOT_SIGNIFICANT, INSUFFICIENT = "significant", "not significant", "insufficient data"
 
@@ -55,7 +54,7 @@ class SegmentResult:
 
 def compare_segments(history: pd.DataFrame, space: FeatureSpace, settings: MetricsSettings) -> list[SegmentResult]:
     """One result per (dimension, value) of closed deals, tested against the rest, with BH-adjusted q-values."""
-    from engine.fields import MISSING_LEVEL
+    from salesintel.engine.fields import MISSING_LEVEL
 
     won = history["won"].to_numpy(dtype=bool)
     total_wins, total_n = int(won.sum()), len(won)

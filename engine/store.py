@@ -21,10 +21,9 @@ import numpy as np
 import orjson
 import pandas as pd
 import sqlite_utils
-
-from engine import deal_frames
-from engine.ingest import DEAL_COLUMNS, ParsedSnapshot
-from engine.missing import MISSING_WORDS
+from salesintel.engine import deal_frames
+from salesintel.engine.ingest import DEAL_COLUMNS, ParsedSnapshot
+from salesintel.engine.missing import MISSING_WORDS
 
 MAYBE_PLACEHOLDER_COLUMNS = ("industry", "region", "product_type", "lead_source", "deal_stage")
 """Text columns that stores written before placeholders became missing values may hold "Unknown" in (cleared by a

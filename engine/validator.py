@@ -14,9 +14,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-
-from engine.layouts import ResolvedLayout
-from engine.missing import as_missing
+from salesintel.engine.layouts import ResolvedLayout
+from salesintel.engine.missing import as_missing
 
 DEAL_COLUMNS = (
     "line",

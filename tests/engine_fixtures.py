@@ -6,11 +6,10 @@ from datetime import date
 from pathlib import Path
 
 import pandas as pd
-
-from engine.deal_frames import finish
-from engine.ingest import read_snapshot
-from engine.settings import IngestSettings
-from engine.synth import SynthSpec, generate
+from salesintel.engine.deal_frames import finish
+from salesintel.engine.ingest import read_snapshot
+from salesintel.engine.settings import IngestSettings
+from salesintel.engine.synth import SynthSpec, generate
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,8 +36,8 @@ LATER = date(2030, 1, 1)
 
 def space_for(view, model_settings=None, metrics_settings=None, fields: dict | None = None):
     """The audited feature space of a view, as a refresh builds it (built-in fields plus `fields`)."""
-    from engine.fields import AuditSettings, build_feature_space, candidate_fields
-    from engine.settings import MetricsSettings, ModelSettings
+    from salesintel.engine.fields import AuditSettings, build_feature_space, candidate_fields
+    from salesintel.engine.settings import MetricsSettings, ModelSettings
 
     audit = AuditSettings.of(metrics_settings or MetricsSettings(), model_settings or ModelSettings())
     return build_feature_space(candidate_fields(fields or {}), view.history, view.open, audit)

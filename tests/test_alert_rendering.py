@@ -7,11 +7,10 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-
-from alerts.render import MAX_BLOCKS, escape_mrkdwn, render_message, within_limits
-from alerts.reports import ReportInputs, realtime_context
-from alerts.runs import AlertEnvironment, report_message
-from alerts.settings import AlertsSettings
+from salesintel.alerts.render import MAX_BLOCKS, escape_mrkdwn, render_message, within_limits
+from salesintel.alerts.reports import ReportInputs, realtime_context
+from salesintel.alerts.runs import AlertEnvironment, report_message
+from salesintel.alerts.settings import AlertsSettings
 
 HOSTILE = "<!channel> & <@U123> <https://evil.example|click>"
 

@@ -13,20 +13,20 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from salesintel.alerts.clock import SimulatedClock
+from salesintel.alerts.delivery import Deliverer, SlackSender, slack_client
+from salesintel.alerts.jobs import RefreshJob, build_jobs, misfire_grace
+from salesintel.alerts.ledger import AlertLedger
+from salesintel.alerts.outbox import Outbox
+from salesintel.alerts.runs import AlertEnvironment, realtime_run
+from salesintel.alerts.schedule import Scheduler
+from salesintel.alerts.settings import AlertsSettings, CronSettings, RoutingSettings, ScheduleSettings
+from salesintel.engine.ingest import read_snapshot
+from salesintel.engine.refresh import EngineSettings
+from salesintel.engine.settings import AnomalySettings, IngestSettings, MetricsSettings, ModelSettings
+from salesintel.engine.store import Store
+from salesintel.engine.synth import SynthSpec, generate
 
-from alerts.clock import SimulatedClock
-from alerts.delivery import Deliverer, SlackSender, slack_client
-from alerts.jobs import RefreshJob, build_jobs, misfire_grace
-from alerts.ledger import AlertLedger
-from alerts.outbox import Outbox
-from alerts.runs import AlertEnvironment, realtime_run
-from alerts.schedule import Scheduler
-from alerts.settings import AlertsSettings, CronSettings, RoutingSettings, ScheduleSettings
-from engine.ingest import read_snapshot
-from engine.refresh import EngineSettings
-from engine.settings import AnomalySettings, IngestSettings, MetricsSettings, ModelSettings
-from engine.store import Store
-from engine.synth import SynthSpec, generate
 from tests.slack_standin import SlackStandIn
 
 NY = ZoneInfo("America/New_York")

@@ -6,18 +6,18 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 import pytest
+from salesintel.alerts.outbox import Outbox
+from salesintel.alerts.rules import drift_problems, stale_data
+from salesintel.alerts.runs import AlertEnvironment, health_checks
+from salesintel.alerts.settings import AlertsSettings
+from salesintel.engine.anomalies import find_anomalies
+from salesintel.engine.asof import view_as_of
+from salesintel.engine.drift import population_stability
+from salesintel.engine.ingest import read_snapshot
+from salesintel.engine.refresh import EngineSettings, refresh
+from salesintel.engine.settings import AnomalySettings, IngestSettings, MetricsSettings, ModelSettings
+from salesintel.engine.store import Store
 
-from alerts.outbox import Outbox
-from alerts.rules import drift_problems, stale_data
-from alerts.runs import AlertEnvironment, health_checks
-from alerts.settings import AlertsSettings
-from engine.anomalies import find_anomalies
-from engine.asof import view_as_of
-from engine.drift import population_stability
-from engine.ingest import read_snapshot
-from engine.refresh import EngineSettings, refresh
-from engine.settings import AnomalySettings, IngestSettings, MetricsSettings, ModelSettings
-from engine.store import Store
 from tests.engine_fixtures import LATER, ROOT, bundled, space_for
 
 AS_OF = date(2024, 3, 1)
@@ -106,12 +106,12 @@ def test_the_findings_a_forked_process_computes_beside_scoring_are_the_inline_on
 def test_findings_that_fail_while_the_scores_are_written_leave_no_trace_of_the_refresh(tmp_path, monkeypatch):
     """The scores are written while the findings still run in their process; if those then fail, the refresh is
     rolled back whole: no refresh, no scores, no reasons (readers never see half a refresh)."""
-    import engine.refresh
+    from salesintel.engine import refresh as refresh_module
 
     def findings_that_die(*args):
         raise RuntimeError("the anomaly scan ran out of memory")
 
-    monkeypatch.setattr(engine.refresh, "_findings", findings_that_die)
+    monkeypatch.setattr(refresh_module, "_findings", findings_that_die)
     taken = datetime(2024, 3, 1, 6, tzinfo=UTC)
     store = Store.open(tmp_path / "store.db")
     store.save_snapshot(read_snapshot(ROOT / "data/skygeni_sales_data.csv", IngestSettings()), taken, taken)

@@ -6,8 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from engine import background
+from salesintel.engine import background
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,7 +42,7 @@ def test_a_child_that_dies_is_an_error_not_a_hang():
 _TREES_IN_A_CHILD = """
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
-from engine import background
+from salesintel.engine import background
 
 rng = np.random.default_rng(0)
 X = rng.random((5000, 4))

@@ -6,10 +6,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import sqlite_utils
-
-from engine.ingest import read_snapshot
-from engine.settings import IngestSettings
-from engine.store import MIGRATIONS, Store
+from salesintel.engine.ingest import read_snapshot
+from salesintel.engine.settings import IngestSettings
+from salesintel.engine.store import MIGRATIONS, Store
 
 COLUMNS = (
     "deal_id",

@@ -14,10 +14,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from salesintel.alerts.outbox import Outbox
+from salesintel.alerts.render import Message
+from salesintel.engine.store import Store
 
-from alerts.outbox import Outbox
-from alerts.render import Message
-from engine.store import Store
 from tests.slack_standin import SlackStandIn
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,7 +39,7 @@ def start_deliverer(tmp_path: Path, standin: SlackStandIn) -> subprocess.Popen:
         "SLACK_API_URL": standin.url,
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "bot", "--config", str(tmp_path / "config.yaml"), "deliver"],
+        [sys.executable, "-m", "salesintel.bot", "--config", str(tmp_path / "config.yaml"), "deliver"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,

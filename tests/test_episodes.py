@@ -2,9 +2,9 @@
 
 from datetime import UTC, datetime, timedelta
 
-from alerts.episodes import HOLD_CONTROL, SEND_NEW, SEND_REPEAT, SILENT, decide, in_control_group
-from alerts.rules import Candidate
-from alerts.settings import RealtimeRuleSettings
+from salesintel.alerts.episodes import HOLD_CONTROL, SEND_NEW, SEND_REPEAT, SILENT, decide, in_control_group
+from salesintel.alerts.rules import Candidate
+from salesintel.alerts.settings import RealtimeRuleSettings
 
 NOW = datetime(2024, 3, 1, 12, tzinfo=UTC)
 RULE = RealtimeRuleSettings()

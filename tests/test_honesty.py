@@ -22,19 +22,19 @@ import pandas as pd
 import pytest
 import yaml
 from click.testing import CliRunner
+from salesintel.alerts.delivery import blocks_as_text
+from salesintel.alerts.reports import at_risk_totals
+from salesintel.alerts.runs import AlertEnvironment, realtime_preview, report_message
+from salesintel.bot.answers import BotContext, deal_risk, home_view, pipeline, winrate
+from salesintel.bot.cli import main
+from salesintel.bot.config import load_settings
+from salesintel.bot.people import Viewer
+from salesintel.engine.ingest import read_snapshot
+from salesintel.engine.refresh import EngineSettings, refresh
+from salesintel.engine.risk_rule import is_at_risk
+from salesintel.engine.store import Store
+from salesintel.engine.synth import MessySpec, generate_messy, messy_layout
 
-from alerts.delivery import blocks_as_text
-from alerts.reports import at_risk_totals
-from alerts.runs import AlertEnvironment, realtime_preview, report_message
-from bot.answers import BotContext, deal_risk, home_view, pipeline, winrate
-from bot.cli import main
-from bot.config import load_settings
-from bot.people import Viewer
-from engine.ingest import read_snapshot
-from engine.refresh import EngineSettings, refresh
-from engine.risk_rule import is_at_risk
-from engine.store import Store
-from engine.synth import MessySpec, generate_messy, messy_layout
 from tests.engine_fixtures import ROOT
 
 NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)
@@ -390,7 +390,7 @@ def test_placeholder_values_are_missing_values_not_a_segment(tmp_path):
             f"Inbound,Unknown,1000,20,{'Won' if i % 3 else 'Lost'}"
         )
     (tmp_path / "crm.csv").write_text("\n".join(rows) + "\n")
-    from engine.settings import IngestSettings
+    from salesintel.engine.settings import IngestSettings
 
     deals = read_snapshot(tmp_path / "crm.csv", IngestSettings()).deals
     assert deals["industry"].isna().sum() == 400 and deals["deal_stage"].isna().all()
@@ -405,9 +405,10 @@ def test_placeholder_values_are_missing_values_not_a_segment(tmp_path):
 def test_fields_that_leak_only_together_are_caught_by_the_models_leak_guard(tmp_path):
     """Each hint alone separates won from lost with AUC ~0.85 (passes the field audit); together they give a holdout
     AUC no sales forecast reaches, so the model drops the most separating one and says so in its verdict."""
-    from engine.asof import view_as_of
-    from engine.model import train
-    from engine.settings import MetricsSettings, ModelSettings
+    from salesintel.engine.asof import view_as_of
+    from salesintel.engine.model import train
+    from salesintel.engine.settings import MetricsSettings, ModelSettings
+
     from tests.engine_fixtures import space_for, synthetic
 
     data, deals = synthetic(tmp_path, deals=6000, seed=21)
@@ -469,7 +470,7 @@ def test_a_model_is_reused_only_on_its_own_snapshot_and_scores_agree_with_the_me
 
 def _hinted_export(tmp_path) -> tuple[Store, object, date]:
     """A clean synthetic export plus eight fields that each echo the outcome 85% of the time (open deals: random)."""
-    from engine.synth import SynthSpec, generate
+    from salesintel.engine.synth import SynthSpec, generate
 
     data = generate(SynthSpec(deals=5000, seed=9))
     crm = data.crm.copy()
@@ -557,7 +558,7 @@ def test_a_refresh_stored_by_an_older_salesintel_still_renders_and_calls_nothing
     assert "predates the risk rule" in daily and "*At risk:* 0 deals" in daily
     for kind in ("weekly", "monthly"):
         assert messages_text(report_message(kind, env, NOW, stored)[0])
-    from alerts.pipeline_summary import render_pipeline_summary
+    from salesintel.alerts.pipeline_summary import render_pipeline_summary
 
     assert "Pipeline summary" in render_pipeline_summary(stored.metrics)
 
@@ -585,7 +586,7 @@ def test_with_a_live_snapshot_stalled_deals_are_titled_stalled_with_their_real_r
 
 
 def test_a_store_written_before_placeholders_were_missing_values_is_cleaned_once_on_open(tmp_path):
-    from engine.settings import IngestSettings
+    from salesintel.engine.settings import IngestSettings
 
     (tmp_path / "crm.csv").write_text(
         "deal_id,created_date,closed_date,sales_rep_id,industry,region,product_type,"
@@ -594,7 +595,7 @@ def test_a_store_written_before_placeholders_were_missing_values_is_cleaned_once
     )
     store = Store.open(tmp_path / "s.db")
     store.save_snapshot(read_snapshot(tmp_path / "crm.csv", IngestSettings()), NOW, NOW)
-    from engine.store import MIGRATIONS, _placeholders_to_null
+    from salesintel.engine.store import MIGRATIONS, _placeholders_to_null
 
     before = MIGRATIONS.index(_placeholders_to_null)
     with store.db.conn:  # what an older release stored for an unset picklist (it kept no columnar copy yet)

@@ -8,11 +8,10 @@ import pandas as pd
 import pytest
 import yaml
 from pydantic import ValidationError
-
-from engine import arrow_reader
-from engine.ingest import IngestError, read_snapshot
-from engine.settings import IngestSettings
-from engine.store import MIGRATIONS, Store
+from salesintel.engine import arrow_reader
+from salesintel.engine.ingest import IngestError, read_snapshot
+from salesintel.engine.settings import IngestSettings
+from salesintel.engine.store import MIGRATIONS, Store
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -130,8 +129,7 @@ def test_a_file_in_another_encoding_is_refused_by_name(tmp_path):
 
 def test_an_older_store_is_migrated_in_place_keeping_its_data(tmp_path):
     import sqlite_utils
-
-    from engine.store import MIGRATIONS as steps
+    from salesintel.engine.store import MIGRATIONS as steps
 
     path = tmp_path / "old.db"
     old = sqlite_utils.Database(path)
@@ -383,7 +381,7 @@ def test_duplicates_across_chunks_name_the_first_line_as_within_one_chunk(tmp_pa
     path = write(tmp_path, HEADER + "".join(rows))
     one_chunk = read_snapshot(path, IngestSettings())
     monkeypatch.setattr(arrow_reader, "batches", lambda *args, **kwargs: False)
-    monkeypatch.setattr("engine.ingest.CHUNK_ROWS", 2)
+    monkeypatch.setattr("salesintel.engine.ingest.CHUNK_ROWS", 2)
     chunked = read_snapshot(path, IngestSettings())
     pd.testing.assert_frame_equal(one_chunk.deals.astype(object), chunked.deals.astype(object))
     assert one_chunk.rejects == chunked.rejects

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 PROBE = textwrap.dedent("""
     import atexit, sys
-    from bot import cli, launch
+    from salesintel.bot import cli, launch
 
     class Witness:
         def __del__(self):
@@ -58,7 +58,7 @@ def test_an_exception_escaping_the_command_ends_the_usual_way():
 
 def test_the_store_file_alone_holds_what_a_command_wrote(tmp_path):
     env = {"SALESINTEL_DB": str(tmp_path / "s.db"), "PATH": ""}
-    command = [sys.executable, "-m", "bot", "--config", str(ROOT / "config.yaml")]
+    command = [sys.executable, "-m", "salesintel.bot", "--config", str(ROOT / "config.yaml")]
     ingested = subprocess.run(
         [*command, "ingest", "data/skygeni_sales_data.csv"], capture_output=True, text=True, env=env, cwd=ROOT
     )

@@ -4,13 +4,13 @@ import os
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from alerts.jobs import RefreshJob
-from alerts.ledger import AlertLedger
-from alerts.runs import AlertEnvironment
-from alerts.settings import AlertsSettings, RealtimeRuleSettings
-from engine.refresh import EngineSettings
-from engine.settings import AnomalySettings, IngestSettings, MetricsSettings, ModelSettings
-from engine.store import Store
+from salesintel.alerts.jobs import RefreshJob
+from salesintel.alerts.ledger import AlertLedger
+from salesintel.alerts.runs import AlertEnvironment
+from salesintel.alerts.settings import AlertsSettings, RealtimeRuleSettings
+from salesintel.engine.refresh import EngineSettings
+from salesintel.engine.settings import AnomalySettings, IngestSettings, MetricsSettings, ModelSettings
+from salesintel.engine.store import Store
 
 HEADER = (
     "deal_id,created_date,closed_date,sales_rep_id,industry,region,product_type,lead_source,deal_stage,deal_amount,"

@@ -5,11 +5,10 @@ from datetime import date
 import numpy as np
 import pandas as pd
 import pytest
-
-from engine.asof import view_as_of
-from engine.metrics import compute_metrics
-from engine.quality import pipeline_quality_index, revenue_efficiency_score
-from engine.settings import MetricsSettings
+from salesintel.engine.asof import view_as_of
+from salesintel.engine.metrics import compute_metrics
+from salesintel.engine.quality import pipeline_quality_index, revenue_efficiency_score
+from salesintel.engine.settings import MetricsSettings
 
 TAKEN = date(2030, 1, 1)
 

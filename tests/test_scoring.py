@@ -5,15 +5,15 @@ from datetime import date
 import numpy as np
 import pandas as pd
 import pytest
+from salesintel.engine.asof import view_as_of
+from salesintel.engine.evidence import gather_evidence
+from salesintel.engine.features import LEAKY_COLUMNS, open_deal_features
+from salesintel.engine.model import train
+from salesintel.engine.scoring import METHOD_MODEL, METHOD_RULES, METHOD_SHRUNK, score_open_deals
+from salesintel.engine.segments import compare_segments
+from salesintel.engine.settings import MetricsSettings, ModelSettings
+from salesintel.engine.shrinkage import shrink
 
-from engine.asof import view_as_of
-from engine.evidence import gather_evidence
-from engine.features import LEAKY_COLUMNS, open_deal_features
-from engine.model import train
-from engine.scoring import METHOD_MODEL, METHOD_RULES, METHOD_SHRUNK, score_open_deals
-from engine.segments import compare_segments
-from engine.settings import MetricsSettings, ModelSettings
-from engine.shrinkage import shrink
 from tests.engine_fixtures import LATER, bundled, space_for, synthetic
 
 MODEL, METRICS = ModelSettings(), MetricsSettings()

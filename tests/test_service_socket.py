@@ -12,10 +12,11 @@ import urllib.request
 from datetime import UTC, date, datetime
 from urllib.parse import parse_qsl
 
-from engine.ingest import read_snapshot
-from engine.refresh import EngineSettings, refresh
-from engine.settings import AnomalySettings, IngestSettings, MetricsSettings, ModelSettings
-from engine.store import Store
+from salesintel.engine.ingest import read_snapshot
+from salesintel.engine.refresh import EngineSettings, refresh
+from salesintel.engine.settings import AnomalySettings, IngestSettings, MetricsSettings, ModelSettings
+from salesintel.engine.store import Store
+
 from tests import slack_requests as slack
 from tests.engine_fixtures import ROOT
 from tests.slack_standin import SlackStandIn
@@ -44,7 +45,7 @@ def test_a_slash_command_over_socket_mode_is_answered_on_the_socket(tmp_path):
         [
             sys.executable,
             "-m",
-            "bot",
+            "salesintel.bot",
             "--config",
             str(tmp_path / "config.yaml"),
             "run",

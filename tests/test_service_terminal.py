@@ -5,10 +5,11 @@ import subprocess
 import sys
 from datetime import UTC, date, datetime
 
-from engine.ingest import read_snapshot
-from engine.refresh import EngineSettings, refresh
-from engine.settings import AnomalySettings, IngestSettings, MetricsSettings, ModelSettings
-from engine.store import Store
+from salesintel.engine.ingest import read_snapshot
+from salesintel.engine.refresh import EngineSettings, refresh
+from salesintel.engine.settings import AnomalySettings, IngestSettings, MetricsSettings, ModelSettings
+from salesintel.engine.store import Store
+
 from tests.engine_fixtures import ROOT
 
 
@@ -21,7 +22,7 @@ def test_commands_typed_on_stdin_are_answered_and_end_of_input_stops_cleanly(tmp
     env["SALESINTEL_DB"] = str(tmp_path / "s.db")
     typed = "/deal-risk D00005\n/winrate\n/deal-risk D99999\n/nope\n"
     result = subprocess.run(
-        [sys.executable, "-m", "bot", "--config", str(ROOT / "config.yaml"), "run", "--as-of", "2024-03-01"],
+        [sys.executable, "-m", "salesintel.bot", "--config", str(ROOT / "config.yaml"), "run", "--as-of", "2024-03-01"],
         input=typed,
         capture_output=True,
         text=True,

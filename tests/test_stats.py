@@ -1,8 +1,7 @@
 """The statistics against values worked out by hand (Wilson 1927; Benjamini & Hochberg 1995)."""
 
 import pytest
-
-from engine.stats import benjamini_hochberg, fisher_vs_rest, wilson
+from salesintel.engine.stats import benjamini_hochberg, fisher_vs_rest, wilson
 
 
 def test_wilson_interval_of_45_in_100_matches_the_closed_form():
