@@ -20,13 +20,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, TextIO
 
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
 from salesintel.alerts.clock import Clock
 from salesintel.alerts.outbox import Outbox, OutboxMessage
 from salesintel.alerts.render import render_message
 from salesintel.alerts.settings import AlertsSettings
 from salesintel.engine.store import Store
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 
 log = logging.getLogger("salesintel.delivery")
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
+
 from salesintel.alerts.runs import AlertEnvironment, NothingToReport, health_checks, ops_alert, realtime_run, report_run
 from salesintel.alerts.schedule import Job, cron_trigger
 from salesintel.alerts.settings import REPORT_KINDS, ScheduleSettings

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
-from salesintel.alerts.formatting import FILTERS
 
 from salesintel import templates
+from salesintel.alerts.formatting import FILTERS
 
 TEMPLATE_DIR = Path(templates.__file__).parent
 MAX_BLOCKS = 50

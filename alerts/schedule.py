@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
+
 from salesintel.alerts.clock import Clock
 from salesintel.alerts.settings import CronSettings
 from salesintel.engine.store import Store

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field, field_validator
+
 from salesintel.engine.settings import FrozenSettings, RiskRuleSettings
 
 REPORT_KINDS = ("daily", "weekly", "monthly")

@@ -34,7 +34,6 @@ from salesintel.engine.ingest import read_snapshot  # noqa: E402
 from salesintel.engine.refresh import EngineSettings, refresh  # noqa: E402
 from salesintel.engine.settings import AnomalySettings, IngestSettings, MetricsSettings, ModelSettings  # noqa: E402
 from salesintel.engine.store import Store  # noqa: E402
-
 from tests import slack_requests as slack  # noqa: E402
 from tests.slack_standin import SlackStandIn  # noqa: E402
 

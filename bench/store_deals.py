@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+
 from salesintel.engine import deal_frames
 from salesintel.engine.store import Store
 

@@ -11,11 +11,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import click
+
 from salesintel.alerts.ledger import AlertLedger, AlertNotFound
 from salesintel.bot.config import Settings, store_path
 from salesintel.engine.store import Store
-
-SLACK_API_URL = "https://slack.com/api/"
 
 
 def alert_environment(settings: Settings, config_path: Path):
@@ -72,7 +71,7 @@ def register(main: click.Group, open_refresh) -> None:
         """Render one alert run to the terminal without sending or recording anything."""
         from salesintel.alerts.runs import NothingToReport
 
-        settings, config_path = obj
+        settings, config_path = obj.settings, obj.config_path
         refresh = open_refresh(obj, as_of)
         try:
             render_report(alert_environment(settings, config_path), kind, refresh)
@@ -86,7 +85,7 @@ def register(main: click.Group, open_refresh) -> None:
         """List alert state; `alerts ack ID`, `alerts snooze ID` act on one alert."""
         if ctx.invoked_subcommand:
             return
-        settings, config_path = ctx.obj
+        settings, config_path = ctx.obj.settings, ctx.obj.config_path
         ledger = AlertLedger(alert_environment(settings, config_path).store)
         rows = ledger.listing(None if show_all else ["open", "acknowledged", "snoozed"])
         if not rows:
@@ -109,7 +108,7 @@ def register(main: click.Group, open_refresh) -> None:
     @click.pass_obj
     def ack(obj, alert_id: int, user: str) -> None:
         """Acknowledge: no more repeats of this alert's episode."""
-        settings, config_path = obj
+        settings, config_path = obj.settings, obj.config_path
         ledger = AlertLedger(alert_environment(settings, config_path).store)
         try:
             change = ledger.acknowledge(alert_id, user, datetime.now(UTC))
@@ -130,7 +129,7 @@ def register(main: click.Group, open_refresh) -> None:
     @click.pass_obj
     def snooze(obj, alert_id: int, duration: str | None, until: datetime | None, user: str) -> None:
         """Snooze: silent until then, then re-evaluated."""
-        settings, config_path = obj
+        settings, config_path = obj.settings, obj.config_path
         if bool(duration) == bool(until):
             raise click.UsageError("give exactly one of --for 1d|1w or --until YYYY-MM-DD")
         now = datetime.now(UTC)
@@ -157,7 +156,7 @@ def register(main: click.Group, open_refresh) -> None:
         """Slack users of reps and managers: from config (alerts.routing.users) and the store; `users set` adds one."""
         if ctx.invoked_subcommand:
             return
-        settings, config_path = ctx.obj
+        settings, config_path = ctx.obj.settings, ctx.obj.config_path
         store = alert_environment(settings, config_path).store
         stored = store.slack_users()
         configured = {
@@ -177,7 +176,7 @@ def register(main: click.Group, open_refresh) -> None:
     @click.pass_obj
     def users_set(obj, person: str, slack_id: str) -> None:
         """Map a rep or manager id to a Slack user id, in the store (config entries still win)."""
-        settings, config_path = obj
+        settings, config_path = obj.settings, obj.config_path
         store = alert_environment(settings, config_path).store
         store.save_slack_user(person, slack_id, None, datetime.now(UTC))
         click.echo(f"{person} → {slack_id}")
@@ -187,17 +186,15 @@ def register(main: click.Group, open_refresh) -> None:
     @click.pass_obj
     def deliver(obj, limit: int | None) -> None:
         """Deliver queued messages: to Slack with SLACK_BOT_TOKEN (at SLACK_API_URL), else to this terminal."""
+        credentials = obj.credentials
         from salesintel.alerts.clock import SystemClock
         from salesintel.alerts.delivery import Deliverer, SlackSender, TerminalSender, slack_client
         from salesintel.alerts.outbox import Outbox
 
-        settings, config_path = obj
+        settings, config_path = obj.settings, obj.config_path
         env = alert_environment(settings, config_path)
-        token = os.environ.get("SLACK_BOT_TOKEN")
-        if token:
-            sender = SlackSender(
-                slack_client(token, os.environ.get("SLACK_API_URL", SLACK_API_URL)), settings.alerts, env.store
-            )
+        if credentials.bot_token:
+            sender = SlackSender(slack_client(credentials.bot_token, credentials.api_url), settings.alerts, env.store)
         else:
             sender = TerminalSender()
         recovered = Outbox(env.store).recover()

@@ -17,15 +17,16 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
+from slack_bolt import App, BoltResponse
+from slack_bolt.authorization import AuthorizeResult
+from slack_sdk import WebClient
+
 from salesintel.alerts.clock import Clock
 from salesintel.bot import answers
 from salesintel.bot.buttons import press, replace_buttons
 from salesintel.bot.config import Settings
 from salesintel.bot.people import Viewer, identify
 from salesintel.engine.store import ThreadLocalStore
-from slack_bolt import App, BoltResponse
-from slack_bolt.authorization import AuthorizeResult
-from slack_sdk import WebClient
 
 log = logging.getLogger("salesintel.bot")
 COMMANDS = {

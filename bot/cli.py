@@ -10,9 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
+
 from salesintel.bot.alerts_cli import register as register_alert_commands
 from salesintel.bot.config import (
     ConfigError,
+    Credentials,
+    Invocation,
     Settings,
     default_config_text,
     load_default_settings,
@@ -56,10 +59,10 @@ def main(ctx: click.Context, config_path: Path | None) -> None:
                 "No config.yaml here: using the built-in defaults (`salesintel init` writes them to edit).", err=True
             )
             # Relative paths in the defaults (the store's) are taken from the current folder.
-            ctx.obj = (load_default_settings(), Path.cwd() / "config.yaml")
+            ctx.obj = Invocation(load_default_settings(), Path.cwd() / "config.yaml", Credentials.from_environment())
             return
         config_path = config_path or Path("config.yaml")
-        ctx.obj = (load_settings(config_path), config_path)
+        ctx.obj = Invocation(load_settings(config_path), config_path, Credentials.from_environment())
     except ConfigError as error:
         raise click.ClickException(str(error)) from error
 
@@ -81,7 +84,7 @@ def init(path: Path, force: bool) -> None:
 @click.pass_obj
 def ingest(obj, path: Path, layout: str | None) -> None:
     """Load a CRM snapshot CSV into the store; bad rows go to rejects with reasons."""
-    settings, config_path = obj
+    settings, config_path = obj.settings, obj.config_path
     try:
         parsed = _read_with_progress(path, settings, layout)
     except IngestError as error:
@@ -141,7 +144,7 @@ def refresh_command(obj, as_of: datetime | None, timings: bool) -> None:
 
     with cycle_collection_paused():  # importing the engine creates a million objects (see engine.collection)
         from salesintel.engine.refresh import RefreshError, refresh
-    settings, config_path = obj
+    settings, config_path = obj.settings, obj.config_path
     store = _open_store(settings, config_path)
 
     def progress(step: str, seconds: float) -> None:
@@ -165,7 +168,7 @@ def metrics(obj, as_of: datetime | None, as_json: bool, show_all: bool) -> None:
     """Print the pipeline summary of the latest refresh (for --as-of, the latest refresh of that date)."""
     from salesintel.alerts.pipeline_summary import render_pipeline_summary
 
-    settings, config_path = obj
+    settings, config_path = obj.settings, obj.config_path
     store = _open_store(settings, config_path)
     result = store.latest_refresh(_as_date(as_of))
     if result is None:
@@ -189,7 +192,7 @@ def risk(obj, deal_id: str, as_of: datetime | None, as_json: bool) -> None:
     from salesintel.alerts.render import render_text
     from salesintel.engine.lookup import DealLookupError, look_up
 
-    settings, config_path = obj
+    settings, config_path = obj.settings, obj.config_path
     result = _refresh_for(obj, as_of)
     try:
         answer = look_up(_open_store(settings, config_path), result, deal_id)
@@ -223,7 +226,7 @@ def train_command(obj, as_of: datetime | None) -> None:
     """Train a new model version as of a date; the next refresh for that date uses it."""
     from salesintel.engine.refresh import RefreshError, train_model
 
-    settings, config_path = obj
+    settings, config_path = obj.settings, obj.config_path
     store = _open_store(settings, config_path)
     try:
         stored = train_model(store, _engine(settings), _as_date(as_of), datetime.now(UTC))
@@ -299,6 +302,7 @@ def synth(
     click.echo(f"planted log-odds effects: {effects}; lost deals run longer: {not noise}; decay per quarter {decay}")
     if spec.extra_fields:
         import yaml
+
         from salesintel.engine.synth import CONTACTS_EFFECT, FIELD_EFFECTS, INTERACTION_EFFECT, fields_layout
 
         planted = (
@@ -319,6 +323,7 @@ def synth(
 
 def _write_messy(spec, out: Path | None, truth: Path | None) -> None:
     import yaml
+
     from salesintel.engine.synth import generate_messy, messy_layout
 
     data = generate_messy(spec)
@@ -345,7 +350,7 @@ def backtest_command(obj, as_of: datetime, until: datetime | None, every: int, a
     from salesintel.alerts.render import render_text
     from salesintel.engine.backtest import backtest
 
-    settings, config_path = obj
+    settings, config_path = obj.settings, obj.config_path
     store = _open_store(settings, config_path)
     snapshot = store.latest_snapshot()
     if snapshot is None:
@@ -372,7 +377,7 @@ def backtest_command(obj, as_of: datetime, until: datetime | None, every: int, a
 @click.pass_obj
 def models_command(obj) -> None:
     """List stored model versions: training window, size and holdout skill."""
-    settings, config_path = obj
+    settings, config_path = obj.settings, obj.config_path
     store = _open_store(settings, config_path)
     rows = store.models()
     if not rows:
@@ -393,7 +398,7 @@ def _refresh_for(obj, as_of: datetime | None):
     """The refresh for `as_of` (computed if missing), or the latest one."""
     from salesintel.engine.refresh import RefreshError, refresh
 
-    settings, config_path = obj
+    settings, config_path = obj.settings, obj.config_path
     store = _open_store(settings, config_path)
     result = store.latest_refresh(_as_date(as_of))
     if result is None:
@@ -422,8 +427,6 @@ def run_command(obj, port: int, as_of: datetime | None) -> None:
     """The service: Slack bot (HTTP, Socket Mode, or terminal without credentials) plus the alert scheduler."""
     from salesintel.bot import logs, service
 
-    settings, config_path = obj
-    logs.configure(
-        [os.environ.get(name, "") for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN")]
-    )
-    sys.exit(service.run(settings, config_path, port, _as_date(as_of)))
+    settings, config_path = obj.settings, obj.config_path
+    logs.configure(obj.credentials.secrets)
+    sys.exit(service.run(settings, config_path, obj.credentials, port, _as_date(as_of)))

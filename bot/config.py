@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Literal
 
 import yaml
 from pydantic import Field, ValidationError
+
 from salesintel.alerts.settings import AlertsSettings
 from salesintel.engine.settings import AnomalySettings, FrozenSettings, IngestSettings, MetricsSettings, ModelSettings
 
@@ -75,3 +78,48 @@ def store_path(settings: Settings, config_path: Path) -> Path:
     """SALESINTEL_DB wins; a relative store.path is taken from the config file's folder."""
     path = Path(os.environ.get("SALESINTEL_DB") or settings.store.path)
     return path if path.is_absolute() else config_path.parent / path
+
+
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Slack credentials, read from the environment once at start-up and never from config.yaml: what mode the
+    service runs in, what `deliver` sends with, and which strings the logs must never show."""
+
+    bot_token: str | None
+    signing_secret: str | None
+    app_token: str | None
+    api_url: str = DEFAULT_SLACK_API_URL
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> Credentials:
+        return cls(
+            environ.get("SLACK_BOT_TOKEN") or None,
+            environ.get("SLACK_SIGNING_SECRET") or None,
+            environ.get("SLACK_APP_TOKEN") or None,
+            environ.get("SLACK_API_URL") or DEFAULT_SLACK_API_URL,
+        )
+
+    @property
+    def mode(self) -> str:
+        if self.app_token and self.bot_token:
+            return "socket"
+        if self.bot_token and self.signing_secret:
+            return "http"
+        return "terminal"
+
+    @property
+    def secrets(self) -> list[str]:
+        return [value for value in (self.bot_token, self.signing_secret, self.app_token) if value]
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """What every command starts from, built once when the command starts: the settings, the config file they came
+    from (relative paths in them are taken from its folder), and the credentials."""
+
+    settings: Settings
+    config_path: Path
+    credentials: Credentials

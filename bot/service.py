@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
 import sys
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 from socketserver import ThreadingMixIn
@@ -27,7 +26,11 @@ from urllib.parse import urlencode
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from zoneinfo import ZoneInfo
 
+from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_bolt.request import BoltRequest
+
 from salesintel.alerts.clock import SystemClock
 from salesintel.alerts.delivery import Deliverer, SlackSender, TerminalSender, blocks_as_text, slack_client
 from salesintel.alerts.jobs import RefreshJob, build_jobs, job_triggers, misfire_grace
@@ -35,40 +38,14 @@ from salesintel.alerts.outbox import Outbox
 from salesintel.alerts.runs import AlertEnvironment
 from salesintel.alerts.schedule import Scheduler
 from salesintel.bot.app import BotDeps, create_app
-from salesintel.bot.config import Settings, store_path
+from salesintel.bot.config import Credentials, Settings, store_path
 from salesintel.engine.refresh import EngineSettings
 from salesintel.engine.store import ThreadLocalStore
-from slack_bolt.adapter.wsgi import SlackRequestHandler
-from slack_bolt.request import BoltRequest
 
 log = logging.getLogger("salesintel.service")
-DEFAULT_API_URL = "https://slack.com/api/"
+
+
 TERMINAL_COMMANDS = ("/deal-risk", "/pipeline", "/winrate", "/alerts")
-
-
-@dataclass(frozen=True)
-class Credentials:
-    bot_token: str | None
-    signing_secret: str | None
-    app_token: str | None
-    api_url: str
-
-    @classmethod
-    def from_environment(cls) -> Credentials:
-        return cls(
-            os.environ.get("SLACK_BOT_TOKEN") or None,
-            os.environ.get("SLACK_SIGNING_SECRET") or None,
-            os.environ.get("SLACK_APP_TOKEN") or None,
-            os.environ.get("SLACK_API_URL") or DEFAULT_API_URL,
-        )
-
-    @property
-    def mode(self) -> str:
-        if self.app_token and self.bot_token:
-            return "socket"
-        if self.bot_token and self.signing_secret:
-            return "http"
-        return "terminal"
 
 
 class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
@@ -86,25 +63,25 @@ class Worker:
     """What the background scheduler runs every tick: due jobs, then delivery. One tick at a time."""
 
     deps: BotDeps
-    engine: EngineSettings
     credentials: Credentials
     refresh_job: RefreshJob
+    """The start-up refresh's job; the scheduler runs a copy bound to its own thread's store."""
     started: datetime
     stopping: threading.Event
     terminal: TextIO | None = None
     last_tick: datetime | None = None
     _last_sent: dict = field(default_factory=dict)
     _dm_channels: dict = field(default_factory=dict)
-
-    def environment(self) -> AlertEnvironment:
-        return AlertEnvironment(self.deps.stores.get(), self.deps.settings.alerts, self.deps.timezone)
+    _scheduler: Scheduler | None = None
 
     def scheduler(self) -> Scheduler:
-        env = self.environment()
-        self.refresh_job.env = env
-        return Scheduler(
-            env.store, build_jobs(env, self.refresh_job), self.deps.clock, misfire_grace(env), self.started
-        )
+        """Built once, on the first tick: ticks run one at a time on the background scheduler's one thread, whose
+        store (one SQLite connection per thread) the jobs then keep using."""
+        if self._scheduler is None:
+            env = AlertEnvironment(self.deps.stores.get(), self.deps.settings.alerts, self.deps.timezone)
+            jobs = build_jobs(env, replace(self.refresh_job, env=env))
+            self._scheduler = Scheduler(env.store, jobs, self.deps.clock, misfire_grace(env), self.started)
+        return self._scheduler
 
     def tick(self) -> None:
         if self.stopping.is_set():
@@ -189,12 +166,12 @@ def wsgi_app(bolt_handler: SlackRequestHandler | None, health_check):
 def run(
     settings: Settings,
     config_path: Path,
+    credentials: Credentials,
     port: int,
     pinned_as_of: date | None,
     stdin: TextIO = sys.stdin,
     stdout: TextIO = sys.stdout,
 ) -> int:
-    credentials = Credentials.from_environment()
     stopping = threading.Event()
     clock = SystemClock(stopping)
     stores = ThreadLocalStore(store_path(settings, config_path))
@@ -207,7 +184,6 @@ def run(
     )
     worker = Worker(
         deps,
-        engine,
         credentials,
         refresh_job,
         clock.now(),
@@ -227,7 +203,10 @@ def run(
     first = refresh_job(clock.now(), clock.now())
     log.info("first refresh", extra={"event": "first_refresh", "note": first})
 
-    background = BackgroundScheduler(timezone=ZoneInfo(settings.timezone))
+    # One worker thread: the worker's scheduler and its jobs keep that thread's store (see Worker.scheduler).
+    background = BackgroundScheduler(
+        timezone=ZoneInfo(settings.timezone), executors={"default": ThreadPoolExecutor(max_workers=1)}
+    )
     background.add_job(
         worker.tick,
         "interval",

@@ -21,6 +21,7 @@ from datetime import date
 from itertools import combinations
 
 import pandas as pd
+
 from salesintel.engine.asof import data_span
 from salesintel.engine.fields import FeatureSpace
 from salesintel.engine.settings import AnomalySettings

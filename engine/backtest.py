@@ -14,6 +14,7 @@ from datetime import date
 
 import numpy as np
 import pandas as pd
+
 from salesintel.engine.asof import view_as_of
 from salesintel.engine.evaluation import DealResamples, auc_with_interval, brier, calibration_table
 from salesintel.engine.evidence import gather_evidence

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
 from salesintel.engine.distinct import per_distinct
 
 FORMAT = "parquet-v1"

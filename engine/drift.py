@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
 from salesintel.engine.evaluation import DealResamples, auc_with_interval, brier
 from salesintel.engine.features import landmark_examples, open_deal_features
 from salesintel.engine.model import TrainedModel

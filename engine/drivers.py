@@ -19,13 +19,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import stats
+from sklearn.linear_model import LogisticRegression
+
 from salesintel.engine.encoding import Encoding
 from salesintel.engine.fields import FeatureSpace
 from salesintel.engine.inference import cluster_robust_covariance
 from salesintel.engine.settings import MetricsSettings
 from salesintel.engine.stats import benjamini_hochberg
-from scipy import stats
-from sklearn.linear_model import LogisticRegression
 
 SIGNIFICANT, NOT_SIGNIFICANT, INSUFFICIENT = "significant", "not significant", "insufficient data"
 NEARLY_UNPENALISED_C = 1e4

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
+
 from salesintel.engine.distinct import per_distinct
 from salesintel.engine.fields import FeatureSpace
-from scipy import sparse
 
 MAX_TREE_CATEGORIES = 254
 """HistGradientBoostingClassifier takes at most 255 categories per feature; rarer levels beyond this share one code."""

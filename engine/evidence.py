@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import pandas as pd
+
 from salesintel.engine.features import still_open_at
 from salesintel.engine.fields import FeatureSpace
 from salesintel.engine.segments import SIGNIFICANT, SegmentResult

@@ -23,10 +23,11 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-from salesintel.engine.encoding import Coded
 from scipy.special import expit
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
+
+from salesintel.engine.encoding import Coded
 
 LOGISTIC, BOOSTED = "logistic regression", "gradient-boosted trees"
 MAX_TREES = 200

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
 from salesintel.engine.fields import FeatureSpace
 
 LEAKY_COLUMNS = ("closed_date", "sales_cycle_days", "outcome", "deal_stage")

@@ -26,11 +26,12 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import roc_auc_score
+
 from salesintel.engine import background
 from salesintel.engine.bands import amount_band, number_band
 from salesintel.engine.distinct import counts_by_level, text_codes
 from salesintel.engine.settings import MetricsSettings, ModelSettings
-from sklearn.metrics import roc_auc_score
 
 MISSING_LEVEL = "(not recorded)"
 PURE_RATE = 0.02

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from salesintel.engine import arrow_reader
 from salesintel.engine.layouts import LayoutError, ResolvedLayout, choose
 from salesintel.engine.settings import IngestSettings

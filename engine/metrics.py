@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import date
 
 import pandas as pd
+
 from salesintel.engine.asof import AsOfView, data_span, view_as_of
 from salesintel.engine.fields import AuditSettings, FeatureSpace, build_feature_space, candidate_fields
 from salesintel.engine.quality import (

@@ -27,6 +27,8 @@ from datetime import date
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
+
 from salesintel.engine.drivers import INSUFFICIENT, NOT_SIGNIFICANT, SIGNIFICANT, Driver, estimate_drivers
 from salesintel.engine.encoding import Coded, Encoding
 from salesintel.engine.evaluation import DealResamples, auc_with_interval, brier, brier_gain_interval, calibration_table
@@ -35,7 +37,6 @@ from salesintel.engine.families import predict as predict_rows
 from salesintel.engine.features import landmark_examples
 from salesintel.engine.fields import FeatureSpace, single_field_auc
 from salesintel.engine.settings import MetricsSettings, ModelSettings
-from scipy.special import expit
 
 __all__ = ["INSUFFICIENT", "NOT_SIGNIFICANT", "SIGNIFICANT", "Driver", "NotEnoughHistory", "TrainedModel", "train"]
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pandas as pd
+
 from salesintel.engine.settings import MetricsSettings
 
 RULE_STAGE = "rule: stage probability table"

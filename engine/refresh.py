@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
 import pandas as pd
+
 from salesintel.engine import background
 from salesintel.engine.anomalies import find_anomalies
 from salesintel.engine.asof import AsOfView, data_span, view_as_of

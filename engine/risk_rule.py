@@ -12,6 +12,7 @@ with a lift of 1.06 is noise, not a warning.
 from __future__ import annotations
 
 import numpy as np
+
 from salesintel.engine.settings import RiskRuleSettings
 from salesintel.engine.stats import wilson
 

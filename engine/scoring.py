@@ -24,6 +24,8 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit, logit
+
 from salesintel.engine.asof import AsOfView
 from salesintel.engine.evidence import Evidence, Reason
 from salesintel.engine.features import open_deal_features
@@ -31,7 +33,6 @@ from salesintel.engine.fields import FeatureSpace
 from salesintel.engine.model import TrainedModel
 from salesintel.engine.quality import rule_based_win_probability
 from salesintel.engine.settings import MetricsSettings, ModelSettings
-from scipy.special import expit, logit
 
 METHOD_MODEL = "driver model"
 """A score's method starts with this and names the chosen family, e.g. "driver model (gradient-boosted trees,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import pandas as pd
+
 from salesintel.engine.settings import MetricsSettings
 from salesintel.engine.stats import Rate, benjamini_hochberg, fisher_vs_rest, wilson
 

@@ -21,6 +21,7 @@ import numpy as np
 import orjson
 import pandas as pd
 import sqlite_utils
+
 from salesintel.engine import deal_frames
 from salesintel.engine.ingest import DEAL_COLUMNS, ParsedSnapshot
 from salesintel.engine.missing import MISSING_WORDS

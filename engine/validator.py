@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from salesintel.engine.layouts import ResolvedLayout
 from salesintel.engine.missing import as_missing
 

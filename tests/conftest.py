@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+
 from salesintel.bot.cli import main
 from salesintel.engine.ingest import read_snapshot
 from salesintel.engine.refresh import EngineSettings, refresh
 from salesintel.engine.settings import AnomalySettings, IngestSettings, MetricsSettings, ModelSettings
 from salesintel.engine.store import Store
-
 from tests.engine_fixtures import ROOT
 
 

@@ -6,6 +6,7 @@ from datetime import date
 from pathlib import Path
 
 import pandas as pd
+
 from salesintel.engine.deal_frames import finish
 from salesintel.engine.ingest import read_snapshot
 from salesintel.engine.settings import IngestSettings

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+
 from salesintel.alerts.render import MAX_BLOCKS, escape_mrkdwn, render_message, within_limits
 from salesintel.alerts.reports import ReportInputs, realtime_context
 from salesintel.alerts.runs import AlertEnvironment, report_message

@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+
 from salesintel.alerts.clock import SimulatedClock
 from salesintel.alerts.delivery import Deliverer, SlackSender, slack_client
 from salesintel.alerts.jobs import RefreshJob, build_jobs, misfire_grace
@@ -26,7 +27,6 @@ from salesintel.engine.refresh import EngineSettings
 from salesintel.engine.settings import AnomalySettings, IngestSettings, MetricsSettings, ModelSettings
 from salesintel.engine.store import Store
 from salesintel.engine.synth import SynthSpec, generate
-
 from tests.slack_standin import SlackStandIn
 
 NY = ZoneInfo("America/New_York")

@@ -6,6 +6,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 import pytest
+
 from salesintel.alerts.outbox import Outbox
 from salesintel.alerts.rules import drift_problems, stale_data
 from salesintel.alerts.runs import AlertEnvironment, health_checks
@@ -17,7 +18,6 @@ from salesintel.engine.ingest import read_snapshot
 from salesintel.engine.refresh import EngineSettings, refresh
 from salesintel.engine.settings import AnomalySettings, IngestSettings, MetricsSettings, ModelSettings
 from salesintel.engine.store import Store
-
 from tests.engine_fixtures import LATER, ROOT, bundled, space_for
 
 AS_OF = date(2024, 3, 1)

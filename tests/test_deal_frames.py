@@ -6,6 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import sqlite_utils
+
 from salesintel.engine.ingest import read_snapshot
 from salesintel.engine.settings import IngestSettings
 from salesintel.engine.store import MIGRATIONS, Store

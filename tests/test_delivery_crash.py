@@ -14,10 +14,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+
 from salesintel.alerts.outbox import Outbox
 from salesintel.alerts.render import Message
 from salesintel.engine.store import Store
-
 from tests.slack_standin import SlackStandIn
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -2,8 +2,9 @@
 
 import numpy as np
 import pytest
-from salesintel.engine.evaluation import DealResamples, auc_with_interval, brier, calibration_table
 from sklearn.metrics import roc_auc_score
+
+from salesintel.engine.evaluation import DealResamples, auc_with_interval, brier, calibration_table
 
 
 def test_auc_matches_scikit_learn_including_ties():

@@ -22,6 +22,7 @@ import pandas as pd
 import pytest
 import yaml
 from click.testing import CliRunner
+
 from salesintel.alerts.delivery import blocks_as_text
 from salesintel.alerts.reports import at_risk_totals
 from salesintel.alerts.runs import AlertEnvironment, realtime_preview, report_message
@@ -34,7 +35,6 @@ from salesintel.engine.refresh import EngineSettings, refresh
 from salesintel.engine.risk_rule import is_at_risk
 from salesintel.engine.store import Store
 from salesintel.engine.synth import MessySpec, generate_messy, messy_layout
-
 from tests.engine_fixtures import ROOT
 
 NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)
@@ -408,7 +408,6 @@ def test_fields_that_leak_only_together_are_caught_by_the_models_leak_guard(tmp_
     from salesintel.engine.asof import view_as_of
     from salesintel.engine.model import train
     from salesintel.engine.settings import MetricsSettings, ModelSettings
-
     from tests.engine_fixtures import space_for, synthetic
 
     data, deals = synthetic(tmp_path, deals=6000, seed=21)

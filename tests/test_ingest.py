@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 from pydantic import ValidationError
+
 from salesintel.engine import arrow_reader
 from salesintel.engine.ingest import IngestError, read_snapshot
 from salesintel.engine.settings import IngestSettings
@@ -129,6 +130,7 @@ def test_a_file_in_another_encoding_is_refused_by_name(tmp_path):
 
 def test_an_older_store_is_migrated_in_place_keeping_its_data(tmp_path):
     import sqlite_utils
+
     from salesintel.engine.store import MIGRATIONS as steps
 
     path = tmp_path / "old.db"

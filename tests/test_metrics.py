@@ -5,6 +5,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 import pytest
+
 from salesintel.engine.asof import view_as_of
 from salesintel.engine.metrics import compute_metrics
 from salesintel.engine.quality import pipeline_quality_index, revenue_efficiency_score

@@ -5,12 +5,12 @@ from datetime import date
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
+
 from salesintel.engine.asof import view_as_of
 from salesintel.engine.features import landmark_examples
 from salesintel.engine.model import SIGNIFICANT, train
 from salesintel.engine.settings import MetricsSettings, ModelSettings
-from sklearn.metrics import roc_auc_score
-
 from tests.engine_fixtures import LATER, bundled, space_for, synthetic
 
 MODEL, METRICS = ModelSettings(), MetricsSettings()

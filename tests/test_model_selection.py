@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
+
 from salesintel.engine.asof import view_as_of
 from salesintel.engine.drivers import estimate_drivers
 from salesintel.engine.families import BOOSTED
@@ -15,8 +17,6 @@ from salesintel.engine.ingest import read_snapshot
 from salesintel.engine.model import train
 from salesintel.engine.settings import IngestSettings, Layout, MetricsSettings, ModelSettings
 from salesintel.engine.synth import EXTRA_FIELDS, PLANTED_LOG_ODDS, SynthSpec, fields_layout, generate
-from sklearn.metrics import roc_auc_score
-
 from tests.engine_fixtures import as_store_frame, space_for
 
 MODEL, METRICS = ModelSettings(), MetricsSettings()
@@ -114,12 +114,12 @@ def test_a_field_declared_only_in_config_flows_to_every_surface(tmp_path):
     /winrate, the monthly report and the backtest all use them by their labels."""
     import yaml
     from click.testing import CliRunner
+
     from salesintel.bot.answers import BotContext, winrate
     from salesintel.bot.cli import main
     from salesintel.bot.config import load_settings
     from salesintel.bot.people import Viewer
     from salesintel.engine.store import Store
-
     from tests.engine_fixtures import ROOT
 
     data = generate(SynthSpec(deals=12_000, seed=8, extra_fields=True))

@@ -5,6 +5,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 import pytest
+
 from salesintel.engine.asof import view_as_of
 from salesintel.engine.evidence import gather_evidence
 from salesintel.engine.features import LEAKY_COLUMNS, open_deal_features
@@ -13,7 +14,6 @@ from salesintel.engine.scoring import METHOD_MODEL, METHOD_RULES, METHOD_SHRUNK,
 from salesintel.engine.segments import compare_segments
 from salesintel.engine.settings import MetricsSettings, ModelSettings
 from salesintel.engine.shrinkage import shrink
-
 from tests.engine_fixtures import LATER, bundled, space_for, synthetic
 
 MODEL, METRICS = ModelSettings(), MetricsSettings()

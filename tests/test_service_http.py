@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from salesintel.alerts.ledger import AlertLedger
 from salesintel.engine.ingest import read_snapshot
 from salesintel.engine.refresh import EngineSettings, refresh
 from salesintel.engine.settings import AnomalySettings, IngestSettings, MetricsSettings, ModelSettings
 from salesintel.engine.store import Store
-
 from tests import slack_requests as slack
 from tests.engine_fixtures import ROOT
 from tests.slack_standin import SlackStandIn

@@ -16,7 +16,6 @@ from salesintel.engine.ingest import read_snapshot
 from salesintel.engine.refresh import EngineSettings, refresh
 from salesintel.engine.settings import AnomalySettings, IngestSettings, MetricsSettings, ModelSettings
 from salesintel.engine.store import Store
-
 from tests import slack_requests as slack
 from tests.engine_fixtures import ROOT
 from tests.slack_standin import SlackStandIn

@@ -9,7 +9,6 @@ from salesintel.engine.ingest import read_snapshot
 from salesintel.engine.refresh import EngineSettings, refresh
 from salesintel.engine.settings import AnomalySettings, IngestSettings, MetricsSettings, ModelSettings
 from salesintel.engine.store import Store
-
 from tests.engine_fixtures import ROOT
 
 

@@ -1,6 +1,7 @@
 """The statistics against values worked out by hand (Wilson 1927; Benjamini & Hochberg 1995)."""
 
 import pytest
+
 from salesintel.engine.stats import benjamini_hochberg, fisher_vs_rest, wilson
 
 

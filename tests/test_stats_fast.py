@@ -8,8 +8,9 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from salesintel.engine.stats import _mann_whitney_by_counts, _no_likelier, fisher_vs_rest, mann_whitney
 from scipy import stats
+
+from salesintel.engine.stats import _mann_whitney_by_counts, _no_likelier, fisher_vs_rest, mann_whitney
 
 
 def scipy_fisher(wins: int, n: int, total_wins: int, total_n: int) -> float:
