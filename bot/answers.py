@@ -17,7 +17,7 @@ from salesintel.alerts.routing import slack_mentions
 from salesintel.alerts.rules import stale_data
 from salesintel.bot.config import Settings
 from salesintel.bot.people import Viewer, can_act_on_alert, can_see_deal, reps_in_scope
-from salesintel.engine.lookup import DealLookupError, look_up
+from salesintel.engine.lookup import DealAnswer, DealLookupError, look_up
 from salesintel.engine.risk_rule import is_at_risk
 from salesintel.engine.store import Refresh, Store
 
@@ -105,30 +105,40 @@ def deal_risk(ctx: BotContext, viewer: Viewer, text: str) -> Message:
     alert = next((a for a in AlertLedger(ctx.store).active_for_deal(score["deal_id"]) if not a["control"]), None)
     if alert and not can_act_on_alert(viewer, alert, ctx.settings.alerts.routing):
         alert = None
+    return render_message(
+        "answer_deal_risk",
+        **deal_risk_content(ctx.store, refresh, answer),
+        stale=ctx.stale(),
+        owners=ctx.owners(),
+        alert=alert,
+    )
+
+
+def deal_risk_content(store: Store, refresh: Refresh, answer: DealAnswer) -> dict:
+    """What is said about one deal, decided once for `/deal-risk` and `salesintel risk` alike (each only renders
+    it): its score and reasons, whether the risk rule calls it at risk, the model behind it, how long it has been in
+    its stage against how long won deals take, and what to do next."""
+    score = answer.score
     velocity = refresh.metrics["velocity"]["won"]
     since = (
-        ctx.store.stage_since(refresh.snapshot_id, refresh.as_of, score["deal_id"]).get(score["deal_id"])
+        store.stage_since(refresh.snapshot_id, refresh.as_of, score["deal_id"]).get(score["deal_id"])
         if score["deal_stage"]
         else None
     )
     rule = refresh.metrics.get("risk_rule") or {}
-    return render_message(
-        "answer_deal_risk",
-        stage_days=(refresh.as_of - since).days if since else None,
-        s=score,
-        model=refresh.metrics.get("model", {}),
-        as_of=refresh.as_of.isoformat(),
-        at_risk=is_at_risk(score, rule),
-        rule=rule,
-        coverage=refresh.metrics.get("coverage"),
-        stale=ctx.stale(),
-        owners=ctx.owners(),
-        alert=alert,
-        actions=recommended_actions(score["reasons"], stale=bool(score.get("stale"))),
-        typical_days=velocity["median"],
-        typical_n=velocity["n"],
-        deal_name=answer.deal.get("deal_name"),
-    )
+    return {
+        "s": score,
+        "model": refresh.metrics.get("model", {}),
+        "as_of": refresh.as_of.isoformat(),
+        "at_risk": is_at_risk(score, rule),
+        "rule": rule,
+        "coverage": refresh.metrics.get("coverage"),
+        "stage_days": (refresh.as_of - since).days if since else None,
+        "actions": recommended_actions(score["reasons"], stale=bool(score.get("stale"))),
+        "typical_days": velocity["median"],
+        "typical_n": velocity["n"],
+        "deal_name": answer.deal.get("deal_name"),
+    }
 
 
 def pipeline(ctx: BotContext, viewer: Viewer, text: str) -> Message:

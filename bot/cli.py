@@ -190,33 +190,34 @@ def metrics(obj, as_of: datetime | None, as_json: bool, show_all: bool) -> None:
 def risk(obj, deal_id: str, as_of: datetime | None, as_json: bool) -> None:
     """Risk, P(win) and reasons for one open deal (computes the refresh for --as-of if there is none)."""
     from salesintel.alerts.render import render_text
+    from salesintel.bot.answers import deal_risk_content
     from salesintel.engine.lookup import DealLookupError, look_up
 
     settings, config_path = obj.settings, obj.config_path
     result = _refresh_for(obj, as_of)
+    store = _open_store(settings, config_path)
     try:
-        answer = look_up(_open_store(settings, config_path), result, deal_id)
+        answer = look_up(store, result, deal_id)
     except DealLookupError as error:
         raise click.ClickException(str(error)) from error
-    from salesintel.engine.risk_rule import is_at_risk
-
-    model = result.metrics.get("model", {})
-    rule = result.metrics.get("risk_rule") or {}
-    at_risk = is_at_risk(answer.score, rule)
+    content = deal_risk_content(store, result, answer)  # what /deal-risk says too
+    model, rule = content["model"], content["rule"]
     if as_json:
         payload = {
             **answer.score,
-            "at_risk": at_risk,
+            "at_risk": content["at_risk"],
             "risk_rule": {k: rule.get(k) for k in ("threshold", "active", "reason")},
             "as_of": result.as_of.isoformat(),
             "snapshot_id": answer.snapshot.id,
             "model_version": model.get("version"),
             "model_has_skill": model.get("has_skill"),
             "model_verdict": model.get("verdict"),
+            "days_in_stage": content["stage_days"],
+            "do_next": content["actions"],
         }
         click.echo(json.dumps(payload, indent=2))
     else:
-        click.echo(render_text("deal_risk.txt.j2", a=answer, model=model, at_risk=at_risk, rule=rule), nl=False)
+        click.echo(render_text("deal_risk.txt.j2", a=answer, **content), nl=False)
 
 
 @main.command("train")

@@ -10,6 +10,7 @@ messages, App Home) and on `--json`, through the same code paths a user's comman
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from dataclasses import dataclass
@@ -163,6 +164,12 @@ def test_the_cli_and_slack_give_the_same_sentence_for_a_deal(export):
         assert score["summary"] in cli and score["summary"].split(":")[0] in slack
         answer = json.loads(export.cli("risk", score["deal_id"], "--as-of", export.as_of.isoformat(), "--json"))
         assert answer["summary"] == score["summary"] and answer["at_risk"] == is_at_risk(score, answer["risk_rule"])
+        # One builder: what to do next and how long it sat in its stage are the same on both surfaces.
+        shown = html.unescape(slack)  # Slack's text escapes <, > and &
+        assert answer["do_next"] and all(step in cli and step in shown for step in answer["do_next"])
+        if answer["days_in_stage"] is not None:
+            assert f"for {answer['days_in_stage']} days (seen across snapshots)" in cli
+            assert f"for {answer['days_in_stage']} days (seen across snapshots)" in slack
 
 
 # 2. Windows never run past the data --------------------------------------------------------------------------------
