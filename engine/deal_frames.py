@@ -21,23 +21,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from salesintel.engine.distinct import per_distinct
+from salesintel.engine.settings import CANONICAL_FIELDS
 
 FORMAT = "parquet-v1"
 """What `snapshot_frames.format` says: Parquet of the columns below, one Arrow type per kind of column."""
 
-TEXT_COLUMNS = (
-    "deal_id",
-    "deal_name",
-    "created_date",
-    "closed_date",
-    "sales_rep_id",
-    "industry",
-    "region",
-    "product_type",
-    "lead_source",
-    "deal_stage",
-    "outcome",
-)
+TEXT_COLUMNS = tuple(column for column in CANONICAL_FIELDS if column not in ("deal_amount", "sales_cycle_days"))
 """Stored as text in SQLite and in Parquet; dates are YYYY-MM-DD text in both, parsed by `finish`."""
 ARROW_TYPES = {
     "line": pa.int64(),

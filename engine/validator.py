@@ -17,23 +17,9 @@ import pyarrow.compute as pc
 
 from salesintel.engine.layouts import ResolvedLayout
 from salesintel.engine.missing import as_missing
+from salesintel.engine.settings import CANONICAL_FIELDS
 
-DEAL_COLUMNS = (
-    "line",
-    "deal_id",
-    "deal_name",
-    "created_date",
-    "closed_date",
-    "sales_rep_id",
-    "industry",
-    "region",
-    "product_type",
-    "lead_source",
-    "deal_stage",
-    "deal_amount",
-    "sales_cycle_days",
-    "outcome",
-)
+DEAL_COLUMNS = ("line", *CANONICAL_FIELDS)
 TRUE_WORDS = {"true", "1", "yes", "y", "t"}
 FALSE_WORDS = {"false", "0", "no", "n", "f"}
 
