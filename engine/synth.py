@@ -19,6 +19,11 @@ import pandas as pd
 from scipy import stats
 from scipy.special import expit, logit
 
+from salesintel.engine.settings import CANONICAL_FIELDS
+
+BUNDLED_COLUMNS = tuple(column for column in CANONICAL_FIELDS if column != "deal_name")
+"""The columns of the bundled export, in its order: what a synthetic file has before its extra fields."""
+
 INDUSTRIES = ("SaaS", "FinTech", "EdTech", "HealthTech", "Ecommerce")
 REGIONS = ("North America", "Europe", "APAC", "India")
 PRODUCTS = ("Core", "Pro", "Enterprise")
@@ -146,22 +151,7 @@ def generate(spec: SynthSpec) -> SynthData:
             "outcome": np.where(is_open, "", np.where(won, "Won", "Lost")),
         }
     )
-    crm = crm[
-        [
-            "deal_id",
-            "created_date",
-            "closed_date",
-            "sales_rep_id",
-            "industry",
-            "region",
-            "product_type",
-            "lead_source",
-            "deal_stage",
-            "deal_amount",
-            "sales_cycle_days",
-            "outcome",
-        ]
-    ]
+    crm = crm[list(BUNDLED_COLUMNS)]
     for column, values in extras.items():
         crm[column] = values
     truth = pd.DataFrame({"deal_id": deal_ids, "p_win": p_win, "won": won, "cycle_days": cycle, "open": is_open})
@@ -200,23 +190,7 @@ def _extra_columns(spec: SynthSpec, n: int, log_odds: np.ndarray) -> dict[str, n
 def fields_layout() -> dict:
     """The `ingest.layouts` entry that reads `SynthSpec(extra_fields=True)` files: built-in columns plus the
     extra fields, declared in configuration only."""
-    columns = {
-        name: name
-        for name in (
-            "deal_id",
-            "created_date",
-            "closed_date",
-            "sales_rep_id",
-            "industry",
-            "region",
-            "product_type",
-            "lead_source",
-            "deal_stage",
-            "deal_amount",
-            "sales_cycle_days",
-            "outcome",
-        )
-    }
+    columns = {name: name for name in BUNDLED_COLUMNS}
     return {"columns": columns, "fields": dict(EXTRA_FIELDS)}
 
 
@@ -266,22 +240,7 @@ class MessySpec:
 
 def messy_layout() -> dict:
     """The `ingest.layouts` entry that reads a messy export (canonical columns plus its extra fields)."""
-    columns = {
-        name: name
-        for name in (
-            "deal_id",
-            "created_date",
-            "closed_date",
-            "sales_rep_id",
-            "industry",
-            "region",
-            "product_type",
-            "lead_source",
-            "deal_stage",
-            "deal_amount",
-            "outcome",
-        )
-    }
+    columns = {name: name for name in BUNDLED_COLUMNS if name != "sales_cycle_days"}  # the messy export has none
     return {"columns": columns, "fields": dict(MESSY_FIELDS)}
 
 
