@@ -6,6 +6,7 @@ import json
 import os
 import sys
 from datetime import UTC, date, datetime, timedelta
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -79,12 +80,17 @@ def init(path: Path, force: bool) -> None:
 
 
 @main.command()
-@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("path", type=click.Path(path_type=Path), required=False)
 @click.option("--layout", default=None, help="CRM layout name (default: from config, usually auto)")
+@click.option("--sample", is_flag=True, help="load the sample export shipped with salesintel (5,000 deals) instead")
 @click.pass_obj
-def ingest(obj, path: Path, layout: str | None) -> None:
+def ingest(obj, path: Path | None, layout: str | None, sample: bool) -> None:
     """Load a CRM snapshot CSV into the store; bad rows go to rejects with reasons."""
     settings, config_path = obj.settings, obj.config_path
+    if (path is None) == (not sample):
+        raise click.UsageError("give one CSV export to load, or --sample for the sample shipped with salesintel")
+    if sample:
+        path = Path(str(resources.files("salesintel").joinpath("skygeni_sales_data.csv")))
     try:
         parsed = _read_with_progress(path, settings, layout)
     except IngestError as error:
