@@ -7,21 +7,18 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import click
 
 from salesintel.alerts.ledger import AlertLedger, AlertNotFound
-from salesintel.bot.config import Settings, store_path
+from salesintel.bot.config import Settings
 from salesintel.engine.store import Store
 
 
-def alert_environment(settings: Settings, config_path: Path):
+def alert_environment(settings: Settings, store: Store):
     from salesintel.alerts.runs import AlertEnvironment
 
-    store = Store.open(store_path(settings, config_path))
-    click.get_current_context().call_on_close(store.close)  # the command's writes end up in the store file itself
     return AlertEnvironment(store, settings.alerts, ZoneInfo(settings.timezone))
 
 
@@ -60,8 +57,9 @@ def render_report(env, kind: str, refresh) -> None:
     print_message(env.settings.routing.channels[kind], kind, message.text, message.blocks)
 
 
-def register(main: click.Group, open_refresh) -> None:
-    """Add the alert commands to the `salesintel` group; `open_refresh(obj, as_of)` returns a Refresh."""
+def register(main: click.Group, open_refresh, open_store) -> None:
+    """Add the alert commands to the `salesintel` group; `open_refresh(obj, as_of)` returns a Refresh and
+    `open_store(settings, config_path)` the command's store."""
 
     @main.command()
     @click.argument("kind", type=click.Choice(["realtime", "daily", "weekly", "monthly"]))
@@ -74,7 +72,7 @@ def register(main: click.Group, open_refresh) -> None:
         settings, config_path = obj.settings, obj.config_path
         refresh = open_refresh(obj, as_of)
         try:
-            render_report(alert_environment(settings, config_path), kind, refresh)
+            render_report(alert_environment(settings, open_store(settings, config_path)), kind, refresh)
         except NothingToReport as error:
             raise click.ClickException(str(error)) from error
 
@@ -86,7 +84,7 @@ def register(main: click.Group, open_refresh) -> None:
         if ctx.invoked_subcommand:
             return
         settings, config_path = ctx.obj.settings, ctx.obj.config_path
-        ledger = AlertLedger(alert_environment(settings, config_path).store)
+        ledger = AlertLedger(alert_environment(settings, open_store(settings, config_path)).store)
         rows = ledger.listing(None if show_all else ["open", "acknowledged", "snoozed"])
         if not rows:
             click.echo("no alerts" if show_all else "no open alerts (--all shows resolved ones)")
@@ -109,7 +107,7 @@ def register(main: click.Group, open_refresh) -> None:
     def ack(obj, alert_id: int, user: str) -> None:
         """Acknowledge: no more repeats of this alert's episode."""
         settings, config_path = obj.settings, obj.config_path
-        ledger = AlertLedger(alert_environment(settings, config_path).store)
+        ledger = AlertLedger(alert_environment(settings, open_store(settings, config_path)).store)
         try:
             change = ledger.acknowledge(alert_id, user, datetime.now(UTC))
         except AlertNotFound as error:
@@ -139,7 +137,7 @@ def register(main: click.Group, open_refresh) -> None:
             if duration
             else until.replace(tzinfo=tz)
         )
-        ledger = AlertLedger(alert_environment(settings, config_path).store)
+        ledger = AlertLedger(alert_environment(settings, open_store(settings, config_path)).store)
         try:
             change = ledger.snooze(alert_id, end, user, now)
         except AlertNotFound as error:
@@ -157,7 +155,7 @@ def register(main: click.Group, open_refresh) -> None:
         if ctx.invoked_subcommand:
             return
         settings, config_path = ctx.obj.settings, ctx.obj.config_path
-        store = alert_environment(settings, config_path).store
+        store = alert_environment(settings, open_store(settings, config_path)).store
         stored = store.slack_users()
         configured = {
             p: e.get("slack") or f"(email {e['email']})"
@@ -177,7 +175,7 @@ def register(main: click.Group, open_refresh) -> None:
     def users_set(obj, person: str, slack_id: str) -> None:
         """Map a rep or manager id to a Slack user id, in the store (config entries still win)."""
         settings, config_path = obj.settings, obj.config_path
-        store = alert_environment(settings, config_path).store
+        store = alert_environment(settings, open_store(settings, config_path)).store
         store.save_slack_user(person, slack_id, None, datetime.now(UTC))
         click.echo(f"{person} → {slack_id}")
 
@@ -192,7 +190,7 @@ def register(main: click.Group, open_refresh) -> None:
         from salesintel.alerts.outbox import Outbox
 
         settings, config_path = obj.settings, obj.config_path
-        env = alert_environment(settings, config_path)
+        env = alert_environment(settings, open_store(settings, config_path))
         if credentials.bot_token:
             sender = SlackSender(slack_client(credentials.bot_token, credentials.api_url), settings.alerts, env.store)
         else:

@@ -120,14 +120,22 @@ def _read_with_progress(path: Path, settings: Settings, layout: str | None) -> P
 
 
 def _open_store(settings: Settings, config_path: Path) -> Store:
-    """The store, closed when the command ends: closing checkpoints SQLite's write-ahead log into the store file, so
-    the file alone holds everything the command wrote (and can be copied as it is)."""
-    try:
-        store = Store.open(store_path(settings, config_path))
-    except StoreError as error:
-        raise click.ClickException(str(error)) from error
-    click.get_current_context().call_on_close(store.close)
+    """The command's store: opened once however many steps ask for it, and closed when the command ends (closing
+    checkpoints SQLite's write-ahead log into the store file, so the file alone holds everything the command wrote
+    and can be copied as it is)."""
+    context = click.get_current_context()
+    store = context.meta.get(_STORE)
+    if store is None:
+        try:
+            store = context.meta[_STORE] = Store.open(store_path(settings, config_path))
+        except StoreError as error:
+            raise click.ClickException(str(error)) from error
+        context.call_on_close(store.close)
     return store
+
+
+_STORE = "salesintel.store"
+"""Where a command keeps its open store (click's per-invocation `meta`)."""
 
 
 def _engine(settings: Settings) -> EngineSettings:
@@ -417,7 +425,7 @@ def _refresh_for(obj, as_of: datetime | None):
     return result
 
 
-register_alert_commands(main, _refresh_for)
+register_alert_commands(main, _refresh_for, _open_store)
 
 
 @main.command("run")

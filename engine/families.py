@@ -121,7 +121,7 @@ class BoostedModel:
         trees: int,
     ) -> BoostedModel:
         """Fit exactly `trees` trees (a count chosen before, by `fit_on_time`)."""
-        return cls._fit(rows, won, tree_dimensions, number_dimensions, seed, trees, None, None)
+        return cls._fit(rows, won, tree_dimensions, number_dimensions, seed, trees, None)
 
     @classmethod
     def fit_on_time(
@@ -141,11 +141,11 @@ class BoostedModel:
         out random rows, which share deals (and outcomes) with the rows it fits, so it would stop late; a later
         slice is what the model will face. Stopping early also spares fitting trees nobody keeps: at 1M deals the
         count kept is about 40."""
-        model = cls._fit(rows, won, tree_dimensions, number_dimensions, seed, MAX_TREES, later, later_won)
-        errors = [
-            np.mean((expit(d) - later_won) ** 2)
-            for d in model.classifier.staged_decision_function(later.tree_matrix(tree_dimensions))
-        ]
+        later_matrix = later.tree_matrix(tree_dimensions)
+        model = cls._fit(
+            rows, won, tree_dimensions, number_dimensions, seed, MAX_TREES, {"X_val": later_matrix, "y_val": later_won}
+        )
+        errors = [np.mean((expit(d) - later_won) ** 2) for d in model.classifier.staged_decision_function(later_matrix)]
         model.trees = int(np.argmin(errors)) + 1
         return model
 
@@ -158,11 +158,11 @@ class BoostedModel:
         number_dimensions: dict[str, str],
         seed: int,
         trees: int,
-        later: Coded | None,
-        later_won: np.ndarray | None,
+        validation: dict[str, np.ndarray] | None,
     ) -> BoostedModel:
+        """`validation` (scikit-learn's X_val, y_val): stop early on it, else fit exactly `trees` trees."""
         categorical = np.array([True] * len(tree_dimensions) + [False] * (len(rows.numbers) + 1))
-        stopping = {} if later is None else {"n_iter_no_change": PATIENCE, "scoring": "loss"}
+        stopping = {} if validation is None else {"n_iter_no_change": PATIENCE, "scoring": "loss"}
         classifier = HistGradientBoostingClassifier(
             learning_rate=0.1,
             max_iter=trees,
@@ -170,16 +170,11 @@ class BoostedModel:
             min_samples_leaf=max(200, len(rows) // 500),
             l2_regularization=1.0,
             categorical_features=categorical,
-            early_stopping=later is not None,
+            early_stopping=validation is not None,
             random_state=seed,
             **stopping,
         )
-        if later is None:
-            classifier.fit(rows.tree_matrix(tree_dimensions), won)
-        else:
-            classifier.fit(
-                rows.tree_matrix(tree_dimensions), won, X_val=later.tree_matrix(tree_dimensions), y_val=later_won
-            )
+        classifier.fit(rows.tree_matrix(tree_dimensions), won, **(validation or {}))
         medians = {
             name: float(np.nanmedian(values)) if np.isfinite(values).any() else 0.0
             for name, values in rows.numbers.items()
