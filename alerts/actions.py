@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from salesintel.engine.records import Reason
+
 GENERIC = "No single cause stands out: review the next step and the close plan with the owner this week."
 
 
-def recommended_actions(reasons: list[dict], stalled_detail: str | None = None, stale: bool = False) -> list[str]:
+def recommended_actions(reasons: Sequence[Reason], stalled_detail: str | None = None, stale: bool = False) -> list[str]:
     """Up to three concrete steps from what lowers the deal's chances beyond chance; a generic step otherwise."""
     steps = []
     if stale:
@@ -13,9 +17,9 @@ def recommended_actions(reasons: list[dict], stalled_detail: str | None = None, 
     if stalled_detail:
         steps.append("Move it forward or close it out: agree a dated next step with the buyer.")
     for reason in reasons:
-        if not reason.get("significant") or reason.get("effect", -1.0) >= 0:
+        if not reason.significant or reason.effect >= 0:
             continue
-        dimension, level = reason["dimension"], reason["level"]
+        dimension, level = reason.dimension, reason.level
         if dimension == "age":
             steps.append("Re-qualify this week: confirm the decision maker, budget and a close date.")
         elif dimension == "amount_band":
@@ -25,7 +29,7 @@ def recommended_actions(reasons: list[dict], stalled_detail: str | None = None, 
         elif dimension == "sales_rep_id":
             steps.append("Ask the manager to join the next call.")
         else:
-            about = reason.get("label") or level
+            about = reason.label or level
             steps.append(f"Look at how recent deals like this one ({about}) were won and lost, and reuse what worked.")
     if not steps:
         steps.append(GENERIC)

@@ -15,8 +15,10 @@ from datetime import datetime, timedelta
 
 from salesintel.alerts.rules import Candidate
 from salesintel.alerts.settings import RealtimeRuleSettings
+from salesintel.engine.store import Alert
+from salesintel.engine.store.records import ALERT_ACKNOWLEDGED, ALERT_OPEN, ALERT_RESOLVED, ALERT_SNOOZED
 
-OPEN, ACKNOWLEDGED, SNOOZED, RESOLVED = "open", "acknowledged", "snoozed", "resolved"
+OPEN, ACKNOWLEDGED, SNOOZED, RESOLVED = ALERT_OPEN, ALERT_ACKNOWLEDGED, ALERT_SNOOZED, ALERT_RESOLVED
 SEND_NEW, SEND_REPEAT, HOLD_CONTROL, SILENT = "new", "repeat", "control", "silent"
 
 
@@ -33,24 +35,24 @@ def in_control_group(deal_id: str, share: float) -> bool:
 
 
 def decide(
-    candidate: Candidate, alert: dict | None, now: datetime, rule: RealtimeRuleSettings, control_share: float
+    candidate: Candidate, alert: Alert | None, now: datetime, rule: RealtimeRuleSettings, control_share: float
 ) -> Decision:
     """What to do with a qualifying deal given its current episode (None or resolved: a new one)."""
-    if alert is None or alert["state"] == RESOLVED:
+    if alert is None or alert.state == RESOLVED:
         if in_control_group(candidate.deal_id, control_share):
             return Decision(HOLD_CONTROL, "held back: control group")
         return Decision(SEND_NEW, "newly at risk")
-    if alert["control"]:
+    if alert.control:
         return Decision(SILENT, "control group")
-    if alert["state"] == ACKNOWLEDGED:
-        return Decision(SILENT, f"acknowledged by {alert['acked_by']}")
-    if alert["state"] == SNOOZED:
-        if alert["snoozed_until"] and datetime.fromisoformat(alert["snoozed_until"]) > now:
-            return Decision(SILENT, f"snoozed until {alert['snoozed_until']}")
+    if alert.state == ACKNOWLEDGED:
+        return Decision(SILENT, f"acknowledged by {alert.acked_by}")
+    if alert.state == SNOOZED:
+        if alert.snoozed_until and alert.snoozed_until > now:
+            return Decision(SILENT, f"snoozed until {alert.snoozed_until.isoformat()}")
         return Decision(SEND_REPEAT, "snooze ended and the deal still qualifies")
-    if candidate.risk >= (alert["last_sent_risk"] or 0) + rule.risk_step - 1e-9:
-        return Decision(SEND_REPEAT, f"risk rose from {alert['last_sent_risk']:.0%} to {candidate.risk:.0%}")
-    last_sent = datetime.fromisoformat(alert["last_sent_at"]) if alert["last_sent_at"] else None
+    if candidate.risk >= (alert.last_sent_risk or 0) + rule.risk_step - 1e-9:
+        return Decision(SEND_REPEAT, f"risk rose from {alert.last_sent_risk:.0%} to {candidate.risk:.0%}")
+    last_sent = alert.last_sent_at
     if last_sent and now - last_sent >= timedelta(days=rule.repeat_after_days):
         return Decision(SEND_REPEAT, f"still at risk after {rule.repeat_after_days} days")
     return Decision(SILENT, "already alerted this episode")

@@ -9,32 +9,20 @@ picked up by the next daily summary instead.
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from datetime import datetime
 
 from salesintel.alerts.render import Message
-from salesintel.engine.store import Store
+from salesintel.engine.store import OutboxMessage, Store, records
 
-PENDING, SENDING, SENT, FAILED, FOLDED, DIGESTED = "pending", "sending", "sent", "failed", "folded", "digested"
+PENDING, SENDING, SENT = records.OUTBOX_PENDING, records.OUTBOX_SENDING, records.OUTBOX_SENT
+FAILED, FOLDED, DIGESTED = records.OUTBOX_FAILED, records.OUTBOX_FOLDED, records.OUTBOX_DIGESTED
 
-
-@dataclass(frozen=True)
-class OutboxMessage:
-    id: int
-    dedupe_key: str
-    kind: str
-    target: str
-    """`channel:#name`, `channel:C123`, `user:<rep or manager id>` or `slack:U123`."""
-    text: str
-    blocks: list[dict]
-    attempts: int
-    alert_id: int | None
+__all__ = ["DIGESTED", "FAILED", "FOLDED", "PENDING", "SENDING", "SENT", "Outbox", "OutboxMessage"]
 
 
 class Outbox:
     def __init__(self, store: Store):
-        self.store, self.conn = store, store.db.conn
+        self.store, self._rows = store, store.outbox
 
     def enqueue(
         self,
@@ -48,92 +36,48 @@ class Outbox:
         note: str | None = None,
     ) -> bool:
         """Queue a message (inside the caller's transaction); False when this dedupe key was queued before."""
-        cursor = self.conn.execute(
-            "INSERT OR IGNORE INTO outbox (dedupe_key, alert_id, kind, target, text, blocks, status, attempts,"
-            " next_attempt_at, created_at, note) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
-            [
-                dedupe_key,
-                alert_id,
-                kind,
-                target,
-                message.text,
-                json.dumps(message.blocks),
-                status,
-                now.isoformat(),
-                now.isoformat(),
-                note,
-            ],
-        )
-        return cursor.rowcount == 1
+        return self._rows.insert(dedupe_key, kind, target, message.text, message.blocks, status, now, alert_id, note)
 
     def recover(self) -> int:
         """After a crash: messages left "sending" go back to pending (each may be delivered a second time)."""
         with self.store.transaction():
-            cursor = self.conn.execute(
-                "UPDATE outbox SET status = ?, note = 'was in flight at a crash; may be delivered twice'"
-                " WHERE status = ?",
-                [PENDING, SENDING],
-            )
-        return cursor.rowcount
+            return self._rows.move_all(SENDING, PENDING, "was in flight at a crash; may be delivered twice")
 
     def due(self, now: datetime, limit: int = 100) -> list[OutboxMessage]:
-        cursor = self.conn.execute(
-            "SELECT id, dedupe_key, kind, target, text, blocks, attempts, alert_id FROM outbox"
-            " WHERE status = ? AND next_attempt_at <= ? ORDER BY id LIMIT ?",
-            [PENDING, now.isoformat(), limit],
-        )
-        return [OutboxMessage(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7]) for r in cursor.fetchall()]
+        return self._rows.due(PENDING, now, limit)
 
     def mark_sending(self, message_id: int) -> None:
         with self.store.transaction():
-            self.conn.execute(
-                "UPDATE outbox SET status = ?, attempts = attempts + 1 WHERE id = ?", [SENDING, message_id]
-            )
+            self._rows.start_attempt(message_id, SENDING)
 
     def mark_sent(self, message_id: int, now: datetime, channel: str | None, ts: str | None) -> None:
         with self.store.transaction():
-            self.conn.execute(
-                "UPDATE outbox SET status = ?, sent_at = ?, slack_channel = ?, slack_ts = ? WHERE id = ?",
-                [SENT, now.isoformat(), channel, ts, message_id],
-            )
+            self._rows.mark_sent(message_id, SENT, now, channel, ts)
 
     def mark_retry(self, message_id: int, at: datetime, error: str) -> None:
         with self.store.transaction():
-            self.conn.execute(
-                "UPDATE outbox SET status = ?, next_attempt_at = ?, last_error = ? WHERE id = ?",
-                [PENDING, at.isoformat(), error, message_id],
-            )
+            self._rows.retry_at(message_id, PENDING, at, error)
 
     def mark_failed(self, message_id: int, error: str) -> None:
         with self.store.transaction():
-            self.conn.execute("UPDATE outbox SET status = ?, last_error = ? WHERE id = ?", [FAILED, error, message_id])
+            self._rows.give_up(message_id, FAILED, error)
 
     def folded(self) -> list[dict]:
         """Capped realtime messages not yet shown in a digest."""
-        cursor = self.conn.execute("SELECT id, target, text FROM outbox WHERE status = ? ORDER BY id", [FOLDED])
-        return [{"id": r[0], "target": r[1].split(":", 1)[-1], "summary": r[2]} for r in cursor.fetchall()]
+        return [
+            {"id": m.id, "target": m.target.split(":", 1)[-1], "summary": m.text} for m in self._rows.in_status(FOLDED)
+        ]
 
     def mark_digested(self, ids: list[int]) -> None:
         """Inside the caller's transaction (the one that queues the digest)."""
-        self.conn.executemany("UPDATE outbox SET status = ? WHERE id = ?", [(DIGESTED, i) for i in ids])
+        self._rows.set_status(ids, DIGESTED)
 
     def count_for_target_since(self, kind: str, target: str, since: datetime) -> int:
-        row = self.conn.execute(
-            "SELECT COUNT(*) FROM outbox WHERE kind = ? AND target = ? AND created_at >= ? AND status != ?",
-            [kind, target, since.isoformat(), FOLDED],
-        ).fetchone()
-        return int(row[0])
+        return self._rows.count_for_target_since(kind, target, since)
 
     def statuses(self) -> dict[str, int]:
-        return dict(self.conn.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status").fetchall())
+        return self._rows.statuses()
 
-    def rows(self, status: str | None = None) -> list[dict]:
-        sql, params = "SELECT * FROM outbox", []
-        if status:
-            sql, params = sql + " WHERE status = ?", [status]
-        cursor = self.conn.execute(sql + " ORDER BY id", params)
-        return [_named(cursor, r) for r in cursor.fetchall()]
-
-
-def _named(cursor, row) -> dict:
-    return {c[0]: v for c, v in zip(cursor.description, row)}
+    def rows(self, status: str | None = None) -> list[OutboxMessage]:
+        """Every message (or those in one status), oldest first."""
+        return self._rows.in_status(status)

@@ -11,6 +11,7 @@ from datetime import datetime
 
 from salesintel.alerts.actions import recommended_actions
 from salesintel.alerts.settings import AlertsSettings
+from salesintel.engine.records import ScoredDeal
 from salesintel.engine.risk_rule import is_at_risk
 from salesintel.engine.stats import fisher_vs_rest, wilson
 
@@ -22,7 +23,7 @@ class ReportInputs:
     """Everything a report may draw on, gathered from the store by `alerts.runs`."""
 
     metrics: dict
-    scores: list[dict]
+    scores: list[ScoredDeal]
     now: datetime
     stale_warning: str | None
     settings: AlertsSettings
@@ -55,7 +56,7 @@ def _common(inputs: ReportInputs) -> dict:
     }
 
 
-def realtime_context(score: dict, rule: str, detail: str, alert_id: int, why: str, inputs: ReportInputs) -> dict:
+def realtime_context(score: ScoredDeal, rule: str, detail: str, alert_id: int, why: str, inputs: ReportInputs) -> dict:
     """The critical deal alert: deal, risk, how long it has been open vs typical, why, what to do, owner."""
     velocity = inputs.metrics["velocity"]["won"]
     return {
@@ -68,32 +69,30 @@ def realtime_context(score: dict, rule: str, detail: str, alert_id: int, why: st
         "at_risk": is_at_risk(score, inputs.metrics.get("risk_rule")),
         "typical_days": velocity["median"],
         "typical_n": velocity["n"],
-        "actions": recommended_actions(
-            score["reasons"], detail if rule == "stalled" else None, bool(score.get("stale"))
-        ),
+        "actions": recommended_actions(score.reasons, detail if rule == "stalled" else None, bool(score.stale)),
     }
 
 
-def at_risk(scores: list[dict], metrics: dict) -> list[dict]:
+def at_risk(scores: list[ScoredDeal], metrics: dict) -> list[ScoredDeal]:
     """The deals at risk by the refresh's one rule, riskiest value first."""
     rule = metrics.get("risk_rule")
-    return sorted((s for s in scores if is_at_risk(s, rule)), key=lambda s: s["risk"] * s["deal_amount"], reverse=True)
+    return sorted((s for s in scores if is_at_risk(s, rule)), key=lambda s: s.risk * s.deal_amount, reverse=True)
 
 
-def worth_a_look(scores: list[dict], metrics: dict) -> list[dict]:
+def worth_a_look(scores: list[ScoredDeal], metrics: dict) -> list[ScoredDeal]:
     """Deals at risk first, then the other live deals by risk × amount; stale deals are listed apart."""
     risky = at_risk(scores, metrics)
-    flagged = {s["deal_id"] for s in risky}
+    flagged = {s.deal_id for s in risky}
     rest = sorted(
-        (s for s in scores if s["deal_id"] not in flagged and not s.get("stale")),
-        key=lambda s: s["risk"] * s["deal_amount"],
+        (s for s in scores if s.deal_id not in flagged and not s.stale),
+        key=lambda s: s.risk * s.deal_amount,
         reverse=True,
     )
     return risky + rest
 
 
-def stale_deals(scores: list[dict]) -> list[dict]:
-    return sorted((s for s in scores if s.get("stale")), key=lambda s: s["deal_amount"], reverse=True)
+def stale_deals(scores: list[ScoredDeal]) -> list[ScoredDeal]:
+    return sorted((s for s in scores if s.stale), key=lambda s: s.deal_amount, reverse=True)
 
 
 def daily_context(inputs: ReportInputs) -> dict:
@@ -173,25 +172,25 @@ def _at_risk_totals(inputs: ReportInputs) -> dict:
     return at_risk_totals(inputs.scores, inputs.metrics)
 
 
-def at_risk_totals(scores: list[dict], metrics: dict) -> dict:
+def at_risk_totals(scores: list[ScoredDeal], metrics: dict) -> dict:
     """Deals at risk (count, value), the rule behind it, and the live and stale pipeline of `scores`: the one
     place these figures are computed for reports, /pipeline and App Home."""
     risky = at_risk(scores, metrics)
     rule = metrics.get("risk_rule") or {}
-    live = [s for s in scores if not s.get("stale")]
-    stale = [s for s in scores if s.get("stale")]
+    live = [s for s in scores if not s.stale]
+    stale = [s for s in scores if s.stale]
     return {
         "count": len(risky),
-        "value": sum(s["deal_amount"] for s in risky),
+        "value": sum(s.deal_amount for s in risky),
         "threshold": rule.get("threshold"),
         "active": bool(rule.get("active")),
         "reason": rule.get("reason", ""),
         "deals": risky,
         "live_count": len(live),
-        "live_value": sum(s["deal_amount"] for s in live),
+        "live_value": sum(s.deal_amount for s in live),
         "stale_count": len(stale),
-        "stale_value": sum(s["deal_amount"] for s in stale),
-        "expected_loss": sum(s["risk"] * s["deal_amount"] for s in live),
+        "stale_value": sum(s.deal_amount for s in stale),
+        "expected_loss": sum(s.risk * s.deal_amount for s in live),
     }
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from salesintel.alerts.settings import AlertsSettings
+from salesintel.engine.records import ScoredDeal
 from salesintel.engine.risk_rule import is_at_risk
 
 HIGH_VALUE_AT_RISK = "high_value_at_risk"
@@ -20,20 +21,22 @@ class Candidate:
     rule: str
     deal_id: str
     risk: float
-    score: dict
+    score: ScoredDeal
     detail: str
 
 
-def high_value_at_risk(scores: list[dict], risk_rule: dict | None, settings: AlertsSettings) -> list[Candidate]:
+def high_value_at_risk(scores: list[ScoredDeal], risk_rule: dict | None, settings: AlertsSettings) -> list[Candidate]:
     """Deals worth more than `min_amount` that are at risk by the refresh's one risk rule."""
     return [
-        Candidate(HIGH_VALUE_AT_RISK, s["deal_id"], s["risk"], s, f"risk {s['risk']:.0%} on {s['deal_amount']:,.0f}")
+        Candidate(HIGH_VALUE_AT_RISK, s.deal_id, s.risk, s, f"risk {s.risk:.0%} on {s.deal_amount:,.0f}")
         for s in scores
-        if s["deal_amount"] > settings.realtime.min_amount and is_at_risk(s, risk_rule)
+        if s.deal_amount > settings.realtime.min_amount and is_at_risk(s, risk_rule)
     ]
 
 
-def stalled(scores: list[dict], stage_since: dict[str, date], as_of: date, settings: AlertsSettings) -> list[Candidate]:
+def stalled(
+    scores: list[ScoredDeal], stage_since: dict[str, date], as_of: date, settings: AlertsSettings
+) -> list[Candidate]:
     """Not at Proposal or later by day `proposal_by_day`; or in Demo longer than `demo_max_days`.
 
     Needs each deal's stage at the as-of date: scores carry no stage when the snapshot is newer than the date,
@@ -42,28 +45,28 @@ def stalled(scores: list[dict], stage_since: dict[str, date], as_of: date, setti
     """
     rule, found = settings.stalled, []
     for score in scores:
-        stage = score.get("deal_stage")
-        if not stage or score.get("stale"):
+        stage = score.deal_stage
+        if not stage or score.stale:
             continue  # a stale deal is reported apart (likely dead), not alerted one by one
-        if stage not in rule.late_stages and score["age_days"] >= rule.proposal_by_day:
+        if stage not in rule.late_stages and score.age_days >= rule.proposal_by_day:
             found.append(
                 Candidate(
                     STALLED,
-                    score["deal_id"],
-                    score["risk"],
+                    score.deal_id,
+                    score.risk,
                     score,
-                    f"open {score['age_days']} days and still in {stage} "
+                    f"open {score.age_days} days and still in {stage} "
                     f"(Proposal expected by day {rule.proposal_by_day})",
                 )
             )
             continue
-        since = stage_since.get(score["deal_id"])
+        since = stage_since.get(score.deal_id)
         if stage == "Demo" and since and (as_of - since).days > rule.demo_max_days:
             found.append(
                 Candidate(
                     STALLED,
-                    score["deal_id"],
-                    score["risk"],
+                    score.deal_id,
+                    score.risk,
                     score,
                     f"in Demo for {(as_of - since).days} days (limit {rule.demo_max_days})",
                 )

@@ -34,7 +34,7 @@ from salesintel.alerts.rules import (
     stalled,
 )
 from salesintel.alerts.settings import AlertsSettings
-from salesintel.engine.store import Refresh, Store
+from salesintel.engine.store import Alert, Refresh, Store
 
 log = logging.getLogger("salesintel.alerts")
 
@@ -98,7 +98,7 @@ def realtime_run(env: AlertEnvironment, now: datetime, refresh: Refresh | None =
             alert = ledger.latest_episode(candidate.rule, candidate.deal_id)
             decision = decide(candidate, alert, now, settings.realtime, settings.control_share)
             counts[decision.action] += 1
-            recipients = deal_recipients(candidate.score["sales_rep_id"], settings.routing)
+            recipients = deal_recipients(candidate.score.sales_rep_id, settings.routing)
             if decision.action in (SEND_NEW, HOLD_CONTROL):
                 alert = ledger.open_episode(
                     candidate.rule,
@@ -110,18 +110,16 @@ def realtime_run(env: AlertEnvironment, now: datetime, refresh: Refresh | None =
                     now,
                 )
             elif decision.action == SEND_REPEAT:
-                ledger.record_repeat(alert["id"], candidate.risk, now)
+                ledger.record_repeat(alert.id, candidate.risk, now)
             else:
-                ledger.record_risk(alert["id"], candidate.risk, now)
+                ledger.record_risk(alert.id, candidate.risk, now)
             if decision.action not in (SEND_NEW, SEND_REPEAT):
                 continue
             message = render_message(
                 "realtime",
-                **realtime_context(
-                    candidate.score, candidate.rule, candidate.detail, alert["id"], decision.why, inputs
-                ),
+                **realtime_context(candidate.score, candidate.rule, candidate.detail, alert.id, decision.why, inputs),
             )
-            send_number = alert["sends"] + (1 if decision.action == SEND_REPEAT else 0)
+            send_number = alert.sends + (1 if decision.action == SEND_REPEAT else 0)
             for target in recipients:
                 over_cap = (
                     outbox.count_for_target_since("realtime", target, day_start) >= settings.daily_cap_per_recipient
@@ -129,18 +127,18 @@ def realtime_run(env: AlertEnvironment, now: datetime, refresh: Refresh | None =
                 status = FOLDED if over_cap else "pending"
                 counts["folded"] += over_cap
                 outbox.enqueue(
-                    f"{alert['key']}:{send_number}:{target}",
+                    f"{alert.key}:{send_number}:{target}",
                     "realtime",
                     target,
                     message,
                     now,
-                    alert_id=alert["id"],
+                    alert_id=alert.id,
                     status=status,
                     note=decision.why,
                 )
         for alert in ledger.active():
-            if (alert["rule"], alert["deal_id"]) not in qualifying:
-                ledger.resolve(alert["id"], _resolution(alert, inputs), now)
+            if (alert.rule, alert.deal_id) not in qualifying:
+                ledger.resolve(alert.id, _resolution(alert, inputs), now)
                 counts["resolved"] += 1
     log.info("realtime run", extra={"event": "realtime_run", "as_of": refresh.as_of.isoformat(), **counts})
     return counts
@@ -153,7 +151,7 @@ def _candidates(env: AlertEnvironment, refresh: Refresh, inputs: ReportInputs) -
     found = high_value_at_risk(inputs.scores, inputs.metrics.get("risk_rule"), env.settings) + stalled(
         inputs.scores, stage_since, refresh.as_of, env.settings
     )
-    return sorted(found, key=lambda c: (-c.risk * c.score["deal_amount"], c.deal_id))
+    return sorted(found, key=lambda c: (-c.risk * c.score.deal_amount, c.deal_id))
 
 
 @dataclass(frozen=True)
@@ -184,7 +182,7 @@ def realtime_preview(env: AlertEnvironment, now: datetime, refresh: Refresh | No
     folded: dict[str, int] = {}
     previews = []
     for candidate in candidates:
-        targets = deal_recipients(candidate.score["sales_rep_id"], env.settings.routing)
+        targets = deal_recipients(candidate.score.sales_rep_id, env.settings.routing)
         within = []
         for target in targets:
             if target not in sent:  # what today's real runs already sent counts against the cap
@@ -201,9 +199,9 @@ def realtime_preview(env: AlertEnvironment, now: datetime, refresh: Refresh | No
     return Preview(previews, folded, cap, refresh.metrics.get("risk_rule") or {})
 
 
-def _resolution(alert: dict, inputs: ReportInputs) -> str:
-    open_ids = {s["deal_id"] for s in inputs.scores}
-    return "below threshold" if alert["deal_id"] in open_ids else "deal closed"
+def _resolution(alert: Alert, inputs: ReportInputs) -> str:
+    open_ids = {s.deal_id for s in inputs.scores}
+    return "below threshold" if alert.deal_id in open_ids else "deal closed"
 
 
 def report_message(

@@ -14,7 +14,6 @@ a second process, or a rerun after a crash, cannot run the same fire time twice.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -93,19 +92,11 @@ class Scheduler:
         return [run for run in runs if run is not None]
 
     def _last_fire_time(self, job: str) -> datetime | None:
-        row = self.store.db.execute("SELECT MAX(fire_time) FROM job_runs WHERE job = ?", [job]).fetchone()
-        return datetime.fromisoformat(row[0]) if row and row[0] else None
+        return self.store.job_runs.last_fire_time(job)
 
     def _claim(self, job: str, fire_time: datetime, status: str, note: str | None) -> bool:
-        try:
-            with self.store.transaction():
-                self.store.db.execute(
-                    "INSERT INTO job_runs (job, fire_time, status, claimed_at, note) VALUES (?, ?, ?, ?, ?)",
-                    [job, _utc(fire_time), status, self.clock.now().isoformat(), note],
-                )
-        except sqlite3.IntegrityError:
-            return False
-        return True
+        with self.store.transaction():
+            return self.store.job_runs.claim(job, _utc(fire_time), status, self.clock.now(), note)
 
     def _skip(self, job: Job, fire_time: datetime, why: str) -> JobRun | None:
         if not self._claim(job.name, fire_time, "skipped", why):
@@ -134,10 +125,7 @@ class Scheduler:
 
     def _finish(self, job: str, fire_time: datetime, status: str, note: str | None) -> None:
         with self.store.transaction():
-            self.store.db.execute(
-                "UPDATE job_runs SET status = ?, finished_at = ?, note = ? WHERE job = ? AND fire_time = ?",
-                [status, self.clock.now().isoformat(), note, job, _utc(fire_time)],
-            )
+            self.store.job_runs.finish(job, _utc(fire_time), status, self.clock.now(), note)
 
 
 def _utc(moment: datetime) -> str:

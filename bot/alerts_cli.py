@@ -16,6 +16,10 @@ from salesintel.bot.config import Settings
 from salesintel.engine.store import Store
 
 
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
 def alert_environment(settings: Settings, store: Store):
     from salesintel.alerts.runs import AlertEnvironment
 
@@ -90,14 +94,14 @@ def register(main: click.Group, open_refresh, open_store) -> None:
             click.echo("no alerts" if show_all else "no open alerts (--all shows resolved ones)")
         for row in rows:
             extra = {
-                "acknowledged": f" by {row['acked_by']} at {row['acked_at']}",
-                "snoozed": f" until {row['snoozed_until']}",
-                "resolved": f": {row['resolution']}",
-            }.get(row["state"], "")
-            control = " [control group: not sent]" if row["control"] else ""
+                "acknowledged": f" by {row.acked_by} at {_iso(row.acked_at)}",
+                "snoozed": f" until {_iso(row.snoozed_until)}",
+                "resolved": f": {row.resolution}",
+            }.get(row.state, "")
+            control = " [control group: not sent]" if row.control else ""
             click.echo(
-                f"#{row['id']:<5} {row['rule']:<20} {row['deal_id']:<10} episode {row['episode']}  "
-                f"risk {row['risk']:.0%}  sent {row['sends']}x  {row['state']}{extra}{control}"
+                f"#{row.id:<5} {row.rule:<20} {row.deal_id:<10} episode {row.episode}  "
+                f"risk {row.risk:.0%}  sent {row.sends}x  {row.state}{extra}{control}"
             )
 
     @alerts.command("ack")
@@ -114,9 +118,9 @@ def register(main: click.Group, open_refresh, open_store) -> None:
             raise click.ClickException(str(error)) from error
         state = change.alert
         click.echo(
-            f"alert #{alert_id} acknowledged by {state['acked_by']} at {state['acked_at']}"
+            f"alert #{alert_id} acknowledged by {state.acked_by} at {_iso(state.acked_at)}"
             if change.changed
-            else f"alert #{alert_id} is already {state['state']}: nothing changed"
+            else f"alert #{alert_id} is already {state.state}: nothing changed"
         )
 
     @alerts.command("snooze")
@@ -145,7 +149,7 @@ def register(main: click.Group, open_refresh, open_store) -> None:
         click.echo(
             f"alert #{alert_id} snoozed until {end:%Y-%m-%d %H:%M %Z}"
             if change.changed
-            else f"alert #{alert_id} is {change.alert['state']}: nothing changed"
+            else f"alert #{alert_id} is {change.alert.state}: nothing changed"
         )
 
     @main.group(invoke_without_command=True)

@@ -19,7 +19,7 @@ from salesintel.bot.config import Settings
 from salesintel.bot.people import Viewer, can_act_on_alert, can_see_deal, reps_in_scope
 from salesintel.engine.lookup import DealAnswer, DealLookupError, look_up
 from salesintel.engine.risk_rule import is_at_risk
-from salesintel.engine.store import Refresh, Store
+from salesintel.engine.store import Alert, Refresh, Store
 
 HELP = {
     "deal-risk": "`/deal-risk D01234` — a deal's risk, P(win), why, what to do next, and its alert buttons. "
@@ -97,12 +97,12 @@ def deal_risk(ctx: BotContext, viewer: Viewer, text: str) -> Message:
     except DealLookupError as error:
         return text_message(f"{error}. {HELP['deal-risk']}")
     score = answer.score
-    if not can_see_deal(viewer, score["sales_rep_id"], ctx.settings.alerts.routing, ctx.settings.bot):
+    if not can_see_deal(viewer, score.sales_rep_id, ctx.settings.alerts.routing, ctx.settings.bot):
         return text_message(
             "Sorry, you can only look at deals of your own team. The deal's owner or their manager "
             "can share it with you."
         )
-    alert = next((a for a in AlertLedger(ctx.store).active_for_deal(score["deal_id"]) if not a["control"]), None)
+    alert = next((a for a in AlertLedger(ctx.store).active_for_deal(score.deal_id) if not a.control), None)
     if alert and not can_act_on_alert(viewer, alert, ctx.settings.alerts.routing):
         alert = None
     return render_message(
@@ -121,8 +121,8 @@ def deal_risk_content(store: Store, refresh: Refresh, answer: DealAnswer) -> dic
     score = answer.score
     velocity = refresh.metrics["velocity"]["won"]
     since = (
-        store.stage_since(refresh.snapshot_id, refresh.as_of, score["deal_id"]).get(score["deal_id"])
-        if score["deal_stage"]
+        store.stage_since(refresh.snapshot_id, refresh.as_of, score.deal_id).get(score.deal_id)
+        if score.deal_stage
         else None
     )
     rule = refresh.metrics.get("risk_rule") or {}
@@ -134,7 +134,7 @@ def deal_risk_content(store: Store, refresh: Refresh, answer: DealAnswer) -> dic
         "rule": rule,
         "coverage": refresh.metrics.get("coverage"),
         "stage_days": (refresh.as_of - since).days if since else None,
-        "actions": recommended_actions(score["reasons"], stale=bool(score.get("stale"))),
+        "actions": recommended_actions(score.reasons, stale=bool(score.stale)),
         "typical_days": velocity["median"],
         "typical_n": velocity["n"],
         "deal_name": answer.deal.get("deal_name"),
@@ -152,7 +152,7 @@ def pipeline(ctx: BotContext, viewer: Viewer, text: str) -> Message:
         return text_message(
             "I don't know which deals are yours: ask an admin to add your Slack id under `alerts.routing.users`."
         )
-    scores = [s for s in ctx.store.scores(refresh.id) if scope is None or s["sales_rep_id"] in scope]
+    scores = [s for s in ctx.store.scores(refresh.id) if scope is None or s.sales_rep_id in scope]
     totals = at_risk_totals(scores, refresh.metrics)
     who = "everyone" if scope is None else ("your team" if len(scope) > 1 else "you")
     return render_message(
@@ -221,9 +221,9 @@ def alerts(ctx: BotContext, viewer: Viewer, text: str) -> Message:
     return render_message("answer_alerts", alerts=mine[:20], more=max(0, len(mine) - 20), stale=ctx.stale())
 
 
-def visible_alerts(ctx: BotContext, viewer: Viewer) -> list[dict]:
+def visible_alerts(ctx: BotContext, viewer: Viewer) -> list[Alert]:
     routing = ctx.settings.alerts.routing
-    return [a for a in AlertLedger(ctx.store).active() if not a["control"] and can_act_on_alert(viewer, a, routing)]
+    return [a for a in AlertLedger(ctx.store).active() if not a.control and can_act_on_alert(viewer, a, routing)]
 
 
 def home_view(ctx: BotContext, viewer: Viewer) -> dict:
@@ -232,7 +232,7 @@ def home_view(ctx: BotContext, viewer: Viewer) -> dict:
     scope = reps_in_scope(viewer, ctx.settings.alerts.routing)
     scores = []
     if refresh is not None and (scope is None or scope):
-        scores = [s for s in ctx.store.scores(refresh.id) if scope is None or s["sales_rep_id"] in scope]
+        scores = [s for s in ctx.store.scores(refresh.id) if scope is None or s.sales_rep_id in scope]
     totals = at_risk_totals(scores, refresh.metrics) if refresh else at_risk_totals([], {})
     risky = totals["deals"]
     message = render_message(

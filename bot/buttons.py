@@ -49,13 +49,13 @@ def press(
         state = change.alert
         if change.changed:
             return Outcome(changed=True, note=f":white_check_mark: Acknowledged by <@{viewer.slack_id}> at {local}")
-        return Outcome(note=f"Already {state['state']}" + (f" by <@{state['acked_by']}>" if state["acked_by"] else ""))
+        return Outcome(note=f"Already {state.state}" + (f" by <@{state.acked_by}>" if state.acked_by else ""))
     end = until or now + SNOOZES[action_id]
     change = ledger.snooze(alert_id, end, viewer.slack_id, now)
     if change.changed:
         when = end.astimezone(timezone).strftime("%a %d %b %H:%M")
         return Outcome(changed=True, note=f":zzz: Snoozed by <@{viewer.slack_id}> at {local} until {when}")
-    return Outcome(note=f"Already {change.alert['state']}: nothing changed")
+    return Outcome(note=f"Already {change.alert.state}: nothing changed")
 
 
 def replace_buttons(blocks: list[dict], alert_id: int, note: str) -> list[dict]:

@@ -218,7 +218,7 @@ def risk(obj, deal_id: str, as_of: datetime | None, as_json: bool) -> None:
     model, rule = content["model"], content["rule"]
     if as_json:
         payload = {
-            **answer.score,
+            **answer.score.to_json(),
             "at_risk": content["at_risk"],
             "risk_rule": {k: rule.get(k) for k in ("threshold", "active", "reason")},
             "as_of": result.as_of.isoformat(),

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from salesintel.alerts.routing import managers_of
 from salesintel.alerts.settings import RoutingSettings
 from salesintel.bot.config import BotSettings
+from salesintel.engine.store import Alert
 
 
 @dataclass(frozen=True)
@@ -48,12 +49,12 @@ def can_see_deal(viewer: Viewer, rep_id: str, routing: RoutingSettings, bot: Bot
     return scope is None or rep_id in scope
 
 
-def can_act_on_alert(viewer: Viewer, alert: dict, routing: RoutingSettings) -> bool:
+def can_act_on_alert(viewer: Viewer, alert: Alert, routing: RoutingSettings) -> bool:
     """The alert's recipients and their managers (and executives) may acknowledge or snooze it."""
     if viewer.executive:
         return True
     if viewer.person is None:
         return False
-    recipients = [target.split(":", 1)[1] for target in alert["recipients"] if target.startswith("user:")]
+    recipients = [target.split(":", 1)[1] for target in alert.recipients if target.startswith("user:")]
     allowed = set(recipients) | {m for r in recipients for m in managers_of(r, routing)}
     return viewer.person in allowed

@@ -11,58 +11,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 import pandas as pd
 
 from salesintel.engine.features import still_open_at
 from salesintel.engine.fields import FeatureSpace
+from salesintel.engine.records import Reason
 from salesintel.engine.segments import SIGNIFICANT, SegmentResult
 from salesintel.engine.shrinkage import ShrunkRates, shrink
 from salesintel.engine.stats import wilson
-
-WITHIN_CHANCE, BEYOND_CHANCE = "within chance", "beyond chance"
-
-
-class Reason(NamedTuple):
-    """One thing that moves a deal's P(win), with the numbers that back it (a named tuple: a refresh makes one per
-    shown reason of every open deal, and a tuple is made several times faster than a frozen dataclass).
-
-    `effect` is the change in log-odds of winning against a typical deal of the same age (< 0 lowers P(win)).
-    `qualifier` is computed from the evidence's own test, never written by hand: "beyond chance" or
-    "within chance".
-    """
-
-    dimension: str
-    level: str
-    text: str
-    effect: float
-    significant: bool
-    rate: float | None = None
-    n: int = 0
-    low: float | None = None
-    high: float | None = None
-    label: str = ""
-    """What the reason is about, in a few words ("Outbound lead", "Open 143 days")."""
-
-    @property
-    def qualifier(self) -> str:
-        return BEYOND_CHANCE if self.significant else WITHIN_CHANCE
-
-    def to_dict(self) -> dict:
-        return {
-            "dimension": self.dimension,
-            "level": self.level,
-            "text": self.text,
-            "effect": self.effect,
-            "significant": self.significant,
-            "qualifier": self.qualifier,
-            "rate": self.rate,
-            "n": self.n,
-            "low": self.low,
-            "high": self.high,
-            "label": self.label,
-        }
 
 
 @dataclass(frozen=True)

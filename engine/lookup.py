@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
+from salesintel.engine.records import ScoredDeal
 from salesintel.engine.store import Refresh, Snapshot, Store
 
 DEAL_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
@@ -17,7 +18,7 @@ class DealLookupError(Exception):
 
 @dataclass(frozen=True)
 class DealAnswer:
-    score: dict
+    score: ScoredDeal
     deal: dict
     refresh: Refresh
     snapshot: Snapshot

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from salesintel.engine.records import ScoredDeal
 from salesintel.engine.settings import RiskRuleSettings
 from salesintel.engine.stats import wilson
 
@@ -127,11 +128,11 @@ def required_lift(base_loss_rate: float, min_lift: float) -> float:
     return min(min_lift, (1 + ceiling) / 2)
 
 
-def is_at_risk(score: dict, rule: dict | None) -> bool:
+def is_at_risk(score: ScoredDeal, rule: dict | None) -> bool:
     """The one test of "at risk" every surface uses, for one score (`at_risk` is the same test for many)."""
     if not rule or not rule.get("active"):
         return False
-    return not score.get("stale") and score["risk"] > rule["threshold"]
+    return not score.stale and score.risk > rule["threshold"]
 
 
 def at_risk(risk: np.ndarray, stale: np.ndarray, rule: dict | None) -> np.ndarray:

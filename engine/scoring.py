@@ -20,18 +20,18 @@ the win rate of the oldest landmark, and every surface shows it apart from the l
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 from scipy.special import expit, logit
 
 from salesintel.engine.asof import AsOfView
-from salesintel.engine.evidence import Evidence, Reason
+from salesintel.engine.evidence import Evidence
 from salesintel.engine.features import open_deal_features
 from salesintel.engine.fields import FeatureSpace
 from salesintel.engine.model import TrainedModel
 from salesintel.engine.quality import rule_based_win_probability
+from salesintel.engine.records import TYPICAL, Reason, ScoredDeal
 from salesintel.engine.settings import MetricsSettings, ModelSettings
 
 METHOD_MODEL = "driver model"
@@ -46,42 +46,18 @@ METHOD_AGE_ONLY = "win rate of deals still open at the same age (no field is lef
 METHOD_RULES = "rule-based default (too few closed deals for statistics)"
 MATERIAL = 1.1
 """Risk at least this many times the base risk is "above"; at most its inverse, "below"; between, "typical"."""
-ABOVE, TYPICAL, BELOW, STALE = "above", "typical", "below", "stale"
+ABOVE, BELOW, STALE = "above", "below", "stale"
+"""Standings besides `TYPICAL` (see `engine.records`)."""
 RULES_SUMMARY = "Too few closed deals for statistics: P(win) is the configured rule-based default."
-
-
-class Score(NamedTuple):
-    """One open deal's score (a named tuple, for the same reason as `Reason`: one per open deal)."""
-
-    deal_id: str
-    p_win: float
-    risk: float
-    method: str
-    model_id: int | None
-    reasons: tuple[Reason, ...]
-    deal_amount: float
-    age_days: int
-    deal_stage: str | None
-    sales_rep_id: str
-    deal_name: str | None
-    base_p_win: float | None = None
-    """Win rate of all deals closed by the as-of date: the base rate every risk is compared with."""
-    age_p_win: float | None = None
-    """Win rate of closed deals that were still open at this deal's age."""
-    standing: str = TYPICAL
-    """above | typical | below the base risk, or stale (older than history supports)."""
-    summary: str = ""
-    """One computed sentence: how this deal's risk compares with the base risk, and what drives it."""
-    stale: bool = False
 
 
 class ScoredDeals(Sequence):
     """Every open deal's score, held by column: what a refresh computes and the store writes.
 
-    A million-deal pipeline would otherwise become a million `Score` objects, each with its reason objects, turned
+    A million-deal pipeline would otherwise become a million `ScoredDeal` objects, each with its reason objects, turned
     into dicts and then into JSON. Reasons are shared instead: `catalogue` holds each distinct reason once (with
     effect 0) and each deal refers to the ones it shows by position, with its own effect. Indexing still gives one
-    `Score`, built when asked for.
+    `ScoredDeal`, built when asked for.
     """
 
     def __init__(
@@ -114,9 +90,9 @@ class ScoredDeals(Sequence):
     def __len__(self) -> int:
         return len(self.deal_id)
 
-    def __getitem__(self, position: int) -> Score:
+    def __getitem__(self, position: int) -> ScoredDeal:
         probability = float(self.p_win[position])
-        return Score(
+        return ScoredDeal(
             deal_id=self.deal_id[position],
             p_win=probability,
             risk=1 - probability,

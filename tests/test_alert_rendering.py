@@ -33,8 +33,10 @@ def test_escaping_follows_slacks_order():
 
 def test_a_deal_named_channel_pings_nobody(bundled_store):
     refresh_row = bundled_store.latest_refresh()
-    score = {**bundled_store.scores(refresh_row.id)[0], "deal_name": HOSTILE, "sales_rep_id": "<!here>"}
-    score["reasons"] = [{**r, "text": HOSTILE} for r in score["reasons"]]
+    score = bundled_store.scores(refresh_row.id)[0]
+    score = score._replace(
+        deal_name=HOSTILE, sales_rep_id="<!here>", reasons=tuple(r._replace(text=HOSTILE) for r in score.reasons)
+    )
     inputs = ReportInputs(refresh_row.metrics, [score], datetime.now(UTC), None, AlertsSettings())
     message = render_message("realtime", **realtime_context(score, "high_value_at_risk", HOSTILE, 1, HOSTILE, inputs))
     for text in [message.text, *texts(message.blocks)]:

@@ -114,14 +114,14 @@ def sim(tmp_path_factory) -> Simulation:
 
 def _act_on_alerts(sim: Simulation, ledger: AlertLedger, now: datetime) -> None:
     """Acknowledge one alert and snooze another (the one whose deal stays open longest) for a week."""
-    sent = [a for a in ledger.active("high_value_at_risk") if not a["control"] and a["sends"]]
+    sent = [a for a in ledger.active("high_value_at_risk") if not a.control and a.sends]
     deals = sim.store.deals(sim.store.latest_snapshot().id).set_index("deal_id")
-    sent.sort(key=lambda a: deals.loc[a["deal_id"], "closed_date"] if a["deal_id"] in deals.index else 0)
+    sent.sort(key=lambda a: deals.loc[a.deal_id, "closed_date"] if a.deal_id in deals.index else 0)
     snoozed, acked = sent[-1], sent[0]
-    ledger.acknowledge(acked["id"], "U001", now)
-    ledger.snooze(snoozed["id"], now + timedelta(weeks=1), "U001", now)
+    ledger.acknowledge(acked.id, "U001", now)
+    ledger.snooze(snoozed.id, now + timedelta(weeks=1), "U001", now)
     sim.events.update(
-        acked=acked["id"], snoozed=snoozed["id"], acted_at=len(sim.standin.calls), snooze_until=now + timedelta(weeks=1)
+        acked=acked.id, snoozed=snoozed.id, acted_at=len(sim.standin.calls), snooze_until=now + timedelta(weeks=1)
     )
 
 
@@ -194,22 +194,20 @@ def test_rate_limits_and_server_errors_are_survived(sim):
 def test_acknowledged_alert_is_never_repeated(sim):
     later = sim.standin.calls[sim.events["acted_at"] :]
     assert not [c for c in later if c.args.get("ok_answer") and alert_id_of(c) == sim.events["acked"]]
-    assert AlertLedger(sim.store).get(sim.events["acked"])["acked_by"] == "U001"
+    assert AlertLedger(sim.store).get(sim.events["acked"]).acked_by == "U001"
 
 
 def test_snoozed_alert_is_silent_until_the_snooze_ends_then_speaks_again(sim):
     alert_id, until = sim.events["snoozed"], sim.events["snooze_until"]
-    rows = [r for r in Outbox(sim.store).rows() if r["alert_id"] == alert_id]
-    created = [datetime.fromisoformat(r["created_at"]) for r in rows]
+    rows = [r for r in Outbox(sim.store).rows() if r.alert_id == alert_id]
+    created = [r.created_at for r in rows]
     assert not [c for c in created if until - timedelta(weeks=1) < c < until]
     assert [c for c in created if c >= until], "after the snooze it is re-evaluated and, still at risk, repeated"
 
 
 def test_permanent_error_is_recorded_and_reported_on_the_ops_channel(sim):
     failed = Outbox(sim.store).rows("failed")
-    assert failed and all(
-        r["target"] == "user:rep_24" and "no Slack user for rep_24" in r["last_error"] for r in failed
-    )
+    assert failed and all(r.target == "user:rep_24" and "no Slack user for rep_24" in r.last_error for r in failed)
     ops = [c.args["text"] for c in sim.standin.posts("#salesintel-ops")]
     assert any("could not deliver" in text and "rep_24" in text for text in ops)
 
@@ -228,14 +226,14 @@ def test_the_daily_cap_folds_overflow_into_the_next_digest(sim):
     assert any("Held over from yesterday" in text for text in texts)
     per_day = {}
     for row in Outbox(sim.store).rows("sent"):
-        if row["kind"] == "realtime":
-            day = datetime.fromisoformat(row["created_at"]).astimezone(NY).date()
-            per_day[(row["target"], day)] = per_day.get((row["target"], day), 0) + 1
+        if row.kind == "realtime":
+            day = row.created_at.astimezone(NY).date()
+            per_day[(row.target, day)] = per_day.get((row.target, day), 0) + 1
     assert max(per_day.values()) <= sim.settings.daily_cap_per_recipient
 
 
 def test_the_control_group_receives_nothing(sim):
-    control = [a["id"] for a in AlertLedger(sim.store).listing() if a["control"]]
+    control = [a.id for a in AlertLedger(sim.store).listing() if a.control]
     assert control, "with a 10% share some deals must be held back"
-    assert not [r for r in Outbox(sim.store).rows() if r["alert_id"] in control]
+    assert not [r for r in Outbox(sim.store).rows() if r.alert_id in control]
     assert not [c for c in sim.standin.posts() if alert_id_of(c) in control]

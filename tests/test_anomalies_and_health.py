@@ -68,8 +68,8 @@ def test_stale_data_is_an_ops_alert_once_per_snapshot(tmp_path):
     problems = health_checks(env, taken + timedelta(hours=30))
     assert problems and "CRM data is 30 hours old" in problems[0]
     health_checks(env, taken + timedelta(hours=40))
-    ops = [r for r in Outbox(store).rows() if r["kind"] == "ops"]
-    assert len(ops) == 1 and ops[0]["target"] == "channel:#salesintel-ops"
+    ops = [r for r in Outbox(store).rows() if r.kind == "ops"]
+    assert len(ops) == 1 and ops[0].target == "channel:#salesintel-ops"
 
 
 def test_stale_warning_wording():

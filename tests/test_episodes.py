@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 from salesintel.alerts.episodes import HOLD_CONTROL, SEND_NEW, SEND_REPEAT, SILENT, decide, in_control_group
 from salesintel.alerts.rules import Candidate
 from salesintel.alerts.settings import RealtimeRuleSettings
+from salesintel.engine.store import Alert
 
 NOW = datetime(2024, 3, 1, 12, tzinfo=UTC)
 RULE = RealtimeRuleSettings()
@@ -15,7 +16,22 @@ def candidate(risk=0.75, deal="D00001"):
 
 
 def alert(**overrides):
+    """An episode as the store decodes it from a row (times stored as ISO 8601 text)."""
     row = {
+        "id": 1,
+        "key": "high_value_at_risk:D00001:1",
+        "rule": "high_value_at_risk",
+        "deal_id": "D00001",
+        "episode": 1,
+        "risk": 0.75,
+        "sends": 1,
+        "first_at": (NOW - timedelta(days=2)).isoformat(),
+        "acked_at": None,
+        "resolved_at": None,
+        "resolution": None,
+        "recipients": "[]",
+        "payload": "{}",
+        "updated_at": None,
         "state": "open",
         "control": 0,
         "last_sent_risk": 0.75,
@@ -23,7 +39,7 @@ def alert(**overrides):
         "snoozed_until": None,
         "acked_by": None,
     }
-    return {**row, **overrides}
+    return Alert.from_row({**row, **overrides})
 
 
 def test_a_new_episode_is_sent_and_an_existing_one_is_not_repeated():

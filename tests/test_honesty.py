@@ -129,16 +129,16 @@ def test_a_deal_well_above_the_base_risk_always_names_what_drives_it(export):
     ctx = bot_context(export)
     checked = 0
     for score in export.scores():
-        base_risk = 1 - score["base_p_win"]
-        slack = messages_text(deal_risk(ctx, EXECUTIVE, score["deal_id"]))
-        if score["stale"]:
+        base_risk = 1 - score.base_p_win
+        slack = messages_text(deal_risk(ctx, EXECUTIVE, score.deal_id))
+        if score.stale:
             assert "Stale — likely dead" in slack
             continue
-        if score["risk"] >= 1.5 * base_risk:
+        if score.risk >= 1.5 * base_risk:
             checked += 1
             assert "What drives it:" in slack and "Nothing about this deal" not in slack, slack
-        if score["standing"] == "above":
-            assert "What drives it:" in slack and score["reasons"], "a deal above the base risk names a reason"
+        if score.standing == "above":
+            assert "What drives it:" in slack and score.reasons, "a deal above the base risk names a reason"
             assert ("*Why at risk*" in slack) == is_at_risk(score, export.refresh_row().metrics["risk_rule"])
     if export.name == "signal":
         assert checked >= 5, "the planted effects make some deals far riskier than the base"
@@ -146,24 +146,24 @@ def test_a_deal_well_above_the_base_risk_always_names_what_drives_it(export):
 
 def test_every_reason_points_the_way_its_own_numbers_do(export):
     for score in export.scores():
-        base = score["base_p_win"]
-        lowering = score["standing"] in ("above", "typical", "stale")
-        for reason in score["reasons"]:
-            assert reason["qualifier"] in ("beyond chance", "within chance")
+        base = score.base_p_win
+        lowering = score.standing in ("above", "typical", "stale")
+        for reason in score.reasons:
+            assert reason.qualifier in ("beyond chance", "within chance")
             if lowering:
-                assert reason["effect"] < 0 and reason["rate"] < base, (score["deal_id"], reason)
+                assert reason.effect < 0 and reason.rate < base, (score.deal_id, reason)
             else:
-                assert reason["effect"] > 0 and reason["rate"] > base, (score["deal_id"], reason)
+                assert reason.effect > 0 and reason.rate > base, (score.deal_id, reason)
 
 
 def test_the_cli_and_slack_give_the_same_sentence_for_a_deal(export):
     ctx = bot_context(export)
     for score in export.scores()[:25]:
-        cli = export.cli("risk", score["deal_id"], "--as-of", export.as_of.isoformat())
-        slack = messages_text(deal_risk(ctx, EXECUTIVE, score["deal_id"]))
-        assert score["summary"] in cli and score["summary"].split(":")[0] in slack
-        answer = json.loads(export.cli("risk", score["deal_id"], "--as-of", export.as_of.isoformat(), "--json"))
-        assert answer["summary"] == score["summary"] and answer["at_risk"] == is_at_risk(score, answer["risk_rule"])
+        cli = export.cli("risk", score.deal_id, "--as-of", export.as_of.isoformat())
+        slack = messages_text(deal_risk(ctx, EXECUTIVE, score.deal_id))
+        assert score.summary in cli and score.summary.split(":")[0] in slack
+        answer = json.loads(export.cli("risk", score.deal_id, "--as-of", export.as_of.isoformat(), "--json"))
+        assert answer["summary"] == score.summary and answer["at_risk"] == is_at_risk(score, answer["risk_rule"])
         # One builder: what to do next and how long it sat in its stage are the same on both surfaces.
         shown = html.unescape(slack)  # Slack's text escapes <, > and &
         assert answer["do_next"] and all(step in cli and step in shown for step in answer["do_next"])
@@ -185,7 +185,7 @@ def test_data_that_ends_before_the_as_of_date_is_said_and_not_compared(export):
     gap = f"the export ends on {export.spec.data_end}, 120 days before"
     for kind in ("daily", "weekly"):
         assert gap in messages_text(report_message(kind, environment(export), NOW, export.refresh_row())[0])
-    deal = export.scores()[0]["deal_id"]
+    deal = export.scores()[0].deal_id
     assert gap in messages_text(deal_risk(bot_context(export), EXECUTIVE, deal))
 
 
@@ -228,7 +228,7 @@ def test_no_finding_driver_anomaly_or_reason_rests_on_an_excluded_field(export):
     for refresh_as_of in (export.as_of, export.spec.data_end):
         for anomaly in export.refresh_row(refresh_as_of).metrics["anomalies"]["anomalies"]:
             assert not set(anomaly["cell"]) & excluded
-    assert not {r["dimension"] for s in export.scores() for r in s["reasons"]} & dimensions
+    assert not {r.dimension for s in export.scores() for r in s.reasons} & dimensions
     monthly, _ = report_message("monthly", environment(export), NOW, export.refresh_row())
     findings = messages_text(monthly).split("Fields kept out")[0]
     assert "Forecast category" not in findings and "Close period" not in findings
@@ -252,19 +252,19 @@ def test_skill_that_is_too_good_to_be_true_never_reaches_a_user(export):
 def test_zombie_deals_are_stale_never_scored_above_the_oldest_supported_age_and_kept_out_of_pipeline(export):
     metrics = export.refresh_row().metrics
     scores = export.scores()
-    stale = [s for s in scores if s["stale"]]
+    stale = [s for s in scores if s.stale]
     zombies = set(export.crm.loc[export.crm["outcome"].eq(""), "deal_id"]) & set(
         export.crm.loc[
             pd.to_datetime(export.crm["created_date"]) < pd.Timestamp(export.spec.start) + pd.Timedelta(days=90),
             "deal_id",
         ]
     )
-    assert zombies and zombies <= {s["deal_id"] for s in stale}
+    assert zombies and zombies <= {s.deal_id for s in stale}
     oldest = max(metrics["evidence"]["ages"], key=lambda row: int(row["level"]))["raw"]
-    assert all(s["p_win"] <= oldest + 1e-9 for s in stale)
+    assert all(s.p_win <= oldest + 1e-9 for s in stale)
     pipeline = metrics["open_pipeline"]
     assert pipeline["count"] + pipeline["stale_count"] == len(scores)
-    assert pipeline["value"] == pytest.approx(sum(s["deal_amount"] for s in scores if not s["stale"]))
+    assert pipeline["value"] == pytest.approx(sum(s.deal_amount for s in scores if not s.stale))
     daily, _ = report_message("daily", environment(export), NOW, export.refresh_row())
     weekly, _ = report_message("weekly", environment(export), NOW, export.refresh_row())
     assert f"*Stale — likely dead:* {len(stale):,} deals" in messages_text(daily)
@@ -294,7 +294,7 @@ def test_every_surface_counts_the_same_deals_at_risk(export):
     assert refresh_row.metrics["risk_rule"]["open_flagged"]["count"] == expected["count"]
     preview = realtime_preview(env, NOW, refresh_row)
     titles = [m.blocks[0]["text"]["text"] for _, m in preview.messages]
-    at_risk_ids = {s["deal_id"] for s in expected["deals"]}
+    at_risk_ids = {s.deal_id for s in expected["deals"]}
     for title in titles:
         deal = re.search(r"\((D\d+)\)|: (D\d+)\*", title)
         deal_id = next(g for g in deal.groups() if g)
@@ -379,7 +379,7 @@ def test_risk_without_a_date_answers_as_of_the_newest_date_not_the_newest_comput
     export.cli("refresh", "--as-of", earlier.isoformat())
     newest = export.store.latest_refresh()
     assert newest.as_of == export.as_of
-    deal = export.scores()[0]["deal_id"]
+    deal = export.scores()[0].deal_id
     answer = json.loads(export.cli("risk", deal, "--json"))
     assert answer["as_of"] == export.as_of.isoformat()
 
@@ -448,8 +448,8 @@ def test_a_model_is_reused_only_on_its_own_snapshot_and_scores_agree_with_the_me
     assert second.metrics["model"]["version"] == "v1"
     scores = first.store.scores(second.id)
     pipeline = second.metrics["open_pipeline"]
-    assert pipeline["stale_count"] == sum(s["stale"] for s in scores)
-    assert pipeline["count"] == sum(not s["stale"] for s in scores)
+    assert pipeline["stale_count"] == sum(s.stale for s in scores)
+    assert pipeline["count"] == sum(not s.stale for s in scores)
     # A newer export without the Competitor column: the old model (which used it) must not be reused.
     first.crm.drop(columns=["Competitor"]).to_csv(tmp_path / "crm2.csv", index=False)
     layout = messy_layout()
@@ -531,7 +531,7 @@ def test_a_refused_or_leak_guarded_model_is_said_so_on_every_surface(tmp_path):
     assert not any("Not enough closed deals to compare" in text for text in texts)
     if model.get("refused"):
         assert result.metrics["statement"].startswith("No field is left to compare")
-        assert all("has no skill" not in s["method"] for s in store.scores(result.id))
+        assert all("has no skill" not in s.method for s in store.scores(result.id))
         assert "refused as a likely leak" in texts[2]
     excluded = {e["field"] for e in result.metrics["fields"]["excluded"]}
     assert excluded & {f"hint_{i}" for i in range(8)}, "at least the most separating hint is out"
@@ -584,7 +584,7 @@ def test_with_a_live_snapshot_stalled_deals_are_titled_stalled_with_their_real_r
     titles = [m.blocks[0]["text"]["text"] for _, m in preview.messages]
     stalled = [t for t in titles if "Deal stalled" in t]
     assert stalled and all(re.search(r"risk \d+%", t) for t in stalled)
-    flagged = {s["deal_id"] for s in at_risk_totals(store.scores(result.id), result.metrics)["deals"]}
+    flagged = {s.deal_id for s in at_risk_totals(store.scores(result.id), result.metrics)["deals"]}
     for title in titles:
         if "Deal at risk" in title:
             assert re.search(r"(D\d+)", title).group(1) in flagged
@@ -601,7 +601,7 @@ def test_a_store_written_before_placeholders_were_missing_values_is_cleaned_once
     )
     store = Store.open(tmp_path / "s.db")
     store.save_snapshot(read_snapshot(tmp_path / "crm.csv", IngestSettings()), NOW, NOW)
-    from salesintel.engine.store import MIGRATIONS, _placeholders_to_null
+    from salesintel.engine.store.schema import MIGRATIONS, _placeholders_to_null
 
     before = MIGRATIONS.index(_placeholders_to_null)
     with store.db.conn:  # what an older release stored for an unset picklist (it kept no columnar copy yet)

@@ -54,14 +54,14 @@ def test_watched_folder_snapshots_load_and_the_stalled_rules_fire(tmp_path):
     drop(inbox / "crm-0301.csv", crm([early]), now - timedelta(hours=1))
     note = job(now, now)
     assert "snapshot #1 from crm-0301.csv (302 loaded, 0 rejected)" in note
-    stalled = {a["deal_id"] for a in AlertLedger(store).active("stalled")}
+    stalled = {a.deal_id for a in AlertLedger(store).active("stalled")}
     assert stalled == {"O0001"}, "60 days old and still Qualified; O0002 has been in Demo only since this snapshot"
 
     later = datetime(2024, 4, 5, 7, tzinfo=UTC)
     moved = early.replace("Inbound,Qualified", "Inbound,Proposal")
     drop(inbox / "crm-0405.csv", crm([moved]), later - timedelta(hours=1))
     assert "snapshot #2" in job(later, later)
-    active = {a["deal_id"] for a in AlertLedger(store).active("stalled")}
+    active = {a.deal_id for a in AlertLedger(store).active("stalled")}
     assert active == {"O0002"}, "O0001 reached Proposal (episode resolved); O0002 has been in Demo since 1 March"
     job(later + timedelta(minutes=30), later + timedelta(minutes=30))
     assert store.db.execute("SELECT COUNT(*) FROM refreshes").fetchone() == (2,), "same data, same date: no new refresh"

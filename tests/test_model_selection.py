@@ -145,10 +145,10 @@ def test_a_field_declared_only_in_config_flows_to_every_surface(tmp_path):
     assert any(s["field"] == "competitor" and s["value"] == "Globex" for s in metrics["segments"])
     store = Store.open(tmp_path / "store.db")
     scores = store.scores(store.latest_refresh().id)
-    labels = {r["label"] for s in scores for r in s["reasons"]}
+    labels = {r.label for s in scores for r in s.reasons}
     assert any(label.startswith("Competitor Globex") for label in labels), labels
-    globex = next(s for s in scores if any(r["label"].startswith("Competitor Globex") for r in s["reasons"]))
-    assert "Competitor Globex" in json.loads(cli("risk", globex["deal_id"], "--json", "--as-of", as_of))["summary"]
+    globex = next(s for s in scores if any(r.label.startswith("Competitor Globex") for r in s.reasons))
+    assert "Competitor Globex" in json.loads(cli("risk", globex.deal_id, "--json", "--as-of", as_of))["summary"]
     context = BotContext(store, load_settings(tmp_path / "config.yaml"), NOW, data.spec.snapshot_date)
     answer = winrate(context, Viewer("UEXEC", None, True), "competitor")
     text = json.dumps(answer.blocks) + answer.text

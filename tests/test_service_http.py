@@ -112,7 +112,7 @@ def service(tmp_path_factory):
         "standin": standin,
         "process": process,
         "log": log_path,
-        "alert": alert["id"],
+        "alert": alert.id,
         "store": tmp / "store.db",
     }
     if process.poll() is None:
@@ -204,7 +204,7 @@ def test_forged_signature_is_rejected_and_changes_nothing(service):
     time.sleep(0.5)
     assert not calls(service, "chat.update", since) and not calls(service, "chat.postEphemeral", since)
     row = AlertLedger(Store.open(service["store"])).get(service["alert"])
-    assert row["state"] == "open" and not row.get("acked_by")
+    assert row.state == "open" and not row.acked_by
 
 
 def test_stale_timestamp_is_rejected(service):
@@ -239,7 +239,7 @@ def test_a_user_without_permission_cannot_act_on_an_alert(service):
     assert status == 200
     refusal = wait_for(lambda: calls(service, "chat.postEphemeral", since))
     assert refusal[0].args["user"] == "U003" and "Only the people this alert was sent to" in refusal[0].args["text"]
-    assert AlertLedger(Store.open(service["store"])).get(service["alert"])["state"] == "open"
+    assert AlertLedger(Store.open(service["store"])).get(service["alert"]).state == "open"
 
 
 def test_acknowledge_updates_the_message_in_place_once_even_on_a_double_click(service):
@@ -259,7 +259,7 @@ def test_acknowledge_updates_the_message_in_place_once_even_on_a_double_click(se
     assert done and done[0]["elements"][0]["text"].startswith(":white_check_mark: Acknowledged by <@U901> at ")
     assert not [b for b in args["blocks"] if b["type"] == "actions"]
     row = AlertLedger(Store.open(service["store"])).get(alert_id)
-    assert row["state"] == "acknowledged" and row["acked_by"] == "U901"
+    assert row.state == "acknowledged" and row.acked_by == "U901"
 
 
 def test_snooze_until_a_date_from_the_modal(service):
@@ -268,13 +268,11 @@ def test_snooze_until_a_date_from_the_modal(service):
         other = AlertLedger(store).open_episode(
             "high_value_at_risk", "D00052", 0.8, False, ["user:rep_2"], {}, datetime.now(UTC)
         )
-    body = slack.view_submission("U002", other["id"], "2030-01-15")
+    body = slack.view_submission("U002", other.id, "2030-01-15")
     status, _ = slack.send(service["base"] + "/slack/events", body, "application/x-www-form-urlencoded", SECRET)
     assert status == 200
-    row = wait_for(
-        lambda: (r := AlertLedger(Store.open(service["store"])).get(other["id"]))["state"] == "snoozed" and r
-    )
-    assert row["snoozed_until"].startswith("2030-01-15T08:00:00-05:00")
+    row = wait_for(lambda: (r := AlertLedger(Store.open(service["store"])).get(other.id)).state == "snoozed" and r)
+    assert row.snoozed_until.isoformat().startswith("2030-01-15T08:00:00-05:00")
 
 
 def test_app_home_is_published_and_a_replayed_retry_is_not_processed_twice(service):

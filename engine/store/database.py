@@ -1,7 +1,8 @@
-"""The store: one SQLite file (WAL mode) holding snapshots, deals, rejects and refresh results.
+"""The store: one SQLite file (WAL mode) holding snapshots, deals, rejects, refreshes, models and alert state.
 
-The schema is versioned with `PRAGMA user_version`; `MIGRATIONS[i]` takes a store from version i to i + 1, so
-a newer salesintel opens an older file by running the steps it has not seen, each in its own transaction.
+`Store` is the only owner of a connection: every query of every layer is a method here or on one of its row
+collections (`store.alerts`, `store.outbox`, `store.job_runs`), and `Store.transaction()` is the one way to make
+several writes land together.
 """
 
 from __future__ import annotations
@@ -10,9 +11,6 @@ import json
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from dataclasses import field as dataclass_field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Protocol
@@ -24,312 +22,36 @@ import sqlite_utils
 
 from salesintel.engine import deal_frames
 from salesintel.engine.ingest import DEAL_COLUMNS, ParsedSnapshot
-from salesintel.engine.missing import MISSING_WORDS
-
-MAYBE_PLACEHOLDER_COLUMNS = ("industry", "region", "product_type", "lead_source", "deal_stage")
-"""Text columns that stores written before placeholders became missing values may hold "Unknown" in (cleared by a
-migration)."""
-
-
-def _create_core_tables(db: sqlite_utils.Database) -> None:
-    db["snapshots"].create(
-        {
-            "id": int,
-            "source": str,
-            "sha256": str,
-            "layout": str,
-            "taken_at": str,
-            "loaded_at": str,
-            "rows_read": int,
-            "rows_loaded": int,
-            "rows_rejected": int,
-        },
-        pk="id",
-        not_null={"source", "sha256", "taken_at", "loaded_at"},
-    )
-    db["snapshots"].create_index(["sha256"], unique=True)
-    db["deals"].create(
-        {
-            "snapshot_id": int,
-            "line": int,
-            "deal_id": str,
-            "deal_name": str,
-            "created_date": str,
-            "closed_date": str,
-            "sales_rep_id": str,
-            "industry": str,
-            "region": str,
-            "product_type": str,
-            "lead_source": str,
-            "deal_stage": str,
-            "deal_amount": float,
-            "sales_cycle_days": int,
-            "outcome": str,
-        },
-        pk=("snapshot_id", "deal_id"),
-        foreign_keys=[("snapshot_id", "snapshots", "id")],
-    )
-    db["rejects"].create(
-        {"snapshot_id": int, "line": int, "deal_id": str, "reason": str, "raw": str},
-        pk=("snapshot_id", "line"),
-        foreign_keys=[("snapshot_id", "snapshots", "id")],
-    )
-    db["refreshes"].create(
-        {"id": int, "snapshot_id": int, "as_of": str, "computed_at": str, "metrics": str},
-        pk="id",
-        foreign_keys=[("snapshot_id", "snapshots", "id")],
-    )
-
-
-def _create_model_tables(db: sqlite_utils.Database) -> None:
-    db["models"].create(
-        {
-            "id": int,
-            "snapshot_id": int,
-            "as_of": str,
-            "trained_at": str,
-            "has_skill": int,
-            "train_from": str,
-            "train_to": str,
-            "deals": int,
-            "examples": int,
-            "summary": str,
-            "pipeline": bytes,
-        },
-        pk="id",
-        foreign_keys=[("snapshot_id", "snapshots", "id")],
-    )
-    db["models"].create_index(["snapshot_id", "as_of"])
-    db["refreshes"].add_column("model_id", int)
-    db["scores"].create(
-        {
-            "refresh_id": int,
-            "deal_id": str,
-            "p_win": float,
-            "risk": float,
-            "method": str,
-            "model_id": int,
-            "reasons": str,
-            "deal_amount": float,
-            "age_days": int,
-            "deal_stage": str,
-            "sales_rep_id": str,
-            "deal_name": str,
-        },
-        pk=("refresh_id", "deal_id"),
-        foreign_keys=[("refresh_id", "refreshes", "id")],
-    )
-    db["scores"].create_index(["deal_id"])
-
-
-def _create_alert_tables(db: sqlite_utils.Database) -> None:
-    """Alert episodes, the outbox of messages to deliver, claims of scheduled runs, and Slack user ids."""
-    db["alerts"].create(
-        {
-            "id": int,
-            "key": str,
-            "rule": str,
-            "deal_id": str,
-            "episode": int,
-            "state": str,
-            "control": int,
-            "risk": float,
-            "last_sent_risk": float,
-            "sends": int,
-            "first_at": str,
-            "last_sent_at": str,
-            "snoozed_until": str,
-            "acked_by": str,
-            "acked_at": str,
-            "resolved_at": str,
-            "resolution": str,
-            "recipients": str,
-            "payload": str,
-            "updated_at": str,
-        },
-        pk="id",
-        not_null={"key", "rule", "deal_id", "state"},
-    )
-    db["alerts"].create_index(["key"], unique=True)
-    db["alerts"].create_index(["deal_id", "rule", "episode"])
-    db["outbox"].create(
-        {
-            "id": int,
-            "dedupe_key": str,
-            "alert_id": int,
-            "kind": str,
-            "target": str,
-            "text": str,
-            "blocks": str,
-            "status": str,
-            "attempts": int,
-            "next_attempt_at": str,
-            "last_error": str,
-            "created_at": str,
-            "sent_at": str,
-            "slack_channel": str,
-            "slack_ts": str,
-            "note": str,
-        },
-        pk="id",
-        not_null={"dedupe_key", "kind", "target", "status"},
-    )
-    db["outbox"].create_index(["dedupe_key"], unique=True)
-    db["outbox"].create_index(["status", "next_attempt_at"])
-    db["job_runs"].create(
-        {"job": str, "fire_time": str, "status": str, "claimed_at": str, "finished_at": str, "note": str},
-        pk=("job", "fire_time"),
-    )
-    db["slack_users"].create({"rep_id": str, "slack_id": str, "email": str, "looked_up_at": str}, pk="rep_id")
-
-
-def _index_deals_by_id(db: sqlite_utils.Database) -> None:
-    """A deal across snapshots (stage history) is looked up by id alone."""
-    db["deals"].create_index(["deal_id", "snapshot_id"])
-
-
-def _add_extra_fields(db: sqlite_utils.Database) -> None:
-    """Extra CRM fields (declared per layout) ride along as JSON per deal; scores gain their explanation."""
-    db["snapshots"].add_column("fields", str)
-    db["deals"].add_column("extras", str)
-    db["scores"].add_column("detail", str)
-
-
-def _placeholders_to_null(db: sqlite_utils.Database) -> None:
-    """Deals stored before placeholders became missing values: "Unknown", "N/A", "-" … become NULL, once."""
-    words = sorted(MISSING_WORDS)
-    marks = ", ".join("?" for _ in words)
-    for column in MAYBE_PLACEHOLDER_COLUMNS:
-        db.execute(f"UPDATE deals SET {column} = NULL WHERE lower(trim({column})) IN ({marks})", words)
-
-
-DEALS_TABLE = """CREATE TABLE {name} (
-    snapshot_id INTEGER NOT NULL REFERENCES snapshots(id), line INTEGER NOT NULL, deal_id TEXT NOT NULL,
-    deal_name TEXT, created_date TEXT, closed_date TEXT, sales_rep_id TEXT, industry TEXT, region TEXT,
-    product_type TEXT, lead_source TEXT, deal_stage TEXT, deal_amount FLOAT, sales_cycle_days INTEGER, outcome TEXT,
-    extras TEXT,
-    PRIMARY KEY (snapshot_id, line)
-) WITHOUT ROWID"""
-
-
-def _lean_deals(db: sqlite_utils.Database) -> None:
-    """Deals keyed by (snapshot, line) in a WITHOUT ROWID table, plus one unique index (deal_id, snapshot_id).
-
-    Before, a rowid table carried two more b-trees: the (snapshot_id, deal_id) primary key and the deal-id index. A
-    snapshot's rows arrive in line order, so the table itself is filled by appending; the unique index keeps a deal
-    id once per snapshot and serves every lookup by id (`deal`, `stage_since`), while scans of one snapshot
-    (`deals`, `closed_between`, `outcomes`, `find_deal_id`) walk the table's key prefix. Same columns, same order.
-    """
-    columns = ", ".join(("snapshot_id", *DEAL_COLUMNS, "extras"))
-    db.execute(DEALS_TABLE.format(name="deals_lean"))
-    db.execute(f"INSERT INTO deals_lean ({columns}) SELECT {columns} FROM deals ORDER BY snapshot_id, line")
-    db.execute("DROP TABLE deals")
-    db.execute("ALTER TABLE deals_lean RENAME TO deals")
-    db.execute("CREATE UNIQUE INDEX idx_deals_deal_id_snapshot_id ON deals (deal_id, snapshot_id)")
-
-
-def _add_snapshot_frames(db: sqlite_utils.Database) -> None:
-    """Each snapshot's validated deals as one columnar blob (see `engine.deal_frames`), for fast bulk reads.
-
-    Snapshots stored before this step have none and are read from their rows; nothing is back-filled here, so
-    opening an old store stays quick.
-    """
-    db.execute(
-        "CREATE TABLE snapshot_frames (snapshot_id INTEGER PRIMARY KEY REFERENCES snapshots(id),"
-        " format TEXT NOT NULL, data BLOB NOT NULL)"
-    )
-
-
-def _drop_unused_score_index(db: sqlite_utils.Database) -> None:
-    """Scores are read by refresh (and deal) through their primary key; the extra deal-id index cost a b-tree insert
-    per open deal on every refresh and served no query."""
-    db.execute("DROP INDEX IF EXISTS idx_scores_deal_id")
-
-
-def _shared_reasons(db: sqlite_utils.Database) -> None:
-    """Each refresh's distinct reasons, written once; its scores refer to them by position with their own effect
-    (see `engine.scoring.ScoredDeals`), rather than repeating the same sentences in every open deal's row."""
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS refresh_reasons (refresh_id INTEGER PRIMARY KEY REFERENCES refreshes(id),"
-        " catalogue TEXT NOT NULL)"
-    )
-
-
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
-    _create_core_tables,
-    _create_model_tables,
-    _create_alert_tables,
-    _index_deals_by_id,
-    _add_extra_fields,
-    _placeholders_to_null,
-    _lean_deals,
-    _add_snapshot_frames,
-    _drop_unused_score_index,
-    _shared_reasons,
-]
-
-
-class StoreError(Exception):
-    """The store file cannot be opened or is from a newer salesintel."""
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    id: int
-    source: str
-    sha256: str
-    layout: str
-    taken_at: datetime
-    loaded_at: datetime
-    rows_read: int
-    rows_loaded: int
-    rows_rejected: int
-    fields: dict = dataclass_field(default_factory=dict)
-    """The layout's extra fields (name → declaration: column, kind, known, label)."""
-
-    @classmethod
-    def from_row(cls, row: dict) -> Snapshot:
-        return cls(
-            **{
-                **row,
-                "taken_at": datetime.fromisoformat(row["taken_at"]),
-                "loaded_at": datetime.fromisoformat(row["loaded_at"]),
-                "fields": json.loads(row.get("fields") or "{}"),
-            }
-        )
-
-
-@dataclass(frozen=True)
-class Refresh:
-    id: int
-    snapshot_id: int
-    as_of: date
-    computed_at: datetime
-    metrics: dict
-    model_id: int | None = None
-
-
-@dataclass(frozen=True)
-class StoredModel:
-    """A model version: its training window and metrics, and the fitted pipeline (pickled)."""
-
-    id: int
-    snapshot_id: int
-    as_of: date
-    trained_at: datetime
-    summary: dict
-    pipeline: bytes
-
-    @property
-    def version(self) -> str:
-        return f"v{self.id}"
+from salesintel.engine.records import Reason, ScoredDeal
+from salesintel.engine.store.alert_rows import AlertRows
+from salesintel.engine.store.job_runs import JobRunRows
+from salesintel.engine.store.outbox_rows import OutboxRows
+from salesintel.engine.store.records import (
+    Refresh,
+    Snapshot,
+    StoredModel,
+    StoreError,
+    model_from_row,
+    reason_from_json,
+    refresh_from_row,
+    score_from_row,
+)
+from salesintel.engine.store.schema import MIGRATIONS
+from salesintel.engine.store.transactions import bulk_load, transaction
 
 
 class Store:
-    """All reads and writes of salesintel's state; nothing else in the engine touches the file."""
+    """All reads and writes of salesintel's state; nothing outside this package touches the file.
+
+    `db` is the connection (through sqlite-utils) for the store's own modules, and for tests that inspect the file
+    or make it look like an older release's; product code goes through methods and the row collections.
+    """
 
     def __init__(self, db: sqlite_utils.Database):
         self.db = db
+        self.alerts = AlertRows(db.conn)
+        self.outbox = OutboxRows(db.conn)
+        self.job_runs = JobRunRows(db.conn)
 
     @classmethod
     def open(cls, path: Path) -> Store:
@@ -389,7 +111,7 @@ class Store:
         # deal_id is distinct within a snapshot (the validator rejects repeats): nothing to share
         shared = {name: None if name == "deal_id" else _shared_values(deals[name]) for name in DEAL_COLUMNS}
         frame_blob = deal_frames.encode(deals, DEAL_COLUMNS, parsed.fields, shared) if len(deals) else None
-        with _bulk_load(self.db.conn), self.transaction():
+        with bulk_load(self.db.conn), self.transaction():
             cursor = self.db.execute(
                 "INSERT INTO snapshots (source, sha256, layout, taken_at, loaded_at, rows_read, rows_loaded,"
                 " rows_rejected, fields) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -516,14 +238,14 @@ class Store:
         rows = list(
             self.db["refreshes"].rows_where(where, params, order_by="snapshot_id desc, as_of desc, id desc", limit=1)
         )
-        return _refresh_row(rows[0]) if rows else None
+        return refresh_from_row(rows[0]) if rows else None
 
     def refresh_on_or_before(self, as_of: date) -> Refresh | None:
         """The newest refresh whose as-of date is on or before `as_of` (e.g. last week's, for a change)."""
         rows = list(
             self.db["refreshes"].rows_where("as_of <= ?", [as_of.isoformat()], order_by="as_of desc, id desc", limit=1)
         )
-        return _refresh_row(rows[0]) if rows else None
+        return refresh_from_row(rows[0]) if rows else None
 
     def closed_between(self, snapshot_id: int, after: date, until: date, outcome: str | None = None) -> list[dict]:
         """Deals of a snapshot closed in (after, until], optionally with one outcome."""
@@ -558,22 +280,22 @@ class Store:
         ).fetchall()
         return {found: datetime.fromisoformat(taken).date() for found, taken in rows}
 
-    def score(self, refresh_id: int, deal_id: str) -> dict | None:
+    def score(self, refresh_id: int, deal_id: str) -> ScoredDeal | None:
         rows = list(self.db["scores"].rows_where("refresh_id = ? AND deal_id = ?", [refresh_id, deal_id]))
-        return _score_row(rows[0], self._reason_catalogue(refresh_id)) if rows else None
+        return score_from_row(rows[0], self._reason_catalogue(refresh_id)) if rows else None
 
-    def scores(self, refresh_id: int) -> list[dict]:
+    def scores(self, refresh_id: int) -> list[ScoredDeal]:
         """All scores of a refresh, highest risk first."""
         catalogue = self._reason_catalogue(refresh_id)
         return [
-            _score_row(r, catalogue)
+            score_from_row(r, catalogue)
             for r in self.db["scores"].rows_where("refresh_id = ?", [refresh_id], order_by="risk desc, deal_id")
         ]
 
-    def _reason_catalogue(self, refresh_id: int) -> list[dict]:
+    def _reason_catalogue(self, refresh_id: int) -> list[Reason]:
         """The distinct reasons a refresh's scores refer to (none for refreshes written before they were shared)."""
         row = self.db.execute("SELECT catalogue FROM refresh_reasons WHERE refresh_id = ?", [refresh_id]).fetchone()
-        return orjson.loads(row[0]) if row else []
+        return [reason_from_json(value) for value in orjson.loads(row[0])] if row else []
 
     def deal(self, snapshot_id: int, deal_id: str) -> dict | None:
         rows = list(self.db["deals"].rows_where("snapshot_id = ? AND deal_id = ?", [snapshot_id, deal_id]))
@@ -615,7 +337,7 @@ class Store:
 
     def model(self, model_id: int) -> StoredModel | None:
         rows = list(self.db["models"].rows_where("id = ?", [model_id]))
-        return _model_row(rows[0]) if rows else None
+        return model_from_row(rows[0]) if rows else None
 
     def latest_model(self, as_of: date, not_before: date, snapshot_id: int | None = None) -> StoredModel | None:
         """The newest model trained as of a date in [not_before, as_of] (on `snapshot_id`, if given): never one that
@@ -624,7 +346,7 @@ class Store:
         if snapshot_id is not None:
             where, params = where + " AND snapshot_id = ?", [*params, snapshot_id]
         rows = list(self.db["models"].rows_where(where, params, order_by="as_of desc, id desc", limit=1))
-        return _model_row(rows[0]) if rows else None
+        return model_from_row(rows[0]) if rows else None
 
     # Slack users ----------------------------------------------------------------------------------------
 
@@ -756,131 +478,12 @@ def _sql_values(column: pd.Series, shared: deal_frames.Shared | None, start: int
     return column.astype(object).where(column.notna(), None).tolist()
 
 
-@contextmanager
-def transaction(connection: sqlite3.Connection) -> Iterator[None]:
-    """One atomic unit of writes: all of them land, or (on any error) none.
-
-    `with connection:` alone does not give that here: sqlite-utils (from 4.0) commits a write made through
-    `Database.execute` at once unless a transaction is already open, so the first write of such a block was
-    committed on its own (a refresh whose scores failed kept its refresh row). This opens the transaction
-    explicitly (IMMEDIATE: the write lock is taken up front, so two processes never deadlock upgrading a read).
-    Inside an open transaction it simply joins it."""
-    if connection.in_transaction:
-        yield
-        return
-    connection.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        connection.rollback()
-        raise
-    connection.commit()
-
-
-@contextmanager
-def _bulk_load(connection: sqlite3.Connection) -> Iterator[None]:
-    """Settings for writing a snapshot, put back afterwards. Foreign keys are not checked row by row (the rows'
-    snapshot is inserted first in the same transaction, so each reference holds by construction) and the page cache
-    is large enough that the table and its index are built in memory before they reach the WAL."""
-    foreign_keys = connection.execute("PRAGMA foreign_keys").fetchone()[0]
-    cache_size = connection.execute("PRAGMA cache_size").fetchone()[0]
-    connection.execute("PRAGMA foreign_keys=OFF")
-    connection.execute(f"PRAGMA cache_size={BULK_CACHE_KIB}")
-    try:
-        yield
-    finally:
-        connection.execute(f"PRAGMA cache_size={int(cache_size)}")
-        connection.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
-
-
-BULK_CACHE_KIB = -256 * 1024
-"""Page cache while a snapshot is written (negative: KiB), about the size of a million deals with their index."""
-
-
 def _extras_json(deals: pd.DataFrame, names: list[str]) -> list[str | None]:
     """One JSON object per deal with its extra fields (missing values left out), or None without extra fields."""
     if not names:
         return [None] * len(deals)
     values = deals[names].astype(object).where(deals[names].notna(), None)
     return [json.dumps({k: v for k, v in zip(names, row) if v is not None}) for row in values.itertuples(index=False)]
-
-
-def _refresh_row(row: dict) -> Refresh:
-    return Refresh(
-        row["id"],
-        row["snapshot_id"],
-        date.fromisoformat(row["as_of"]),
-        datetime.fromisoformat(row["computed_at"]),
-        _upgraded(json.loads(row["metrics"])),
-        row.get("model_id"),
-    )
-
-
-def _upgraded(metrics: dict) -> dict:
-    """Metrics stored by an older salesintel, with the keys added since filled in so every report still renders.
-
-    Nothing is invented: a refresh from before the risk rule calls no deal at risk and says to refresh.
-    """
-    metrics.setdefault("coverage", {"first": None, "last": None, "days_after_data": None})
-    metrics.setdefault(
-        "fields",
-        {
-            "used": [],
-            "excluded": [],
-            "landmarks": [],
-            "supported_age": None,
-            "supported_quantile": None,
-            "landmarks_from_data": False,
-        },
-    )
-    metrics.setdefault("warnings", [])
-    metrics.setdefault(
-        "risk_rule",
-        {
-            "active": False,
-            "threshold": None,
-            "source": None,
-            "reason": "This refresh predates the risk rule: run `salesintel refresh`.",
-        },
-    )
-    pipeline = metrics.get("open_pipeline", {})
-    pipeline.setdefault("long_open_days", 90)
-    pipeline.setdefault("long_open", pipeline.get("older_than_90_days", 0))
-    pipeline.setdefault("long_open_from_data", False)
-    for key, value in (("stale_count", 0), ("stale_value", 0.0), ("stale_after_days", None), ("stale_quantile", None)):
-        pipeline.setdefault(key, value)
-    metrics.get("pqi", {}).setdefault("rule_based", None)
-    metrics.get("anomalies", {}).setdefault("skipped", None)
-    for segment in metrics.get("segments", []):
-        segment.setdefault("field", "deal_amount" if segment["dimension"] == "amount_band" else segment["dimension"])
-    for driver in (metrics.get("model") or {}).get("drivers") or []:
-        driver.setdefault("label", driver.get("feature"))
-    return metrics
-
-
-def _score_row(row: dict, catalogue: list[dict]) -> dict:
-    """A stored score as one flat dict: its explanation (`detail`) merged in beside the columns, and its reasons
-    expanded from the refresh's catalogue (rows written before reasons were shared hold them whole)."""
-    detail = orjson.loads(row.pop("detail") or "null") or {}
-    reasons = [
-        {**catalogue[ref[0]], "effect": ref[1]} if isinstance(ref, list) else ref
-        for ref in orjson.loads(row["reasons"])
-    ]
-    for reason in reasons:  # rows written before reasons carried their qualifier
-        reason.setdefault("qualifier", "beyond chance" if reason["significant"] else "within chance")
-    defaults = {"base_p_win": None, "age_p_win": None, "standing": "typical", "summary": "", "stale": False}
-    return {**row, **defaults, **detail, "reasons": reasons}
-
-
-def _model_row(row: dict) -> StoredModel:
-    return StoredModel(
-        row["id"],
-        row["snapshot_id"],
-        date.fromisoformat(row["as_of"]),
-        datetime.fromisoformat(row["trained_at"]),
-        json.loads(row["summary"]),
-        row["pipeline"],
-    )
 
 
 class ThreadLocalStore:

@@ -1,0 +1,143 @@
+"""The `alerts` table: alert episodes and what people did about them.
+
+Writes join the caller's transaction (`store.transaction()`), so a run records an alert and queues its messages
+together. Acknowledge and snooze are each one compare-and-set statement: of any number of concurrent clicks,
+exactly one changes the row.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime
+
+from salesintel.engine.store.records import ALERT_ACKNOWLEDGED, ALERT_OPEN, ALERT_RESOLVED, ALERT_SNOOZED, Alert
+
+
+class AlertRows:
+    def __init__(self, connection: sqlite3.Connection):
+        self._conn = connection
+
+    def _alerts(self, where: str, params: list, tail: str = "") -> list[Alert]:
+        cursor = self._conn.execute(f"SELECT * FROM alerts WHERE {where} {tail}", params)
+        names = [column[0] for column in cursor.description]
+        return [Alert.from_row(dict(zip(names, row))) for row in cursor.fetchall()]
+
+    def get(self, alert_id: int) -> Alert | None:
+        found = self._alerts("id = ?", [alert_id])
+        return found[0] if found else None
+
+    def latest_episode(self, rule: str, deal_id: str) -> Alert | None:
+        found = self._alerts("rule = ? AND deal_id = ?", [rule, deal_id], "ORDER BY episode DESC LIMIT 1")
+        return found[0] if found else None
+
+    def active(self, rule: str | None = None) -> list[Alert]:
+        """Every episode not resolved (optionally of one rule), oldest first."""
+        if rule:
+            return self._alerts("state != ? AND rule = ?", [ALERT_RESOLVED, rule], "ORDER BY id")
+        return self._alerts("state != ?", [ALERT_RESOLVED], "ORDER BY id")
+
+    def active_for_deal(self, deal_id: str) -> list[Alert]:
+        return self._alerts("deal_id = ? AND state != ?", [deal_id, ALERT_RESOLVED], "ORDER BY id")
+
+    def listing(self, states: list[str] | None = None, limit: int = 200) -> list[Alert]:
+        """The newest `limit` episodes, optionally only in some states."""
+        if states:
+            marks = ", ".join("?" for _ in states)
+            return self._alerts(f"state IN ({marks})", [*states, limit], "ORDER BY id DESC LIMIT ?")
+        return self._alerts("1", [limit], "ORDER BY id DESC LIMIT ?")
+
+    def deals_of_rule(self, rule: str) -> list[tuple[str, bool]]:
+        """(deal id, held back) for every deal that had an episode of `rule`."""
+        rows = self._conn.execute("SELECT DISTINCT deal_id, control FROM alerts WHERE rule = ?", [rule]).fetchall()
+        return [(deal_id, bool(control)) for deal_id, control in rows]
+
+    def counts_since(self, since: datetime) -> dict[str, int]:
+        """Episodes opened (sent and held back), repeats sent and acknowledgements since `since`."""
+        row = self._conn.execute(
+            "SELECT SUM(first_at >= ? AND control = 0), SUM(first_at >= ? AND control = 1),"
+            " SUM(last_sent_at >= ? AND sends > 1), SUM(acked_at >= ?) FROM alerts",
+            [since.isoformat()] * 4,
+        ).fetchone()
+        return {k: int(v or 0) for k, v in zip(("new", "held_back", "repeat", "acknowledged"), row)}
+
+    # writes (inside the caller's transaction) ----------------------------------------------------------
+
+    def open_episode(
+        self,
+        rule: str,
+        deal_id: str,
+        episode: int,
+        risk: float,
+        control: bool,
+        recipients: list[str],
+        payload: dict,
+        now: datetime,
+    ) -> Alert:
+        """A new episode; unless held back it counts as sent now."""
+        sent_at, sent_risk, sends = (None, None, 0) if control else (now.isoformat(), risk, 1)
+        cursor = self._conn.execute(
+            "INSERT INTO alerts (key, rule, deal_id, episode, state, control, risk, last_sent_risk, sends, first_at,"
+            " last_sent_at, recipients, payload, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                f"{rule}:{deal_id}:{episode}",
+                rule,
+                deal_id,
+                episode,
+                ALERT_OPEN,
+                int(control),
+                risk,
+                sent_risk,
+                sends,
+                now.isoformat(),
+                sent_at,
+                json.dumps(recipients),
+                json.dumps(payload),
+                now.isoformat(),
+            ],
+        )
+        return self.get(cursor.lastrowid)
+
+    def record_repeat(self, alert_id: int, risk: float, now: datetime) -> None:
+        self._conn.execute(
+            "UPDATE alerts SET state = ?, snoozed_until = NULL, risk = ?, last_sent_risk = ?, sends = sends + 1,"
+            " last_sent_at = ?, updated_at = ? WHERE id = ?",
+            [ALERT_OPEN, risk, risk, now.isoformat(), now.isoformat(), alert_id],
+        )
+
+    def record_risk(self, alert_id: int, risk: float, now: datetime) -> None:
+        self._conn.execute("UPDATE alerts SET risk = ?, updated_at = ? WHERE id = ?", [risk, now.isoformat(), alert_id])
+
+    def resolve(self, alert_id: int, resolution: str, now: datetime) -> None:
+        self._conn.execute(
+            "UPDATE alerts SET state = ?, resolved_at = ?, resolution = ?, updated_at = ? WHERE id = ?",
+            [ALERT_RESOLVED, now.isoformat(), resolution, now.isoformat(), alert_id],
+        )
+
+    def acknowledge(self, alert_id: int, user: str, now: datetime) -> bool:
+        """Acknowledge unless already acknowledged or resolved; True when this call changed the row."""
+        cursor = self._conn.execute(
+            "UPDATE alerts SET state = ?, acked_by = ?, acked_at = ?, snoozed_until = NULL, updated_at = ?"
+            " WHERE id = ? AND state NOT IN (?, ?)",
+            [ALERT_ACKNOWLEDGED, user, now.isoformat(), now.isoformat(), alert_id, ALERT_ACKNOWLEDGED, ALERT_RESOLVED],
+        )
+        return cursor.rowcount == 1
+
+    def snooze(self, alert_id: int, until: datetime, user: str, now: datetime) -> bool:
+        """Snooze an open or snoozed episode (not to the time it is already snoozed to); True when this changed it."""
+        cursor = self._conn.execute(
+            "UPDATE alerts SET state = ?, snoozed_until = ?, acked_by = ?, updated_at = ?"
+            " WHERE id = ? AND state IN (?, ?) AND NOT (state = ? AND snoozed_until IS ?)",
+            [
+                ALERT_SNOOZED,
+                until.isoformat(),
+                user,
+                now.isoformat(),
+                alert_id,
+                ALERT_OPEN,
+                ALERT_SNOOZED,
+                ALERT_SNOOZED,
+                until.isoformat(),
+            ],
+        )
+        return cursor.rowcount == 1

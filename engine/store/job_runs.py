@@ -1,0 +1,36 @@
+"""The `job_runs` table: one row per scheduled job and fire time, claimed before the job runs (see `alerts.schedule`).
+
+The (job, fire_time) primary key is the claim: of two processes that reach the same fire time, one inserts the row
+and runs the job, the other's insert fails and it skips.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+
+
+class JobRunRows:
+    def __init__(self, connection: sqlite3.Connection):
+        self._conn = connection
+
+    def last_fire_time(self, job: str) -> datetime | None:
+        row = self._conn.execute("SELECT MAX(fire_time) FROM job_runs WHERE job = ?", [job]).fetchone()
+        return datetime.fromisoformat(row[0]) if row and row[0] else None
+
+    def claim(self, job: str, fire_time: str, status: str, now: datetime, note: str | None) -> bool:
+        """Insert the run's row (inside the caller's transaction); False when another process claimed it first."""
+        try:
+            self._conn.execute(
+                "INSERT INTO job_runs (job, fire_time, status, claimed_at, note) VALUES (?, ?, ?, ?, ?)",
+                [job, fire_time, status, now.isoformat(), note],
+            )
+        except sqlite3.IntegrityError:
+            return False
+        return True
+
+    def finish(self, job: str, fire_time: str, status: str, now: datetime, note: str | None) -> None:
+        self._conn.execute(
+            "UPDATE job_runs SET status = ?, finished_at = ?, note = ? WHERE job = ? AND fire_time = ?",
+            [status, now.isoformat(), note, job, fire_time],
+        )

@@ -1,0 +1,96 @@
+"""The `outbox` table: every message to deliver, with its dedupe key and delivery status (see `alerts.outbox`)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime
+
+from salesintel.engine.store.records import OUTBOX_FOLDED, OutboxMessage
+
+
+class OutboxRows:
+    def __init__(self, connection: sqlite3.Connection):
+        self._conn = connection
+
+    def _messages(self, where: str, params: list, tail: str = "") -> list[OutboxMessage]:
+        cursor = self._conn.execute(f"SELECT * FROM outbox WHERE {where} ORDER BY id {tail}", params)
+        names = [column[0] for column in cursor.description]
+        return [OutboxMessage.from_row(dict(zip(names, row))) for row in cursor.fetchall()]
+
+    def insert(
+        self,
+        dedupe_key: str,
+        kind: str,
+        target: str,
+        text: str,
+        blocks: list[dict],
+        status: str,
+        now: datetime,
+        alert_id: int | None,
+        note: str | None,
+    ) -> bool:
+        """Queue a message (inside the caller's transaction); False when this dedupe key was queued before."""
+        cursor = self._conn.execute(
+            "INSERT OR IGNORE INTO outbox (dedupe_key, alert_id, kind, target, text, blocks, status, attempts,"
+            " next_attempt_at, created_at, note) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
+            [
+                dedupe_key,
+                alert_id,
+                kind,
+                target,
+                text,
+                json.dumps(blocks),
+                status,
+                now.isoformat(),
+                now.isoformat(),
+                note,
+            ],
+        )
+        return cursor.rowcount == 1
+
+    def due(self, status: str, now: datetime, limit: int) -> list[OutboxMessage]:
+        """Messages in `status` whose next attempt is due, oldest first."""
+        return self._messages("status = ? AND next_attempt_at <= ?", [status, now.isoformat(), limit], "LIMIT ?")
+
+    def in_status(self, status: str | None = None) -> list[OutboxMessage]:
+        return self._messages("status = ?", [status]) if status else self._messages("1", [])
+
+    def move_all(self, from_status: str, to_status: str, note: str) -> int:
+        """Every message in `from_status` to `to_status`, noted; how many moved."""
+        cursor = self._conn.execute(
+            "UPDATE outbox SET status = ?, note = ? WHERE status = ?", [to_status, note, from_status]
+        )
+        return cursor.rowcount
+
+    def set_status(self, message_ids: list[int], status: str) -> None:
+        self._conn.executemany("UPDATE outbox SET status = ? WHERE id = ?", [(status, i) for i in message_ids])
+
+    def start_attempt(self, message_id: int, status: str) -> None:
+        self._conn.execute("UPDATE outbox SET status = ?, attempts = attempts + 1 WHERE id = ?", [status, message_id])
+
+    def mark_sent(self, message_id: int, status: str, now: datetime, channel: str | None, ts: str | None) -> None:
+        self._conn.execute(
+            "UPDATE outbox SET status = ?, sent_at = ?, slack_channel = ?, slack_ts = ? WHERE id = ?",
+            [status, now.isoformat(), channel, ts, message_id],
+        )
+
+    def retry_at(self, message_id: int, status: str, at: datetime, error: str) -> None:
+        self._conn.execute(
+            "UPDATE outbox SET status = ?, next_attempt_at = ?, last_error = ? WHERE id = ?",
+            [status, at.isoformat(), error, message_id],
+        )
+
+    def give_up(self, message_id: int, status: str, error: str) -> None:
+        self._conn.execute("UPDATE outbox SET status = ?, last_error = ? WHERE id = ?", [status, error, message_id])
+
+    def count_for_target_since(self, kind: str, target: str, since: datetime) -> int:
+        """Messages of `kind` queued for `target` since `since`, not counting folded ones."""
+        row = self._conn.execute(
+            "SELECT COUNT(*) FROM outbox WHERE kind = ? AND target = ? AND created_at >= ? AND status != ?",
+            [kind, target, since.isoformat(), OUTBOX_FOLDED],
+        ).fetchone()
+        return int(row[0])
+
+    def statuses(self) -> dict[str, int]:
+        return dict(self._conn.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status").fetchall())
