@@ -25,10 +25,11 @@ def installed(tmp_path_factory) -> Path:
     )
     assert built.returncode == 0, built.stderr
     [wheel] = (tmp / "dist").glob("salesintel-*.whl")
-    subprocess.run([sys.executable, "-m", "venv", str(tmp / "venv")], check=True)
+    # Without its own pip (ensurepip takes seconds): this environment's pip installs into it (`--python`).
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp / "venv")], check=True)
     python = tmp / "venv/bin/python"
     install = subprocess.run(
-        [python, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(wheel)],
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps", "--no-index", str(wheel)],
         capture_output=True,
         text=True,
     )
