@@ -17,6 +17,7 @@ import jinja2
 
 from salesintel import templates
 from salesintel.alerts.formatting import FILTERS
+from salesintel.engine.risk_rule import is_at_risk
 
 TEMPLATE_DIR = Path(templates.__file__).parent
 MAX_BLOCKS = 50
@@ -49,6 +50,7 @@ def environment() -> jinja2.Environment:
     )
     env.filters.update(FILTERS)
     env.filters["mrkdwn"] = escape_mrkdwn
+    env.tests["at_risk"] = is_at_risk  # `s is at_risk(rule)`: the one test of "at risk", never re-written in a template
     env.policies["json.dumps_kwargs"] = {"ensure_ascii": False, "sort_keys": False}
     return env
 

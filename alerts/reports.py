@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from salesintel.alerts.actions import recommended_actions
+from salesintel.alerts.deal_answer import deal_facts
 from salesintel.alerts.settings import AlertsSettings
 from salesintel.engine.records import ScoredDeal
 from salesintel.engine.risk_rule import is_at_risk
@@ -57,19 +57,15 @@ def _common(inputs: ReportInputs) -> dict:
 
 
 def realtime_context(score: ScoredDeal, rule: str, detail: str, alert_id: int, why: str, inputs: ReportInputs) -> dict:
-    """The critical deal alert: deal, risk, how long it has been open vs typical, why, what to do, owner."""
-    velocity = inputs.metrics["velocity"]["won"]
+    """The critical deal alert: deal, risk, how long it has been open vs typical, why, what to do, owner (the same
+    facts `/deal-risk` gives: `alerts.deal_answer.deal_facts`)."""
     return {
         **_common(inputs),
-        "s": score,
+        **deal_facts(score, inputs.metrics, detail if rule == "stalled" else None),
         "rule": rule,
         "detail": detail,
         "alert_id": alert_id,
         "why_now": why,
-        "at_risk": is_at_risk(score, inputs.metrics.get("risk_rule")),
-        "typical_days": velocity["median"],
-        "typical_n": velocity["n"],
-        "actions": recommended_actions(score.reasons, detail if rule == "stalled" else None, bool(score.stale)),
     }
 
 

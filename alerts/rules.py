@@ -8,9 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+import numpy as np
+
 from salesintel.alerts.settings import AlertsSettings
 from salesintel.engine.records import ScoredDeal
-from salesintel.engine.risk_rule import is_at_risk
+from salesintel.engine.risk_rule import high_value_at_risk as high_value_at_risk_mask
 
 HIGH_VALUE_AT_RISK = "high_value_at_risk"
 STALLED = "stalled"
@@ -26,11 +28,19 @@ class Candidate:
 
 
 def high_value_at_risk(scores: list[ScoredDeal], risk_rule: dict | None, settings: AlertsSettings) -> list[Candidate]:
-    """Deals worth more than `min_amount` that are at risk by the refresh's one risk rule."""
+    """Deals worth more than `min_amount` that are at risk by the refresh's one risk rule (the predicate lives in
+    `engine.risk_rule`, where the backtest measures the same rule)."""
+    flagged = high_value_at_risk_mask(
+        np.fromiter((s.risk for s in scores), float, len(scores)),
+        np.fromiter((s.stale for s in scores), bool, len(scores)),
+        np.fromiter((s.deal_amount for s in scores), float, len(scores)),
+        risk_rule,
+        settings.realtime.min_amount,
+    )
     return [
         Candidate(HIGH_VALUE_AT_RISK, s.deal_id, s.risk, s, f"risk {s.risk:.0%} on {s.deal_amount:,.0f}")
-        for s in scores
-        if s.deal_amount > settings.realtime.min_amount and is_at_risk(s, risk_rule)
+        for s, hit in zip(scores, flagged)
+        if hit
     ]
 
 

@@ -9,16 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from salesintel.alerts.actions import recommended_actions
+from salesintel.alerts.deal_answer import NotVisible, deal_risk_answer
 from salesintel.alerts.ledger import AlertLedger
 from salesintel.alerts.render import Message, render_message
 from salesintel.alerts.reports import at_risk_totals, worth_a_look
 from salesintel.alerts.routing import slack_mentions
 from salesintel.alerts.rules import stale_data
+from salesintel.alerts.visibility import Viewer, can_act_on_alert, reps_in_scope
 from salesintel.bot.config import Settings
-from salesintel.bot.people import Viewer, can_act_on_alert, can_see_deal, reps_in_scope
-from salesintel.engine.lookup import DealAnswer, DealLookupError, look_up
-from salesintel.engine.risk_rule import is_at_risk
+from salesintel.engine.lookup import DealLookupError
 from salesintel.engine.store import Alert, Refresh, Store
 
 HELP = {
@@ -93,52 +92,16 @@ def deal_risk(ctx: BotContext, viewer: Viewer, text: str) -> Message:
     if refresh is None:
         return no_data()
     try:
-        answer = look_up(ctx.store, refresh, text)
+        found = deal_risk_answer(
+            ctx.store, refresh, text, viewer, ctx.settings.alerts.routing, ctx.settings.bot.visibility
+        )
     except DealLookupError as error:
         return text_message(f"{error}. {HELP['deal-risk']}")
-    score = answer.score
-    if not can_see_deal(viewer, score.sales_rep_id, ctx.settings.alerts.routing, ctx.settings.bot):
-        return text_message(
-            "Sorry, you can only look at deals of your own team. The deal's owner or their manager "
-            "can share it with you."
-        )
-    alert = next((a for a in AlertLedger(ctx.store).active_for_deal(score.deal_id) if not a.control), None)
-    if alert and not can_act_on_alert(viewer, alert, ctx.settings.alerts.routing):
-        alert = None
+    except NotVisible as refused:
+        return text_message(str(refused))
     return render_message(
-        "answer_deal_risk",
-        **deal_risk_content(ctx.store, refresh, answer),
-        stale=ctx.stale(),
-        owners=ctx.owners(),
-        alert=alert,
+        "answer_deal_risk", **found.content, stale=ctx.stale(), owners=ctx.owners(), alert=found.alert
     )
-
-
-def deal_risk_content(store: Store, refresh: Refresh, answer: DealAnswer) -> dict:
-    """What is said about one deal, decided once for `/deal-risk` and `salesintel risk` alike (each only renders
-    it): its score and reasons, whether the risk rule calls it at risk, the model behind it, how long it has been in
-    its stage against how long won deals take, and what to do next."""
-    score = answer.score
-    velocity = refresh.metrics["velocity"]["won"]
-    since = (
-        store.stage_since(refresh.snapshot_id, refresh.as_of, score.deal_id).get(score.deal_id)
-        if score.deal_stage
-        else None
-    )
-    rule = refresh.metrics.get("risk_rule") or {}
-    return {
-        "s": score,
-        "model": refresh.metrics.get("model", {}),
-        "as_of": refresh.as_of.isoformat(),
-        "at_risk": is_at_risk(score, rule),
-        "rule": rule,
-        "coverage": refresh.metrics.get("coverage"),
-        "stage_days": (refresh.as_of - since).days if since else None,
-        "actions": recommended_actions(score.reasons, stale=bool(score.stale)),
-        "typical_days": velocity["median"],
-        "typical_n": velocity["n"],
-        "deal_name": answer.deal.get("deal_name"),
-    }
 
 
 def pipeline(ctx: BotContext, viewer: Viewer, text: str) -> Message:

@@ -22,10 +22,11 @@ from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
 
 from salesintel.alerts.clock import Clock
+from salesintel.alerts.visibility import Viewer
 from salesintel.bot import answers
 from salesintel.bot.buttons import press, replace_buttons
 from salesintel.bot.config import Settings
-from salesintel.bot.people import Viewer, identify
+from salesintel.bot.people import identify
 from salesintel.engine.store import ThreadLocalStore
 
 log = logging.getLogger("salesintel.bot")

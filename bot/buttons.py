@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from salesintel.alerts.ledger import AlertLedger, AlertNotFound
 from salesintel.alerts.settings import AlertsSettings
-from salesintel.bot.people import Viewer, can_act_on_alert
+from salesintel.alerts.visibility import Viewer, can_act_on_alert
 from salesintel.engine.store import Store
 
 SNOOZES = {"alert_snooze_1d": timedelta(days=1), "alert_snooze_1w": timedelta(weeks=1)}

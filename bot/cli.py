@@ -203,8 +203,8 @@ def metrics(obj, as_of: datetime | None, as_json: bool, show_all: bool) -> None:
 @click.pass_obj
 def risk(obj, deal_id: str, as_of: datetime | None, as_json: bool) -> None:
     """Risk, P(win) and reasons for one open deal (computes the refresh for --as-of if there is none)."""
+    from salesintel.alerts.deal_answer import deal_content
     from salesintel.alerts.render import render_text
-    from salesintel.bot.answers import deal_risk_content
     from salesintel.engine.lookup import DealLookupError, look_up
 
     settings, config_path = obj.settings, obj.config_path
@@ -214,7 +214,7 @@ def risk(obj, deal_id: str, as_of: datetime | None, as_json: bool) -> None:
         answer = look_up(store, result, deal_id)
     except DealLookupError as error:
         raise click.ClickException(str(error)) from error
-    content = deal_risk_content(store, result, answer)  # what /deal-risk says too
+    content = deal_content(store, result, answer)  # what /deal-risk says too
     model, rule = content["model"], content["rule"]
     if as_json:
         payload = {

@@ -20,7 +20,7 @@ from salesintel.engine.evaluation import DealResamples, auc_with_interval, brier
 from salesintel.engine.evidence import gather_evidence
 from salesintel.engine.model import NotEnoughHistory, train
 from salesintel.engine.refresh import EngineSettings, feature_space, risk_rule_for, space_after_model
-from salesintel.engine.risk_rule import rule_outcome
+from salesintel.engine.risk_rule import as_measured, high_value_at_risk, in_realtime_population, rule_outcome
 from salesintel.engine.scoring import score_open_deals
 from salesintel.engine.segments import compare_segments
 from salesintel.engine.store import Snapshot
@@ -103,16 +103,14 @@ def _measured(
             "active": bool(rule.get("active")),
             "skipped": f"Deal size {amount_leak}, so the later amounts would pick the won deals",
         }
-    live = resolved[~resolved["stale"]]
-    if min_amount is not None:
-        live = live[live["deal_amount"] > min_amount]
+    live = resolved[in_realtime_population(resolved["stale"], resolved["deal_amount"], min_amount)]
     result = {"min_amount": min_amount, "deals": int(len(live)), "active": bool(rule.get("active"))}
     if live.empty or rule.get("threshold") is None:
         return result
     lost = ~live["won"].to_numpy(dtype=bool)
     threshold = rule["threshold"]  # measured even when the rule is silent, so the reader sees why it is
     outcome = rule_outcome(live["risk"].to_numpy(), lost, live["deal_id"].to_numpy(), threshold, seed)
-    flagged = live["risk"].to_numpy() > threshold
+    flagged = high_value_at_risk(live["risk"], live["stale"], live["deal_amount"], as_measured(rule), min_amount)
     outcome["flagged_value"] = float(live.loc[flagged, "deal_amount"].sum())
     outcome["lost_value"] = float(live.loc[lost, "deal_amount"].sum())
     outcome["lost_value_flagged"] = float(live.loc[flagged & lost, "deal_amount"].sum())

@@ -140,3 +140,26 @@ def at_risk(risk: np.ndarray, stale: np.ndarray, rule: dict | None) -> np.ndarra
     if not rule or not rule.get("active"):
         return np.zeros(len(risk), dtype=bool)
     return ~np.asarray(stale, dtype=bool) & (np.asarray(risk, dtype=float) > rule["threshold"])
+
+
+def in_realtime_population(stale: np.ndarray, amount: np.ndarray, min_amount: float | None) -> np.ndarray:
+    """The deals the real-time rule looks at: live (not stale) and, unless `min_amount` is None, worth more than it.
+    A stale deal is reported apart (likely dead), never alerted one by one."""
+    live = ~np.asarray(stale, dtype=bool)
+    if min_amount is None:
+        return live
+    return live & (np.asarray(amount, dtype=float) > min_amount)
+
+
+def high_value_at_risk(
+    risk: np.ndarray, stale: np.ndarray, amount: np.ndarray, rule: dict | None, min_amount: float | None
+) -> np.ndarray:
+    """The real-time alert rule, as arrays: in its population (`in_realtime_population`) and at risk by the refresh's
+    one risk rule (`at_risk`). `alerts.rules` alerts on it; `engine.backtest` measures it."""
+    return in_realtime_population(stale, amount, min_amount) & at_risk(risk, stale, rule)
+
+
+def as_measured(rule: dict) -> dict:
+    """The rule as a backtest measures it: active even when it is silent (its threshold still set), so the reader
+    sees what it would have flagged and why it stays silent."""
+    return {**rule, "active": rule.get("threshold") is not None}

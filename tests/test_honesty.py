@@ -24,14 +24,16 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from salesintel.alerts.deal_answer import deal_content, deal_risk_answer
 from salesintel.alerts.delivery import blocks_as_text
 from salesintel.alerts.reports import at_risk_totals
 from salesintel.alerts.runs import AlertEnvironment, realtime_preview, report_message
+from salesintel.alerts.visibility import Viewer
 from salesintel.bot.answers import BotContext, deal_risk, home_view, pipeline, winrate
 from salesintel.bot.cli import main
 from salesintel.bot.config import load_settings
-from salesintel.bot.people import Viewer
 from salesintel.engine.ingest import read_snapshot
+from salesintel.engine.lookup import look_up
 from salesintel.engine.refresh import EngineSettings, refresh
 from salesintel.engine.risk_rule import is_at_risk
 from salesintel.engine.store import Store
@@ -170,6 +172,27 @@ def test_the_cli_and_slack_give_the_same_sentence_for_a_deal(export):
         if answer["days_in_stage"] is not None:
             assert f"for {answer['days_in_stage']} days (seen across snapshots)" in cli
             assert f"for {answer['days_in_stage']} days (seen across snapshots)" in slack
+
+
+def test_risk_and_deal_risk_are_built_by_the_same_function(export):
+    """`/deal-risk` renders `deal_risk_answer(...).content`; `salesintel risk --json` prints what `deal_content` built.
+    Same content, field by field, for deals with and without an at-risk call."""
+    refresh_row = export.refresh_row()
+    for score in export.scores()[:10]:
+        slack = deal_risk_answer(
+            export.store,
+            refresh_row,
+            score.deal_id,
+            EXECUTIVE,
+            export.settings.alerts.routing,
+            export.settings.bot.visibility,
+        )
+        terminal = deal_content(export.store, refresh_row, look_up(export.store, refresh_row, score.deal_id))
+        assert slack.content == terminal
+        printed = json.loads(export.cli("risk", score.deal_id, "--as-of", export.as_of.isoformat(), "--json"))
+        assert printed["summary"] == terminal["s"].summary and printed["reasons"] == terminal["s"].to_json()["reasons"]
+        assert printed["at_risk"] == terminal["at_risk"] and printed["do_next"] == terminal["actions"]
+        assert printed["days_in_stage"] == terminal["stage_days"]
 
 
 # 2. Windows never run past the data --------------------------------------------------------------------------------

@@ -115,10 +115,10 @@ def test_a_field_declared_only_in_config_flows_to_every_surface(tmp_path):
     import yaml
     from click.testing import CliRunner
 
+    from salesintel.alerts.visibility import Viewer
     from salesintel.bot.answers import BotContext, winrate
     from salesintel.bot.cli import main
     from salesintel.bot.config import load_settings
-    from salesintel.bot.people import Viewer
     from salesintel.engine.store import Store
     from tests.engine_fixtures import ROOT
 

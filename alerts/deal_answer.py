@@ -1,0 +1,82 @@
+"""What is said about one deal, built once: the `/deal-risk` answer and `salesintel risk` (`deal_content`), and the
+facts the real-time alert shares with them (`deal_facts`). Slack, the terminal and (later) email only render it.
+
+A `/deal-risk` request comes down through the layers once (`deal_risk_answer`): find the deal (engine), check the
+viewer may see it and find the alert they may act on (here), build the content (here); the bot renders it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from salesintel.alerts.actions import recommended_actions
+from salesintel.alerts.ledger import AlertLedger
+from salesintel.alerts.settings import RoutingSettings
+from salesintel.alerts.visibility import Viewer, can_act_on_alert, can_see_deal
+from salesintel.engine.lookup import DealAnswer, look_up
+from salesintel.engine.records import ScoredDeal
+from salesintel.engine.risk_rule import is_at_risk
+from salesintel.engine.store import Alert, Refresh, Store
+
+
+class NotVisible(Exception):
+    """The viewer may not see this deal (it names nothing about it)."""
+
+
+@dataclass(frozen=True)
+class DealRiskAnswer:
+    content: dict
+    """What is said (see `deal_content`)."""
+    alert: Alert | None
+    """The deal's open alert, when the viewer may act on it (its buttons are shown)."""
+
+
+def deal_facts(score: ScoredDeal, metrics: dict, stalled_detail: str | None = None) -> dict:
+    """What every surface says about a deal: whether the one risk rule calls it at risk, how long won deals take,
+    and what to do next."""
+    velocity = metrics["velocity"]["won"]
+    return {
+        "s": score,
+        "at_risk": is_at_risk(score, metrics.get("risk_rule")),
+        "typical_days": velocity["median"],
+        "typical_n": velocity["n"],
+        "actions": recommended_actions(score.reasons, stalled_detail, stale=bool(score.stale)),
+    }
+
+
+def deal_content(store: Store, refresh: Refresh, answer: DealAnswer) -> dict:
+    """The `/deal-risk` and `salesintel risk` answer: the deal's facts, the risk rule and model behind them, and
+    how long it has been in its stage (seen across snapshots)."""
+    score = answer.score
+    since = (
+        store.stage_since(refresh.snapshot_id, refresh.as_of, score.deal_id).get(score.deal_id)
+        if score.deal_stage
+        else None
+    )
+    return {
+        **deal_facts(score, refresh.metrics),
+        "model": refresh.metrics.get("model", {}),
+        "as_of": refresh.as_of.isoformat(),
+        "rule": refresh.metrics.get("risk_rule") or {},
+        "coverage": refresh.metrics.get("coverage"),
+        "stage_days": (refresh.as_of - since).days if since else None,
+        "deal_name": answer.deal.get("deal_name"),
+    }
+
+
+def deal_risk_answer(
+    store: Store, refresh: Refresh, text: str, viewer: Viewer, routing: RoutingSettings, visibility: str
+) -> DealRiskAnswer:
+    """The answer to `/deal-risk <text>` for this viewer. Raises `engine.lookup.DealLookupError` when no open deal
+    is named, `NotVisible` when the viewer may not see it."""
+    answer = look_up(store, refresh, text)
+    score = answer.score
+    if not can_see_deal(viewer, score.sales_rep_id, routing, visibility):
+        raise NotVisible(
+            "Sorry, you can only look at deals of your own team. The deal's owner or their manager can share it "
+            "with you."
+        )
+    alert = next((a for a in AlertLedger(store).active_for_deal(score.deal_id) if not a.control), None)
+    if alert and not can_act_on_alert(viewer, alert, routing):
+        alert = None
+    return DealRiskAnswer(deal_content(store, refresh, answer), alert)
