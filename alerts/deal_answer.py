@@ -14,7 +14,7 @@ from salesintel.alerts.ledger import AlertLedger
 from salesintel.alerts.settings import RoutingSettings
 from salesintel.alerts.visibility import Viewer, can_act_on_alert, can_see_deal
 from salesintel.engine.lookup import DealAnswer, look_up
-from salesintel.engine.records import ScoredDeal
+from salesintel.engine.records import MetricsSummary, ScoredDeal
 from salesintel.engine.risk_rule import is_at_risk
 from salesintel.engine.store import Alert, Refresh, Store
 
@@ -31,13 +31,13 @@ class DealRiskAnswer:
     """The deal's open alert, when the viewer may act on it (its buttons are shown)."""
 
 
-def deal_facts(score: ScoredDeal, metrics: dict, stalled_detail: str | None = None) -> dict:
+def deal_facts(score: ScoredDeal, metrics: MetricsSummary, stalled_detail: str | None = None) -> dict:
     """What every surface says about a deal: whether the one risk rule calls it at risk, how long won deals take,
     and what to do next."""
-    velocity = metrics["velocity"]["won"]
+    velocity = metrics.velocity["won"]
     return {
         "s": score,
-        "at_risk": is_at_risk(score, metrics.get("risk_rule")),
+        "at_risk": is_at_risk(score, metrics.risk_rule),
         "typical_days": velocity["median"],
         "typical_n": velocity["n"],
         "actions": recommended_actions(score.reasons, stalled_detail, stale=bool(score.stale)),
@@ -55,10 +55,10 @@ def deal_content(store: Store, refresh: Refresh, answer: DealAnswer) -> dict:
     )
     return {
         **deal_facts(score, refresh.metrics),
-        "model": refresh.metrics.get("model", {}),
+        "model": refresh.metrics.model,
         "as_of": refresh.as_of.isoformat(),
-        "rule": refresh.metrics.get("risk_rule") or {},
-        "coverage": refresh.metrics.get("coverage"),
+        "rule": refresh.metrics.risk_rule,
+        "coverage": refresh.metrics.coverage,
         "stage_days": (refresh.as_of - since).days if since else None,
         "deal_name": answer.deal.get("deal_name"),
     }

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from salesintel.engine.stats import Rate
+
 
 def money(value: float | None) -> str:
     """$950, $12.3k, $18.9M: short enough for a Slack line, exact enough to act on."""
@@ -27,8 +29,10 @@ def number(value: float | None) -> str:
     return "n/a" if value is None else f"{value:,.0f}"
 
 
-def rate(value: Mapping, digits: int = 0) -> str:
+def rate(value: Rate | Mapping | None, digits: int = 0) -> str:
     """'45% (n=4,003; 95% CI 44–47%)' — a rate is never shown without its sample size and interval."""
+    if isinstance(value, Rate):
+        value = value.to_dict()
     if not value or not value.get("n"):
         return "no data (n=0)"
     low, high = value["low"] * 100, value["high"] * 100

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from salesintel.alerts.deal_answer import deal_facts
 from salesintel.alerts.settings import AlertsSettings
-from salesintel.engine.records import ScoredDeal
+from salesintel.engine.records import MetricsSummary, ScoredDeal
 from salesintel.engine.risk_rule import is_at_risk
 from salesintel.engine.stats import fisher_vs_rest, wilson
 
@@ -22,12 +22,12 @@ LIST_LIMIT = 10
 class ReportInputs:
     """Everything a report may draw on, gathered from the store by `alerts.runs`."""
 
-    metrics: dict
+    metrics: MetricsSummary
     scores: list[ScoredDeal]
     now: datetime
     stale_warning: str | None
     settings: AlertsSettings
-    previous_metrics: dict | None = None
+    previous_metrics: MetricsSummary | None = None
     wins: list[dict] = field(default_factory=list)
     folded: list[dict] = field(default_factory=list)
     alert_counts: dict = field(default_factory=dict)
@@ -44,15 +44,15 @@ def cut(items: list, limit: int = LIST_LIMIT) -> tuple[list, int]:
 def _common(inputs: ReportInputs) -> dict:
     m = inputs.metrics
     return {
-        "as_of": m["as_of"],
-        "snapshot": m["snapshot"],
+        "as_of": m.as_of,
+        "snapshot": m.snapshot,
         "stale": inputs.stale_warning,
-        "model": m.get("model", {}),
-        "overall": m["overall"],
+        "model": m.model,
+        "overall": m.overall,
         "owners": inputs.owners,
-        "rule": m.get("risk_rule") or {},
-        "coverage": m.get("coverage") or {},
-        "excluded": (m.get("fields") or {}).get("excluded", []),
+        "rule": m.risk_rule,
+        "coverage": m.coverage,
+        "excluded": m.fields.get("excluded", ()),
     }
 
 
@@ -69,13 +69,13 @@ def realtime_context(score: ScoredDeal, rule: str, detail: str, alert_id: int, w
     }
 
 
-def at_risk(scores: list[ScoredDeal], metrics: dict) -> list[ScoredDeal]:
+def at_risk(scores: list[ScoredDeal], metrics: MetricsSummary | None) -> list[ScoredDeal]:
     """The deals at risk by the refresh's one rule, riskiest value first."""
-    rule = metrics.get("risk_rule")
+    rule = metrics.risk_rule if metrics else None
     return sorted((s for s in scores if is_at_risk(s, rule)), key=lambda s: s.risk * s.deal_amount, reverse=True)
 
 
-def worth_a_look(scores: list[ScoredDeal], metrics: dict) -> list[ScoredDeal]:
+def worth_a_look(scores: list[ScoredDeal], metrics: MetricsSummary) -> list[ScoredDeal]:
     """Deals at risk first, then the other live deals by risk × amount; stale deals are listed apart."""
     risky = at_risk(scores, metrics)
     flagged = {s.deal_id for s in risky}
@@ -99,14 +99,14 @@ def daily_context(inputs: ReportInputs) -> dict:
     stale_list, stale_more = cut(stale_deals(inputs.scores), 3)
     return {
         **_common(inputs),
-        "pipeline": m["open_pipeline"],
+        "pipeline": m.open_pipeline,
         "top": top,
         "top_more": more,
         "at_risk": _at_risk_totals(inputs),
         "alerts": inputs.alert_counts,
         "folded": folded,
         "folded_more": folded_more,
-        "pqi": m["pqi"],
+        "pqi": m.pqi,
         "stale_deals": stale_list,
         "stale_more": stale_more,
         "cap": inputs.settings.daily_cap_per_recipient,
@@ -118,12 +118,12 @@ def weekly_context(inputs: ReportInputs) -> dict:
     m = inputs.metrics
     weak_sources = [
         s
-        for s in m["segments"]
-        if s["dimension"] == "lead_source" and s["status"] == "significant" and s["rate"]["rate"] < m["overall"]["rate"]
+        for s in m.segments
+        if s.dimension == "lead_source" and s.status == "significant" and s.rate.rate < m.overall.rate
     ]
     dropped = [
         a
-        for a in m["anomalies"]["anomalies"]
+        for a in m.anomalies["anomalies"]
         if a["signals"]["win_rate"].get("significant") and a["signals"]["win_rate"]["direction"] == "down"
     ]
     wins, wins_more = cut(sorted(inputs.wins, key=lambda w: w["deal_amount"], reverse=True), 5)
@@ -131,13 +131,13 @@ def weekly_context(inputs: ReportInputs) -> dict:
     return {
         **_common(inputs),
         "win_change": _win_rate_change(m),
-        "pqi": m["pqi"],
-        "pqi_before": previous["pqi"] if previous else None,
-        "previous_as_of": previous["as_of"] if previous else None,
+        "pqi": m.pqi,
+        "pqi_before": previous.pqi if previous else None,
+        "previous_as_of": previous.as_of if previous else None,
         "at_risk": _at_risk_totals(inputs),
-        "pipeline": m["open_pipeline"],
+        "pipeline": m.open_pipeline,
         "weak_sources": weak_sources,
-        "segment_statement": m["statement"],
+        "segment_statement": m.statement,
         "dropped": dropped[:5],
         "wins": wins,
         "wins_more": wins_more,
@@ -149,18 +149,18 @@ def weekly_context(inputs: ReportInputs) -> dict:
 def monthly_context(inputs: ReportInputs) -> dict:
     """Strategic deep-dive: anomalies with hypotheses and next steps, drivers, drift, alerting vs control."""
     m = inputs.metrics
-    anomalies, more = cut(m["anomalies"]["anomalies"], 5)
-    drivers = [d for d in (m["model"].get("drivers") or []) if d["status"] == "significant"][:5]
+    anomalies, more = cut(m.anomalies["anomalies"], 5)
+    drivers = [d for d in (m.model.get("drivers") or ()) if d["status"] == "significant"][:5]
     return {
         **_common(inputs),
         "anomalies": anomalies,
         "anomalies_more": more,
-        "anomaly_info": m["anomalies"],
+        "anomaly_info": m.anomalies,
         "drivers": drivers,
-        "drift": m.get("drift"),
+        "drift": m.drift,
         "control": inputs.control,
-        "trend": m["trend"][-3:],
-        "segment_statement": m["statement"],
+        "trend": m.trend[-3:],
+        "segment_statement": m.statement,
     }
 
 
@@ -168,11 +168,11 @@ def _at_risk_totals(inputs: ReportInputs) -> dict:
     return at_risk_totals(inputs.scores, inputs.metrics)
 
 
-def at_risk_totals(scores: list[ScoredDeal], metrics: dict) -> dict:
+def at_risk_totals(scores: list[ScoredDeal], metrics: MetricsSummary | None) -> dict:
     """Deals at risk (count, value), the rule behind it, and the live and stale pipeline of `scores`: the one
     place these figures are computed for reports, /pipeline and App Home."""
     risky = at_risk(scores, metrics)
-    rule = metrics.get("risk_rule") or {}
+    rule = metrics.risk_rule if metrics else {}
     live = [s for s in scores if not s.stale]
     stale = [s for s in scores if s.stale]
     return {
@@ -190,9 +190,9 @@ def at_risk_totals(scores: list[ScoredDeal], metrics: dict) -> dict:
     }
 
 
-def _win_rate_change(metrics: dict) -> dict:
+def _win_rate_change(metrics: MetricsSummary) -> dict:
     """The last complete month of closes against the month before it, with Fisher's exact test."""
-    trend = [t for t in metrics["trend"] if t["win_rate"]["n"]]
+    trend = [t for t in metrics.trend if t["win_rate"]["n"]]
     if len(trend) < 2:
         return {"recent": None, "before": None, "p_value": None, "real": False}
     recent, before = trend[-1], trend[-2]
@@ -206,7 +206,7 @@ def _win_rate_change(metrics: dict) -> dict:
         "before": b,
         "before_period": before["period"],
         "p_value": p_value,
-        "real": p_value <= metrics["settings"]["fdr_q"],
+        "real": p_value <= metrics.settings["fdr_q"],
     }
 
 

@@ -5,6 +5,7 @@ A candidate is not yet an alert: `alerts.episodes` decides whether it opens, rep
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -96,7 +97,7 @@ def stale_data(snapshot_taken: datetime, now: datetime, settings: AlertsSettings
     )
 
 
-def drift_problems(drift: dict | None, settings: AlertsSettings) -> list[str]:
+def drift_problems(drift: Mapping | None, settings: AlertsSettings) -> list[str]:
     """Plain-words drift problems past the configured thresholds (population shift, skill decay)."""
     if not drift:
         return []

@@ -68,9 +68,7 @@ def gather_inputs(env: AlertEnvironment, refresh: Refresh, now: datetime) -> Rep
         wins=store.closed_between(snapshot.id, as_of - timedelta(days=7), as_of, "Won"),
         folded=Outbox(store).folded(),
         alert_counts=AlertLedger(store).counts_since(now - timedelta(days=1)),
-        control=control_comparison(alerted, held, refresh.metrics["settings"]["min_sample"])
-        if alerted or held
-        else None,
+        control=control_comparison(alerted, held, refresh.metrics.settings["min_sample"]) if alerted or held else None,
         owners=slack_mentions(settings.routing, cached),
     )
 
@@ -148,7 +146,7 @@ def _candidates(env: AlertEnvironment, refresh: Refresh, inputs: ReportInputs) -
     """Every deal the real-time rules would speak about now (high value at risk, stalled), riskiest value first, so
     the per-recipient cap keeps what matters most."""
     stage_since = env.store.stage_since(refresh.snapshot_id, refresh.as_of)
-    found = high_value_at_risk(inputs.scores, inputs.metrics.get("risk_rule"), env.settings) + stalled(
+    found = high_value_at_risk(inputs.scores, inputs.metrics.risk_rule, env.settings) + stalled(
         inputs.scores, stage_since, refresh.as_of, env.settings
     )
     return sorted(found, key=lambda c: (-c.risk * c.score.deal_amount, c.deal_id))
@@ -196,7 +194,7 @@ def realtime_preview(env: AlertEnvironment, now: datetime, refresh: Refresh | No
             continue
         context = realtime_context(candidate.score, candidate.rule, candidate.detail, 0, "preview", inputs)
         previews.append((", ".join(r.split(":", 1)[1] for r in within), render_message("realtime", **context)))
-    return Preview(previews, folded, cap, refresh.metrics.get("risk_rule") or {})
+    return Preview(previews, folded, cap, refresh.metrics.risk_rule)
 
 
 def _resolution(alert: Alert, inputs: ReportInputs) -> str:
@@ -245,7 +243,7 @@ def health_checks(env: AlertEnvironment, now: datetime) -> list[str]:
     if stale:
         problems.append(stale)
         ops_alert(env, f"stale:{snapshot.id}", stale, now)
-    for problem in drift_problems(refresh.metrics.get("drift"), env.settings):
+    for problem in drift_problems(refresh.metrics.drift, env.settings):
         problems.append(problem)
         ops_alert(env, f"drift:{refresh.model_id}:{problem.split(' (')[0]}", problem, now)
     return problems

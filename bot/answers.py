@@ -18,6 +18,7 @@ from salesintel.alerts.rules import stale_data
 from salesintel.alerts.visibility import Viewer, can_act_on_alert, reps_in_scope
 from salesintel.bot.config import Settings
 from salesintel.engine.lookup import DealLookupError
+from salesintel.engine.records import MetricsSummary
 from salesintel.engine.store import Alert, Refresh, Store
 
 HELP = {
@@ -123,11 +124,11 @@ def pipeline(ctx: BotContext, viewer: Viewer, text: str) -> Message:
         who=who,
         totals=totals,
         top=worth_a_look(scores, refresh.metrics)[:5],
-        rule=refresh.metrics.get("risk_rule") or {},
+        rule=refresh.metrics.risk_rule,
         as_of=refresh.as_of.isoformat(),
         stale=ctx.stale(),
         owners=ctx.owners(),
-        model=refresh.metrics.get("model", {}),
+        model=refresh.metrics.model,
     )
 
 
@@ -140,16 +141,16 @@ def winrate(ctx: BotContext, viewer: Viewer, text: str) -> Message:
         return no_data()
     m = refresh.metrics
     common = {
-        "overall": m["overall"],
-        "statement": m["statement"],
+        "overall": m.overall,
+        "statement": m.statement,
         "as_of": refresh.as_of.isoformat(),
         "stale": ctx.stale(),
-        "min_sample": m["settings"]["min_sample"],
+        "min_sample": m.settings["min_sample"],
     }
     if not asked:
         return render_message("answer_winrate", asked=None, rows=[], more=0, **common)
     field = _field_named(asked, m)
-    excluded = {e["field"]: e for e in (m.get("fields") or {}).get("excluded", [])}
+    excluded = {e["field"]: e for e in m.fields.get("excluded", ())}
     if field in excluded:
         e = excluded[field]
         return text_message(
@@ -157,21 +158,21 @@ def winrate(ctx: BotContext, viewer: Viewer, text: str) -> Message:
             f"restate how deals ended."
         )
     if field:
-        rows = sorted((s for s in m["segments"] if s["field"] == field), key=lambda s: s["rate"]["rate"] or 0)
+        rows = sorted((s for s in m.segments if s.field == field), key=lambda s: s.rate.rate or 0)
     else:
-        rows = [s for s in m["segments"] if s["value"].lower() == asked.lower()]
+        rows = [s for s in m.segments if s.value.lower() == asked.lower()]
     if not rows:
         return text_message(f"No segment or field called '{asked}'. {HELP['winrate']}")
     return render_message("answer_winrate", asked=asked, rows=rows[:40], more=max(0, len(rows) - 40), **common)
 
 
-def _field_named(asked: str, metrics: dict) -> str | None:
+def _field_named(asked: str, metrics: MetricsSummary) -> str | None:
     """The field a person means by `asked`: a known word, a field name, or a field's label (any case)."""
     word = asked.lower()
     if word in FIELD_WORDS:
         return FIELD_WORDS[word]
-    fields = metrics.get("fields") or {}
-    for entry in [*fields.get("used", []), *fields.get("excluded", [])]:
+    fields = metrics.fields
+    for entry in [*fields.get("used", ()), *fields.get("excluded", ())]:
         if word in (entry["field"].lower(), entry["label"].lower()):
             return entry["field"]
     return None
@@ -196,14 +197,14 @@ def home_view(ctx: BotContext, viewer: Viewer) -> dict:
     scores = []
     if refresh is not None and (scope is None or scope):
         scores = [s for s in ctx.store.scores(refresh.id) if scope is None or s.sales_rep_id in scope]
-    totals = at_risk_totals(scores, refresh.metrics) if refresh else at_risk_totals([], {})
+    totals = at_risk_totals(scores, refresh.metrics if refresh else None)
     risky = totals["deals"]
     message = render_message(
         "home",
         risky=risky[:15],
         risky_more=max(0, len(risky) - 15),
         totals=totals,
-        rule=(refresh.metrics.get("risk_rule") or {}) if refresh else {},
+        rule=refresh.metrics.risk_rule if refresh else {},
         alerts=visible_alerts(ctx, viewer)[:15],
         known=scope is None or bool(scope),
         as_of=refresh.as_of.isoformat() if refresh else None,

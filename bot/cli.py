@@ -191,7 +191,7 @@ def metrics(obj, as_of: datetime | None, as_json: bool, show_all: bool) -> None:
             f"no refresh{when} yet: run `salesintel refresh{' --as-of ' + f'{as_of:%Y-%m-%d}' if as_of else ''}` first"
         )
     if as_json:
-        click.echo(json.dumps(result.metrics, indent=2))
+        click.echo(json.dumps(result.metrics.to_json(), indent=2))
     else:
         click.echo(render_pipeline_summary(result.metrics, show_all), nl=False)
 

@@ -134,7 +134,7 @@ def health(deps: BotDeps, worker: Worker, background: BackgroundScheduler) -> tu
             "id": refresh.id,
             "as_of": refresh.as_of.isoformat(),
             "computed_at": refresh.computed_at.isoformat(),
-            "model": refresh.metrics.get("model", {}).get("version"),
+            "model": refresh.metrics.model.get("version"),
         }
         if refresh
         else None,

@@ -25,6 +25,7 @@ from salesintel.engine.fields import AuditSettings, FeatureSpace, build_feature_
 from salesintel.engine.metrics import compute_metrics, monthly_trend
 from salesintel.engine.model import NotEnoughHistory, TrainedModel, train
 from salesintel.engine.quality import WinProbabilities
+from salesintel.engine.records import MetricsSummary
 from salesintel.engine.risk_rule import at_risk, choose_risk_rule
 from salesintel.engine.scoring import score_open_deals
 from salesintel.engine.segments import compare_segments
@@ -176,7 +177,7 @@ def _refresh(
     }
     step.done("risk rule")
 
-    def metrics_when_scores_are_written() -> dict:
+    def metrics_when_scores_are_written() -> MetricsSummary:
         """Called by the store once the scores are written, in the same transaction: writing them overlaps the
         findings still running in their process."""
         step.done("write the scores")
@@ -191,7 +192,7 @@ def _refresh(
         metrics["drift"], metrics["anomalies"] = drift, anomalies
         metrics["risk_rule"] = rule
         step.done("metrics")
-        return metrics
+        return MetricsSummary.from_json(metrics)
 
     model_id = stored.id if stored else None
     refresh_id, metrics = store.save_refresh(snapshot.id, as_of, now, metrics_when_scores_are_written, model_id, scores)

@@ -52,6 +52,20 @@ class SegmentResult:
             "status": self.status,
         }
 
+    @classmethod
+    def from_dict(cls, value: dict) -> SegmentResult:
+        return cls(
+            dimension=value["dimension"],
+            value=value["value"],
+            rate=Rate.from_dict(value["rate"]),
+            rest=Rate.from_dict(value["rest"]),
+            p_value=value["p_value"],
+            q_value=value["q_value"],
+            status=value["status"],
+            label=value.get("label", ""),
+            field=value.get("field", ""),
+        )
+
 
 def compare_segments(history: pd.DataFrame, space: FeatureSpace, settings: MetricsSettings) -> list[SegmentResult]:
     """One result per (dimension, value) of closed deals, tested against the rest, with BH-adjusted q-values."""

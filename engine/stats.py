@@ -28,6 +28,10 @@ class Rate:
     def to_dict(self) -> dict:
         return {"wins": self.wins, "n": self.n, "rate": self.rate, "low": self.low, "high": self.high}
 
+    @classmethod
+    def from_dict(cls, value: dict) -> Rate:
+        return cls(value["wins"], value["n"], value["rate"], value["low"], value["high"])
+
 
 def wilson(wins: int, n: int, confidence: float = 0.95) -> Rate:
     """`wins` of `n` with a Wilson score interval, which stays inside [0, 1] and behaves at small n."""

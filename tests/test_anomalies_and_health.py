@@ -98,7 +98,7 @@ def test_the_findings_a_forked_process_computes_beside_scoring_are_the_inline_on
         settings = EngineSettings(
             MetricsSettings(), ModelSettings(), AnomalySettings(), background_from_deals=background_from
         )
-        stored.append(refresh(store, settings, AS_OF, taken).metrics)
+        stored.append(refresh(store, settings, AS_OF, taken).metrics.to_json())
     assert stored[0]["anomalies"]["cells_tested"] > 50 and len(stored[0]["trend"]) == 12
     assert stored[0] == stored[1]
 
@@ -137,7 +137,7 @@ def test_a_refresh_with_the_stage_known_counts_open_deals_with_no_stage(tmp_path
     store.save_snapshot(read_snapshot(tmp_path / "crm.csv", IngestSettings()), taken, taken)
     metrics = refresh(
         store, EngineSettings(MetricsSettings(), ModelSettings(), AnomalySettings()), AS_OF, taken
-    ).metrics
+    ).metrics.to_json()
     assert metrics["stage_known"]
     by_stage = {row["stage"]: row["count"] for row in metrics["open_pipeline"]["by_stage"]}
     assert by_stage["(not recorded)"] == 5

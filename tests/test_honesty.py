@@ -141,7 +141,7 @@ def test_a_deal_well_above_the_base_risk_always_names_what_drives_it(export):
             assert "What drives it:" in slack and "Nothing about this deal" not in slack, slack
         if score.standing == "above":
             assert "What drives it:" in slack and score.reasons, "a deal above the base risk names a reason"
-            assert ("*Why at risk*" in slack) == is_at_risk(score, export.refresh_row().metrics["risk_rule"])
+            assert ("*Why at risk*" in slack) == is_at_risk(score, export.refresh_row().metrics.risk_rule)
     if export.name == "signal":
         assert checked >= 5, "the planted effects make some deals far riskier than the base"
 
@@ -213,7 +213,7 @@ def test_data_that_ends_before_the_as_of_date_is_said_and_not_compared(export):
 
 
 def test_windows_that_start_before_the_data_are_trimmed_and_noise_shows_no_departures(export):
-    anomalies = export.refresh_row(export.spec.data_end).metrics["anomalies"]
+    anomalies = export.refresh_row(export.spec.data_end).metrics.anomalies
     assert anomalies["skipped"] is None and anomalies["cells_tested"] > 10
     first = pd.Timestamp(export.crm["created_date"].min())
     assert pd.Timestamp(anomalies["baseline_window"][0]) > first, "the baseline starts after the slowest deals fit"
@@ -242,14 +242,14 @@ def test_fields_that_encode_the_outcome_are_excluded_and_said_to_be(export):
 
 
 def test_no_finding_driver_anomaly_or_reason_rests_on_an_excluded_field(export):
-    metrics = export.refresh_row().metrics
+    metrics = export.refresh_row().metrics.to_json()
     excluded = {e["field"] for e in metrics["fields"]["excluded"]}
     bands = {"deal_amount": "amount_band", "sales_cycle_days": "cycle_band", "closed_date": "close_quarter"}
     dimensions = {bands.get(f, f) for f in excluded} | {f"{f}_band" for f in excluded}
     assert not {s["dimension"] for s in metrics["segments"]} & dimensions
     assert not {d["feature"] for d in metrics["model"].get("drivers", [])} & dimensions
     for refresh_as_of in (export.as_of, export.spec.data_end):
-        for anomaly in export.refresh_row(refresh_as_of).metrics["anomalies"]["anomalies"]:
+        for anomaly in export.refresh_row(refresh_as_of).metrics.anomalies["anomalies"]:
             assert not set(anomaly["cell"]) & excluded
     assert not {r.dimension for s in export.scores() for r in s.reasons} & dimensions
     monthly, _ = report_message("monthly", environment(export), NOW, export.refresh_row())
@@ -258,12 +258,12 @@ def test_no_finding_driver_anomaly_or_reason_rests_on_an_excluded_field(export):
 
 
 def test_skill_that_is_too_good_to_be_true_never_reaches_a_user(export):
-    model = export.refresh_row().metrics["model"]
+    model = export.refresh_row().metrics.model
     auc = model["evaluation"]["auc"]["auc"]
     assert auc < export.settings.model.leak_auc
     if export.name == "noise":
         assert not model["has_skill"] and not [d for d in model["drivers"] if d["status"] == "significant"]
-        metrics = export.refresh_row().metrics
+        metrics = export.refresh_row().metrics.to_json()
         # Benjamini–Hochberg at 5% lets a no-signal export show a false finding about 1 time in 20; this seed
         # shows at most one, at q just under 5%.
         assert metrics["significant"] <= max(1, 0.05 * metrics["comparisons"])
@@ -273,7 +273,7 @@ def test_skill_that_is_too_good_to_be_true_never_reaches_a_user(export):
 
 
 def test_zombie_deals_are_stale_never_scored_above_the_oldest_supported_age_and_kept_out_of_pipeline(export):
-    metrics = export.refresh_row().metrics
+    metrics = export.refresh_row().metrics.to_json()
     scores = export.scores()
     stale = [s for s in scores if s.stale]
     zombies = set(export.crm.loc[export.crm["outcome"].eq(""), "deal_id"]) & set(
@@ -314,7 +314,7 @@ def test_every_surface_counts_the_same_deals_at_risk(export):
     home = json.dumps(home_view(bot_context(export), EXECUTIVE))
     listed = len(re.findall(r"risk \d+% \\u00b7|risk \d+% ·", home))
     assert listed == min(15, expected["count"])
-    assert refresh_row.metrics["risk_rule"]["open_flagged"]["count"] == expected["count"]
+    assert refresh_row.metrics.risk_rule["open_flagged"]["count"] == expected["count"]
     preview = realtime_preview(env, NOW, refresh_row)
     titles = [m.blocks[0]["text"]["text"] for _, m in preview.messages]
     at_risk_ids = {s.deal_id for s in expected["deals"]}
@@ -333,7 +333,7 @@ def test_every_surface_counts_the_same_deals_at_risk(export):
 
 
 def test_the_risk_rule_is_chosen_from_the_holdout_and_silent_without_skill(export):
-    rule = export.refresh_row().metrics["risk_rule"]
+    rule = export.refresh_row().metrics.risk_rule
     if export.name == "noise":
         assert not rule["active"] and "No deal is called at risk" in rule["reason"]
         assert at_risk_totals(export.scores(), export.refresh_row().metrics)["count"] == 0
@@ -428,8 +428,8 @@ def test_placeholder_values_are_missing_values_not_a_segment(tmp_path):
     store.save_snapshot(read_snapshot(tmp_path / "crm.csv", IngestSettings()), NOW, NOW)
     settings = load_settings(ROOT / "config.yaml")
     result = refresh(store, EngineSettings(settings.metrics, settings.model, settings.anomalies), date(2023, 9, 1), NOW)
-    assert not [s for s in result.metrics["segments"] if s["value"] in placeholders]
-    assert "Industry" in {e["label"] for e in result.metrics["fields"]["excluded"]}
+    assert not [s for s in result.metrics.segments if s.value in placeholders]
+    assert "Industry" in {e["label"] for e in result.metrics.fields["excluded"]}
 
 
 def test_fields_that_leak_only_together_are_caught_by_the_models_leak_guard(tmp_path):
@@ -468,9 +468,9 @@ def test_a_model_is_reused_only_on_its_own_snapshot_and_scores_agree_with_the_me
     day = first.spec.data_end
     refresh(first.store, engine_settings(first), day - timedelta(days=10), NOW)
     second = refresh(first.store, engine_settings(first), day, NOW)  # within retrain_every_days: reused
-    assert second.metrics["model"]["version"] == "v1"
+    assert second.metrics.model["version"] == "v1"
     scores = first.store.scores(second.id)
-    pipeline = second.metrics["open_pipeline"]
+    pipeline = second.metrics.open_pipeline
     assert pipeline["stale_count"] == sum(s.stale for s in scores)
     assert pipeline["count"] == sum(not s.stale for s in scores)
     # A newer export without the Competitor column: the old model (which used it) must not be reused.
@@ -492,8 +492,8 @@ def test_a_model_is_reused_only_on_its_own_snapshot_and_scores_agree_with_the_me
     later = NOW + timedelta(days=1)
     first.store.save_snapshot(read_snapshot(tmp_path / "crm2.csv", settings.ingest, "messy2"), later, later)
     third = refresh(first.store, engine_settings(first), day, later)
-    assert third.metrics["model"]["version"] == "v2", "retrained on the new snapshot"
-    assert "competitor" not in {f["field"] for f in third.metrics["fields"]["used"]}
+    assert third.metrics.model["version"] == "v2", "retrained on the new snapshot"
+    assert "competitor" not in {f["field"] for f in third.metrics.fields["used"]}
     assert first.store.latest_refresh().id == third.id, "the newest snapshot's refresh is the latest"
 
 
@@ -546,17 +546,17 @@ def test_a_refused_or_leak_guarded_model_is_said_so_on_every_surface(tmp_path):
         day,
         NOW,
     )
-    model = result.metrics["model"]
+    model = result.metrics.model
     assert "Leak guard" in model["verdict"] or model.get("refused")
     assert model["evaluation"]["auc"]["auc"] <= settings.model.leak_auc or model.get("refused")
     env = AlertEnvironment(store, settings.alerts, ZoneInfo("America/New_York"))
     texts = [messages_text(report_message(kind, env, NOW, result)[0]) for kind in ("daily", "weekly", "monthly")]
     assert not any("Not enough closed deals to compare" in text for text in texts)
     if model.get("refused"):
-        assert result.metrics["statement"].startswith("No field is left to compare")
+        assert result.metrics.statement.startswith("No field is left to compare")
         assert all("has no skill" not in s.method for s in store.scores(result.id))
         assert "refused as a likely leak" in texts[2]
-    excluded = {e["field"] for e in result.metrics["fields"]["excluded"]}
+    excluded = {e["field"] for e in result.metrics.fields["excluded"]}
     assert excluded & {f"hint_{i}" for i in range(8)}, "at least the most separating hint is out"
 
 
@@ -601,7 +601,7 @@ def test_with_a_live_snapshot_stalled_deals_are_titled_stalled_with_their_real_r
     store = Store.open(tmp_path / "live.db")
     store.save_snapshot(read_snapshot(tmp_path / "crm.csv", export.settings.ingest, "messy"), taken, taken)
     result = refresh(store, engine_settings(export), spec.data_end, taken)
-    assert result.metrics["stage_known"]
+    assert result.metrics.stage_known
     env = AlertEnvironment(store, export.settings.alerts, ZoneInfo("America/New_York"))
     preview = realtime_preview(env, taken, result)
     titles = [m.blocks[0]["text"]["text"] for _, m in preview.messages]

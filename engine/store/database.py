@@ -22,7 +22,7 @@ import sqlite_utils
 
 from salesintel.engine import deal_frames
 from salesintel.engine.ingest import DEAL_COLUMNS, ParsedSnapshot
-from salesintel.engine.records import Reason, ScoredDeal
+from salesintel.engine.records import MetricsSummary, Reason, ScoredDeal
 from salesintel.engine.store.alert_rows import AlertRows
 from salesintel.engine.store.job_runs import JobRunRows
 from salesintel.engine.store.outbox_rows import OutboxRows
@@ -197,10 +197,10 @@ class Store:
         snapshot_id: int,
         as_of: date,
         computed_at: datetime,
-        metrics: Callable[[], dict],
+        metrics: Callable[[], MetricsSummary],
         model_id: int | None = None,
         scores: ScoreColumns | None = None,
-    ) -> tuple[int, dict]:
+    ) -> tuple[int, MetricsSummary]:
         """Write a refresh and its scores in one transaction, so readers never see half a refresh; return its id and
         the metrics written.
 
@@ -226,7 +226,8 @@ class Store:
             values = metrics()
             # allow_nan=False: `metrics --json` must be JSON every tool can read, never NaN or Infinity
             self.db.execute(
-                "UPDATE refreshes SET metrics = ? WHERE id = ?", [json.dumps(values, allow_nan=False), refresh_id]
+                "UPDATE refreshes SET metrics = ? WHERE id = ?",
+                [json.dumps(values.to_json(), allow_nan=False), refresh_id],
             )
         return refresh_id, values
 

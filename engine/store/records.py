@@ -9,7 +9,7 @@ from datetime import date, datetime
 
 import orjson
 
-from salesintel.engine.records import TYPICAL, Reason, ScoredDeal
+from salesintel.engine.records import TYPICAL, MetricsSummary, Reason, ScoredDeal
 
 
 class StoreError(Exception):
@@ -48,7 +48,7 @@ class Refresh:
     snapshot_id: int
     as_of: date
     computed_at: datetime
-    metrics: dict
+    metrics: MetricsSummary
     model_id: int | None = None
 
 
@@ -74,7 +74,7 @@ def refresh_from_row(row: dict) -> Refresh:
         row["snapshot_id"],
         date.fromisoformat(row["as_of"]),
         datetime.fromisoformat(row["computed_at"]),
-        _upgraded(json.loads(row["metrics"])),
+        MetricsSummary.from_json(_upgraded(json.loads(row["metrics"]))),
         row.get("model_id"),
     )
 
