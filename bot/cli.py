@@ -109,6 +109,8 @@ def ingest(obj, path: Path | None, layout: str | None, sample: bool) -> None:
     )
     for reason, count in parsed.top_reasons():
         click.echo(f"  {count:>6}  {reason}")
+    for absent in parsed.absent:
+        click.echo(f"  absent  {absent}")
 
 
 def _read_with_progress(path: Path, settings: Settings, layout: str | None) -> ParsedSnapshot:

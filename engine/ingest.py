@@ -53,6 +53,8 @@ class ParsedSnapshot:
     rejects: list[Reject] = field(default_factory=list)
     fields: dict[str, dict] = field(default_factory=dict)
     """Extra fields of the layout (name → its declaration); their values are columns of `deals` by that name."""
+    absent: tuple[str, ...] = ()
+    """The optional columns the file lacks, each with what that disables (see `engine.layouts.OPTIONAL_FIELDS`)."""
 
     @property
     def rows_read(self) -> int:
@@ -106,7 +108,9 @@ def read_snapshot(
     if validator.rows_seen == 0:
         raise IngestError(f"{path}: has a header but no data rows")
     fields = {name: spec.model_dump() for name, spec in resolved.layout.fields.items()}
-    return ParsedSnapshot(str(path), scan.sha256, resolved.name, validator.deals(), validator.rejects, fields)
+    return ParsedSnapshot(
+        str(path), scan.sha256, resolved.name, validator.deals(), validator.rejects, fields, resolved.absent
+    )
 
 
 def _header(path: Path, encoding: str, requested: str, layouts: dict) -> tuple[list[str], ResolvedLayout]:

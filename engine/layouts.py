@@ -10,6 +10,18 @@ REQUIRED_FIELDS = ("deal_id", "created_date", "sales_rep_id", "deal_amount")
 """Fields without which a row is not a deal; the outcome is required too, as a column or as flags."""
 
 
+OPTIONAL_FIELDS = {
+    "deal_name": "deals are shown by id only",
+    "industry": "no win rates, drivers or reasons by industry",
+    "region": "no win rates, drivers or reasons by region",
+    "product_type": "no win rates, drivers or reasons by product",
+    "lead_source": "no win rates, drivers or reasons by lead source",
+    "deal_stage": "no stage in answers, no pipeline by stage and no stalled-deal alerts",
+    "sales_cycle_days": "none lost: days to close are computed from the created and closed dates",
+}
+"""Canonical fields a file may lack, and what their absence disables (ingest says so for each one absent)."""
+
+
 class LayoutError(Exception):
     """The file's header fits no layout; the message names the missing columns."""
 
@@ -25,6 +37,8 @@ class ResolvedLayout:
     won_flag_index: int | None
     header_index: dict[str, int]
     """Every column of the file by name (extra fields are looked up here)."""
+    absent: tuple[str, ...] = ()
+    """One sentence per optional field or declared extra field the file lacks, saying what that disables."""
 
 
 def _missing_columns(layout: Layout, header: list[str]) -> list[str]:
@@ -56,6 +70,19 @@ def resolve(layout_name: str, layout: Layout, header: list[str]) -> ResolvedLayo
         if found is not None:
             index[field] = position[found]
     flags = layout.outcome_flags
+    used = {header[i]: field for field, i in index.items()}
+    used |= {c: c for c in (flags.closed, flags.won)} if flags else {}
+    for name, spec in layout.fields.items():
+        found = next((c for c in spec.candidates() if c in position), None)
+        if found is not None:
+            used[found] = name
+    for column, field in used.items():
+        places = [i + 1 for i, cell in enumerate(header) if cell == column]
+        if len(places) > 1:
+            raise LayoutError(
+                f"column {column!r} appears {len(places)} times in the header (columns "
+                f"{', '.join(map(str, places))}): which one holds {field} is ambiguous; rename or remove the copy"
+            )
     return ResolvedLayout(
         name=layout_name,
         layout=layout,
@@ -63,7 +90,21 @@ def resolve(layout_name: str, layout: Layout, header: list[str]) -> ResolvedLayo
         closed_flag_index=position[flags.closed] if flags else None,
         won_flag_index=position[flags.won] if flags else None,
         header_index=position,
+        absent=_absent(layout, index, position),
     )
+
+
+def _absent(layout: Layout, index: dict[str, int], position: dict[str, int]) -> tuple[str, ...]:
+    """Fields the layout maps (or declares) that the file has no column for; a field the layout leaves out on purpose
+    is not news on every ingest."""
+    said = []
+    for field, disables in OPTIONAL_FIELDS.items():
+        if field in layout.columns and field not in index and field not in layout.defaults:
+            said.append(f"{field}: no column ({' or '.join(layout.candidates(field)) or field}); {disables}")
+    for name, spec in layout.fields.items():
+        if not any(c in position for c in spec.candidates()):
+            said.append(f"{name}: no column ({' or '.join(spec.candidates())}); the extra field {name} is not used")
+    return tuple(said)
 
 
 def choose(requested: str, layouts: dict[str, Layout], header: list[str]) -> ResolvedLayout:

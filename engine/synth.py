@@ -329,3 +329,50 @@ def generate_messy(spec: MessySpec) -> SynthData:
         }
     )
     return SynthData(crm, truth, spec)
+
+
+HIDDEN = ("\u200b", "\x00")
+"""A zero-width space and a NUL: invisible when an id is read."""
+
+
+@dataclass(frozen=True)
+class IngestHazards:
+    """What `plant_ingest_hazards` did to an export, so a test can check each hazard was caught."""
+
+    case_twins: tuple[str, ...]
+    """Ids re-used on another row in another case ("D00007" and "d00007")."""
+    invisible: tuple[str, ...]
+    """Ids with a zero-width space or a NUL inside: they look like an existing deal's id."""
+    infinite_amounts: tuple[str, ...]
+    fractional_cycles: tuple[str, ...]
+
+
+def plant_ingest_hazards(crm: pd.DataFrame, seed: int = 0, each: int = 3) -> tuple[pd.DataFrame, IngestHazards]:
+    """The row-level hazards of hand-edited and machine-mangled exports, `each` of every kind, on copies of real
+    rows appended at the end (so every original deal still loads):
+
+    - an id repeated in another case (two rows, one deal to a reader);
+    - an id with a zero-width space or a NUL inside (looks like another deal's id);
+    - an amount of "inf" or "1e400" (overflows to infinity);
+    - a fractional sales_cycle_days ("31.5").
+
+    File-level hazards (a duplicated header, an optional column missing, a file still being written) are made by
+    the test writing the CSV; see `tests/test_ingest.py`.
+    """
+    rng = np.random.default_rng(seed)
+    picks = rng.choice(len(crm), size=4 * each, replace=False)
+    rows = crm.iloc[picks].copy().astype(object)
+    twins, invisible, infinite, fractional = (rows.iloc[k * each : (k + 1) * each].copy() for k in range(4))
+    twins["deal_id"] = twins["deal_id"].str.swapcase()
+    invisible["deal_id"] = [d[:2] + HIDDEN[k % 2] + d[2:] for k, d in enumerate(invisible["deal_id"])]
+    infinite["deal_id"] = [f"{d}-INF" for d in infinite["deal_id"]]
+    infinite["deal_amount"] = ["inf" if k % 2 == 0 else "1e400" for k in range(len(infinite))]
+    fractional["deal_id"] = [f"{d}-FRAC" for d in fractional["deal_id"]]
+    if "sales_cycle_days" in fractional:
+        fractional["sales_cycle_days"] = [
+            f"{float(c) + 0.5}" if str(c) not in ("", "nan") else "12.5" for c in fractional["sales_cycle_days"]
+        ]
+    planted = pd.concat([crm.astype(object), twins, invisible, infinite, fractional], ignore_index=True)
+    return planted, IngestHazards(
+        tuple(twins["deal_id"]), tuple(invisible["deal_id"]), tuple(infinite["deal_id"]), tuple(fractional["deal_id"])
+    )

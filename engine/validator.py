@@ -7,6 +7,7 @@ csv module when only that can number the lines exactly). It remembers deal ids a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -31,6 +32,12 @@ NUMBER_NOISE = f"[$,%{_WHITESPACE}]"
 PLAIN_NUMBER = r"-?[0-9]{1,15}(?:\.[0-9]{1,15})?"
 """Numbers that pyarrow and pandas parse to the same float; anything else goes through `pd.to_numeric`."""
 ISO_DAY = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+
+
+INVISIBLE_PATTERN = "[\\x00-\\x1f\\x7f\\x{200b}-\\x{200f}\\x{2060}\\x{feff}]"
+INVISIBLE = re.compile("[\\x00-\\x1f\\x7f\\u200b-\\u200f\\u2060\\ufeff]")
+"""Characters a reader cannot see in an id (control, zero-width, byte-order mark): two ids that look the same but
+differ by one are rejected rather than loaded as two deals."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +111,15 @@ class Validator:
         out = pd.DataFrame({"line": lines}, index=raw.index)
         out["deal_id"] = self._text(raw, "deal_id")
         fail(out["deal_id"] == "", lambda i: "deal_id is empty")
+        ids = pa.array(out["deal_id"], type=pa.string())
+        invisible = pc.match_substring_regex(ids, INVISIBLE_PATTERN).to_numpy(zero_copy_only=False)
+        fail(
+            invisible,
+            lambda i: (
+                "deal_id contains an invisible or control character "
+                f"(U+{ord(INVISIBLE.search(out['deal_id'].iat[i]).group()):04X}): {out['deal_id'].iat[i]!r}"
+            ),
+        )
         self._flag_duplicates(out, lines, fail)
         out["deal_name"] = self._text(raw, "deal_name")
         out["sales_rep_id"] = self._text(raw, "sales_rep_id")
@@ -139,11 +155,15 @@ class Validator:
         fail(amount_text == "", lambda i: "deal_amount is empty")
         fail((amount_text != "") & amount.isna(), lambda i: f"deal_amount is not a number: {amount_text.iat[i]!r}")
         fail(amount < 0, lambda i: f"deal_amount is negative: {amount_text.iat[i]}")
-        out["deal_amount"] = amount.astype(float)
+        fail(np.isinf(amount), lambda i: f"deal_amount is not a finite number: {amount_text.iat[i]!r}")
+        out["deal_amount"] = amount.where(np.isfinite(amount)).astype(float)
 
         cycle_text = self._text(raw, "sales_cycle_days")
         cycle = numbers(cycle_text)
         fail((cycle_text != "") & cycle.isna(), lambda i: f"sales_cycle_days is not a number: {cycle_text.iat[i]!r}")
+        fractional = cycle.notna() & (~np.isfinite(cycle) | (cycle != cycle.round()))
+        fail(fractional, lambda i: f"sales_cycle_days is not a whole number of days: {cycle_text.iat[i]!r}")
+        cycle = cycle.where(~fractional)
         actual = (closed - created).dt.days
         off = cycle.notna() & actual.notna() & ((cycle - actual).abs() > self.cycle_tolerance)
         fail(
@@ -206,7 +226,8 @@ class Validator:
     def _flag_duplicates(self, out: pd.DataFrame, lines: np.ndarray, fail) -> None:
         """A deal id seen before (in this chunk or an earlier one) rejects the row, naming the first line."""
         ids = out["deal_id"]
-        encoded = pc.dictionary_encode(pa.array(ids, type=pa.string()))
+        # Ids that differ only in case are one deal to a reader (and to `/deal-risk d00005`): compared case-folded.
+        encoded = pc.dictionary_encode(pc.utf8_lower(pa.array(ids, type=pa.string())))
         codes, uniques = encoded.indices.to_numpy(), encoded.dictionary
         _, first_position = np.unique(codes, return_index=True)  # codes number the ids in order of appearance
         first_line = lines[first_position]

@@ -394,3 +394,68 @@ def test_duplicates_across_chunks_name_the_first_line_as_within_one_chunk(tmp_pa
         "duplicate deal_id: D1 already on line 2",
     ]
     assert chunked.deals["deal_id"].tolist() == ["D1", "D3", "D4"] and chunked.deals["industry"].tolist()[1] is None
+
+
+# Hazards of real exports, planted by engine.synth and followed through what a user sees ---------------------------
+
+
+def _planted_export(tmp_path: Path):
+    from salesintel.engine.synth import SynthSpec, generate, plant_ingest_hazards
+
+    data = generate(SynthSpec(deals=1500, seed=3, start=datetime(2023, 1, 1).date(), days=400))
+    crm, hazards = plant_ingest_hazards(data.crm, seed=3)
+    path = tmp_path / "crm.csv"
+    crm.to_csv(path, index=False)
+    return path, data, hazards
+
+
+def test_every_planted_row_hazard_is_rejected_with_its_reason_and_the_rest_loads(salesintel, tmp_path):
+    path, data, hazards = _planted_export(tmp_path)
+    result = salesintel(tmp_path, "ingest", str(path))
+    planted = 4 * 3
+    assert result.returncode == 0, result.stderr
+    assert f"read {1500 + planted}, loaded 1500, rejected {planted}" in result.stdout
+    store = Store.open(tmp_path / "s.db")
+    reasons = {r["deal_id"]: r["reason"] for r in store.rejects(1)}
+    for twin in hazards.case_twins:
+        assert reasons[twin].startswith("duplicate deal_id:"), twin  # D00007 and d00007 are one deal
+    for hidden in hazards.invisible:
+        assert "deal_id contains an invisible or control character" in reasons[hidden]
+    for infinite in hazards.infinite_amounts:
+        assert reasons[infinite].startswith("deal_amount is not a finite number")
+    for fractional in hazards.fractional_cycles:
+        assert "sales_cycle_days is not a whole number of days" in reasons[fractional]
+    deals = store.deals(1)
+    assert len(deals) == 1500 and set(deals["deal_id"]) == set(data.crm["deal_id"])
+    assert deals["deal_amount"].map(float).lt(float("inf")).all()
+    as_of = data.spec.snapshot_date.isoformat()
+    assert salesintel(tmp_path, "refresh", "--as-of", as_of).returncode == 0
+    daily = salesintel(tmp_path, "report", "daily", "--as-of", as_of)
+    assert daily.returncode == 0 and "Daily pipeline summary" in daily.stdout
+    assert "inf" not in daily.stdout.lower().replace("info", "")
+
+
+def test_a_column_named_twice_in_the_header_is_an_error_naming_it(salesintel, tmp_path):
+    path = write(tmp_path, HEADER.rstrip("\n") + ",deal_amount\n" + GOOD.rstrip("\n") + ",10000\n")
+    result = salesintel(tmp_path, "ingest", str(path))
+    assert result.returncode == 1
+    assert "column 'deal_amount' appears 2 times in the header (columns 10, 13)" in result.stderr
+    assert not (tmp_path / "s.db").exists() or Store.open(tmp_path / "s.db").latest_snapshot() is None
+
+
+def test_each_absent_optional_column_is_named_with_what_it_disables(salesintel, tmp_path):
+    path, data, _ = _planted_export(tmp_path)
+    pd.read_csv(path, dtype=str, keep_default_na=False).drop(columns=["lead_source", "deal_stage"]).to_csv(
+        path, index=False
+    )
+    result = salesintel(tmp_path, "ingest", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "absent  lead_source: no column (lead_source); no win rates, drivers or reasons by lead source" in (
+        result.stdout
+    )
+    assert "absent  deal_stage: no column (deal_stage); no stage in answers" in result.stdout
+    as_of = data.spec.snapshot_date.isoformat()
+    assert salesintel(tmp_path, "refresh", "--as-of", as_of).returncode == 0
+    metrics = json.loads(salesintel(tmp_path, "metrics", "--json", "--as-of", as_of).stdout)
+    assert not [s for s in metrics["segments"] if s["field"] == "lead_source"]
+    assert "lead_source" not in {f["field"] for f in metrics["fields"]["used"]}
