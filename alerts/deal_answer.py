@@ -12,15 +12,30 @@ from dataclasses import dataclass
 from salesintel.alerts.actions import recommended_actions
 from salesintel.alerts.ledger import AlertLedger
 from salesintel.alerts.settings import RoutingSettings
-from salesintel.alerts.visibility import Viewer, can_act_on_alert, can_see_deal
-from salesintel.engine.lookup import DealAnswer, look_up
+from salesintel.alerts.visibility import Viewer, can_act_on_alert, can_see_deal, may_see_any_deal
+from salesintel.engine.lookup import DealAnswer, DealLookupError, look_up
 from salesintel.engine.records import MetricsSummary, ScoredDeal
 from salesintel.engine.risk_rule import is_at_risk
 from salesintel.engine.store import Alert, Refresh, Store
 
 
 class NotVisible(Exception):
-    """The viewer may not see this deal (it names nothing about it)."""
+    """The viewer may not see this deal, or there is no such deal: the message is the same either way (an id
+    that exists must not read differently from one that does not, or ids could be enumerated)."""
+
+
+UNKNOWN_VIEWER = (
+    "I don't know who you are in the CRM, so I can't show you any deal: ask an admin to add your Slack id under "
+    "`alerts.routing.users`."
+)
+
+
+def not_found(typed: str) -> str:
+    """What a viewer is told about a deal they may not see, and about one that does not exist."""
+    return (
+        f"I can't find a deal {typed} among the deals you can see. Check the id, or ask the deal's owner or their "
+        "manager."
+    )
 
 
 @dataclass(frozen=True)
@@ -67,15 +82,21 @@ def deal_content(store: Store, refresh: Refresh, answer: DealAnswer) -> dict:
 def deal_risk_answer(
     store: Store, refresh: Refresh, text: str, viewer: Viewer, routing: RoutingSettings, visibility: str
 ) -> DealRiskAnswer:
-    """The answer to `/deal-risk <text>` for this viewer. Raises `engine.lookup.DealLookupError` when no open deal
-    is named, `NotVisible` when the viewer may not see it."""
-    answer = look_up(store, refresh, text)
+    """The answer to `/deal-risk <text>` for this viewer. Raises `NotVisible` when the viewer may see no deal, or
+    not this one, or it does not exist (one message for both: see `not_found`); `engine.lookup.DealLookupError`
+    when the text is no deal id, or names a deal the viewer may see that is not open at the date."""
+    if not may_see_any_deal(viewer, visibility):
+        raise NotVisible(UNKNOWN_VIEWER)
+    try:
+        answer = look_up(store, refresh, text)
+    except DealLookupError as error:
+        hidden = error.owner is None or not can_see_deal(viewer, error.owner, routing, visibility)
+        if error.typed is not None and hidden and not viewer.executive:
+            raise NotVisible(not_found(error.typed)) from None
+        raise
     score = answer.score
     if not can_see_deal(viewer, score.sales_rep_id, routing, visibility):
-        raise NotVisible(
-            "Sorry, you can only look at deals of your own team. The deal's owner or their manager can share it "
-            "with you."
-        )
+        raise NotVisible(not_found(answer.deal["deal_id"]))
     alert = next((a for a in AlertLedger(store).active_for_deal(score.deal_id) if not a.control), None)
     if alert and not can_act_on_alert(viewer, alert, routing):
         alert = None

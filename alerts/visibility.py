@@ -6,10 +6,12 @@ A viewer is a person (a rep or manager id from `alerts.routing.users`) or an exe
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from salesintel.alerts.routing import managers_of
 from salesintel.alerts.settings import RoutingSettings
+from salesintel.engine.segments import SegmentResult
 from salesintel.engine.store import Alert
 
 EVERYONE = "everyone"
@@ -34,6 +36,11 @@ def reps_in_scope(viewer: Viewer, routing: RoutingSettings) -> set[str] | None:
     return team | {viewer.person}
 
 
+def may_see_any_deal(viewer: Viewer, visibility: str) -> bool:
+    """Someone the configuration does not know sees nothing about deals or reps (unless everyone sees everything)."""
+    return visibility == EVERYONE or viewer.executive or viewer.person is not None
+
+
 def can_see_deal(viewer: Viewer, rep_id: str, routing: RoutingSettings, visibility: str) -> bool:
     """`visibility`: "everyone", or "owner_and_managers" (the owner, their managers and executives)."""
     if visibility == EVERYONE:
@@ -51,3 +58,15 @@ def can_act_on_alert(viewer: Viewer, alert: Alert, routing: RoutingSettings) -> 
     recipients = [target.split(":", 1)[1] for target in alert.recipients if target.startswith("user:")]
     allowed = set(recipients) | {m for r in recipients for m in managers_of(r, routing)}
     return viewer.person in allowed
+
+
+REP_FIELD = "sales_rep_id"
+
+
+def hides_rep_figures(viewer: Viewer, routing: RoutingSettings, visibility: str) -> Callable[[SegmentResult], bool]:
+    """Which segment findings this viewer may not see: a rep's win rate is for that rep, their managers and
+    executives (everyone's, when everyone sees every deal)."""
+    if visibility == EVERYONE or viewer.executive:
+        return lambda segment: False
+    scope = reps_in_scope(viewer, routing) or set()
+    return lambda segment: segment.field == REP_FIELD and segment.value not in scope

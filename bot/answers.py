@@ -15,10 +15,12 @@ from salesintel.alerts.render import Message, render_message
 from salesintel.alerts.reports import at_risk_totals, worth_a_look
 from salesintel.alerts.routing import slack_mentions
 from salesintel.alerts.rules import stale_data
-from salesintel.alerts.visibility import Viewer, can_act_on_alert, reps_in_scope
+from salesintel.alerts.visibility import Viewer, can_act_on_alert, hides_rep_figures, reps_in_scope
 from salesintel.bot.config import Settings
 from salesintel.engine.lookup import DealLookupError
 from salesintel.engine.records import MetricsSummary
+from salesintel.engine.segments import SIGNIFICANT, findings_statement
+from salesintel.engine.settings import MetricsSettings
 from salesintel.engine.store import Alert, Refresh, Store
 
 HELP = {
@@ -140,9 +142,10 @@ def winrate(ctx: BotContext, viewer: Viewer, text: str) -> Message:
     if refresh is None:
         return no_data()
     m = refresh.metrics
+    hidden = hides_rep_figures(viewer, ctx.settings.alerts.routing, ctx.settings.bot.visibility)
     common = {
         "overall": m.overall,
-        "statement": m.statement,
+        "statement": _statement_for(m, hidden),
         "as_of": refresh.as_of.isoformat(),
         "stale": ctx.stale(),
         "min_sample": m.settings["min_sample"],
@@ -157,13 +160,22 @@ def winrate(ctx: BotContext, viewer: Viewer, text: str) -> Message:
             f"{e['label']} is not used for findings: {e['reason']}. A win rate by it would only "
             f"restate how deals ended."
         )
+    visible = [s for s in m.segments if not hidden(s)]
     if field:
-        rows = sorted((s for s in m.segments if s.field == field), key=lambda s: s.rate.rate or 0)
+        rows = sorted((s for s in visible if s.field == field), key=lambda s: s.rate.rate or 0)
     else:
-        rows = [s for s in m.segments if s.value.lower() == asked.lower()]
+        rows = [s for s in visible if s.value.lower() == asked.lower()]
     if not rows:
         return text_message(f"No segment or field called '{asked}'. {HELP['winrate']}")
     return render_message("answer_winrate", asked=asked, rows=rows[:40], more=max(0, len(rows) - 40), **common)
+
+
+def _statement_for(metrics: MetricsSummary, hidden) -> str:
+    """The refresh's findings sentence, with findings about reps the viewer may not see counted but not named."""
+    if not any(hidden(s) and s.status == SIGNIFICANT for s in metrics.segments):
+        return metrics.statement
+    settings = MetricsSettings(min_sample=metrics.settings["min_sample"], fdr_q=metrics.settings["fdr_q"])
+    return findings_statement(metrics.segments, settings, withheld=hidden)
 
 
 def _field_named(asked: str, metrics: MetricsSummary) -> str | None:

@@ -39,6 +39,7 @@ from salesintel.alerts.runs import AlertEnvironment
 from salesintel.alerts.schedule import Scheduler
 from salesintel.bot.app import BotDeps, create_app
 from salesintel.bot.config import Credentials, Settings, store_path
+from salesintel.bot.request_guard import RequestGuard
 from salesintel.engine.refresh import EngineSettings
 from salesintel.engine.store import ThreadLocalStore
 
@@ -144,7 +145,9 @@ def health(deps: BotDeps, worker: Worker, background: BackgroundScheduler) -> tu
     return 200, body
 
 
-def wsgi_app(bolt_handler: SlackRequestHandler | None, health_check):
+def wsgi_app(bolt_handler: SlackRequestHandler | None, health_check, guard: RequestGuard | None = None):
+    """`/healthz`, and `/slack/events` for Bolt once `guard` passed the request (size, signature, no replay)."""
+
     def application(environ, start_response):
         path = environ.get("PATH_INFO", "")
         if path == "/healthz" and environ["REQUEST_METHOD"] == "GET":
@@ -156,6 +159,14 @@ def wsgi_app(bolt_handler: SlackRequestHandler | None, health_check):
             )
             return [data]
         if path == "/slack/events" and bolt_handler is not None:
+            refusal = guard.check(environ) if guard is not None and environ["REQUEST_METHOD"] == "POST" else None
+            if refusal is not None:
+                log.warning("request refused", extra={"event": "request_refused", "why": refusal.reason})
+                data = json.dumps({"error": refusal.reason}).encode()
+                start_response(
+                    refusal.status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
+                )
+                return [data]
             return bolt_handler(environ, start_response)
         start_response("404 Not Found", [("Content-Type", "text/plain")])
         return [b"not found"]
@@ -230,7 +241,11 @@ def run(
         server = make_server(
             "0.0.0.0",
             port,
-            wsgi_app(handler, lambda: health(deps, worker, background)),
+            wsgi_app(
+                handler,
+                lambda: health(deps, worker, background),
+                RequestGuard(credentials.signing_secret) if handler is not None else None,
+            ),
             server_class=ThreadingWSGIServer,
             handler_class=QuietHandler,
         )

@@ -13,7 +13,14 @@ DEAL_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 
 
 class DealLookupError(Exception):
-    """The id is malformed, unknown, or not open at the date; the message is fit to show a user as is."""
+    """The id is malformed, unknown, or not open at the date; the message is fit to show a user as is.
+
+    `typed` is the id as parsed (None when the text is no id at all); `owner` is the deal's rep when the deal exists,
+    so a caller can keep what the message says about it from people who may not see it."""
+
+    def __init__(self, message: str, typed: str | None = None, owner: str | None = None):
+        super().__init__(message)
+        self.typed, self.owner = typed, owner
 
 
 @dataclass(frozen=True)
@@ -44,14 +51,21 @@ def look_up(store: Store, refresh: Refresh, text: str) -> DealAnswer:
     typed = parse_deal_id(text)
     deal_id = store.find_deal_id(snapshot.id, typed)
     if deal_id is None:
-        raise DealLookupError(f"no deal {typed} in the snapshot of {snapshot.taken_at:%Y-%m-%d} (#{snapshot.id})")
+        raise DealLookupError(
+            f"no deal {typed} in the snapshot of {snapshot.taken_at:%Y-%m-%d} (#{snapshot.id})", typed
+        )
     deal = store.deal(snapshot.id, deal_id)
     score = store.score(refresh.id, deal_id)
     if score is None:
         as_of = refresh.as_of.isoformat()
         if deal["created_date"] > as_of:
-            raise DealLookupError(f"{deal_id} was created on {deal['created_date']}, after {as_of}")
+            raise DealLookupError(
+                f"{deal_id} was created on {deal['created_date']}, after {as_of}", typed, deal["sales_rep_id"]
+            )
         raise DealLookupError(
-            f"{deal_id} is not in the open pipeline as of {as_of}: it closed {deal['outcome']} on {deal['closed_date']}"
+            f"{deal_id} is not in the open pipeline as of {as_of}: "
+            f"it closed {deal['outcome']} on {deal['closed_date']}",
+            typed,
+            deal["sales_rep_id"],
         )
     return DealAnswer(score, deal, refresh, snapshot)

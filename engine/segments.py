@@ -11,6 +11,7 @@ is a tautology; they are listed as excluded instead. Deals with no value for a f
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -107,10 +108,16 @@ def compare_segments(history: pd.DataFrame, space: FeatureSpace, settings: Metri
     return results
 
 
-def findings_statement(results: list[SegmentResult], settings: MetricsSettings, fields: int | None = None) -> str:
+def findings_statement(
+    results: Sequence[SegmentResult],
+    settings: MetricsSettings,
+    fields: int | None = None,
+    withheld: Callable[[SegmentResult], bool] | None = None,
+) -> str:
     """One honest sentence on whether any segment's win rate really differs from the rest.
 
     `fields`: how many fields were available to cut by (0 when the audit or the leak guard excluded them all).
+    `withheld`: findings the reader may not see by name (another team's reps): counted, never named.
     """
     if fields == 0:
         return (
@@ -133,8 +140,13 @@ def findings_statement(results: list[SegmentResult], settings: MetricsSettings, 
             f"Benjamini–Hochberg false discovery rate {settings.fdr_q:.0%}. The differences shown are "
             f"within what chance alone produces.{tail}"
         )
-    names = ", ".join(f"{r.label or r.dimension} {r.value}" for r in found[:5])
-    more = f" and {len(found) - 5} more" if len(found) > 5 else ""
+    hidden = [r for r in found if withheld and withheld(r)]
+    shown = [r for r in found if not (withheld and withheld(r))]
+    names = ", ".join(f"{r.label or r.dimension} {r.value}" for r in shown[:5])
+    more = f" and {len(shown) - 5} more" if len(shown) > 5 else ""
+    if hidden:
+        others = f"{len(hidden)} segment(s) outside your team"
+        names, more = (f"{names}{more} and {others}", "") if names else (others, "")
     return (
         f"{len(found)} of {len(tested)} segments differ significantly from the rest "
         f"(Benjamini–Hochberg, false discovery rate {settings.fdr_q:.0%}): {names}{more}.{tail}"

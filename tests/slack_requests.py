@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import json
+import secrets
 import time
 import urllib.error
 import urllib.request
 from urllib.parse import urlencode
+
+
+def _trigger_id() -> str:
+    """Slack gives every interaction its own trigger id, so no two requests it sends have the same body."""
+    return f"{time.time_ns()}.{next(_SEQUENCE)}.{secrets.token_hex(4)}"
+
+
+_SEQUENCE = itertools.count()
 
 
 def signature(secret: str, timestamp: str, body: str) -> str:
@@ -55,7 +65,7 @@ def slash_command(command: str, text: str, user: str) -> str:
             "api_app_id": "A0001",
             "is_enterprise_install": "false",
             "response_url": "https://hooks.slack.com/commands/T0001/1/abc",
-            "trigger_id": "1.2.abc",
+            "trigger_id": _trigger_id(),
         }
     )
 
@@ -69,7 +79,7 @@ def block_actions(
         "api_app_id": "A0001",
         "token": "legacy-verification-token",
         "container": {"type": "message", "message_ts": ts, "channel_id": channel, "is_ephemeral": False},
-        "trigger_id": "2.3.def",
+        "trigger_id": _trigger_id(),
         "team": {"id": "T0001", "domain": "acme"},
         "enterprise": None,
         "is_enterprise_install": False,
@@ -98,7 +108,7 @@ def view_submission(user: str, alert_id: int, selected_date: str) -> str:
         "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": "T0001"},
         "api_app_id": "A0001",
         "token": "legacy-verification-token",
-        "trigger_id": "3.4.ghi",
+        "trigger_id": _trigger_id(),
         "view": {
             "id": "V0001",
             "team_id": "T0001",

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -174,7 +176,7 @@ def test_deal_risk_accepts_a_pasted_crm_link(service):
 @pytest.mark.parametrize(
     "text, expected",
     [
-        ("D99999", "no deal D99999 in the snapshot of"),
+        ("D99999", "I can't find a deal D99999 among the deals you can see"),
         ("", "Which deal?"),
         ("help", "/deal-risk D01234"),
         ("???", "is not a deal id"),
@@ -188,8 +190,79 @@ def test_deal_risk_without_a_usable_id_gets_a_short_hint(service, text, expected
 def test_another_teams_rep_gets_a_polite_refusal_that_reveals_nothing(service):
     status, answer = command(service, "/deal-risk", "D00005", "U003")
     text = all_text(answer)
-    assert status == 200 and "only look at deals of your own team" in text
+    assert status == 200 and "I can't find a deal D00005 among the deals you can see" in text
     assert "$45k" not in text and "rep_2" not in text and "channel" not in text
+
+
+def test_not_yours_reads_exactly_like_not_found_for_open_and_closed_deals(service):
+    """Ids cannot be enumerated: another team's open deal, another team's closed deal and a deal that does not
+    exist get the same sentence (only the id typed differs)."""
+    seen = {}
+    for deal in ("D00005", "D00001", "D99999"):  # rep_2's open deal, a closed deal of another rep, no such deal
+        status, answer = command(service, "/deal-risk", deal, "U003")
+        assert status == 200
+        seen[deal] = all_text(answer).replace(deal, "<id>")
+    assert len(set(seen.values())) == 1, seen
+    assert "closed" not in seen["D00001"] and "Lost" not in seen["D00001"] and "Won" not in seen["D00001"]
+    status, answer = command(service, "/deal-risk", "D00001", "UEXEC")  # an executive may be told the truth
+    assert status == 200 and "is not in the open pipeline as of 2024-03-01: it closed" in all_text(answer)
+
+
+@pytest.mark.parametrize("deal", ["D00005", "D00001", "D99999"])
+def test_someone_the_configuration_does_not_know_sees_nothing_about_any_deal(service, deal):
+    status, answer = command(service, "/deal-risk", deal, "U777")
+    text = all_text(answer)
+    assert status == 200 and "I don't know who you are in the CRM" in text
+    assert "rep_" not in text and "$" not in text and "closed" not in text
+
+
+def test_a_reps_win_rate_is_shown_only_to_that_rep_their_managers_and_executives(service):
+    _, mine = command(service, "/winrate", "rep", "U002")
+    _, manager = command(service, "/winrate", "rep", "U901")
+    _, executive = command(service, "/winrate", "rep", "UEXEC")
+    _, stranger = command(service, "/winrate", "rep", "U777")
+    reps = lambda answer: set(re.findall(r"\*(rep_\d+)\*", all_text(answer)))  # noqa: E731
+    assert reps(mine) == {"rep_2"} and reps(manager) == {"rep_2"}, "mgr_a manages rep_2 only"
+    assert len(reps(executive)) == 25 and not reps(stranger)
+    _, asked = command(service, "/winrate", "rep_7", "U002")
+    assert "No segment or field called 'rep_7'" in all_text(asked), "another rep by name reads as unknown"
+
+
+def test_a_signed_request_sent_twice_is_refused_the_second_time(service):
+    body = slack.slash_command("/pipeline", "", "U002")
+    timestamp = int(time.time())
+    first = slack.send(service["base"] + "/slack/events", body, "application/x-www-form-urlencoded", SECRET, timestamp)
+    again = slack.send(service["base"] + "/slack/events", body, "application/x-www-form-urlencoded", SECRET, timestamp)
+    assert first[0] == 200 and again[0] == 401 and "replay" in again[1]
+    status, _ = command(service, "/pipeline", "", "U002")  # the same question asked anew is answered
+    assert status == 200
+
+
+@pytest.mark.parametrize(
+    "headers, body, status",
+    [
+        ({"Content-Length": str(2 << 20)}, b"x" * 16, 413),
+        ({}, b"", 411),
+        ({"Content-Length": "many"}, b"token=1", 400),
+    ],
+)
+def test_oversized_empty_and_malformed_bodies_get_a_4xx_before_anything_parses_them(service, headers, body, status):
+    got = raw_post(service["base"] + "/slack/events", body, headers)
+    assert got == status
+    health = urllib.request.urlopen(service["base"] + "/healthz", timeout=5)
+    assert health.status == 200, "the service keeps serving"
+
+
+def raw_post(url: str, body: bytes, headers: dict) -> int:
+    """A POST whose headers may lie about its body (what urllib would not send)."""
+    parsed = urllib.parse.urlsplit(url)
+    with socket.create_connection((parsed.hostname, parsed.port), timeout=10) as connection:
+        lines = [f"POST {parsed.path} HTTP/1.1", f"Host: {parsed.hostname}", "Connection: close"]
+        lines += [f"{name}: {value}" for name, value in headers.items()]
+        connection.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+        connection.shutdown(socket.SHUT_WR)
+        reply = connection.makefile("rb").readline().decode()
+    return int(reply.split()[1])
 
 
 def test_forged_signature_is_rejected_and_changes_nothing(service):
@@ -246,8 +319,8 @@ def test_acknowledge_updates_the_message_in_place_once_even_on_a_double_click(se
     alert_id = service["alert"]
     _, answer = command(service, "/deal-risk", "D00005", "U002")
     since = len(service["standin"].calls)
-    body = slack.block_actions("U901", "alert_ack", str(alert_id), answer["blocks"])
-    for _ in range(2):
+    for _ in range(2):  # two clicks: Slack sends each with its own trigger id and action time
+        body = slack.block_actions("U901", "alert_ack", str(alert_id), answer["blocks"])
         status, _ = slack.send(service["base"] + "/slack/events", body, "application/x-www-form-urlencoded", SECRET)
         assert status == 200
     update = wait_for(lambda: calls(service, "chat.update", since))
@@ -278,7 +351,8 @@ def test_snooze_until_a_date_from_the_modal(service):
 def test_app_home_is_published_and_a_replayed_retry_is_not_processed_twice(service):
     since = len(service["standin"].calls)
     body = slack.app_home_opened("U002", "Ev0HOME1")
-    status, _ = slack.send(service["base"] + "/slack/events", body, "application/json", SECRET)
+    sent_at = int(time.time())
+    status, _ = slack.send(service["base"] + "/slack/events", body, "application/json", SECRET, sent_at)
     assert status == 200
     published = wait_for(lambda: calls(service, "views.publish", since))
     assert published[0].args["user_id"] == "U002"
@@ -290,6 +364,7 @@ def test_app_home_is_published_and_a_replayed_retry_is_not_processed_twice(servi
         body,
         "application/json",
         SECRET,
+        sent_at + 3,  # Slack retries after its 3-second timeout: the same event, newly signed
         extra_headers={"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"},
     )
     assert status == 200
