@@ -22,6 +22,7 @@ from salesintel.alerts.settings import REPORT_KINDS, ScheduleSettings
 from salesintel.engine.ingest import IngestError, file_sha256, read_snapshot
 from salesintel.engine.refresh import EngineSettings, RefreshError, refresh
 from salesintel.engine.settings import IngestSettings
+from salesintel.engine.snapshot_guard import save_guarded
 
 log = logging.getLogger("salesintel.jobs")
 
@@ -40,7 +41,7 @@ class RefreshJob:
         as_of = self.pinned_as_of or now.astimezone(self.env.timezone).date()
         latest, snapshot = self.env.store.latest_refresh(), self.env.store.latest_snapshot()
         if snapshot is None:
-            return "no snapshot loaded yet"
+            return "; ".join([*notes, "no snapshot loaded yet"])
         if not (latest and latest.snapshot_id == snapshot.id and latest.as_of == as_of):
             try:
                 result = refresh(self.env.store, self.engine, as_of, now)
@@ -58,6 +59,9 @@ class RefreshJob:
         return "; ".join(n for n in notes if n) or None
 
     def _ingest_new_files(self, now: datetime) -> str | None:
+        """Load each new CSV in the watched folder once it is complete: unchanged for `watch_settle_seconds` and
+        still unchanged after it was read (a file being copied in is left for a later tick). A snapshot that fails
+        the guard against the previous one is held and raises an ops alert (see `engine.snapshot_guard`)."""
         if not self.watch_folder or not self.watch_folder.is_dir():
             return None
         loaded = []
@@ -66,19 +70,38 @@ class RefreshJob:
             marker = (path.name, stat.st_mtime, stat.st_size)
             if marker in self._seen:
                 continue
-            self._seen.add(marker)
+            if now.timestamp() - stat.st_mtime < self.ingest.watch_settle_seconds:
+                loaded.append(f"{path.name} changed less than {self.ingest.watch_settle_seconds} s ago: left for later")
+                continue
             if self.env.store.snapshot_by_sha256(file_sha256(path)):
+                self._seen.add(marker)
                 continue
             try:
                 parsed = read_snapshot(path, self.ingest)
             except IngestError as error:
+                self._seen.add(marker)
                 ops_alert(self.env, f"ingest:{path.name}:{stat.st_mtime}", f"cannot load {error}", now)
                 continue
+            after = path.stat()
+            if (after.st_mtime, after.st_size) != (stat.st_mtime, stat.st_size) or parsed.sha256 != file_sha256(path):
+                loaded.append(f"{path.name} changed while it was read: left for later")
+                continue
+            self._seen.add(marker)
             taken = datetime.fromtimestamp(stat.st_mtime, UTC)
-            snapshot = self.env.store.save_snapshot(parsed, taken, now)
+            previous = self.env.store.latest_snapshot()
+            snapshot, _ = save_guarded(self.env.store, parsed, taken, now, self.ingest, accept=False)
+            if not snapshot.promoted:
+                kept = f"; still using snapshot #{previous.id}" if previous else ""
+                ops_alert(
+                    self.env,
+                    f"held:{snapshot.id}",
+                    f"snapshot #{snapshot.id} from {path.name} held, not used: {snapshot.held_reason}{kept}. "
+                    f"If the export is right: `salesintel ingest {path} --accept`",
+                    now,
+                )
             loaded.append(
                 f"snapshot #{snapshot.id} from {path.name} ({snapshot.rows_loaded} loaded, "
-                f"{snapshot.rows_rejected} rejected)"
+                f"{snapshot.rows_rejected} rejected{'' if snapshot.promoted else ', held'})"
             )
         return "; ".join(loaded) or None
 

@@ -83,9 +83,20 @@ def init(path: Path, force: bool) -> None:
 @click.argument("path", type=click.Path(path_type=Path), required=False)
 @click.option("--layout", default=None, help="CRM layout name (default: from config, usually auto)")
 @click.option("--sample", is_flag=True, help="load the sample export shipped with salesintel (5,000 deals) instead")
+@click.option(
+    "--accept",
+    is_flag=True,
+    help="use this snapshot even though it fails the checks against the previous one (or accept a held one)",
+)
 @click.pass_obj
-def ingest(obj, path: Path | None, layout: str | None, sample: bool) -> None:
-    """Load a CRM snapshot CSV into the store; bad rows go to rejects with reasons."""
+def ingest(obj, path: Path | None, layout: str | None, sample: bool, accept: bool) -> None:
+    """Load a CRM snapshot CSV into the store; bad rows go to rejects with reasons.
+
+    A snapshot that fails the checks against the previous one (every row rejected; far fewer deals or far less
+    open pipeline, see ingest.max_drop_share; columns gone) is stored but not used, exits 1 and raises an ops alert,
+    unless --accept is given."""
+    from salesintel.engine.snapshot_guard import save_guarded
+
     settings, config_path = obj.settings, obj.config_path
     if (path is None) == (not sample):
         raise click.UsageError("give one CSV export to load, or --sample for the sample shipped with salesintel")
@@ -97,12 +108,22 @@ def ingest(obj, path: Path | None, layout: str | None, sample: bool) -> None:
         raise click.ClickException(str(error)) from error
     store = _open_store(settings, config_path)
     existing = store.snapshot_by_sha256(parsed.sha256)
+    if existing and not existing.promoted:
+        if accept:
+            store.promote_snapshot(existing.id)
+            click.echo(f"{path}: snapshot #{existing.id} accepted (it was held: {existing.held_reason})")
+            return
+        raise click.ClickException(
+            f"{path}: already loaded as snapshot #{existing.id}, held and not used: {existing.held_reason}. "
+            f"If this export is right, run `salesintel ingest {path} --accept`"
+        )
     if existing:
         click.echo(f"{path}: already loaded as snapshot #{existing.id} at {existing.loaded_at:%Y-%m-%d %H:%M}")
         return
     now = datetime.now(UTC)
     taken = datetime.fromtimestamp(path.stat().st_mtime, UTC)
-    snapshot = store.save_snapshot(parsed, taken, now)
+    previous = store.latest_snapshot()
+    snapshot, problems = save_guarded(store, parsed, taken, now, settings.ingest, accept)
     click.echo(
         f"snapshot #{snapshot.id} ({parsed.layout}): read {parsed.rows_read}, "
         f"loaded {snapshot.rows_loaded}, rejected {snapshot.rows_rejected}"
@@ -111,6 +132,26 @@ def ingest(obj, path: Path | None, layout: str | None, sample: bool) -> None:
         click.echo(f"  {count:>6}  {reason}")
     for absent in parsed.absent:
         click.echo(f"  absent  {absent}")
+    if problems and accept:
+        click.echo(f"  accepted although {'; '.join(problems)}")
+    if not snapshot.promoted:
+        _raise_held_alert(settings, store, snapshot, previous, now)
+        kept = f"refreshes keep using snapshot #{previous.id}" if previous else "no snapshot is in use yet"
+        raise click.ClickException(
+            f"snapshot #{snapshot.id} is stored but not used: {snapshot.held_reason}; {kept}. "
+            f"If this export is right, run `salesintel ingest {path} --accept`"
+        )
+
+
+def _raise_held_alert(settings: Settings, store: Store, snapshot, previous, now: datetime) -> None:
+    """Queue an ops alert about a held snapshot (delivered by the service or `salesintel deliver`)."""
+    from zoneinfo import ZoneInfo
+
+    from salesintel.alerts.runs import AlertEnvironment, ops_alert
+
+    env = AlertEnvironment(store, settings.alerts, ZoneInfo(settings.timezone))
+    kept = f"; still using snapshot #{previous.id}" if previous else ""
+    ops_alert(env, f"held:{snapshot.id}", f"snapshot #{snapshot.id} held, not used: {snapshot.held_reason}{kept}", now)
 
 
 def _read_with_progress(path: Path, settings: Settings, layout: str | None) -> ParsedSnapshot:

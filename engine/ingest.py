@@ -21,6 +21,7 @@ import pandas as pd
 from salesintel.engine import arrow_reader
 from salesintel.engine.layouts import LayoutError, ResolvedLayout, choose
 from salesintel.engine.settings import IngestSettings
+from salesintel.engine.snapshot_guard import SnapshotFacts
 from salesintel.engine.validator import DEAL_COLUMNS, FALSE_WORDS, TRUE_WORDS, Reject, Validator
 
 __all__ = [
@@ -55,6 +56,11 @@ class ParsedSnapshot:
     """Extra fields of the layout (name → its declaration); their values are columns of `deals` by that name."""
     absent: tuple[str, ...] = ()
     """The optional columns the file lacks, each with what that disables (see `engine.layouts.OPTIONAL_FIELDS`)."""
+    columns: tuple[str, ...] = ()
+    """The canonical and extra fields the file had a column for."""
+
+    def facts(self) -> SnapshotFacts:
+        return SnapshotFacts.of(self.rows_read, self.deals, self.columns)
 
     @property
     def rows_read(self) -> int:
@@ -109,7 +115,14 @@ def read_snapshot(
         raise IngestError(f"{path}: has a header but no data rows")
     fields = {name: spec.model_dump() for name, spec in resolved.layout.fields.items()}
     return ParsedSnapshot(
-        str(path), scan.sha256, resolved.name, validator.deals(), validator.rejects, fields, resolved.absent
+        str(path),
+        scan.sha256,
+        resolved.name,
+        validator.deals(),
+        validator.rejects,
+        fields,
+        resolved.absent,
+        resolved.columns_present(),
     )
 
 

@@ -40,6 +40,11 @@ class ResolvedLayout:
     absent: tuple[str, ...] = ()
     """One sentence per optional field or declared extra field the file lacks, saying what that disables."""
 
+    def columns_present(self) -> tuple[str, ...]:
+        """The canonical fields (and extra fields) this file has a column for."""
+        extras = [n for n, spec in self.layout.fields.items() if any(c in self.header_index for c in spec.candidates())]
+        return tuple(sorted({*self.index, *extras}))
+
 
 def _missing_columns(layout: Layout, header: list[str]) -> list[str]:
     present = set(header)

@@ -186,6 +186,11 @@ class IngestSettings(FrozenSettings):
     layouts: dict[str, Layout] = Field(default_factory=dict)
     cycle_days_tolerance: int = 1
     """How far sales_cycle_days may differ from closed_date - created_date before the row is rejected."""
+    max_drop_share: float = Field(0.5, gt=0, le=1)
+    """A new snapshot with this share fewer deals or less open pipeline than the previous one is held, not used,
+    until accepted (`ingest --accept`): a filtered or half-copied export must not become the truth."""
+    watch_settle_seconds: int = Field(60, ge=0)
+    """A file in the watched folder is read only once it has not changed for this long (it may still be copying)."""
 
     def all_layouts(self) -> dict[str, Layout]:
         """Built-in layouts plus those from config (config wins on a name clash)."""

@@ -459,3 +459,36 @@ def test_each_absent_optional_column_is_named_with_what_it_disables(salesintel, 
     metrics = json.loads(salesintel(tmp_path, "metrics", "--json", "--as-of", as_of).stdout)
     assert not [s for s in metrics["segments"] if s["field"] == "lead_source"]
     assert "lead_source" not in {f["field"] for f in metrics["fields"]["used"]}
+
+
+def test_an_export_whose_every_row_is_rejected_is_held_and_exits_1(salesintel, tmp_path):
+    path = write(tmp_path, HEADER + GOOD.replace("1000", "-5"))
+    result = salesintel(tmp_path, "ingest", str(path))
+    assert result.returncode == 1
+    assert "snapshot #1 is stored but not used: every row was rejected (1 read, none loaded)" in result.stderr
+    assert "no snapshot is in use yet" in result.stderr and "--accept" in result.stderr
+    assert Store.open(tmp_path / "s.db").latest_snapshot() is None
+
+
+def test_a_shrunken_or_reshaped_export_is_held_until_accepted(salesintel, tmp_path):
+    rows = [GOOD.replace("D1,", f"D{i},") for i in range(1, 41)]
+    full = write(tmp_path, HEADER + "".join(rows), "full.csv")
+    assert salesintel(tmp_path, "ingest", str(full)).returncode == 0
+    small = write(tmp_path, HEADER + "".join(rows[:5]), "small.csv")
+    held = salesintel(tmp_path, "ingest", str(small))
+    assert held.returncode == 1 and "deal count dropped from 40 to 5 (88%" in held.stderr
+    assert "refreshes keep using snapshot #1" in held.stderr
+    assert Store.open(tmp_path / "s.db").latest_snapshot().id == 1
+    again = salesintel(tmp_path, "ingest", str(small))
+    assert again.returncode == 1 and "already loaded as snapshot #2, held and not used" in again.stderr
+    accepted = salesintel(tmp_path, "ingest", str(small), "--accept")
+    assert accepted.returncode == 0 and "snapshot #2 accepted" in accepted.stdout
+    assert Store.open(tmp_path / "s.db").latest_snapshot().id == 2
+    frame = pd.read_csv(small, dtype=str, keep_default_na=False).drop(columns=["lead_source"])
+    frame.to_csv(tmp_path / "reshaped.csv", index=False)
+    reshaped = salesintel(tmp_path, "ingest", str(tmp_path / "reshaped.csv"))
+    assert reshaped.returncode == 1 and "the columns changed: lead_source present before, missing now" in (
+        reshaped.stderr
+    )
+    ops = Store.open(tmp_path / "s.db").outbox.in_status("pending")
+    assert [m.kind for m in ops] == ["ops", "ops"], "each held snapshot raised one ops alert"

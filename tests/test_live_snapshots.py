@@ -66,3 +66,45 @@ def test_watched_folder_snapshots_load_and_the_stalled_rules_fire(tmp_path):
     job(later + timedelta(minutes=30), later + timedelta(minutes=30))
     assert store.db.execute("SELECT COUNT(*) FROM refreshes").fetchone() == (2,), "same data, same date: no new refresh"
     assert store.stage_since(2, date(2024, 4, 5)) == {"O0002": date(2024, 3, 1)}
+
+
+def _job(tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    store = Store.open(tmp_path / "s.db")
+    env = AlertEnvironment(store, AlertsSettings(control_share=0.0), ZoneInfo("UTC"))
+    engine = EngineSettings(MetricsSettings(), ModelSettings(), AnomalySettings())
+    return inbox, store, RefreshJob(env, engine, IngestSettings(watch_settle_seconds=60), watch_folder=inbox)
+
+
+def test_a_file_still_being_copied_is_left_until_it_has_settled_then_loaded_once(tmp_path):
+    inbox, store, job = _job(tmp_path)
+    now = datetime(2024, 3, 1, 7, tzinfo=UTC)
+    full = crm([])
+    drop(inbox / "crm.csv", full[: len(full) // 2], now - timedelta(seconds=5))  # half copied, seconds ago
+    assert "crm.csv changed less than 60 s ago: left for later" in job(now, now)
+    assert store.latest_snapshot() is None
+    drop(inbox / "crm.csv", full, now + timedelta(seconds=20))  # the copy finished
+    later = now + timedelta(minutes=5)
+    assert "snapshot #1 from crm.csv (300 loaded, 0 rejected)" in job(later, later)
+    assert "snapshot #2" not in (job(later + timedelta(minutes=5), later + timedelta(minutes=5)) or "")
+
+
+def test_a_partial_export_is_held_with_an_ops_alert_and_the_previous_snapshot_stays_in_use(tmp_path):
+    inbox, store, job = _job(tmp_path)
+    now = datetime(2024, 3, 1, 7, tzinfo=UTC)
+    drop(
+        inbox / "a.csv", crm(["O0001,2024-02-01,,rep_1,SaaS,APAC,Core,Inbound,Demo,5000,,\n"]), now - timedelta(hours=1)
+    )
+    job(now, now)
+    later = now + timedelta(days=1)
+    partial = HEADER + "".join(crm([]).splitlines(keepends=True)[1:11])  # 10 of 301 deals: a filtered report
+    drop(inbox / "b.csv", partial, later - timedelta(hours=1))
+    note = job(later, later)
+    assert "snapshot #2 from b.csv (10 loaded, 0 rejected, held)" in note
+    held = store.snapshot(2)
+    assert not held.promoted and "deal count dropped from 301 to 10" in held.held_reason
+    assert store.latest_snapshot().id == 1 and store.latest_refresh().snapshot_id == 1
+    [ops] = [m for m in store.outbox.in_status("pending") if m.kind == "ops" and "held" in m.text]
+    assert "snapshot #2 from b.csv held, not used: deal count dropped from 301 to 10" in ops.text
+    assert "still using snapshot #1" in ops.text

@@ -7,6 +7,7 @@ several writes land together.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import threading
@@ -94,16 +95,25 @@ class Store:
         return Snapshot.from_row(rows[0]) if rows else None
 
     def latest_snapshot(self) -> Snapshot | None:
-        rows = list(self.db["snapshots"].rows_where(order_by="taken_at desc, id desc", limit=1))
+        """The newest promoted snapshot: the one refreshes read (a held one is never it)."""
+        rows = list(self.db["snapshots"].rows_where("promoted = 1", order_by="taken_at desc, id desc", limit=1))
         return Snapshot.from_row(rows[0]) if rows else None
 
     def snapshot(self, snapshot_id: int) -> Snapshot | None:
         rows = list(self.db["snapshots"].rows_where("id = ?", [snapshot_id]))
         return Snapshot.from_row(rows[0]) if rows else None
 
-    def save_snapshot(self, parsed: ParsedSnapshot, taken_at: datetime, loaded_at: datetime) -> Snapshot:
+    def promote_snapshot(self, snapshot_id: int) -> Snapshot:
+        """Accept a held snapshot: refreshes read it from now on (if it is the newest)."""
+        with self.transaction():
+            self.db.execute("UPDATE snapshots SET promoted = 1, held_reason = NULL WHERE id = ?", [snapshot_id])
+        return self.snapshot(snapshot_id)
+
+    def save_snapshot(
+        self, parsed: ParsedSnapshot, taken_at: datetime, loaded_at: datetime, held_reason: str | None = None
+    ) -> Snapshot:
         """Write a snapshot with all its deals, their columnar copy and its rejects in one transaction: all of it
-        lands, or none."""
+        lands, or none. With `held_reason` it is stored but not promoted (see `engine.snapshot_guard`)."""
         deals = parsed.deals
         if not deals["line"].is_monotonic_increasing:  # the validator's order already; the copy relies on it
             deals = deals.sort_values("line", kind="stable").reset_index(drop=True)
@@ -114,7 +124,7 @@ class Store:
         with bulk_load(self.db.conn), self.transaction():
             cursor = self.db.execute(
                 "INSERT INTO snapshots (source, sha256, layout, taken_at, loaded_at, rows_read, rows_loaded,"
-                " rows_rejected, fields) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " rows_rejected, fields, promoted, held_reason, facts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     parsed.source,
                     parsed.sha256,
@@ -125,6 +135,9 @@ class Store:
                     len(deals),
                     len(parsed.rejects),
                     json.dumps(parsed.fields),
+                    int(held_reason is None),
+                    held_reason,
+                    json.dumps(dataclasses.asdict(parsed.facts())),
                 ],
             )
             snapshot_id = cursor.lastrowid
@@ -275,6 +288,7 @@ class Store:
             " JOIN deals AS earlier ON earlier.deal_id = current.deal_id AND earlier.deal_stage = current.deal_stage"
             " JOIN snapshots AS s ON s.id = earlier.snapshot_id"
             " WHERE current.snapshot_id = ? AND current.outcome IS NULL AND substr(s.taken_at, 1, 10) <= ?"
+            " AND s.promoted = 1"
             + (" AND current.deal_id = ?" if deal_id else "")
             + " GROUP BY current.deal_id HAVING COUNT(DISTINCT s.id) > 1",
             [snapshot_id, as_of.isoformat(), *([deal_id] if deal_id else [])],

@@ -10,6 +10,7 @@ from datetime import date, datetime
 import orjson
 
 from salesintel.engine.records import TYPICAL, MetricsSummary, Reason, ScoredDeal
+from salesintel.engine.snapshot_guard import SnapshotFacts
 
 
 class StoreError(Exception):
@@ -29,17 +30,29 @@ class Snapshot:
     rows_rejected: int
     fields: dict = dataclass_field(default_factory=dict)
     """The layout's extra fields (name → declaration: column, kind, known, label)."""
+    promoted: bool = True
+    """Read by refreshes; a held snapshot (see `engine.snapshot_guard`) is stored for inspection only."""
+    held_reason: str | None = None
+    facts: SnapshotFacts | None = None
+    """What the guard compares the next snapshot with (None for snapshots stored before the guard)."""
 
     @classmethod
     def from_row(cls, row: dict) -> Snapshot:
+        facts = json.loads(row.get("facts") or "null")
         return cls(
             **{
                 **row,
                 "taken_at": datetime.fromisoformat(row["taken_at"]),
                 "loaded_at": datetime.fromisoformat(row["loaded_at"]),
                 "fields": json.loads(row.get("fields") or "{}"),
+                "promoted": bool(row.get("promoted", 1)),
+                "facts": SnapshotFacts(**{**facts, "columns": tuple(facts["columns"])}) if facts else None,
             }
         )
+
+    def guard_facts(self) -> SnapshotFacts:
+        """Its facts, or for a snapshot stored before the guard what its row says (deal count only)."""
+        return self.facts or SnapshotFacts(self.rows_read, self.rows_loaded, 0.0, ())
 
 
 @dataclass(frozen=True)

@@ -243,6 +243,15 @@ def _shared_reasons(db: sqlite_utils.Database) -> None:
     )
 
 
+def _held_snapshots(db: sqlite_utils.Database) -> None:
+    """A snapshot can be stored without being promoted (see `engine.snapshot_guard`): only promoted snapshots are
+    read by refreshes. Each keeps the facts the guard compares the next one with. Existing snapshots are promoted."""
+    have = db["snapshots"].columns_dict
+    for column, declaration in (("promoted", "INTEGER NOT NULL DEFAULT 1"), ("held_reason", "TEXT"), ("facts", "TEXT")):
+        if column not in have:  # re-run safely on a store rewound to an earlier version
+            db.execute(f"ALTER TABLE snapshots ADD COLUMN {column} {declaration}")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _create_core_tables,
     _create_model_tables,
@@ -254,4 +263,5 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _add_snapshot_frames,
     _drop_unused_score_index,
     _shared_reasons,
+    _held_snapshots,
 ]
