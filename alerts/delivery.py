@@ -1,23 +1,32 @@
 """Delivery: take due messages from the outbox and hand them to Slack (or the terminal), exactly once each.
 
 Slack Web API calls go through `slack_sdk`'s WebClient (base URL from SLACK_API_URL). Failures are sorted:
-- HTTP 429: retried after the Retry-After seconds Slack gives;
-- 5xx, timeouts, refused connections and Slack's transient errors: retried with exponential backoff, up to
-  `delivery.max_attempts`, then failed and reported;
+- HTTP 429: retried after the Retry-After Slack gives (seconds or an HTTP date), capped at
+  `delivery.max_retry_after_seconds`;
+- 5xx, timeouts (`delivery.request_timeout_seconds` per call), refused connections and Slack's transient errors:
+  retried with exponential backoff, up to `delivery.max_attempts`, then failed and reported;
+- every wait gets up to `delivery.jitter` more at random, and slack_sdk's own retries are off: one policy, here.
 - permanent errors (`channel_not_found`, `not_in_channel`, `invalid_auth`, no Slack user for a rep, ...):
   failed at once, with the reason, reported on the ops channel and in the log.
-Each channel is paced to about one message per second. The in-flight message is marked before the call, so a
-crash can repeat at most that one message (see `alerts.outbox`).
+Each channel is paced to about one message per second. A message is claimed (one statement, naming this process)
+before the call, so two processes never send the same one. Each post carries Slack message metadata with its outbox
+id; after a crash the next sender looks for that id in the channel's recent history before sending an orphaned
+message again, so it is not posted twice (see `Deliverer.recover_orphans`).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import random
+import secrets
+import socket
 import sys
 import urllib.error
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Protocol, TextIO
 
 from slack_sdk import WebClient
@@ -69,13 +78,42 @@ class RateLimited(TransientError):
         self.retry_after = retry_after
 
 
+METADATA_EVENT = "salesintel_message"
+"""The Slack message metadata event type every post carries, with its outbox id."""
+
+
+def retry_after_seconds(value: str | None, now: datetime) -> float:
+    """Slack's Retry-After as seconds from `now`: a number of seconds, or an HTTP date (RFC 9110); 1 s if absent or
+    unreadable, never negative."""
+    if not value:
+        return 1.0
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return 1.0
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
 class Sender(Protocol):
     def send(self, message: OutboxMessage) -> tuple[str | None, str | None]:
         """Deliver; return (channel id, message ts) or raise PermanentError / TransientError."""
 
+    def find_delivered(self, message: OutboxMessage) -> tuple[str | None, str | None] | None:
+        """Where this message was already delivered, if it can be found (after a crash), else None."""
+
 
 class TerminalSender:
     """No Slack credentials: messages print to the terminal, one block per message."""
+
+    def find_delivered(self, message: OutboxMessage) -> None:
+        """A terminal keeps no history to look in: an orphaned message is printed again."""
+        return None
 
     def __init__(self, stream: TextIO | None = None):
         self.stream = stream or sys.stdout
@@ -119,8 +157,22 @@ class SlackSender:
             blocks=message.blocks,
             unfurl_links=False,
             unfurl_media=False,
+            metadata={"event_type": METADATA_EVENT, "event_payload": {"outbox_id": message.id}},
         )
         return response.get("channel"), response.get("ts")
+
+    def find_delivered(self, message: OutboxMessage) -> tuple[str | None, str | None] | None:
+        """(channel, ts) of this message if the channel's recent history holds it (by its metadata), else None."""
+        channel = self._channel(message.target)
+        history = self._call(
+            self.client.conversations_history, channel=channel, limit=RECENT_HISTORY, include_all_metadata=True
+        )
+        for posted in history.get("messages") or []:
+            metadata = posted.get("metadata") or {}
+            payload = metadata.get("event_payload") or {}
+            if metadata.get("event_type") == METADATA_EVENT and payload.get("outbox_id") == message.id:
+                return channel, posted.get("ts")
+        return None
 
     def _channel(self, target: str) -> str:
         kind, _, name = target.partition(":")
@@ -153,9 +205,8 @@ class SlackSender:
         except SlackApiError as error:
             status = error.response.status_code
             if status == 429:
-                raise RateLimited(
-                    float(error.response.headers.get("Retry-After", error.response.headers.get("retry-after", 1)))
-                ) from error
+                headers = {name.lower(): value for name, value in (error.response.headers or {}).items()}
+                raise RateLimited(retry_after_seconds(headers.get("retry-after"), datetime.now(UTC))) from error
             if status >= 500:
                 raise TransientError(f"Slack HTTP {status}") from error
             code = error.response.get("error") if isinstance(error.response.data, dict) else None
@@ -176,11 +227,38 @@ class Deliverer:
         settings: AlertsSettings,
         clock: Clock,
         last_sent: dict[str, datetime] | None = None,
+        holder: str | None = None,
+        rng: random.Random | None = None,
     ):
-        """`last_sent` (target → when) carries per-channel pacing across deliverers of one process."""
+        """`last_sent` (target → when) carries per-channel pacing across deliverers of one process; `holder` names
+        this process in its claims; `rng` draws the retry jitter."""
         self.store, self.sender, self.settings, self.clock = store, sender, settings, clock
         self.outbox = Outbox(store)
         self._last_sent = last_sent if last_sent is not None else {}
+        self.holder = holder or process_name()
+        self._rng = rng or random.Random()
+
+    def recover_orphans(self) -> dict[str, int]:
+        """Messages another (dead or former) sender left in flight: each one found in Slack's recent history by its
+        metadata is marked sent, not posted again; the rest go back to the queue. Call while holding the lease."""
+        counts = {"found": 0, "requeued": 0}
+        for message in self.outbox.orphans(self.holder):
+            try:
+                found = self.sender.find_delivered(message)
+            except (TransientError, PermanentError) as error:
+                found = None
+                log.warning(
+                    "history lookup failed",
+                    extra={"event": "recovery_lookup_failed", "outbox_id": message.id, "error": str(error)},
+                )
+            if found:
+                self.outbox.mark_sent(message.id, self.clock.now(), *found, "in flight at a crash; found in Slack")
+                counts["found"] += 1
+            elif self.outbox.requeue(message.id, "in flight at a crash; not found in Slack: sent again"):
+                counts["requeued"] += 1
+        if any(counts.values()):
+            log.warning("recovered in-flight messages", extra={"event": "recovered_in_flight", **counts})
+        return counts
 
     def deliver_due(self, limit: int | None = None, should_stop: Callable[[], bool] = lambda: False) -> int:
         """Send every message due now (in id order); returns how many were sent."""
@@ -192,6 +270,9 @@ class Deliverer:
             for message in batch:
                 if should_stop() or (limit is not None and sent >= limit):
                     return sent
+                hold = timedelta(seconds=self.settings.delivery.claim_seconds)
+                if not self.outbox.claim(message.id, self.holder, self.clock.now(), hold):
+                    continue  # another process took it
                 sent += self._deliver(message)
         return sent
 
@@ -200,14 +281,21 @@ class Deliverer:
         last = self._last_sent.get(message.target)
         if last and self.clock.now() - last < pace:
             self.clock.sleep((last + pace - self.clock.now()).total_seconds())
-        self.outbox.mark_sending(message.id)
         try:
             channel, ts = self.sender.send(message)
         except RateLimited as error:
-            self.outbox.mark_retry(message.id, self.clock.now() + timedelta(seconds=error.retry_after), str(error))
+            cap = self.settings.delivery.max_retry_after_seconds
+            wait = self._jittered(min(error.retry_after, cap))
+            self.outbox.mark_retry(message.id, self.clock.now() + timedelta(seconds=wait), str(error))
             log.warning(
                 "rate limited",
-                extra={"event": "delivery_rate_limited", "outbox_id": message.id, "retry_after": error.retry_after},
+                extra={
+                    "event": "delivery_rate_limited",
+                    "outbox_id": message.id,
+                    "retry_after": error.retry_after,
+                    "waiting": wait,
+                    "capped": error.retry_after > cap,
+                },
             )
             return 0
         except TransientError as error:
@@ -228,8 +316,10 @@ class Deliverer:
         if attempts >= self.settings.delivery.max_attempts:
             self._failed(message, f"gave up after {attempts} attempts: {error}")
             return 0
-        delay = min(
-            self.settings.delivery.backoff_seconds * 2 ** (attempts - 1), self.settings.delivery.max_backoff_seconds
+        delay = self._jittered(
+            min(
+                self.settings.delivery.backoff_seconds * 2 ** (attempts - 1), self.settings.delivery.max_backoff_seconds
+            )
         )
         self.outbox.mark_retry(message.id, self.clock.now() + timedelta(seconds=delay), str(error))
         log.warning(
@@ -237,6 +327,9 @@ class Deliverer:
             extra={"event": "delivery_retry", "outbox_id": message.id, "error": str(error), "retry_in": delay},
         )
         return 0
+
+    def _jittered(self, seconds: float) -> float:
+        return seconds * (1 + self._rng.uniform(0, self.settings.delivery.jitter))
 
     def _failed(self, message: OutboxMessage, reason: str) -> None:
         self.outbox.mark_failed(message.id, reason)
@@ -256,6 +349,22 @@ class Deliverer:
             self.outbox.enqueue(key, "ops", ops_channel, rendered, self.clock.now())
 
 
-def slack_client(token: str | None, base_url: str) -> WebClient:
-    """A WebClient against `base_url` (which must end with '/'), without the SDK's own retries: the outbox retries."""
-    return WebClient(token=token, base_url=base_url if base_url.endswith("/") else base_url + "/", timeout=10)
+def slack_client(token: str | None, base_url: str, timeout: float = 5.0) -> WebClient:
+    """A WebClient against `base_url` (which must end with '/'), without the SDK's own retries (its default retries
+    a failed connection once, which double-posted): the outbox retries, with one policy."""
+    return WebClient(
+        token=token,
+        base_url=base_url if base_url.endswith("/") else base_url + "/",
+        timeout=int(round(timeout)) or 1,
+        retry_handlers=[],
+    )
+
+
+def process_name() -> str:
+    """This process, as claims and leases name it: host, pid and a random suffix (pids are reused)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+RECENT_HISTORY = 100
+"""How many of a channel's latest messages are searched for an orphaned message (it was in flight moments before
+the crash, so it is among the newest)."""

@@ -9,7 +9,7 @@ picked up by the next daily summary instead.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from salesintel.alerts.render import Message
 from salesintel.engine.store import OutboxMessage, Store, records
@@ -39,20 +39,33 @@ class Outbox:
         return self._rows.insert(dedupe_key, kind, target, message.text, message.blocks, status, now, alert_id, note)
 
     def recover(self) -> int:
-        """After a crash: messages left "sending" go back to pending (each may be delivered a second time)."""
+        """Every message left in flight goes back to pending, each noted as possibly delivered twice (for a single
+        process that knows no other is sending: `salesintel deliver`). The service uses `orphans` and `requeue`,
+        looking in Slack first."""
         with self.store.transaction():
             return self._rows.move_all(SENDING, PENDING, "was in flight at a crash; may be delivered twice")
 
     def due(self, now: datetime, limit: int = 100) -> list[OutboxMessage]:
         return self._rows.due(PENDING, now, limit)
 
-    def mark_sending(self, message_id: int) -> None:
+    def claim(self, message_id: int, holder: str, now: datetime, hold: timedelta) -> bool:
+        """Take a due message for sending; False when another process took it first (or it is no longer due)."""
         with self.store.transaction():
-            self._rows.start_attempt(message_id, SENDING)
+            return self._rows.claim(message_id, PENDING, SENDING, holder, now, now + hold)
 
-    def mark_sent(self, message_id: int, now: datetime, channel: str | None, ts: str | None) -> None:
+    def orphans(self, holder: str) -> list[OutboxMessage]:
+        """Messages a dead (or former) sender left in flight: each may or may not have reached Slack."""
+        return self._rows.orphaned_claims(SENDING, holder)
+
+    def requeue(self, message_id: int, note: str) -> bool:
         with self.store.transaction():
-            self._rows.mark_sent(message_id, SENT, now, channel, ts)
+            return self._rows.release_claim(message_id, SENDING, PENDING, note)
+
+    def mark_sent(
+        self, message_id: int, now: datetime, channel: str | None, ts: str | None, note: str | None = None
+    ) -> None:
+        with self.store.transaction():
+            self._rows.mark_sent(message_id, SENT, now, channel, ts, note)
 
     def mark_retry(self, message_id: int, at: datetime, error: str) -> None:
         with self.store.transaction():

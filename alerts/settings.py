@@ -60,6 +60,9 @@ class ScheduleSettings(FrozenSettings):
     watch_folder: str | None = None
     """New CSV files appearing here are ingested and trigger a refresh."""
     tick_seconds: int = Field(30, ge=1)
+    lease_seconds: int = Field(90, ge=2)
+    """The scheduler/delivery lease: renewed every tick and heartbeat (a third of this); a replica takes over this
+    long after the holder died."""
 
 
 class RoutingSettings(FrozenSettings):
@@ -88,6 +91,14 @@ class DeliverySettings(FrozenSettings):
     """Transient failures are retried with exponential backoff this many times, then reported as failed."""
     backoff_seconds: float = Field(2.0, gt=0)
     max_backoff_seconds: float = Field(300.0, gt=0)
+    max_retry_after_seconds: float = Field(300.0, gt=0)
+    """Slack's Retry-After is honoured (in seconds or as a date) up to this; a longer one is capped and logged."""
+    jitter: float = Field(0.2, ge=0, le=1)
+    """Each retry waits up to this share longer, at random, so processes and channels do not retry in step."""
+    request_timeout_seconds: float = Field(5.0, gt=0)
+    """One Slack call's deadline: a hung call fails (and is retried later) instead of holding up every message."""
+    claim_seconds: float = Field(120.0, gt=0)
+    """How long a message claimed for sending stays claimed (a claim is released when the send ends)."""
 
 
 class AlertsSettings(FrozenSettings):

@@ -187,23 +187,46 @@ def register(main: click.Group, open_refresh, open_store) -> None:
     @click.option("--limit", type=int, default=None, help="stop after this many messages")
     @click.pass_obj
     def deliver(obj, limit: int | None) -> None:
-        """Deliver queued messages: to Slack with SLACK_BOT_TOKEN (at SLACK_API_URL), else to this terminal."""
+        """Deliver queued messages: to Slack with SLACK_BOT_TOKEN (at SLACK_API_URL), else to this terminal.
+
+        Takes the scheduler lease first, so it never delivers beside a running service (that one delivers already).
+        Messages a crash left in flight are looked for in Slack by their metadata: found ones are not sent again."""
         credentials = obj.credentials
         from salesintel.alerts.clock import SystemClock
-        from salesintel.alerts.delivery import Deliverer, SlackSender, TerminalSender, slack_client
+        from salesintel.alerts.delivery import Deliverer, SlackSender, TerminalSender, process_name, slack_client
+        from salesintel.alerts.leadership import Leadership
         from salesintel.alerts.outbox import Outbox
 
         settings, config_path = obj.settings, obj.config_path
         env = alert_environment(settings, open_store(settings, config_path))
-        if credentials.bot_token:
-            sender = SlackSender(slack_client(credentials.bot_token, credentials.api_url), settings.alerts, env.store)
-        else:
-            sender = TerminalSender()
-        recovered = Outbox(env.store).recover()
-        if recovered:
-            click.echo(f"{recovered} message(s) were in flight at a crash: sending again", err=True)
-        deliverer = Deliverer(env.store, sender, settings.alerts, SystemClock())
-        sent = deliverer.deliver_due(limit=limit)
+        clock = SystemClock()
+        lease = timedelta(seconds=settings.alerts.schedule.lease_seconds)
+        leadership = Leadership(lambda: env.store, process_name(), lease, clock)
+        if not leadership.renew()[0]:
+            click.echo(f"waiting for the scheduler lease held by {leadership.current()}...", err=True)
+            if not leadership.wait_to_lead(lease + timedelta(seconds=1)):
+                raise click.ClickException(
+                    f"{leadership.current()} holds the scheduler lease and delivers: nothing to do here"
+                )
+        try:
+            if credentials.bot_token:
+                client = slack_client(
+                    credentials.bot_token, credentials.api_url, settings.alerts.delivery.request_timeout_seconds
+                )
+                sender = SlackSender(client, settings.alerts, env.store)
+            else:
+                sender = TerminalSender()
+            deliverer = Deliverer(env.store, sender, settings.alerts, clock, holder=leadership.holder)
+            recovered = deliverer.recover_orphans()
+            if any(recovered.values()):
+                click.echo(
+                    f"in flight at a crash: {recovered['found']} found in Slack (not sent again), "
+                    f"{recovered['requeued']} not found (sending again)",
+                    err=True,
+                )
+            sent = deliverer.deliver_due(limit=limit, should_stop=lambda: not leadership.keep())
+        finally:
+            leadership.release()
         pending = Outbox(env.store).statuses()
         click.echo(
             f"delivered {sent}; outbox now: {', '.join(f'{k} {v}' for k, v in sorted(pending.items())) or 'empty'}",

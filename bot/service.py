@@ -18,7 +18,7 @@ import signal
 import sys
 import threading
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from socketserver import ThreadingMixIn
 from typing import TextIO
@@ -32,8 +32,16 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_bolt.request import BoltRequest
 
 from salesintel.alerts.clock import SystemClock
-from salesintel.alerts.delivery import Deliverer, SlackSender, TerminalSender, blocks_as_text, slack_client
+from salesintel.alerts.delivery import (
+    Deliverer,
+    SlackSender,
+    TerminalSender,
+    blocks_as_text,
+    process_name,
+    slack_client,
+)
 from salesintel.alerts.jobs import RefreshJob, build_jobs, job_triggers, misfire_grace
+from salesintel.alerts.leadership import Leadership
 from salesintel.alerts.outbox import Outbox
 from salesintel.alerts.runs import AlertEnvironment
 from salesintel.alerts.schedule import Scheduler
@@ -70,6 +78,8 @@ class Worker:
     started: datetime
     stopping: threading.Event
     terminal: TextIO | None = None
+    leadership: Leadership | None = None
+    """None: a single process that always leads (tests); the service passes one."""
     last_tick: datetime | None = None
     _last_sent: dict = field(default_factory=dict)
     _dm_channels: dict = field(default_factory=dict)
@@ -85,28 +95,42 @@ class Worker:
         return self._scheduler
 
     def tick(self) -> None:
+        """Due jobs, then delivery, while this process holds the scheduler lease; a follower only keeps trying
+        to take it (and answers requests meanwhile, on other threads)."""
         if self.stopping.is_set():
             return
         try:
-            self.scheduler().tick()
-            self.deliver()
+            leading, gained = self.leadership.renew() if self.leadership else (True, False)
+            if leading:
+                if gained:
+                    self.deliverer().recover_orphans()
+                self.scheduler().tick()
+                self.deliver()
         except Exception:
             log.exception("tick failed", extra={"event": "tick_failed"})
+            return
         self.last_tick = self.deps.clock.now()
 
     def deliver(self) -> int:
+        return self.deliverer().deliver_due(should_stop=self.stopping.is_set)
+
+    def deliverer(self) -> Deliverer:
         store = self.deps.stores.get()
         if self.credentials.bot_token:
             sender = SlackSender(
-                slack_client(self.credentials.bot_token, self.credentials.api_url),
+                slack_client(
+                    self.credentials.bot_token,
+                    self.credentials.api_url,
+                    self.deps.settings.alerts.delivery.request_timeout_seconds,
+                ),
                 self.deps.settings.alerts,
                 store,
                 self._dm_channels,
             )
         else:
             sender = TerminalSender(self.terminal)
-        deliverer = Deliverer(store, sender, self.deps.settings.alerts, self.deps.clock, self._last_sent)
-        return deliverer.deliver_due(should_stop=self.stopping.is_set)
+        holder = self.leadership.holder if self.leadership else None
+        return Deliverer(store, sender, self.deps.settings.alerts, self.deps.clock, self._last_sent, holder)
 
 
 def health(deps: BotDeps, worker: Worker, background: BackgroundScheduler) -> tuple[int, dict]:
@@ -123,12 +147,23 @@ def health(deps: BotDeps, worker: Worker, background: BackgroundScheduler) -> tu
     triggers = job_triggers(deps.settings.alerts.schedule, deps.timezone) if background.running else {}
     schedule = {name: trigger.get_next_fire_time(None, now) for name, trigger in triggers.items()}
     stale = deps.context().stale()
+    # The last tick that ended well: a tick that fails, or hangs, makes the service unhealthy after three periods.
+    last_ok = worker.last_tick or worker.started
+    tick_limit = timedelta(seconds=3 * deps.settings.alerts.schedule.tick_seconds)
+    tick_stale = background.running and now - last_ok > tick_limit
+    leadership = worker.leadership
     body = {
-        "status": "ok" if background.running and not stale else "degraded",
+        "status": "failing" if tick_stale else "ok" if background.running and not stale else "degraded",
+        "leader": {
+            "holder": leadership.current() if leadership else None,
+            "this_process": leadership.holder if leadership else None,
+            "leading": leadership.leading if leadership else True,
+        },
         "store": {"ok": True, "path": str(deps.stores.path)},
         "scheduler": {
             "running": background.running,
             "last_tick": worker.last_tick.isoformat() if worker.last_tick else None,
+            "last_tick_stale": tick_stale,
             "next": {job: (t.isoformat() if t else None) for job, t in schedule.items()},
         },
         "last_refresh": {
@@ -142,7 +177,7 @@ def health(deps: BotDeps, worker: Worker, background: BackgroundScheduler) -> tu
         "data": {"snapshot_taken_at": snapshot.taken_at.isoformat() if snapshot else None, "stale": stale},
         "outbox": outbox,
     }
-    return 200, body
+    return (503 if tick_stale else 200), body
 
 
 def wsgi_app(bolt_handler: SlackRequestHandler | None, health_check, guard: RequestGuard | None = None):
@@ -193,6 +228,8 @@ def run(
     refresh_job = RefreshJob(
         env, engine, settings.ingest, pinned_as_of, (config_path.parent / watch) if watch else None
     )
+    schedule = settings.alerts.schedule
+    leadership = Leadership(stores.get, process_name(), timedelta(seconds=schedule.lease_seconds), clock)
     worker = Worker(
         deps,
         credentials,
@@ -200,6 +237,7 @@ def run(
         clock.now(),
         stopping,
         stdout if credentials.mode == "terminal" else None,
+        leadership,
     )
     log.info(
         "starting",
@@ -211,12 +249,17 @@ def run(
             "store": str(stores.path),
         },
     )
-    first = refresh_job(clock.now(), clock.now())
-    log.info("first refresh", extra={"event": "first_refresh", "note": first})
+    leading, _ = leadership.renew()
+    if leading:  # a follower answers from the newest complete refresh the leader wrote
+        first = refresh_job(clock.now(), clock.now())
+        log.info("first refresh", extra={"event": "first_refresh", "note": first})
+    else:
+        log.info("following", extra={"event": "following", "leader": leadership.current()})
 
     # One worker thread: the worker's scheduler and its jobs keep that thread's store (see Worker.scheduler).
     background = BackgroundScheduler(
-        timezone=ZoneInfo(settings.timezone), executors={"default": ThreadPoolExecutor(max_workers=1)}
+        timezone=ZoneInfo(settings.timezone),
+        executors={"default": ThreadPoolExecutor(max_workers=1), "heartbeat": ThreadPoolExecutor(max_workers=1)},
     )
     background.add_job(
         worker.tick,
@@ -227,6 +270,16 @@ def run(
         coalesce=True,
         next_run_time=datetime.now(ZoneInfo(settings.timezone)),
         misfire_grace_time=None,
+    )
+    background.add_job(
+        leadership.renew,
+        "interval",
+        seconds=max(1, schedule.lease_seconds // 3),
+        id="heartbeat",
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=None,
+        executor="heartbeat",
     )
     background.start()
 
@@ -276,6 +329,8 @@ def run(
     if socket_handler is not None:
         socket_handler.close()
     background.shutdown(wait=True)
+    if leadership.leading:
+        leadership.release()
     stores.close()
     log.info("stopped", extra={"event": "stopped"})
     return 0

@@ -142,5 +142,22 @@ class SlackStandIn:
                 self._ts += 1
                 ts = f"{1700000000 + self._ts}.000100"
             call.args["ok_answer"] = True
+            call.args["answered_ts"] = args.get("ts", ts)
             return {"ok": True, "channel": channel, "ts": args.get("ts", ts), "message": {"text": args.get("text")}}
+        if method == "conversations.history":
+            return {"ok": True, "messages": self.history(args.get("channel", ""), int(args.get("limit", 100)))}
         return {"ok": True}
+
+    def history(self, channel: str, limit: int = 100) -> list[dict]:
+        """The channel's posted messages, newest first, with their metadata (as conversations.history gives them
+        with include_all_metadata)."""
+        posted = [c for c in self.posts(channel) if c.method == "chat.postMessage"]
+        messages = []
+        for call in reversed(posted[-limit:]):
+            metadata = call.args.get("metadata")
+            metadata = json.loads(metadata) if isinstance(metadata, str) else metadata
+            message = {"type": "message", "text": call.args.get("text"), "ts": call.args.get("answered_ts")}
+            if metadata:
+                message["metadata"] = metadata
+            messages.append(message)
+        return messages

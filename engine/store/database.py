@@ -26,6 +26,7 @@ from salesintel.engine.ingest import DEAL_COLUMNS, ParsedSnapshot
 from salesintel.engine.records import MetricsSummary, Reason, ScoredDeal
 from salesintel.engine.store.alert_rows import AlertRows
 from salesintel.engine.store.job_runs import JobRunRows
+from salesintel.engine.store.lease_rows import LeaseRows
 from salesintel.engine.store.outbox_rows import OutboxRows
 from salesintel.engine.store.records import (
     Refresh,
@@ -53,6 +54,7 @@ class Store:
         self.alerts = AlertRows(db.conn)
         self.outbox = OutboxRows(db.conn)
         self.job_runs = JobRunRows(db.conn)
+        self.leases = LeaseRows(db.conn)
 
     @classmethod
     def open(cls, path: Path) -> Store:
@@ -73,13 +75,18 @@ class Store:
         return self.db.execute("PRAGMA user_version").fetchone()[0]
 
     def _migrate(self, path: Path) -> None:
-        version = self.schema_version
-        if version > len(MIGRATIONS):
-            raise StoreError(f"{path}: schema version {version} is newer than this salesintel knows")
-        for step, migrate in enumerate(MIGRATIONS[version:], start=version + 1):
+        """Run the steps this store has not seen, each in its own transaction. The version is read inside that
+        transaction (which holds the write lock), so processes starting together on one store never run a step
+        twice: the second waits, then finds it done."""
+        if self.schema_version > len(MIGRATIONS):
+            raise StoreError(f"{path}: schema version {self.schema_version} is newer than this salesintel knows")
+        while True:
             with self.transaction():
-                migrate(self.db)
-                self.db.execute(f"PRAGMA user_version = {step}")
+                version = self.schema_version
+                if version >= len(MIGRATIONS):
+                    return
+                MIGRATIONS[version](self.db)
+                self.db.execute(f"PRAGMA user_version = {version + 1}")
 
     def close(self) -> None:
         self.db.conn.close()

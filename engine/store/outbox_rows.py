@@ -66,23 +66,51 @@ class OutboxRows:
     def set_status(self, message_ids: list[int], status: str) -> None:
         self._conn.executemany("UPDATE outbox SET status = ? WHERE id = ?", [(status, i) for i in message_ids])
 
-    def start_attempt(self, message_id: int, status: str) -> None:
-        self._conn.execute("UPDATE outbox SET status = ?, attempts = attempts + 1 WHERE id = ?", [status, message_id])
+    def claim(self, message_id: int, pending: str, sending: str, holder: str, now: datetime, until: datetime) -> bool:
+        """Claim a due pending message for sending, in one statement: of several processes trying at once, exactly
+        one gets it (True). The claim names the process and lasts until `until`."""
+        cursor = self._conn.execute(
+            "UPDATE outbox SET status = ?, attempts = attempts + 1, claimed_by = ?, claim_expires_at = ?"
+            " WHERE id = ? AND status = ? AND next_attempt_at <= ?",
+            [sending, holder, until.isoformat(), message_id, pending, now.isoformat()],
+        )
+        return cursor.rowcount == 1
 
-    def mark_sent(self, message_id: int, status: str, now: datetime, channel: str | None, ts: str | None) -> None:
+    def orphaned_claims(self, sending: str, holder: str) -> list[OutboxMessage]:
+        """Messages in flight under a claim that is not `holder`'s, oldest first. Only the lease holder sends, so
+        when it calls this, every other claim belongs to a process that died or lost the lease mid-send."""
+        return self._messages("status = ? AND (claimed_by IS NULL OR claimed_by != ?)", [sending, holder])
+
+    def release_claim(self, message_id: int, sending: str, pending: str, note: str) -> bool:
+        """An expired claim back to pending (only if it is still in flight), noted."""
+        cursor = self._conn.execute(
+            "UPDATE outbox SET status = ?, note = ?, claimed_by = NULL, claim_expires_at = NULL"
+            " WHERE id = ? AND status = ?",
+            [pending, note, message_id, sending],
+        )
+        return cursor.rowcount == 1
+
+    def mark_sent(
+        self, message_id: int, status: str, now: datetime, channel: str | None, ts: str | None, note: str | None = None
+    ) -> None:
         self._conn.execute(
-            "UPDATE outbox SET status = ?, sent_at = ?, slack_channel = ?, slack_ts = ? WHERE id = ?",
-            [status, now.isoformat(), channel, ts, message_id],
+            "UPDATE outbox SET status = ?, sent_at = ?, slack_channel = ?, slack_ts = ?, note = COALESCE(?, note),"
+            " claimed_by = NULL, claim_expires_at = NULL WHERE id = ?",
+            [status, now.isoformat(), channel, ts, note, message_id],
         )
 
     def retry_at(self, message_id: int, status: str, at: datetime, error: str) -> None:
         self._conn.execute(
-            "UPDATE outbox SET status = ?, next_attempt_at = ?, last_error = ? WHERE id = ?",
+            "UPDATE outbox SET status = ?, next_attempt_at = ?, last_error = ?, claimed_by = NULL,"
+            " claim_expires_at = NULL WHERE id = ?",
             [status, at.isoformat(), error, message_id],
         )
 
     def give_up(self, message_id: int, status: str, error: str) -> None:
-        self._conn.execute("UPDATE outbox SET status = ?, last_error = ? WHERE id = ?", [status, error, message_id])
+        self._conn.execute(
+            "UPDATE outbox SET status = ?, last_error = ?, claimed_by = NULL, claim_expires_at = NULL WHERE id = ?",
+            [status, error, message_id],
+        )
 
     def count_for_target_since(self, kind: str, target: str, since: datetime) -> int:
         """Messages of `kind` queued for `target` since `since`, not counting folded ones."""

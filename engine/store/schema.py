@@ -252,6 +252,20 @@ def _held_snapshots(db: sqlite_utils.Database) -> None:
             db.execute(f"ALTER TABLE snapshots ADD COLUMN {column} {declaration}")
 
 
+def _leases_and_claims(db: sqlite_utils.Database) -> None:
+    """Several processes on one store: a lease row names the one that runs the scheduler and delivery (renewed with
+    each tick, taken over when it expires), and an outbox row being sent names the process that claimed it and until
+    when, so after a crash only expired claims are recovered."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at TEXT NOT NULL,"
+        " acquired_at TEXT NOT NULL)"
+    )
+    have = db["outbox"].columns_dict
+    for column in ("claimed_by", "claim_expires_at"):
+        if column not in have:
+            db.execute(f"ALTER TABLE outbox ADD COLUMN {column} TEXT")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _create_core_tables,
     _create_model_tables,
@@ -264,4 +278,5 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _drop_unused_score_index,
     _shared_reasons,
     _held_snapshots,
+    _leases_and_claims,
 ]

@@ -1,0 +1,203 @@
+"""Several services on one store: one leader runs the scheduler and delivery, claims keep every message to one
+sender, and when the leader is killed another takes over and delivers the rest, nothing lost and nothing twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections import Counter
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import yaml
+
+from salesintel.alerts.clock import SimulatedClock
+from salesintel.alerts.delivery import Deliverer, SlackSender, slack_client
+from salesintel.alerts.jobs import report_job
+from salesintel.alerts.leadership import Leadership
+from salesintel.alerts.outbox import Outbox
+from salesintel.alerts.render import Message
+from salesintel.alerts.runs import AlertEnvironment
+from salesintel.alerts.schedule import Job, Scheduler, cron_trigger
+from salesintel.alerts.settings import AlertsSettings, CronSettings, DeliverySettings
+from salesintel.engine.ingest import read_snapshot
+from salesintel.engine.refresh import EngineSettings, refresh
+from salesintel.engine.settings import AnomalySettings, IngestSettings, MetricsSettings, ModelSettings
+from salesintel.engine.store import Store
+from tests.engine_fixtures import ROOT
+from tests.slack_standin import SlackStandIn
+from tests.test_service_http import free_port
+
+SECRET, TOKEN = "replica-signing-secret", "xoxb-replicas"
+NY = ZoneInfo("America/New_York")
+
+
+def _store_with_a_refresh(path: Path) -> Store:
+    store = Store.open(path)
+    taken = datetime.now(UTC)
+    store.save_snapshot(read_snapshot(ROOT / "data/skygeni_sales_data.csv", IngestSettings()), taken, taken)
+    refresh(store, EngineSettings(MetricsSettings(), ModelSettings(), AnomalySettings()), date(2024, 3, 1), taken)
+    return store
+
+
+def test_two_services_ticking_together_across_a_fire_time_queue_and_send_the_report_once(tmp_path):
+    """Two schedulers and deliverers on one store, each on its own connection and thread, tick at the same
+    moments across the daily fire time: one leads; the report is queued once and posted once."""
+    _store_with_a_refresh(tmp_path / "s.db").close()
+    standin = SlackStandIn().start()
+    settings = AlertsSettings(delivery=DeliverySettings(channel_pace_seconds=0))
+    clock = SimulatedClock(datetime(2024, 3, 4, 7, 58, tzinfo=NY))
+    services = []
+    for name in ("a", "b"):
+        store = Store.open(tmp_path / "s.db")
+        env = AlertEnvironment(store, settings, NY)
+        daily = Job("daily", cron_trigger(CronSettings(minute="0", hour="8"), NY), report_job("daily", env))
+        leadership = Leadership(lambda store=store: store, f"replica-{name}", timedelta(seconds=90), clock)
+        sender = SlackSender(slack_client(TOKEN, standin.url), settings, store)
+        services.append(
+            (
+                leadership,
+                Scheduler(store, [daily], clock, timedelta(hours=1), clock.now()),
+                Deliverer(store, sender, settings, clock, holder=f"replica-{name}"),
+            )
+        )
+
+    def tick(leadership, scheduler, deliverer, barrier):
+        barrier.wait()
+        if leadership.renew()[0]:
+            scheduler.tick()
+            deliverer.deliver_due()
+
+    for _ in range(6):  # 07:58 … 08:03, a minute apart: both try at every moment
+        barrier = threading.Barrier(2)
+        threads = [threading.Thread(target=tick, args=(*service, barrier)) for service in services]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        clock.advance(timedelta(minutes=1))
+    standin.stop()
+    posts = standin.posts("#sales-managers")
+    assert len(posts) == 1 and "Daily pipeline summary" in posts[0].args["text"]
+    assert sum(services[i][0].leading for i in range(2)) == 1, "exactly one leader"
+
+
+def test_a_new_leader_finds_the_message_the_dead_one_had_in_flight_and_sends_only_the_rest(tmp_path):
+    store = Store.open(tmp_path / "s.db")
+    standin = SlackStandIn().start()
+    settings = AlertsSettings(delivery=DeliverySettings(channel_pace_seconds=0))
+    now = datetime.now(UTC)
+    outbox = Outbox(store)
+    with store.transaction():
+        for i in range(3):
+            outbox.enqueue(f"m{i}", "daily", "channel:C1", Message(f"message {i}", []), now)
+    dead = Deliverer(
+        store, SlackSender(slack_client(TOKEN, standin.url), settings, store), settings, SimulatedClock(now)
+    )
+    [first, second, _] = outbox.due(now)
+    for message in (first, second):  # the dead leader claimed two, and posted the first before it died
+        assert outbox.claim(message.id, "dead-leader", now, timedelta(minutes=2))
+    dead.sender.send(first)
+    new = Deliverer(
+        store,
+        SlackSender(slack_client(TOKEN, standin.url), settings, store),
+        settings,
+        SimulatedClock(now),
+        None,
+        "new",
+    )
+    assert new.recover_orphans() == {"found": 1, "requeued": 1}
+    new.deliver_due()
+    standin.stop()
+    received = Counter(call.args["text"] for call in standin.posts())
+    assert received == {"message 0": 1, "message 1": 1, "message 2": 1}
+    rows = {row.dedupe_key: row for row in outbox.rows()}
+    assert rows["m0"].note == "in flight at a crash; found in Slack" and rows["m0"].slack_ts
+    assert rows["m1"].note == "in flight at a crash; not found in Slack: sent again"
+
+
+def _start(tmp: Path, standin: SlackStandIn, name: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "SLACK_BOT_TOKEN": TOKEN,
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_URL": standin.url,
+        "SALESINTEL_DB": str(tmp / "s.db"),
+        "OMP_NUM_THREADS": "1",
+    }
+    args = ["--config", str(tmp / "config.yaml"), "run", "--port", str(port), "--as-of", "2024-03-01"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "salesintel.bot", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp / f"{name}.log").open("w"),
+    )
+    return process, f"http://127.0.0.1:{port}"
+
+
+def _health(base: str) -> dict | None:
+    try:
+        with urllib.request.urlopen(base + "/healthz", timeout=2) as response:
+            return json.loads(response.read())
+    except OSError as error:
+        if hasattr(error, "read"):
+            return json.loads(error.read())
+        return None
+
+
+def test_three_replicas_one_killed_mid_delivery_lose_nothing_and_send_nothing_twice(tmp_path):
+    messages = 150
+    _store_with_a_refresh(tmp_path / "s.db").close()
+    config = {
+        "alerts": {
+            "delivery": {"channel_pace_seconds": 0},
+            "schedule": {"tick_seconds": 1, "lease_seconds": 3},
+        }
+    }
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    store = Store.open(tmp_path / "s.db")
+    with store.transaction():
+        for i in range(messages):
+            Outbox(store).enqueue(f"r{i}", "daily", f"channel:C{i % 5}", Message(f"message {i}", []), datetime.now(UTC))
+    standin = SlackStandIn(delay_seconds=0.03).start()
+    replicas = {name: _start(tmp_path, standin, name) for name in ("a", "b", "c")}
+    try:
+        deadline = time.monotonic() + 60
+        while len(standin.posts()) < 40:
+            assert time.monotonic() < deadline, [(tmp_path / f"{n}.log").read_text()[-2000:] for n in replicas]
+            time.sleep(0.01)
+        leaders = [n for n, (_, base) in replicas.items() if ((_health(base) or {}).get("leader") or {}).get("leading")]
+        assert len(leaders) == 1, leaders
+        leader = leaders[0]
+        replicas[leader][0].send_signal(signal.SIGKILL)
+        killed_at, posted_at_kill = time.monotonic(), len(standin.posts())
+        replicas[leader][0].wait()
+        while len(standin.posts()) <= posted_at_kill + 1:
+            assert time.monotonic() - killed_at < 20, "no replica took over"
+            time.sleep(0.01)
+        takeover = time.monotonic() - killed_at
+        while Outbox(store).statuses() != {"sent": messages}:
+            assert time.monotonic() - killed_at < 60, Outbox(store).statuses()
+            time.sleep(0.05)
+    finally:
+        for process, _ in replicas.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process, _ in replicas.values():
+            process.wait(timeout=30)
+        standin.stop()
+    received = Counter(call.args["text"] for call in standin.posts())
+    lost = messages - len(received)
+    duplicated = sum(count - 1 for count in received.values())
+    print(f"replicas: lost {lost}, duplicated {duplicated}, takeover {takeover:.1f} s (lease 3 s, tick 1 s)")
+    assert lost == 0 and duplicated == 0
+    assert takeover < 3 + 1 + 3, "within the lease, one heartbeat and one tick"
