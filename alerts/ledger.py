@@ -8,9 +8,13 @@ statement and are idempotent: repeating one changes nothing and says so.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from salesintel.alerts.episodes import ACKNOWLEDGED, RESOLVED, SNOOZED
 from salesintel.engine.store import Alert, Store
+
+SAME_SNOOZE = timedelta(hours=1)
+"""Two snoozes whose ends are closer than this are the same snooze (a double click: each computes now + 1 day)."""
 
 
 class AlertNotFound(Exception):
@@ -76,11 +80,16 @@ class AlertLedger:
         return Change(self.get(alert_id), changed)
 
     def snooze(self, alert_id: int, until: datetime, user: str, now: datetime) -> Change:
-        """Silent until `until`, then re-evaluated. Snoozing again to the same time, or snoozing an acknowledged or
-        resolved alert, changes nothing."""
-        self.get(alert_id)
+        """Silent until `until`, then re-evaluated. Snoozing an alert again to within an hour of its snooze (the
+        same button clicked twice, or by two people), or snoozing an acknowledged or resolved alert, changes
+        nothing; a later choice ("1 week" after "1 day") moves it. Of concurrent clicks exactly one changes it."""
+        alert = self.get(alert_id)
+        if alert.state in (ACKNOWLEDGED, RESOLVED):
+            return Change(alert, False)
+        if alert.state == SNOOZED and alert.snoozed_until and abs(alert.snoozed_until - until) < SAME_SNOOZE:
+            return Change(alert, False)
         with self.store.transaction():
-            changed = self._rows.snooze(alert_id, until, user, now)
+            changed = self._rows.snooze(alert_id, until, user, now, alert.snoozed_until)
         return Change(self.get(alert_id), changed)
 
     # figures for reports -------------------------------------------------------------------------------

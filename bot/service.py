@@ -60,6 +60,7 @@ TERMINAL_COMMANDS = ("/deal-risk", "/pipeline", "/winrate", "/alerts")
 class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
     daemon_threads = False  # shutdown waits for requests in flight
     block_on_close = True
+    request_queue_size = 128  # the listen backlog: the default 5 reset bursts of clicks and commands
 
 
 class QuietHandler(WSGIRequestHandler):

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -333,6 +334,60 @@ def test_acknowledge_updates_the_message_in_place_once_even_on_a_double_click(se
     assert not [b for b in args["blocks"] if b["type"] == "actions"]
     row = AlertLedger(Store.open(service["store"])).get(alert_id)
     assert row.state == "acknowledged" and row.acked_by == "U901"
+
+
+def _burst(service, bodies: list[str]) -> list[int]:
+    """Send every body at once, each from its own thread (as a team clicking together), and return the statuses."""
+    statuses = [0] * len(bodies)
+    start = threading.Barrier(len(bodies))
+
+    def click(i: int) -> None:
+        start.wait()
+        statuses[i] = slack.send(
+            service["base"] + "/slack/events", bodies[i], "application/x-www-form-urlencoded", SECRET
+        )[0]
+
+    threads = [threading.Thread(target=click, args=(i,)) for i in range(len(bodies))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return statuses
+
+
+def _fresh_alert(service, deal: str) -> int:
+    store = Store.open(service["store"])
+    with store.transaction():
+        alert = AlertLedger(store).open_episode(
+            "stalled", deal, 0.6, False, ["user:rep_2", "user:mgr_a"], {}, datetime.now(UTC)
+        )
+    store.close()
+    return alert.id
+
+
+@pytest.mark.parametrize("action", ["alert_ack", "alert_snooze_1d"])
+def test_twenty_concurrent_clicks_make_exactly_one_change(service, action):
+    alert_id = _fresh_alert(service, "D00007" if action == "alert_ack" else "D00009")
+    since = len(service["standin"].calls)
+    message = [{"type": "actions", "block_id": f"alert:{alert_id}", "elements": []}]  # the alert's buttons
+    bodies = [slack.block_actions("U901", action, str(alert_id), message) for _ in range(20)]
+    assert _burst(service, bodies) == [200] * 20
+    wait_for(lambda: calls(service, "chat.update", since))
+    time.sleep(0.5)
+    assert len(calls(service, "chat.update", since)) == 1, "one recorded change, one message update"
+    row = AlertLedger(Store.open(service["store"])).get(alert_id)
+    assert row.state == ("acknowledged" if action == "alert_ack" else "snoozed")
+    # The same button again, minutes later: changes nothing, as documented.
+    again = slack.send(
+        service["base"] + "/slack/events",
+        slack.block_actions("U002", action, str(alert_id), message),
+        "application/x-www-form-urlencoded",
+        SECRET,
+    )
+    assert again[0] == 200
+    time.sleep(0.3)
+    assert len(calls(service, "chat.update", since)) == 1
+    assert AlertLedger(Store.open(service["store"])).get(alert_id).updated_at == row.updated_at
 
 
 def test_snooze_until_a_date_from_the_modal(service):

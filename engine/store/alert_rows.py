@@ -123,11 +123,12 @@ class AlertRows:
         )
         return cursor.rowcount == 1
 
-    def snooze(self, alert_id: int, until: datetime, user: str, now: datetime) -> bool:
-        """Snooze an open or snoozed episode (not to the time it is already snoozed to); True when this changed it."""
+    def snooze(self, alert_id: int, until: datetime, user: str, now: datetime, seen: datetime | None) -> bool:
+        """Snooze an open or snoozed episode, if its snooze is still `seen` (what the caller read: compare and set);
+        True when this call changed it."""
         cursor = self._conn.execute(
             "UPDATE alerts SET state = ?, snoozed_until = ?, acked_by = ?, updated_at = ?"
-            " WHERE id = ? AND state IN (?, ?) AND NOT (state = ? AND snoozed_until IS ?)",
+            " WHERE id = ? AND state IN (?, ?) AND snoozed_until IS ?",
             [
                 ALERT_SNOOZED,
                 until.isoformat(),
@@ -136,8 +137,7 @@ class AlertRows:
                 alert_id,
                 ALERT_OPEN,
                 ALERT_SNOOZED,
-                ALERT_SNOOZED,
-                until.isoformat(),
+                seen.isoformat() if seen else None,
             ],
         )
         return cursor.rowcount == 1
