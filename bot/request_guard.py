@@ -11,10 +11,12 @@ parses them.
 from __future__ import annotations
 
 import io
+import json
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import parse_qs
 
 from slack_sdk.signature import SignatureVerifier
 
@@ -61,6 +63,9 @@ class RequestGuard:
         timestamp = environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP", "")
         if not self._verifier.is_valid(body, timestamp, signature):
             return Refusal("401 Unauthorized", "invalid or expired Slack signature")
+        malformed = _malformed(body, environ.get("CONTENT_TYPE", ""))
+        if malformed:
+            return Refusal("400 Bad Request", malformed)
         now = self._clock()
         with self._lock:
             for old in [s for s, at in self._seen.items() if now - at > WINDOW_SECONDS]:
@@ -69,6 +74,24 @@ class RequestGuard:
                 return Refusal("401 Unauthorized", "a request with this signature was already accepted (replay)")
             self._seen[signature] = now
         return None
+
+
+def _malformed(body: bytes, content_type: str) -> str | None:
+    """Why a body is not one Slack sends (so Bolt would fail on it with a 500), or None."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return "body is not UTF-8"
+    try:
+        if content_type.startswith("application/json"):
+            json.loads(text)
+        else:
+            payload = parse_qs(text, keep_blank_values=True).get("payload")
+            if payload is not None:
+                json.loads(payload[0])
+    except ValueError as error:
+        return f"body is not valid JSON where Slack sends JSON ({error.__class__.__name__})"
+    return None
 
 
 class _Clock:

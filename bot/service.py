@@ -20,16 +20,16 @@ import threading
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from socketserver import ThreadingMixIn
 from typing import TextIO
 from urllib.parse import urlencode
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from zoneinfo import ZoneInfo
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_bolt.request import BoltRequest
+from waitress import wasyncore
+from waitress.server import create_server
 
 from salesintel.alerts.clock import SystemClock
 from salesintel.alerts.delivery import (
@@ -47,7 +47,7 @@ from salesintel.alerts.runs import AlertEnvironment
 from salesintel.alerts.schedule import Scheduler
 from salesintel.bot.app import BotDeps, create_app
 from salesintel.bot.config import Credentials, Settings, store_path
-from salesintel.bot.request_guard import RequestGuard
+from salesintel.bot.request_guard import MAX_BODY_BYTES, RequestGuard
 from salesintel.engine.refresh import EngineSettings
 from salesintel.engine.store import ThreadLocalStore
 
@@ -57,15 +57,42 @@ log = logging.getLogger("salesintel.service")
 TERMINAL_COMMANDS = ("/deal-risk", "/pipeline", "/winrate", "/alerts")
 
 
-class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = False  # shutdown waits for requests in flight
-    block_on_close = True
-    request_queue_size = 128  # the listen backlog: the default 5 reset bursts of clicks and commands
+class HttpServer:
+    """The HTTP side of `run`: waitress, a production WSGI server in pure Python.
 
+    Chosen over gunicorn because salesintel is one process whose scheduler and delivery threads live beside the
+    request threads (gunicorn forks workers, each of which would need its own), and waitress needs no C extensions.
+    It gives a bounded thread pool, a listen backlog of 1024, slow clients buffered by its event loop instead of
+    holding a thread, a request body limit and an idle-connection timeout; `stop` stops accepting, lets requests in
+    flight finish (up to `DRAIN_SECONDS`), then returns, so SIGTERM ends the service within seconds even with idle
+    keep-alive connections open.
+    """
 
-class QuietHandler(WSGIRequestHandler):
-    def log_message(self, *args) -> None:  # requests are logged as structured events by the app
-        pass
+    DRAIN_SECONDS = 5
+
+    def __init__(self, app, port: int, threads: int = 8):
+        self._server = create_server(
+            app,
+            host="0.0.0.0",
+            port=port,
+            threads=threads,
+            backlog=1024,
+            connection_limit=1000,
+            channel_timeout=30,
+            max_request_body_size=MAX_BODY_BYTES,
+            ident="salesintel",
+        )
+
+    @property
+    def port(self) -> int:
+        return self._server.effective_port
+
+    def start(self) -> None:
+        threading.Thread(target=self._server.run, name="http", daemon=True).start()
+
+    def stop(self) -> None:
+        wasyncore.dispatcher.close(self._server)  # no new connections
+        self._server.task_dispatcher.shutdown(cancel_pending=False, timeout=self.DRAIN_SECONDS)
 
 
 @dataclass
@@ -292,19 +319,16 @@ def run(
     server = None
     if credentials.mode in ("http", "socket"):
         handler = SlackRequestHandler(app) if credentials.mode == "http" else None
-        server = make_server(
-            "0.0.0.0",
-            port,
+        server = HttpServer(
             wsgi_app(
                 handler,
                 lambda: health(deps, worker, background),
                 RequestGuard(credentials.signing_secret) if handler is not None else None,
             ),
-            server_class=ThreadingWSGIServer,
-            handler_class=QuietHandler,
+            port,
         )
-        threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
-        log.info("listening", extra={"event": "listening", "port": server.server_port})
+        server.start()
+        log.info("listening", extra={"event": "listening", "port": server.port})
     socket_handler = None
     if credentials.mode == "socket":
         from slack_bolt.adapter.socket_mode import SocketModeHandler
@@ -325,8 +349,7 @@ def run(
     stopping.wait()
 
     if server is not None:
-        server.shutdown()
-        server.server_close()
+        server.stop()
     if socket_handler is not None:
         socket_handler.close()
     background.shutdown(wait=True)

@@ -435,11 +435,30 @@ def test_healthz_reports_store_scheduler_and_last_refresh(service):
     assert set(health["scheduler"]["next"]) == {"refresh", "daily", "weekly", "monthly"}
 
 
+@pytest.mark.parametrize(
+    "body, content_type",
+    [
+        ("payload=%7Bnot-json", "application/x-www-form-urlencoded"),
+        ('{"type": "event_callback", "event": ', "application/json"),
+        ("\x00\xff garbage", "application/octet-stream"),
+    ],
+)
+def test_a_signed_but_malformed_body_gets_a_4xx_not_a_500(service, body, content_type):
+    status, _ = slack.send(service["base"] + "/slack/events", body, content_type, SECRET)
+    assert 400 <= status < 500, status
+
+
 def test_sigterm_drains_and_exits_cleanly_and_logs_hold_no_secret(service):
     process = service["process"]
+    host, port = urllib.parse.urlsplit(service["base"]).hostname, urllib.parse.urlsplit(service["base"]).port
+    idle = socket.create_connection((host, port), timeout=5)  # a client that connected and never sent a thing
+    started = time.monotonic()
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=20) == 0
+    assert time.monotonic() - started < 10, "an idle connection does not hold up the stop"
+    idle.close()
     log = Path(service["log"]).read_text()
     lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
     assert lines and lines[-1]["event"] == "stopped"
+    assert all(line.startswith("{") for line in log.splitlines() if line.strip()), "every log line is JSON"
     assert TOKEN not in log and SECRET not in log and "xoxb-" not in log
