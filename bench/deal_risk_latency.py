@@ -54,7 +54,7 @@ def prepare(folder: Path) -> list[str]:
     result = refresh(
         store, EngineSettings(MetricsSettings(), ModelSettings(), AnomalySettings()), date(2024, 3, 1), taken
     )
-    return [s["deal_id"] for s in store.scores(result.id)]
+    return [s.deal_id for s in store.scores(result.id)]
 
 
 def one_request(url: str, deal_id: str, results: list, errors: list) -> None:
@@ -110,7 +110,7 @@ def main() -> None:
             [
                 sys.executable,
                 "-m",
-                "bot",
+                "salesintel.bot",
                 "--config",
                 str(folder / "config.yaml"),
                 "run",

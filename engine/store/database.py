@@ -55,6 +55,8 @@ class Store:
         self.outbox = OutboxRows(db.conn)
         self.job_runs = JobRunRows(db.conn)
         self.leases = LeaseRows(db.conn)
+        self._refreshes: dict[tuple, Refresh] = {}
+        self._catalogues: dict[tuple, list[Reason]] = {}
 
     @classmethod
     def open(cls, path: Path) -> Store:
@@ -91,6 +93,13 @@ class Store:
     def close(self) -> None:
         self.db.conn.close()
 
+    def _rows(self, sql: str, params: list = ()) -> list[dict]:
+        """Rows as dicts, straight from the connection: the hot paths of an answer (sqlite-utils' `rows_where`
+        first looks the table up in the schema, which under load took a fifth of a `/deal-risk` answer)."""
+        cursor = self.db.conn.execute(sql, params)
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row)) for row in cursor.fetchall()]
+
     def transaction(self):
         """A block of writes that lands whole or not at all (see `transaction`)."""
         return transaction(self.db.conn)
@@ -98,16 +107,16 @@ class Store:
     # snapshots -----------------------------------------------------------------------------------------
 
     def snapshot_by_sha256(self, sha256: str) -> Snapshot | None:
-        rows = list(self.db["snapshots"].rows_where("sha256 = ?", [sha256]))
+        rows = self._rows("SELECT * FROM snapshots WHERE sha256 = ?", [sha256])
         return Snapshot.from_row(rows[0]) if rows else None
 
     def latest_snapshot(self) -> Snapshot | None:
         """The newest promoted snapshot: the one refreshes read (a held one is never it)."""
-        rows = list(self.db["snapshots"].rows_where("promoted = 1", order_by="taken_at desc, id desc", limit=1))
+        rows = self._rows("SELECT * FROM snapshots WHERE promoted = 1 ORDER BY taken_at DESC, id DESC LIMIT 1")
         return Snapshot.from_row(rows[0]) if rows else None
 
     def snapshot(self, snapshot_id: int) -> Snapshot | None:
-        rows = list(self.db["snapshots"].rows_where("id = ?", [snapshot_id]))
+        rows = self._rows("SELECT * FROM snapshots WHERE id = ?", [snapshot_id])
         return Snapshot.from_row(rows[0]) if rows else None
 
     def promote_snapshot(self, snapshot_id: int) -> Snapshot:
@@ -169,7 +178,7 @@ class Store:
                 "INSERT INTO rejects (snapshot_id, line, deal_id, reason, raw) VALUES (?, ?, ?, ?, ?)",
                 ((snapshot_id, r.line, r.deal_id, "; ".join(r.reasons), json.dumps(r.raw)) for r in parsed.rejects),
             )
-        return Snapshot.from_row(self.db["snapshots"].get(snapshot_id))
+        return Snapshot.from_row(self._rows("SELECT * FROM snapshots WHERE id = ?", [snapshot_id])[0])
 
     def deals(self, snapshot_id: int) -> pd.DataFrame:
         """The snapshot's deals in line order with dates parsed; `outcome` is NaN for deals open when it was taken.
@@ -254,19 +263,29 @@ class Store:
     def latest_refresh(self, as_of: date | None = None) -> Refresh | None:
         """The newest snapshot's refresh for `as_of` (the newest computed for that date), or without a date the one
         with the newest as-of date: computing an old date for a backtest does not make it "the latest"."""
-        where, params = ("as_of = ?", [as_of.isoformat()]) if as_of else (None, [])
+        where, params = ("WHERE as_of = ?", [as_of.isoformat()]) if as_of else ("", [])
         # The newest snapshot's refreshes come first: a replay of a later date on an older snapshot never shadows it.
-        rows = list(
-            self.db["refreshes"].rows_where(where, params, order_by="snapshot_id desc, as_of desc, id desc", limit=1)
-        )
-        return refresh_from_row(rows[0]) if rows else None
+        return self._refresh_where(f"{where} ORDER BY snapshot_id DESC, as_of DESC, id DESC LIMIT 1", params)
 
     def refresh_on_or_before(self, as_of: date) -> Refresh | None:
         """The newest refresh whose as-of date is on or before `as_of` (e.g. last week's, for a change)."""
-        rows = list(
-            self.db["refreshes"].rows_where("as_of <= ?", [as_of.isoformat()], order_by="as_of desc, id desc", limit=1)
-        )
-        return refresh_from_row(rows[0]) if rows else None
+        return self._refresh_where("WHERE as_of <= ? ORDER BY as_of DESC, id DESC LIMIT 1", [as_of.isoformat()])
+
+    def _refresh_where(self, clause: str, params: list) -> Refresh | None:
+        """The refresh a query picks, decoded once and kept: a refresh never changes after it is written, and its
+        metrics are large (decoding them took most of a `/deal-risk` answer's time). The key includes the metrics'
+        length, so a row rewritten in place (a test playing an older release) is decoded again."""
+        key = self.db.execute(f"SELECT id, length(metrics) FROM refreshes {clause}", params).fetchone()
+        if key is None:
+            return None
+        cached = self._refreshes.get(key)
+        if cached is None:
+            row = self._rows("SELECT * FROM refreshes WHERE id = ?", [key[0]])[0]
+            cached = refresh_from_row(row)
+            self._refreshes[key] = cached
+            while len(self._refreshes) > REFRESHES_KEPT:
+                self._refreshes.pop(next(iter(self._refreshes)))
+        return cached
 
     def closed_between(self, snapshot_id: int, after: date, until: date, outcome: str | None = None) -> list[dict]:
         """Deals of a snapshot closed in (after, until], optionally with one outcome."""
@@ -303,7 +322,7 @@ class Store:
         return {found: datetime.fromisoformat(taken).date() for found, taken in rows}
 
     def score(self, refresh_id: int, deal_id: str) -> ScoredDeal | None:
-        rows = list(self.db["scores"].rows_where("refresh_id = ? AND deal_id = ?", [refresh_id, deal_id]))
+        rows = self._rows("SELECT * FROM scores WHERE refresh_id = ? AND deal_id = ?", [refresh_id, deal_id])
         return score_from_row(rows[0], self._reason_catalogue(refresh_id)) if rows else None
 
     def scores(self, refresh_id: int) -> list[ScoredDeal]:
@@ -315,12 +334,18 @@ class Store:
         ]
 
     def _reason_catalogue(self, refresh_id: int) -> list[Reason]:
-        """The distinct reasons a refresh's scores refer to (none for refreshes written before they were shared)."""
+        """The distinct reasons a refresh's scores refer to (none for refreshes written before they were shared);
+        kept per refresh like the refresh itself."""
         row = self.db.execute("SELECT catalogue FROM refresh_reasons WHERE refresh_id = ?", [refresh_id]).fetchone()
-        return [reason_from_json(value) for value in orjson.loads(row[0])] if row else []
+        if row is None:
+            return []
+        key = (refresh_id, len(row[0]))
+        if key not in self._catalogues:
+            self._catalogues = {key: [reason_from_json(value) for value in orjson.loads(row[0])]}
+        return self._catalogues[key]
 
     def deal(self, snapshot_id: int, deal_id: str) -> dict | None:
-        rows = list(self.db["deals"].rows_where("snapshot_id = ? AND deal_id = ?", [snapshot_id, deal_id]))
+        rows = self._rows("SELECT * FROM deals WHERE snapshot_id = ? AND deal_id = ?", [snapshot_id, deal_id])
         return rows[0] if rows else None
 
     def find_deal_id(self, snapshot_id: int, deal_id: str) -> str | None:
@@ -358,7 +383,7 @@ class Store:
         return self.model(cursor.lastrowid)
 
     def model(self, model_id: int) -> StoredModel | None:
-        rows = list(self.db["models"].rows_where("id = ?", [model_id]))
+        rows = self._rows("SELECT * FROM models WHERE id = ?", [model_id])
         return model_from_row(rows[0]) if rows else None
 
     def latest_model(self, as_of: date, not_before: date, snapshot_id: int | None = None) -> StoredModel | None:
@@ -506,6 +531,10 @@ def _extras_json(deals: pd.DataFrame, names: list[str]) -> list[str | None]:
         return [None] * len(deals)
     values = deals[names].astype(object).where(deals[names].notna(), None)
     return [json.dumps({k: v for k, v in zip(names, row) if v is not None}) for row in values.itertuples(index=False)]
+
+
+REFRESHES_KEPT = 4
+"""Decoded refreshes a store keeps (the latest, last week's for a change, a pinned date…)."""
 
 
 class ThreadLocalStore:
