@@ -281,6 +281,15 @@ class Deliverer:
         last = self._last_sent.get(message.target)
         if last and self.clock.now() - last < pace:
             self.clock.sleep((last + pace - self.clock.now()).total_seconds())
+        if message.last_error and not message.last_error.startswith("rate limited"):
+            # The last attempt failed in a way that may still have posted it (a timeout, a 5xx): look first.
+            try:
+                found = self.sender.find_delivered(message)
+            except (TransientError, PermanentError):
+                found = None
+            if found:
+                self.outbox.mark_sent(message.id, self.clock.now(), *found, "an earlier attempt reached Slack")
+                return 0
         try:
             channel, ts = self.sender.send(message)
         except RateLimited as error:
