@@ -277,6 +277,26 @@ def risk(obj, deal_id: str, as_of: datetime | None, as_json: bool) -> None:
         click.echo(render_text("deal_risk.txt.j2", a=answer, **content), nl=False)
 
 
+@main.command()
+@click.option("--keep", type=int, default=None, help="snapshots to keep (default: store.keep_snapshots, 10)")
+@click.option("--no-vacuum", is_flag=True, help="skip giving the space back to the file system")
+@click.pass_obj
+def prune(obj, keep: int | None, no_vacuum: bool) -> None:
+    """Delete old snapshots (with their refreshes, scores and models), and delivered messages and run records older
+    than store.keep_days; then vacuum the file. Alert state is kept."""
+    settings, config_path = obj.settings, obj.config_path
+    store = _open_store(settings, config_path)
+    path = store_path(settings, config_path)
+    before = path.stat().st_size
+    keep_since = datetime.now(UTC) - timedelta(days=settings.store.keep_days)
+    deleted = store.prune(keep or settings.store.keep_snapshots, keep_since)
+    if not no_vacuum:
+        store.vacuum()
+    after = path.stat().st_size
+    summary = ", ".join(f"{table} {n:,}" for table, n in deleted.items()) or "nothing"
+    click.echo(f"deleted {summary}; store {before / 2**20:,.1f} MiB -> {after / 2**20:,.1f} MiB")
+
+
 @main.command("train")
 @AS_OF
 @click.pass_obj

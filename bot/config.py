@@ -18,6 +18,10 @@ from salesintel.engine.settings import AnomalySettings, FrozenSettings, IngestSe
 
 class StoreSettings(FrozenSettings):
     path: str = "var/salesintel.db"
+    keep_snapshots: int = Field(10, ge=1)
+    """`salesintel prune` keeps this many newest snapshots (with their refreshes, scores and models)."""
+    keep_days: int = Field(90, ge=1)
+    """... and delivered messages and scheduled-run records this many days."""
 
 
 class BotSettings(FrozenSettings):

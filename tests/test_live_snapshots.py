@@ -108,3 +108,25 @@ def test_a_partial_export_is_held_with_an_ops_alert_and_the_previous_snapshot_st
     [ops] = [m for m in store.outbox.in_status("pending") if m.kind == "ops" and "held" in m.text]
     assert "snapshot #2 from b.csv held, not used: deal count dropped from 301 to 10" in ops.text
     assert "still using snapshot #1" in ops.text
+
+
+def test_prune_keeps_the_newest_snapshots_whole_and_vacuums(salesintel, tmp_path):
+    exports = []
+    for day in range(3):  # three daily exports, each with the refresh of its day
+        path = tmp_path / f"crm-{day}.csv"
+        path.write_text(crm([f"O{day:04d},2024-02-0{day + 1},,rep_1,SaaS,APAC,Core,Inbound,Demo,5000,,\n"]))
+        os.utime(path, (datetime(2024, 3, day + 1, tzinfo=UTC).timestamp(),) * 2)
+        assert salesintel(tmp_path, "ingest", str(path)).returncode == 0
+        assert salesintel(tmp_path, "refresh", "--as-of", f"2024-03-0{day + 1}").returncode == 0
+        exports.append(path)
+    pruned = salesintel(tmp_path, "prune", "--keep", "2")
+    assert pruned.returncode == 0, pruned.stderr
+    deleted = "deleted scores 1, refresh_reasons 1, refreshes 1, models 1, deals 301, snapshot_frames 1, snapshots 1;"
+    assert deleted in pruned.stdout and "MiB ->" in pruned.stdout
+    store = Store.open(tmp_path / "s.db")
+    assert [s["snapshot_id"] for s in store.models()] == [2, 3] and store.snapshot(1) is None
+    latest = store.latest_refresh()
+    assert latest.snapshot_id == 3 and [s.deal_id for s in store.scores(latest.id)] == ["O0002"]
+    assert salesintel(tmp_path, "report", "daily", "--as-of", "2024-03-03").returncode == 0
+    assert salesintel(tmp_path, "ingest", str(exports[0])).returncode == 0  # a pruned export may be loaded again…
+    assert Store.open(tmp_path / "s.db").latest_snapshot().id == 3, "…but an older export never becomes the newest"

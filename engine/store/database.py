@@ -395,6 +395,54 @@ class Store:
         rows = list(self.db["models"].rows_where(where, params, order_by="as_of desc, id desc", limit=1))
         return model_from_row(rows[0]) if rows else None
 
+    # retention ---------------------------------------------------------------------------------------------
+
+    def prune(self, keep_snapshots: int, keep_since: datetime) -> dict[str, int]:
+        """Delete all but the `keep_snapshots` newest promoted snapshots (held ones older than the oldest kept go
+        too), with their deals, columnar copies, rejects, refreshes, scores, reasons and models; and sent messages
+        and scheduled-run records older than `keep_since`. One transaction; counts of rows deleted by table. Alert
+        state is kept (an episode may outlive its snapshot). Call `vacuum` after to give the space back."""
+        kept = [
+            r[0]
+            for r in self.db.execute(
+                "SELECT id FROM snapshots WHERE promoted = 1 ORDER BY taken_at DESC, id DESC LIMIT ?", [keep_snapshots]
+            ).fetchall()
+        ]
+        if not kept:
+            return {}
+        oldest_kept = min(kept)
+        kept_marks = ", ".join("?" for _ in kept)
+        query = f"SELECT id FROM snapshots WHERE id < ? AND id NOT IN ({kept_marks})"
+        old = [r[0] for r in self.db.execute(query, [oldest_kept, *kept]).fetchall()]
+        counts: dict[str, int] = {}
+        with self.transaction():
+            if old:
+                marks = ", ".join("?" for _ in old)
+                refreshes = f"SELECT id FROM refreshes WHERE snapshot_id IN ({marks})"
+                for table, where in (
+                    ("scores", f"refresh_id IN ({refreshes})"),
+                    ("refresh_reasons", f"refresh_id IN ({refreshes})"),
+                    ("refreshes", f"snapshot_id IN ({marks})"),
+                    ("models", f"snapshot_id IN ({marks})"),
+                    ("deals", f"snapshot_id IN ({marks})"),
+                    ("snapshot_frames", f"snapshot_id IN ({marks})"),
+                    ("rejects", f"snapshot_id IN ({marks})"),
+                    ("snapshots", f"id IN ({marks})"),
+                ):
+                    params = old * where.count(f"({marks})")
+                    counts[table] = self.db.execute(f"DELETE FROM {table} WHERE {where}", params).rowcount
+            since = keep_since.isoformat()
+            counts["outbox"] = self.db.execute(
+                "DELETE FROM outbox WHERE status IN ('sent', 'digested', 'failed') AND created_at < ?", [since]
+            ).rowcount
+            counts["job_runs"] = self.db.execute("DELETE FROM job_runs WHERE claimed_at < ?", [since]).rowcount
+        self._refreshes.clear()
+        return {table: n for table, n in counts.items() if n}
+
+    def vacuum(self) -> None:
+        """Give deleted pages back to the file system (rewrites the file; needs as much free space as it)."""
+        self.db.conn.execute("VACUUM")
+
     # Slack users ----------------------------------------------------------------------------------------
 
     def slack_users(self) -> dict[str, str]:
