@@ -20,8 +20,10 @@ from zoneinfo import ZoneInfo
 from slack_bolt import App, BoltResponse
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from salesintel.alerts.clock import Clock
+from salesintel.alerts.delivery import retry_after_seconds
 from salesintel.alerts.visibility import Viewer
 from salesintel.bot import answers
 from salesintel.bot.buttons import press, replace_buttons
@@ -232,7 +234,29 @@ def _snooze_until_submitted(deps: BotDeps) -> Callable:
 def _home_listener(deps: BotDeps) -> Callable:
     def listener(event, client):
         user = event["user"]
-        client.views_publish(user_id=user, view=answers.home_view(deps.context(), deps.viewer(user)))
-        log.info("home published", extra={"event": "home", "user": user})
+        if event.get("tab", "home") != "home":
+            return  # the Messages tab: nothing to republish
+        view = answers.home_view(deps.context(), deps.viewer(user))
+        for attempt in range(1, HOME_ATTEMPTS + 1):
+            try:
+                client.views_publish(user_id=user, view=view)
+                log.info("home published", extra={"event": "home", "user": user, "attempt": attempt})
+                return
+            except SlackApiError as error:
+                status = error.response.status_code
+                if status != 429 and status < 500:
+                    log.error("home not published", extra={"event": "home_failed", "user": user, "status": status})
+                    return
+                wait = retry_after_seconds((error.response.headers or {}).get("Retry-After"), deps.clock.now())
+            except OSError as error:
+                wait = 0.5 * 2 ** (attempt - 1)
+                log.warning("home publish retry", extra={"event": "home_retry", "user": user, "error": str(error)})
+            deps.clock.sleep(min(wait, HOME_MAX_WAIT_SECONDS))
+        log.error("home not published: gave up", extra={"event": "home_failed", "user": user})
 
     return listener
+
+
+HOME_ATTEMPTS = 3
+HOME_MAX_WAIT_SECONDS = 5.0
+"""App Home is published while the user looks at it: a few quick retries, never a long wait."""

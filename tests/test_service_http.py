@@ -427,6 +427,25 @@ def test_app_home_is_published_and_a_replayed_retry_is_not_processed_twice(servi
     assert len(calls(service, "views.publish", since)) == 1
 
 
+def test_app_home_is_republished_after_a_slack_5xx_and_not_for_the_messages_tab(service):
+    since = len(service["standin"].calls)
+    service["standin"].fail_next("views.publish", ("500",))
+    status, _ = slack.send(
+        service["base"] + "/slack/events", slack.app_home_opened("U002", "Ev0HOME2"), "application/json", SECRET
+    )
+    assert status == 200
+    wait_for(lambda: len(calls(service, "views.publish", since)) >= 2, 10)  # the 500, then the retry a second later
+    time.sleep(0.3)
+    assert len(calls(service, "views.publish", since)) == 2
+    since = len(service["standin"].calls)
+    messages_tab = json.loads(slack.app_home_opened("U002", "Ev0HOME3"))
+    messages_tab["event"]["tab"] = "messages"
+    status, _ = slack.send(service["base"] + "/slack/events", json.dumps(messages_tab), "application/json", SECRET)
+    assert status == 200
+    time.sleep(0.5)
+    assert not calls(service, "views.publish", since)
+
+
 def test_healthz_reports_store_scheduler_and_last_refresh(service):
     with urllib.request.urlopen(service["base"] + "/healthz", timeout=5) as response:
         health = json.loads(response.read())
