@@ -7,7 +7,6 @@ are written in one transaction.
 from __future__ import annotations
 
 import logging
-import pickle
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -15,7 +14,7 @@ from datetime import date, datetime, timedelta
 
 import pandas as pd
 
-from salesintel.engine import background
+from salesintel.engine import background, model_format
 from salesintel.engine.anomalies import find_anomalies
 from salesintel.engine.asof import AsOfView, data_span, view_as_of
 from salesintel.engine.collection import cycle_collection_paused
@@ -106,7 +105,7 @@ def train_model(store: Store, settings: EngineSettings, as_of: date | None, now:
         model = train(view.history, as_of, feature_space(snapshot, view, settings), settings.model, settings.metrics)
     except NotEnoughHistory as error:
         raise RefreshError(f"cannot train a model: {error}") from error
-    return store.save_model(snapshot.id, as_of, now, model.summary(), pickle.dumps(model))
+    return store.save_model(snapshot.id, as_of, now, model.summary(), model_format.encode(model))
 
 
 def refresh(
@@ -301,23 +300,16 @@ def _model_for(
         trained = train(history, as_of, space, settings.model, settings.metrics)
     except NotEnoughHistory as error:
         return None, None, str(error)
-    stored = store.save_model(snapshot.id, as_of, now, trained.summary(), pickle.dumps(trained))
+    stored = store.save_model(snapshot.id, as_of, now, trained.summary(), model_format.encode(trained))
     return stored, trained, None
 
 
 def _load(stored: StoredModel) -> TrainedModel | None:
     """A stored model, or None when it cannot serve this salesintel (it is then retrained, and the refresh says a
-    new version was trained): one that predates the feature space, or one saved before the modules moved under the
-    `salesintel` namespace (its pickle names `engine.model`, which no longer exists)."""
-    try:
-        model = pickle.loads(stored.pipeline)
-    except (ModuleNotFoundError, AttributeError):
-        log.warning(
-            "model version %s was saved by an older salesintel and cannot be loaded: training a new version",
-            stored.version,
-        )
-        return None
-    return model if getattr(model, "space", None) is not None and hasattr(model, "encoding") else None
+    new version was trained): one in an older format (see `engine.model_format`: pickles are never loaded), or one
+    that predates the feature space."""
+    model = model_format.decode(stored.pipeline, stored.version)
+    return model if model is not None and getattr(model, "space", None) is not None else None
 
 
 def _model_report(stored: StoredModel | None, model: TrainedModel | None, note: str | None, method: str) -> dict:

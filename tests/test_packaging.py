@@ -119,3 +119,37 @@ def test_a_model_pickled_under_module_paths_that_are_gone_is_retrained_with_a_wa
         refresh(store, settings, date(2024, 3, 1), taken)
     assert len(store.models()) == 2  # a new version, trained instead of failing
     assert "was saved by an older salesintel and cannot be loaded: training a new version" in caplog.text
+
+
+class _Booby:
+    """A pickle that runs code when loaded: it would create a file."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_model_blob_that_would_run_code_is_never_loaded_and_the_model_is_retrained(tmp_path, caplog):
+    import pickle
+    from datetime import UTC, date, datetime
+
+    from salesintel.engine.ingest import read_snapshot
+    from salesintel.engine.refresh import EngineSettings, refresh
+    from salesintel.engine.settings import AnomalySettings, IngestSettings, MetricsSettings, ModelSettings
+    from salesintel.engine.store import Store
+
+    taken = datetime(2024, 3, 1, 6, tzinfo=UTC)
+    store = Store.open(tmp_path / "s.db")
+    store.save_snapshot(read_snapshot(ROOT / "data/skygeni_sales_data.csv", IngestSettings()), taken, taken)
+    settings = EngineSettings(MetricsSettings(), ModelSettings(), AnomalySettings())
+    refresh(store, settings, date(2024, 3, 1), taken)
+    assert store.model(1).pipeline.startswith(b"skops1:"), "models are stored with skops"
+    marker = tmp_path / "ran"
+    with store.transaction():
+        store.db.execute("UPDATE models SET pipeline = ?", [pickle.dumps(_Booby(str(marker)))])
+    with caplog.at_level("WARNING"):
+        refresh(store, settings, date(2024, 3, 1), taken)
+    assert not marker.exists(), "the pickle was never loaded"
+    assert len(store.models()) == 2 and "pickles are never loaded" in caplog.text

@@ -67,7 +67,7 @@ class Refresh:
 
 @dataclass(frozen=True)
 class StoredModel:
-    """A model version: its training window and metrics, and the fitted pipeline (pickled)."""
+    """A model version: its training window and metrics, and the fitted model (in `engine.model_format`)."""
 
     id: int
     snapshot_id: int
