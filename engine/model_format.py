@@ -53,7 +53,8 @@ def decode(blob: bytes, version: str) -> TrainedModel | None:
         )
         return None
     data = blob[len(PREFIX) :]
-    unknown = set(sio.get_untrusted_types(data=data)) - TRUSTED_TYPES
+    named = set(sio.get_untrusted_types(data=data))
+    unknown = named - TRUSTED_TYPES
     if unknown:
         log.warning(
             "model version %s names types salesintel does not trust (%s): training a new version",
@@ -61,5 +62,5 @@ def decode(blob: bytes, version: str) -> TrainedModel | None:
             ", ".join(sorted(unknown)),
         )
         return None
-    model = sio.loads(data, trusted=sorted(set(sio.get_untrusted_types(data=data))))
+    model = sio.loads(data, trusted=sorted(named))
     return model if isinstance(model, TrainedModel) else None
