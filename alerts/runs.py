@@ -227,11 +227,16 @@ def report_run(kind: str, env: AlertEnvironment, now: datetime, occurrence: str)
 
 
 def ops_alert(env: AlertEnvironment, key: str, problem: str, now: datetime) -> bool:
-    """Queue a message to the ops channel, once per `key`, and log it."""
-    log.warning(problem, extra={"event": "ops_alert", "key": key})
+    """Queue a message to the ops channel, once per `key`, and log it once (not on every tick that finds the same
+    problem)."""
     message = render_message("ops", problem=problem, at=now.astimezone(env.timezone).strftime("%Y-%m-%d %H:%M %Z"))
     with env.store.transaction():
-        return Outbox(env.store).enqueue(f"ops:{key}", "ops", report_target("ops", env.settings.routing), message, now)
+        queued = Outbox(env.store).enqueue(
+            f"ops:{key}", "ops", report_target("ops", env.settings.routing), message, now
+        )
+    if queued:
+        log.warning(problem, extra={"event": "ops_alert", "key": key})
+    return queued
 
 
 def health_checks(env: AlertEnvironment, now: datetime) -> list[str]:

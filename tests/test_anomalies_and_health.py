@@ -58,7 +58,7 @@ def test_a_planted_collapse_in_one_pair_is_found_with_its_hypothesis():
     assert "drag on and are then lost" in found["hypothesis"] and found["next_steps"]
 
 
-def test_stale_data_is_an_ops_alert_once_per_snapshot(tmp_path):
+def test_stale_data_is_an_ops_alert_once_per_snapshot(tmp_path, caplog):
     store = Store.open(tmp_path / "s.db")
     taken = datetime(2024, 3, 1, 6, tzinfo=UTC)
     store.save_snapshot(read_snapshot(ROOT / "data/skygeni_sales_data.csv", IngestSettings()), taken, taken)
@@ -67,9 +67,11 @@ def test_stale_data_is_an_ops_alert_once_per_snapshot(tmp_path):
     assert health_checks(env, taken + timedelta(hours=20)) == []
     problems = health_checks(env, taken + timedelta(hours=30))
     assert problems and "CRM data is 30 hours old" in problems[0]
-    health_checks(env, taken + timedelta(hours=40))
+    with caplog.at_level("WARNING", logger="salesintel.alerts"):
+        health_checks(env, taken + timedelta(hours=40))
     ops = [r for r in Outbox(store).rows() if r.kind == "ops"]
     assert len(ops) == 1 and ops[0].target == "channel:#salesintel-ops"
+    assert "CRM data is" not in caplog.text, "the same problem is not logged again on every check"
 
 
 def test_stale_warning_wording():
