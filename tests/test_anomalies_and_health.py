@@ -67,6 +67,7 @@ def test_stale_data_is_an_ops_alert_once_per_snapshot(tmp_path, caplog):
     assert health_checks(env, taken + timedelta(hours=20)) == []
     problems = health_checks(env, taken + timedelta(hours=30))
     assert problems and "CRM data is 30 hours old" in problems[0]
+    caplog.clear()
     with caplog.at_level("WARNING", logger="salesintel.alerts"):
         health_checks(env, taken + timedelta(hours=40))
     ops = [r for r in Outbox(store).rows() if r.kind == "ops"]
