@@ -53,3 +53,11 @@ def bundled_store(tmp_path_factory) -> Store:
     store.save_snapshot(read_snapshot(ROOT / "data/skygeni_sales_data.csv", IngestSettings()), taken, taken)
     refresh(store, EngineSettings(MetricsSettings(), ModelSettings(), AnomalySettings()), date(2024, 3, 1), taken)
     return store
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory):
+    """For the crash tests: the stores a crash must fall back to (see `tests.crash_fixtures.make_stores`)."""
+    from tests.crash_fixtures import make_stores
+
+    return make_stores(tmp_path_factory)

@@ -6,21 +6,13 @@ from __future__ import annotations
 import shutil
 import signal
 
-import pytest
-
 from salesintel.engine.store import Store
 from tests.crash_fixtures import (
     assert_previous_state_is_whole,
     kill_points,
-    make_stores,
     rerun_at,
     traced,
 )
-
-
-@pytest.fixture(scope="module")
-def stores(tmp_path_factory):
-    return make_stores(tmp_path_factory)
 
 
 def test_a_crash_anywhere_in_ingest_leaves_the_previous_snapshot_and_a_rerun_loads_the_new_one(stores, salesintel):

@@ -5,22 +5,14 @@ from __future__ import annotations
 import shutil
 import signal
 
-import pytest
-
 from salesintel.engine.store import Store
 from tests.crash_fixtures import (
     FIRST,
     SECOND,
     kill_points,
-    make_stores,
     rerun_at,
     traced,
 )
-
-
-@pytest.fixture(scope="module")
-def stores(tmp_path_factory):
-    return make_stores(tmp_path_factory)
 
 
 def test_a_crash_anywhere_in_refresh_leaves_the_previous_refresh_and_a_rerun_completes(stores, salesintel):
