@@ -16,7 +16,15 @@ from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
 
-from salesintel.alerts.runs import AlertEnvironment, NothingToReport, health_checks, ops_alert, realtime_run, report_run
+from salesintel.alerts.runs import (
+    AlertEnvironment,
+    NothingToReport,
+    health_checks,
+    held_snapshot_alert,
+    ops_alert,
+    realtime_run,
+    report_run,
+)
 from salesintel.alerts.schedule import Job, cron_trigger
 from salesintel.alerts.settings import REPORT_KINDS, ScheduleSettings
 from salesintel.engine.ingest import IngestError, file_sha256, read_snapshot
@@ -88,17 +96,10 @@ class RefreshJob:
                 continue
             self._seen.add(marker)
             taken = datetime.fromtimestamp(stat.st_mtime, UTC)
-            previous = self.env.store.latest_snapshot()
-            snapshot, _ = save_guarded(self.env.store, parsed, taken, now, self.ingest, accept=False)
+            saved = save_guarded(self.env.store, parsed, taken, now, self.ingest, accept=False)
+            snapshot = saved.snapshot
             if not snapshot.promoted:
-                kept = f"; still using snapshot #{previous.id}" if previous else ""
-                ops_alert(
-                    self.env,
-                    f"held:{snapshot.id}",
-                    f"snapshot #{snapshot.id} from {path.name} held, not used: {snapshot.held_reason}{kept}. "
-                    f"If the export is right: `salesintel ingest {path} --accept`",
-                    now,
-                )
+                held_snapshot_alert(self.env, saved, path, now)
             loaded.append(
                 f"snapshot #{snapshot.id} from {path.name} ({snapshot.rows_loaded} loaded, "
                 f"{snapshot.rows_rejected} rejected{'' if snapshot.promoted else ', held'})"

@@ -1,10 +1,10 @@
 """The outbox: every message to deliver, written in the same transaction as the alert that caused it.
 
 Each row has a dedupe key (unique), so rerunning a job, or two processes racing, never queues a message twice.
-Its status moves pending → sending → sent (or failed); "sending" is written and committed before the Slack call,
-so after a crash the one message that was in flight is the only one that can be delivered twice: `recover`
-puts it back to pending and notes it. Realtime messages over a recipient's daily cap are queued as "folded" and
-picked up by the next daily summary instead.
+Its status moves pending → sending → sent (or failed); "sending" is a claim naming the process, committed before
+the Slack call, so after a crash only the message that was in flight is in doubt: the next sender looks for it in
+Slack before sending it again (`Deliverer.recover_orphans`). Realtime messages over a recipient's daily cap are
+queued as "folded" and picked up by the next daily summary instead.
 """
 
 from __future__ import annotations
@@ -37,13 +37,6 @@ class Outbox:
     ) -> bool:
         """Queue a message (inside the caller's transaction); False when this dedupe key was queued before."""
         return self._rows.insert(dedupe_key, kind, target, message.text, message.blocks, status, now, alert_id, note)
-
-    def recover(self) -> int:
-        """Every message left in flight goes back to pending, each noted as possibly delivered twice (for a single
-        process that knows no other is sending: `salesintel deliver`). The service uses `orphans` and `requeue`,
-        looking in Slack first."""
-        with self.store.transaction():
-            return self._rows.move_all(SENDING, PENDING, "was in flight at a crash; may be delivered twice")
 
     def due(self, now: datetime, limit: int = 100) -> list[OutboxMessage]:
         return self._rows.due(PENDING, now, limit)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from salesintel.alerts.episodes import HOLD_CONTROL, SEND_NEW, SEND_REPEAT, decide
@@ -34,6 +35,7 @@ from salesintel.alerts.rules import (
     stalled,
 )
 from salesintel.alerts.settings import AlertsSettings
+from salesintel.engine.snapshot_guard import GuardedSave
 from salesintel.engine.store import Alert, Refresh, Store
 
 log = logging.getLogger("salesintel.alerts")
@@ -237,6 +239,18 @@ def ops_alert(env: AlertEnvironment, key: str, problem: str, now: datetime) -> b
     if queued:
         log.warning(problem, extra={"event": "ops_alert", "key": key})
     return queued
+
+
+def held_snapshot_alert(env: AlertEnvironment, saved: GuardedSave, path: Path, now: datetime) -> bool:
+    """The ops alert for a snapshot the guard held (`engine.snapshot_guard`): which, why, what is still in use, and
+    how to accept it. Once per snapshot."""
+    snapshot = saved.snapshot
+    kept = f"; still using snapshot #{saved.previous.id}" if saved.previous else ""
+    problem = (
+        f"snapshot #{snapshot.id} from {path.name} held, not used: {snapshot.held_reason}{kept}. "
+        f"If the export is right: `salesintel ingest {path} --accept`"
+    )
+    return ops_alert(env, f"held:{snapshot.id}", problem, now)
 
 
 def health_checks(env: AlertEnvironment, now: datetime) -> list[str]:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from salesintel.bot.alerts_cli import alert_environment
 from salesintel.bot.alerts_cli import register as register_alert_commands
 from salesintel.bot.config import (
     ConfigError,
@@ -122,8 +123,8 @@ def ingest(obj, path: Path | None, layout: str | None, sample: bool, accept: boo
         return
     now = datetime.now(UTC)
     taken = datetime.fromtimestamp(path.stat().st_mtime, UTC)
-    previous = store.latest_snapshot()
-    snapshot, problems = save_guarded(store, parsed, taken, now, settings.ingest, accept)
+    saved = save_guarded(store, parsed, taken, now, settings.ingest, accept)
+    snapshot, problems, previous = saved.snapshot, saved.problems, saved.previous
     click.echo(
         f"snapshot #{snapshot.id} ({parsed.layout}): read {parsed.rows_read}, "
         f"loaded {snapshot.rows_loaded}, rejected {snapshot.rows_rejected}"
@@ -135,23 +136,14 @@ def ingest(obj, path: Path | None, layout: str | None, sample: bool, accept: boo
     if problems and accept:
         click.echo(f"  accepted although {'; '.join(problems)}")
     if not snapshot.promoted:
-        _raise_held_alert(settings, store, snapshot, previous, now)
+        from salesintel.alerts.runs import held_snapshot_alert
+
+        held_snapshot_alert(alert_environment(settings, store), saved, path, now)
         kept = f"refreshes keep using snapshot #{previous.id}" if previous else "no snapshot is in use yet"
         raise click.ClickException(
             f"snapshot #{snapshot.id} is stored but not used: {snapshot.held_reason}; {kept}. "
             f"If this export is right, run `salesintel ingest {path} --accept`"
         )
-
-
-def _raise_held_alert(settings: Settings, store: Store, snapshot, previous, now: datetime) -> None:
-    """Queue an ops alert about a held snapshot (delivered by the service or `salesintel deliver`)."""
-    from zoneinfo import ZoneInfo
-
-    from salesintel.alerts.runs import AlertEnvironment, ops_alert
-
-    env = AlertEnvironment(store, settings.alerts, ZoneInfo(settings.timezone))
-    kept = f"; still using snapshot #{previous.id}" if previous else ""
-    ops_alert(env, f"held:{snapshot.id}", f"snapshot #{snapshot.id} held, not used: {snapshot.held_reason}{kept}", now)
 
 
 def _read_with_progress(path: Path, settings: Settings, layout: str | None) -> ParsedSnapshot:

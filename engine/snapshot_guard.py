@@ -63,11 +63,21 @@ def guard_problems(new: SnapshotFacts, previous: SnapshotFacts | None, settings:
     return problems
 
 
+@dataclass(frozen=True)
+class GuardedSave:
+    snapshot: Snapshot
+    """As stored: promoted, or held with its reason."""
+    problems: list[str]
+    """What the guard found (also when `accept` promoted it anyway)."""
+    previous: Snapshot | None
+    """The snapshot in use before: still in use when this one is held."""
+
+
 def save_guarded(
     store: Store, parsed: ParsedSnapshot, taken: datetime, now: datetime, settings: IngestSettings, accept: bool
-) -> tuple[Snapshot, list[str]]:
-    """Store `parsed`, promoted unless the guard finds problems and `accept` is not given; the problems found."""
+) -> GuardedSave:
+    """Store `parsed`, promoted unless the guard finds problems and `accept` is not given."""
     previous = store.latest_snapshot()
     problems = guard_problems(parsed.facts(), previous.guard_facts() if previous else None, settings)
     held = "; ".join(problems) if problems and not accept else None
-    return store.save_snapshot(parsed, taken, now, held), problems
+    return GuardedSave(store.save_snapshot(parsed, taken, now, held), problems, previous)

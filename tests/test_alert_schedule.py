@@ -76,8 +76,9 @@ def sim(tmp_path_factory) -> Simulation:
     def service():
         jobs = build_jobs(env, RefreshJob(env, engine, IngestSettings()))
         sender = SlackSender(slack_client("xoxb-test", standin.url), settings, store)
-        Outbox(store).recover()
-        return Scheduler(store, jobs, clock, misfire_grace(env)), Deliverer(store, sender, settings, clock)
+        deliverer = Deliverer(store, sender, settings, clock)
+        deliverer.recover_orphans()  # what a restarted leader does first
+        return Scheduler(store, jobs, clock, misfire_grace(env)), deliverer
 
     scheduler, deliverer = service()
     result = Simulation(store, standin, settings)

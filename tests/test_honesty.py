@@ -37,7 +37,7 @@ from salesintel.engine.lookup import look_up
 from salesintel.engine.refresh import EngineSettings, refresh
 from salesintel.engine.risk_rule import is_at_risk
 from salesintel.engine.store import Store
-from salesintel.engine.synth import MessySpec, generate_messy, messy_layout
+from salesintel.engine.synth import BUNDLED_COLUMNS, MessySpec, generate_messy, messy_layout
 from tests.engine_fixtures import ROOT
 
 NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)
@@ -513,23 +513,7 @@ def _hinted_export(tmp_path) -> tuple[Store, object, date]:
         fields[name] = {"column": name, "kind": "category", "known": "creation"}
     crm.to_csv(tmp_path / "hints.csv", index=False)
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
-    columns = {
-        c: c
-        for c in (
-            "deal_id",
-            "created_date",
-            "closed_date",
-            "sales_rep_id",
-            "industry",
-            "region",
-            "product_type",
-            "lead_source",
-            "deal_stage",
-            "deal_amount",
-            "sales_cycle_days",
-            "outcome",
-        )
-    }
+    columns = {c: c for c in BUNDLED_COLUMNS}
     config["ingest"]["layouts"]["hints"] = {"columns": columns, "fields": fields}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     settings = load_settings(tmp_path / "config.yaml")

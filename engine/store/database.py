@@ -336,11 +336,13 @@ class Store:
     def _reason_catalogue(self, refresh_id: int) -> list[Reason]:
         """The distinct reasons a refresh's scores refer to (none for refreshes written before they were shared);
         kept per refresh like the refresh itself."""
-        row = self.db.execute("SELECT catalogue FROM refresh_reasons WHERE refresh_id = ?", [refresh_id]).fetchone()
-        if row is None:
+        query = "SELECT length(catalogue) FROM refresh_reasons WHERE refresh_id = ?"
+        size = self.db.execute(query, [refresh_id]).fetchone()
+        if size is None:
             return []
-        key = (refresh_id, len(row[0]))
+        key = (refresh_id, size[0])
         if key not in self._catalogues:
+            row = self.db.execute("SELECT catalogue FROM refresh_reasons WHERE refresh_id = ?", [refresh_id]).fetchone()
             self._catalogues = {key: [reason_from_json(value) for value in orjson.loads(row[0])]}
         return self._catalogues[key]
 

@@ -56,13 +56,6 @@ class OutboxRows:
     def in_status(self, status: str | None = None) -> list[OutboxMessage]:
         return self._messages("status = ?", [status]) if status else self._messages("1", [])
 
-    def move_all(self, from_status: str, to_status: str, note: str) -> int:
-        """Every message in `from_status` to `to_status`, noted; how many moved."""
-        cursor = self._conn.execute(
-            "UPDATE outbox SET status = ?, note = ? WHERE status = ?", [to_status, note, from_status]
-        )
-        return cursor.rowcount
-
     def set_status(self, message_ids: list[int], status: str) -> None:
         self._conn.executemany("UPDATE outbox SET status = ? WHERE id = ?", [(status, i) for i in message_ids])
 

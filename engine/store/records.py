@@ -261,7 +261,6 @@ class OutboxMessage:
     sent_at: datetime | None = None
     slack_channel: str | None = None
     slack_ts: str | None = None
-    claimed_by: str | None = None
 
     @classmethod
     def from_row(cls, row: dict) -> OutboxMessage:
@@ -281,5 +280,4 @@ class OutboxMessage:
             sent_at=datetime.fromisoformat(row["sent_at"]) if row["sent_at"] else None,
             slack_channel=row["slack_channel"],
             slack_ts=row["slack_ts"],
-            claimed_by=row.get("claimed_by"),
         )
