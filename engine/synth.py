@@ -376,3 +376,15 @@ def plant_ingest_hazards(crm: pd.DataFrame, seed: int = 0, each: int = 3) -> tup
     return planted, IngestHazards(
         tuple(twins["deal_id"]), tuple(invisible["deal_id"]), tuple(infinite["deal_id"]), tuple(fractional["deal_id"])
     )
+
+
+def half_copied(text: str, share: float = 0.5) -> str:
+    """An export caught while it is still being copied into the watched folder: the first `share` of its bytes,
+    cut mid-line as a copy is."""
+    return text[: int(len(text) * share)]
+
+
+def filtered_export(text: str, deals: int) -> str:
+    """A report someone exported with a filter still on: the header and only the first `deals` rows."""
+    lines = text.splitlines(keepends=True)
+    return "".join(lines[: 1 + deals])

@@ -13,6 +13,7 @@ from salesintel.engine import arrow_reader
 from salesintel.engine.ingest import IngestError, read_snapshot
 from salesintel.engine.settings import IngestSettings
 from salesintel.engine.store import MIGRATIONS, Store
+from salesintel.engine.synth import filtered_export
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -474,7 +475,7 @@ def test_a_shrunken_or_reshaped_export_is_held_until_accepted(salesintel, tmp_pa
     rows = [GOOD.replace("D1,", f"D{i},") for i in range(1, 41)]
     full = write(tmp_path, HEADER + "".join(rows), "full.csv")
     assert salesintel(tmp_path, "ingest", str(full)).returncode == 0
-    small = write(tmp_path, HEADER + "".join(rows[:5]), "small.csv")
+    small = write(tmp_path, filtered_export(HEADER + "".join(rows), 5), "small.csv")
     held = salesintel(tmp_path, "ingest", str(small))
     assert held.returncode == 1 and "deal count dropped from 40 to 5 (88%" in held.stderr
     assert "refreshes keep using snapshot #1" in held.stderr

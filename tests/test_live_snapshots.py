@@ -11,6 +11,7 @@ from salesintel.alerts.settings import AlertsSettings, RealtimeRuleSettings
 from salesintel.engine.refresh import EngineSettings
 from salesintel.engine.settings import AnomalySettings, IngestSettings, MetricsSettings, ModelSettings
 from salesintel.engine.store import Store
+from salesintel.engine.synth import filtered_export, half_copied
 
 HEADER = (
     "deal_id,created_date,closed_date,sales_rep_id,industry,region,product_type,lead_source,deal_stage,deal_amount,"
@@ -81,7 +82,7 @@ def test_a_file_still_being_copied_is_left_until_it_has_settled_then_loaded_once
     inbox, store, job = _job(tmp_path)
     now = datetime(2024, 3, 1, 7, tzinfo=UTC)
     full = crm([])
-    drop(inbox / "crm.csv", full[: len(full) // 2], now - timedelta(seconds=5))  # half copied, seconds ago
+    drop(inbox / "crm.csv", half_copied(full), now - timedelta(seconds=5))  # still being copied, seconds ago
     assert "crm.csv changed less than 60 s ago: left for later" in job(now, now)
     assert store.latest_snapshot() is None
     drop(inbox / "crm.csv", full, now + timedelta(seconds=20))  # the copy finished
@@ -98,7 +99,7 @@ def test_a_partial_export_is_held_with_an_ops_alert_and_the_previous_snapshot_st
     )
     job(now, now)
     later = now + timedelta(days=1)
-    partial = HEADER + "".join(crm([]).splitlines(keepends=True)[1:11])  # 10 of 301 deals: a filtered report
+    partial = filtered_export(crm([]), 10)  # 10 of 301 deals: a report exported with a filter on
     drop(inbox / "b.csv", partial, later - timedelta(hours=1))
     note = job(later, later)
     assert "snapshot #2 from b.csv (10 loaded, 0 rejected, held)" in note
