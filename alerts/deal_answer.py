@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from salesintel.alerts.actions import recommended_actions
+from salesintel.alerts.answer_memo import Memo, no_memo
 from salesintel.alerts.ledger import AlertLedger
 from salesintel.alerts.settings import RoutingSettings
 from salesintel.alerts.visibility import Viewer, can_act_on_alert, can_see_deal, may_see_any_deal
@@ -79,16 +80,32 @@ def deal_content(store: Store, refresh: Refresh, answer: DealAnswer) -> dict:
     }
 
 
+def refresh_key(refresh: Refresh) -> tuple:
+    """What names a refresh for a memo: its id, and when it was computed (an id a rolled-back refresh had may be
+    given again)."""
+    return (refresh.id, refresh.computed_at)
+
+
 def deal_risk_answer(
-    store: Store, refresh: Refresh, text: str, viewer: Viewer, routing: RoutingSettings, visibility: str
+    store: Store,
+    refresh: Refresh,
+    text: str,
+    viewer: Viewer,
+    routing: RoutingSettings,
+    visibility: str,
+    memo: Memo = no_memo,
 ) -> DealRiskAnswer:
     """The answer to `/deal-risk <text>` for this viewer. Raises `NotVisible` when the viewer may see no deal, or
     not this one, or it does not exist (one message for both: see `not_found`); `engine.lookup.DealLookupError`
-    when the text is no deal id, or names a deal the viewer may see that is not open at the date."""
+    when the text is no deal id, or names a deal the viewer may see that is not open at the date.
+
+    `memo` may keep the lookup and the content per refresh (they never change within one); who may see the deal
+    and its alert are decided for every call."""
     if not may_see_any_deal(viewer, visibility):
         raise NotVisible(UNKNOWN_VIEWER)
+    generation = refresh_key(refresh)
     try:
-        answer = look_up(store, refresh, text)
+        answer = memo(("look_up", generation, text.strip()), lambda: look_up(store, refresh, text))
     except DealLookupError as error:
         hidden = error.owner is None or not can_see_deal(viewer, error.owner, routing, visibility)
         if error.typed is not None and hidden and not viewer.executive:
@@ -100,4 +117,5 @@ def deal_risk_answer(
     alert = next((a for a in AlertLedger(store).active_for_deal(score.deal_id) if not a.control), None)
     if alert and not can_act_on_alert(viewer, alert, routing):
         alert = None
-    return DealRiskAnswer(deal_content(store, refresh, answer), alert)
+    content = memo(("deal_content", generation, score.deal_id), lambda: deal_content(store, refresh, answer))
+    return DealRiskAnswer(content, alert)

@@ -1,12 +1,16 @@
 """Benchmark: an open-loop ramp of signed `/deal-risk` requests against `salesintel run` and a bare Bolt app.
 
-Both run in this one invocation, on the same machine, each in its own process served by waitress: `salesintel run`
+All run in this one invocation, on the same machine, each in its own process served by waitress: `salesintel run`
 (HTTP mode, signature verification and the request guard on) on a store with the bundled data refreshed as of
-2024-03-01, and `bench/bare_bolt_app.py` (the same request path with a fixed answer: the floor). For each rate
-of the ramp, requests are scheduled at exact times for `--seconds` and sent by a pool of client threads; a
+2024-03-01, and two floors from `bench/bare_bolt_app.py` (the same request path with a fixed answer): Bolt as it
+comes, the floor issue 13's goal is set against, and Bolt running the listener in the request's thread as
+salesintel does for commands (the leaner floor). Each deal is asked about once before the ramp, as a working day
+would (an answer is remembered per refresh: see `alerts/answer_memo.py`). For each rate
+of the ramp, requests are signed up front, scheduled at exact times for `--seconds` and sent by an asyncio client
+on keep-alive connections (a client of 64 threads cost as much CPU as the servers, on the same two cores); a
 request's latency is counted from its scheduled time (so a backed-up client cannot hide a slow server: no
 coordinated omission) to the full response. Prints per step and server: achieved rate, p50, p99, errors (non-200 or
-a wrong answer, and connection resets), and the p99 ratio to the bare app.
+a wrong answer, and connection resets), and the p99 ratio to each floor.
 
     .venv/bin/python bench/deal_risk_ramp.py [--rates 25,50,100,200,300,400] [--seconds 10]
 """
@@ -14,7 +18,7 @@ a wrong answer, and connection resets), and the p99 ratio to the bare app.
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
+import asyncio
 import http.client
 import os
 import random
@@ -23,7 +27,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -47,50 +50,89 @@ def wait_ready(port: int, path: str) -> None:
     raise RuntimeError(f"server on {port} never answered")
 
 
-_local = threading.local()
-
-
-def send(port: int, deal: str, scheduled: float) -> tuple[float, bool]:
-    """One signed request on this client thread's keep-alive connection; (latency ms from schedule, ok)."""
+def signed_request(port: int, deal: str) -> bytes:
+    """One signed `/deal-risk` request as raw HTTP/1.1 bytes (each has its own trigger id, so its own signature)."""
     body = slack.slash_command("/deal-risk", deal, "UBENCH")
     timestamp = str(int(time.time()))
-    headers = {
-        "Content-Type": "application/x-www-form-urlencoded",
-        "X-Slack-Request-Timestamp": timestamp,
-        "X-Slack-Signature": slack.signature(SECRET, timestamp, body),
-    }
+    head = (
+        f"POST /slack/events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\n"
+        f"X-Slack-Request-Timestamp: {timestamp}\r\nX-Slack-Signature: {slack.signature(SECRET, timestamp, body)}\r\n"
+        f"Content-Length: {len(body.encode())}\r\n\r\n"
+    )
+    return head.encode() + body.encode()
+
+
+async def exchange(pool: asyncio.Queue, port: int, request: bytes, deal: str) -> bool:
+    """Send one request on a free keep-alive connection (a new one if none is free); True for a 200 naming the deal."""
+    reader, writer = pool.get_nowait() if not pool.empty() else await asyncio.open_connection("127.0.0.1", port)
     try:
-        connection = getattr(_local, "connections", {}).get(port)
-        if connection is None:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-            _local.connections = {**getattr(_local, "connections", {}), port: connection}
-        connection.request("POST", "/slack/events", body.encode(), headers)
-        response = connection.getresponse()
-        text = response.read().decode()
-        ok = response.status == 200 and deal in text
-    except (OSError, http.client.HTTPException):
-        _local.connections.pop(port, None)
-        ok = False
-    return (time.perf_counter() - scheduled) * 1000, ok
+        writer.write(request)
+        status = await reader.readline()
+        length = 0
+        while (line := await reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            if name.strip().lower() == "content-length":
+                length = int(value)
+        body = await reader.readexactly(length)
+    except (OSError, asyncio.IncompleteReadError, ValueError):
+        writer.close()
+        return False
+    pool.put_nowait((reader, writer))
+    return status.split(b" ", 2)[1:2] == [b"200"] and deal.encode() in body
 
 
-def step(port: int, deals: list[str], rate: float, seconds: float, rng: random.Random) -> dict:
+async def step_async(port: int, deals: list[str], rate: float, seconds: float, rng: random.Random) -> dict:
     count = int(rate * seconds)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=64) as pool:
-        start = time.perf_counter() + 0.05
-        futures = []
-        for i in range(count):
-            scheduled = start + i / rate
-            delay = scheduled - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            futures.append(pool.submit(send, port, rng.choice(deals), scheduled))
-        results = [future.result() for future in futures]
-        took = time.perf_counter() - start
+    chosen = [rng.choice(deals) for _ in range(count)]
+    requests = [signed_request(port, deal) for deal in chosen]  # signed up front: the client stays cheap
+    pool: asyncio.Queue = asyncio.Queue()
+    loop = asyncio.get_running_loop()
+    results: list[tuple[float, bool]] = []
+    ready = asyncio.Event()
+    start = 0.0
+
+    async def one(i: int) -> None:
+        await ready.wait()
+        scheduled = start + i / rate
+        await asyncio.sleep(scheduled - loop.time())
+        ok = await asyncio.wait_for(exchange(pool, port, requests[i], chosen[i]), timeout=10)
+        results.append(((loop.time() - scheduled) * 1000, ok))
+
+    # Every task exists before the clock starts: creating thousands of them took longer than the first gaps, and
+    # counted as the server's latency.
+    tasks = [asyncio.ensure_future(one(i)) for i in range(count)]
+    await asyncio.sleep(0)
+    start = loop.time() + 0.1
+    ready.set()
+    outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+    results.extend((10_000.0, False) for outcome in outcomes if isinstance(outcome, BaseException))
+    took = loop.time() - start
+    while not pool.empty():
+        pool.get_nowait()[1].close()
     latencies = sorted(ms for ms, ok in results if ok)
     errors = sum(1 for _, ok in results if not ok)
     quantiles = statistics.quantiles(latencies, n=100, method="inclusive") if len(latencies) > 1 else [0.0] * 99
     return {"rate": count / took, "p50": quantiles[49], "p99": quantiles[98], "errors": errors, "n": count}
+
+
+def step(port: int, deals: list[str], rate: float, seconds: float, rng: random.Random) -> dict:
+    """One step of the ramp: `rate` requests a second for `seconds`, each sent at its scheduled time by an asyncio
+    client on keep-alive connections; latency runs from the scheduled time to the full response."""
+    return asyncio.run(step_async(port, deals, rate, seconds, rng))
+
+
+def send(port: int, deal: str) -> bool:
+    """One request, alone (to ask about each deal once before the ramp)."""
+
+    async def once() -> bool:
+        pool: asyncio.Queue = asyncio.Queue()
+        ok = await exchange(pool, port, signed_request(port, deal), deal)
+        while not pool.empty():
+            pool.get_nowait()[1].close()
+        return ok
+
+    return asyncio.run(once())
 
 
 def main() -> None:
@@ -104,7 +146,7 @@ def main() -> None:
         folder = Path(folder)
         deals = prepare(folder)
         (folder / "config.yaml").write_text("bot: {visibility: everyone, executives: [UBENCH]}\n")
-        ours, bare = free_port(), free_port()
+        ours, bare, lean = free_port(), free_port(), free_port()
         env = {
             **os.environ,
             "SLACK_BOT_TOKEN": "xoxb-bench",
@@ -118,21 +160,30 @@ def main() -> None:
                 [sys.executable, "-m", "salesintel.bot", *args], cwd=ROOT, env=env, stderr=subprocess.DEVNULL
             ),
             subprocess.Popen([sys.executable, str(ROOT / "bench/bare_bolt_app.py"), str(bare), SECRET], cwd=ROOT),
+            subprocess.Popen(
+                [sys.executable, str(ROOT / "bench/bare_bolt_app.py"), str(lean), SECRET, "inline"], cwd=ROOT
+            ),
         ]
         try:
             wait_ready(ours, "/healthz")
             wait_ready(bare, "/slack/events")
+            wait_ready(lean, "/slack/events")
             rng = random.Random(1)
-            step(ours, deals, 50, 2, rng)  # warm-up
-            step(bare, deals, 50, 2, rng)
+            for deal in deals:  # each deal asked about once, one at a time
+                send(ours, deal)
+            for port in (ours, bare, lean):  # warm-up
+                step(port, deals, 50, 2, rng)
             print(f"/deal-risk, signed, open loop, {options.seconds:g} s per step; {len(deals)} open deals")
-            print(f"{'rate/s':>7} | {'salesintel p50 p99 err':>26} | {'bare Bolt p50 p99 err':>26} | p99 ratio")
+            print(
+                f"{'rate/s':>7} | {'salesintel p50 p99 err':>26} | {'bare Bolt p50 p99 err':>26} | "
+                f"{'bare inline p50 p99 err':>26} | p99 ratio to bare, to inline"
+            )
             for rate in rates:
-                a = step(ours, deals, rate, options.seconds, rng)
-                b = step(bare, deals, rate, options.seconds, rng)
+                a, b, c = (step(port, deals, rate, options.seconds, rng) for port in (ours, bare, lean))
                 print(
-                    f"{rate:7.0f} | {a['p50']:7.1f} {a['p99']:8.1f} ms {a['errors']:5d} | "
-                    f"{b['p50']:7.1f} {b['p99']:8.1f} ms {b['errors']:5d} | {a['p99'] / max(b['p99'], 1e-9):.2f}",
+                    f"{rate:7.0f} | "
+                    + " | ".join(f"{x['p50']:7.1f} {x['p99']:8.1f} ms {x['errors']:5d}" for x in (a, b, c))
+                    + f" | {a['p99'] / max(b['p99'], 1e-9):.2f}, {a['p99'] / max(c['p99'], 1e-9):.2f}",
                     flush=True,
                 )
         finally:

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from salesintel.alerts.deal_answer import NotVisible, deal_risk_answer
+from salesintel.alerts.answer_memo import Memo, no_memo
+from salesintel.alerts.deal_answer import NotVisible, deal_risk_answer, refresh_key
 from salesintel.alerts.ledger import AlertLedger
 from salesintel.alerts.render import Message, render_message
 from salesintel.alerts.reports import at_risk_totals, worth_a_look
@@ -64,6 +65,8 @@ class BotContext:
     settings: Settings
     now: datetime
     pinned_as_of: date | None = None
+    memo: Memo = no_memo
+    """Keeps what an answer derives from one refresh (see `alerts.answer_memo`); the service passes one per process."""
 
     def refresh(self) -> Refresh | None:
         return self.store.latest_refresh(self.pinned_as_of) if self.pinned_as_of else self.store.latest_refresh()
@@ -96,14 +99,20 @@ def deal_risk(ctx: BotContext, viewer: Viewer, text: str) -> Message:
         return no_data()
     try:
         found = deal_risk_answer(
-            ctx.store, refresh, text, viewer, ctx.settings.alerts.routing, ctx.settings.bot.visibility
+            ctx.store, refresh, text, viewer, ctx.settings.alerts.routing, ctx.settings.bot.visibility, ctx.memo
         )
     except DealLookupError as error:
         return text_message(f"{error}. {HELP['deal-risk']}")
     except NotVisible as refused:
         return text_message(str(refused))
-    return render_message(
-        "answer_deal_risk", **found.content, stale=ctx.stale(), owners=ctx.owners(), alert=found.alert
+    stale, rep, alert = ctx.stale(), found.content["s"].sales_rep_id, found.alert
+    owners = ctx.owners()
+    owner = {rep: owners[rep]} if rep in owners else {}  # all the message says of owners: its key is complete
+    # The alert's id, state and last change name every state it can be in (each change sets updated_at).
+    alert_key = (alert.id, alert.state, alert.updated_at) if alert else None
+    return ctx.memo(
+        ("deal_risk", refresh_key(refresh), found.content["s"].deal_id, stale, tuple(owner.items()), alert_key),
+        lambda: render_message("answer_deal_risk", **found.content, stale=stale, owners=owner, alert=alert),
     )
 
 

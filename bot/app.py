@@ -1,8 +1,13 @@
 """The Bolt app: slash commands, alert buttons, the snooze-until modal, App Home. Wiring only.
 
-Every listener acks at once (Slack's 3-second deadline), reads from the store through `bot.answers` or
-`bot.buttons`, and responds. Slack's event retries (`X-Slack-Retry-Num`) and repeated event ids are recognised and
-not processed twice. Bolt answers 200 even when a listener raises, so listeners log failures with context.
+Bolt runs each listener before it answers the HTTP request (`process_before_response`): a slash command's answer
+is its acknowledgement, so it is built in the request's own thread. Handing it to Bolt's listener pool instead
+cost a thread switch and a 10 ms poll for the ack on every request, and capped one process at about 200 answers a
+second (docs/performance.md). Whatever calls Slack's Web API (a button's message update, the snooze modal, App
+Home) is a lazy listener: acknowledged at once, done on the pool after, so Slack's 3-second deadline never waits
+on Slack itself. Listeners read from the store through `bot.answers` or `bot.buttons`. Slack's event retries
+(`X-Slack-Retry-Num`) and repeated event ids are recognised and not processed twice. Bolt answers 200 even when a
+listener raises, so listeners log failures with context.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from salesintel.alerts.answer_memo import Memo, no_memo
 from salesintel.alerts.clock import Clock
 from salesintel.alerts.delivery import retry_after_seconds
 from salesintel.alerts.visibility import Viewer
@@ -47,20 +53,24 @@ class BotDeps:
     settings: Settings
     clock: Clock
     pinned_as_of: date | None = None
+    memo: Memo = no_memo
 
     @property
     def timezone(self) -> ZoneInfo:
         return ZoneInfo(self.settings.timezone)
 
     def context(self) -> answers.BotContext:
-        return answers.BotContext(self.stores.get(), self.settings, self.clock.now(), self.pinned_as_of)
+        return answers.BotContext(self.stores.get(), self.settings, self.clock.now(), self.pinned_as_of, self.memo)
 
     def viewer(self, slack_id: str) -> Viewer:
         return identify(slack_id, self.settings.alerts.routing, self.stores.get().slack_users(), self.settings.bot)
 
 
 def create_app(deps: BotDeps, token: str, signing_secret: str, client: WebClient, verify_requests: bool = True) -> App:
-    """A Bolt App that never calls auth.test at start-up and verifies Slack's signature (unless told not to)."""
+    """A Bolt App that never calls auth.test at start-up and verifies Slack's signature (unless told not to).
+
+    Commands answer in their acknowledgement; buttons, the modal and App Home acknowledge at once and do their work
+    lazily (see the module's docstring)."""
 
     def authorize(enterprise_id=None, team_id=None, user_id=None, logger=None) -> AuthorizeResult:
         return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, bot_token=token)
@@ -74,14 +84,15 @@ def create_app(deps: BotDeps, token: str, signing_secret: str, client: WebClient
         listener_executor=ThreadPoolExecutor(max_workers=16),
         logger=logging.getLogger("salesintel.bolt"),
         name="salesintel",
+        process_before_response=True,
     )
     app.middleware(_skip_repeated_events(OrderedDict()))
     for name, answer in COMMANDS.items():
         app.command(name)(_command_listener(deps, answer))
-    app.action(re.compile(r"^alert_(ack|snooze_1d|snooze_1w)$"))(_button_listener(deps))
-    app.action("alert_snooze_pick")(_open_snooze_modal(deps))
-    app.view("snooze_until")(_snooze_until_submitted(deps))
-    app.event("app_home_opened")(_home_listener(deps))
+    app.action(re.compile(r"^alert_(ack|snooze_1d|snooze_1w)$"))(ack=_ack, lazy=[_button_listener(deps)])
+    app.action("alert_snooze_pick")(ack=_ack, lazy=[_open_snooze_modal(deps)])
+    app.view("snooze_until")(ack=_check_snooze_date(deps), lazy=[_snooze_until_submitted(deps)])
+    app.event("app_home_opened")(ack=_ack, lazy=[_home_listener(deps)])
     return app
 
 
@@ -168,9 +179,12 @@ def _apply(
         client.chat_postEphemeral(channel=channel, user=user, text=outcome.note)
 
 
+def _ack(ack) -> None:
+    ack()
+
+
 def _button_listener(deps: BotDeps) -> Callable:
-    def listener(ack, body, action, client):
-        ack()
+    def listener(body, action, client):
         channel, ts = _where(body)
         blocks = (body.get("message") or {}).get("blocks") or []
         _apply(deps, client, body, body["user"]["id"], action["action_id"], int(action["value"]), channel, ts, blocks)
@@ -179,8 +193,7 @@ def _button_listener(deps: BotDeps) -> Callable:
 
 
 def _open_snooze_modal(deps: BotDeps) -> Callable:
-    def listener(ack, body, action, client):
-        ack()
+    def listener(body, action, client):
         channel, ts = _where(body)
         metadata = json.dumps({"alert_id": int(action["value"]), "channel": channel, "ts": ts})
         client.views_open(
@@ -205,16 +218,33 @@ def _open_snooze_modal(deps: BotDeps) -> Callable:
     return listener
 
 
-def _snooze_until_submitted(deps: BotDeps) -> Callable:
-    def listener(ack, body, view, client):
-        picked = view["state"]["values"]["until"]["date"].get("selected_date")
-        today = deps.clock.now().astimezone(deps.timezone).date()
-        if not picked or date.fromisoformat(picked) <= today:
+def _snooze_until(deps: BotDeps, view: dict) -> datetime | None:
+    """08:00 on the day picked in the snooze modal, or None when no day after today was picked."""
+    picked = view["state"]["values"]["until"]["date"].get("selected_date")
+    today = deps.clock.now().astimezone(deps.timezone).date()
+    if not picked or date.fromisoformat(picked) <= today:
+        return None
+    return datetime.combine(date.fromisoformat(picked), time(8, 0), deps.timezone)
+
+
+def _check_snooze_date(deps: BotDeps) -> Callable:
+    """The modal's acknowledgement: closes it, or keeps it open with the reason the date is refused."""
+
+    def acknowledge(ack, view):
+        if _snooze_until(deps, view) is None:
             ack(response_action="errors", errors={"until": "Pick a day after today."})
+        else:
+            ack()
+
+    return acknowledge
+
+
+def _snooze_until_submitted(deps: BotDeps) -> Callable:
+    def listener(body, view, client):
+        until = _snooze_until(deps, view)
+        if until is None:  # refused in the acknowledgement: the modal is still open
             return
-        ack()
         meta = json.loads(view["private_metadata"])
-        until = datetime.combine(date.fromisoformat(picked), time(8, 0), deps.timezone)
         _apply(
             deps,
             client,

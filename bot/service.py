@@ -31,6 +31,7 @@ from slack_bolt.request import BoltRequest
 from waitress import wasyncore
 from waitress.server import create_server
 
+from salesintel.alerts.answer_memo import AnswerMemo
 from salesintel.alerts.clock import SystemClock
 from salesintel.alerts.delivery import (
     Deliverer,
@@ -48,6 +49,7 @@ from salesintel.alerts.schedule import Scheduler
 from salesintel.bot.app import BotDeps, create_app
 from salesintel.bot.config import Credentials, Settings, store_path
 from salesintel.bot.request_guard import MAX_BODY_BYTES, RequestGuard
+from salesintel.engine.collection import settle_long_lived_objects
 from salesintel.engine.refresh import EngineSettings
 from salesintel.engine.store import ThreadLocalStore
 
@@ -249,7 +251,7 @@ def run(
     stopping = threading.Event()
     clock = SystemClock(stopping)
     stores = ThreadLocalStore(store_path(settings, config_path))
-    deps = BotDeps(stores, settings, clock, pinned_as_of)
+    deps = BotDeps(stores, settings, clock, pinned_as_of, AnswerMemo())
     engine = EngineSettings(settings.metrics, settings.model, settings.anomalies, settings.alerts.realtime.risk_rule)
     watch = settings.alerts.schedule.watch_folder
     env = AlertEnvironment(stores.get(), settings.alerts, ZoneInfo(settings.timezone))
@@ -283,6 +285,7 @@ def run(
         log.info("first refresh", extra={"event": "first_refresh", "note": first})
     else:
         log.info("following", extra={"event": "following", "leader": leadership.current()})
+    settle_long_lived_objects()  # before any request: see engine.collection
 
     # One worker thread: the worker's scheduler and its jobs keep that thread's store (see Worker.scheduler).
     background = BackgroundScheduler(
@@ -313,9 +316,9 @@ def run(
 
     token = credentials.bot_token or "xoxb-terminal"
     client = slack_client(None, credentials.api_url)  # the token comes from `authorize`, per request
-    app = create_app(
-        deps, token, credentials.signing_secret or "terminal", client, verify_requests=credentials.mode != "terminal"
-    )
+    # Bolt does not check signatures again: over HTTP the RequestGuard in front of it has (and refused replays);
+    # Socket Mode and terminal requests carry none.
+    app = create_app(deps, token, credentials.signing_secret or "terminal", client, verify_requests=False)
     server = None
     if credentials.mode in ("http", "socket"):
         handler = SlackRequestHandler(app) if credentials.mode == "http" else None

@@ -91,7 +91,8 @@ class SlackStandIn:
         return f"http://127.0.0.1:{self.server.server_address[1]}/api/"
 
     def fail_next(self, method: str, *faults: tuple) -> None:
-        """Queue faults for the next calls of `method`: ("429", retry_after), ("500",), ("error", code), ("slow", s)."""
+        """Queue faults for the next calls of `method`: ("429", retry_after), ("500",), ("error", code), ("slow", s),
+        ("hold", event): the call is recorded, then answered only once `event` is set."""
         with self._lock:
             self._faults[method].extend(faults)
 
@@ -122,6 +123,8 @@ class SlackStandIn:
                 return 200, {}, {"ok": False, "error": fault[1]}
             if kind == "slow":
                 time.sleep(fault[1])
+            if kind == "hold":
+                fault[1].wait(30)
         return 200, {}, self._ok(method, args, call)
 
     def _ok(self, method: str, args: dict, call: Call) -> dict:

@@ -565,6 +565,7 @@ def test_a_refresh_stored_by_an_older_salesintel_still_renders_and_calls_nothing
     old["anomalies"].pop("skipped")
     with store.db.conn:
         store.db.execute("UPDATE refreshes SET metrics = ? WHERE id = ?", [json.dumps(old), result.id])
+    store = Store.open(tmp_path / "store.db")  # read as the next release would, in a new process
     stored = store.latest_refresh()
     env = AlertEnvironment(store, settings.alerts, ZoneInfo("America/New_York"))
     daily = messages_text(report_message("daily", env, NOW, stored)[0])

@@ -403,6 +403,33 @@ def test_snooze_until_a_date_from_the_modal(service):
     assert row.snoozed_until.isoformat().startswith("2030-01-15T08:00:00-05:00")
 
 
+def test_a_snooze_date_that_is_not_after_today_keeps_the_modal_open_and_changes_nothing(service):
+    alert_id = _fresh_alert(service, "D00011")
+    body = slack.view_submission("U002", alert_id, date.today().isoformat())
+    status, answer = slack.send(service["base"] + "/slack/events", body, "application/x-www-form-urlencoded", SECRET)
+    assert status == 200
+    assert json.loads(answer) == {"response_action": "errors", "errors": {"until": "Pick a day after today."}}
+    time.sleep(0.3)  # the lazy listener has run by now, and must have seen the same refusal
+    assert AlertLedger(Store.open(service["store"])).get(alert_id).state == "open"
+
+
+def test_a_button_is_acknowledged_before_slack_is_called_so_a_slow_slack_cannot_miss_the_deadline(service):
+    alert_id = _fresh_alert(service, "D00013")
+    since = len(service["standin"].calls)
+    release = threading.Event()
+    service["standin"].fail_next("chat.update", ("hold", release))
+    message = [{"type": "actions", "block_id": f"alert:{alert_id}", "elements": []}]
+    try:
+        body = slack.block_actions("U901", "alert_ack", str(alert_id), message)
+        status, _ = slack.send(service["base"] + "/slack/events", body, "application/x-www-form-urlencoded", SECRET)
+        assert status == 200
+        held = wait_for(lambda: calls(service, "chat.update", since))
+        assert not release.is_set() and len(held) == 1, "Slack got the update while the click was already answered"
+    finally:
+        release.set()
+    assert AlertLedger(Store.open(service["store"])).get(alert_id).state == "acknowledged"
+
+
 def test_app_home_is_published_and_a_replayed_retry_is_not_processed_twice(service):
     since = len(service["standin"].calls)
     body = slack.app_home_opened("U002", "Ev0HOME1")

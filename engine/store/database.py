@@ -56,6 +56,7 @@ class Store:
         self.job_runs = JobRunRows(db.conn)
         self.leases = LeaseRows(db.conn)
         self._refreshes: dict[tuple, Refresh] = {}
+        self._snapshots: dict[tuple, Snapshot] = {}
         self._catalogues: dict[tuple, list[Reason]] = {}
 
     @classmethod
@@ -111,9 +112,18 @@ class Store:
         return Snapshot.from_row(rows[0]) if rows else None
 
     def latest_snapshot(self) -> Snapshot | None:
-        """The newest promoted snapshot: the one refreshes read (a held one is never it)."""
-        rows = self._rows("SELECT * FROM snapshots WHERE promoted = 1 ORDER BY taken_at DESC, id DESC LIMIT 1")
-        return Snapshot.from_row(rows[0]) if rows else None
+        """The newest promoted snapshot: the one refreshes read (a held one is never it).
+
+        Decoded once and kept, like a refresh (every answer asks how old the data is): a snapshot row only ever
+        changes when a held one is accepted, and both of the columns that changes are in the key."""
+        key = self.db.execute(
+            "SELECT id, promoted, held_reason FROM snapshots WHERE promoted = 1 ORDER BY taken_at DESC, id DESC LIMIT 1"
+        ).fetchone()
+        if key is None:
+            return None
+        if key not in self._snapshots:
+            self._snapshots = {key: self.snapshot(key[0])}
+        return self._snapshots[key]
 
     def snapshot(self, snapshot_id: int) -> Snapshot | None:
         rows = self._rows("SELECT * FROM snapshots WHERE id = ?", [snapshot_id])
@@ -273,9 +283,11 @@ class Store:
 
     def _refresh_where(self, clause: str, params: list) -> Refresh | None:
         """The refresh a query picks, decoded once and kept: a refresh never changes after it is written, and its
-        metrics are large (decoding them took most of a `/deal-risk` answer's time). The key includes the metrics'
-        length, so a row rewritten in place (a test playing an older release) is decoded again."""
-        key = self.db.execute(f"SELECT id, length(metrics) FROM refreshes {clause}", params).fetchone()
+        metrics are large (decoding them took most of a `/deal-risk` answer's time). The key is the id and when it
+        was computed (an id a rolled-back refresh had can be given again). Not the metrics' length: SQLite reads
+        the whole text to count it, which cost 0.1 ms per answer; a test that rewrites a refresh in place, as an
+        older release would have written it, opens the store again as that release's successor would."""
+        key = self.db.execute(f"SELECT id, computed_at FROM refreshes {clause}", params).fetchone()
         if key is None:
             return None
         cached = self._refreshes.get(key)
@@ -439,6 +451,7 @@ class Store:
             ).rowcount
             counts["job_runs"] = self.db.execute("DELETE FROM job_runs WHERE claimed_at < ?", [since]).rowcount
         self._refreshes.clear()
+        self._snapshots.clear()
         return {table: n for table, n in counts.items() if n}
 
     def vacuum(self) -> None:
