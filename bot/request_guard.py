@@ -80,6 +80,11 @@ class RequestGuard:
             self._arrivals.append((now, signature))
         return None
 
+    @property
+    def remembered(self) -> int:
+        """How many signatures are remembered: those accepted within the window."""
+        return len(self._seen)
+
 
 def _malformed(body: bytes, content_type: str) -> str | None:
     """Why a body is not one Slack sends (so Bolt would fail on it with a 500), or None."""

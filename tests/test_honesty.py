@@ -195,6 +195,52 @@ def test_risk_and_deal_risk_are_built_by_the_same_function(export):
         assert printed["days_in_stage"] == terminal["stage_days"]
 
 
+def test_a_remembered_answer_is_the_answer_built_afresh_and_follows_the_alert_and_the_refresh(export, tmp_path):
+    """The service remembers `/deal-risk` answers per refresh (`alerts.answer_memo`). Remembering must never change
+    what is said: the same words as a fresh build for every deal and viewer, a changed alert state shown at once, a
+    new refresh answered from the new refresh."""
+    from salesintel.alerts.answer_memo import AnswerMemo
+    from salesintel.alerts.ledger import AlertLedger
+
+    export.store.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    (tmp_path / "copy.db").write_bytes((export.config.parent / "store.db").read_bytes())
+    store = Store.open(tmp_path / "copy.db")  # this test changes the store: a copy keeps the module's export intact
+    memo = AnswerMemo()
+    remembering = BotContext(store, export.settings, NOW, export.as_of, memo)
+    fresh = BotContext(store, export.settings, NOW, export.as_of)
+    owner_of = {}
+    for score in store.scores(store.latest_refresh(export.as_of).id)[:40]:
+        owner_of[score.deal_id] = score.sales_rep_id
+        rep = export.settings.alerts.routing.users[score.sales_rep_id]["slack"]
+        for viewer in (EXECUTIVE, Viewer(rep, score.sales_rep_id, False), Viewer("U900", "mgr_a", False)):
+            for _ in range(2):  # the second time from the memo
+                assert deal_risk(remembering, viewer, score.deal_id) == deal_risk(fresh, viewer, score.deal_id)
+    assert memo.hits >= 40 * 3
+
+    deal = next(iter(owner_of))
+    rep = export.settings.alerts.routing.users[owner_of[deal]]["slack"]
+    owner = Viewer(rep, owner_of[deal], False)
+    with store.transaction():
+        alert = AlertLedger(store).open_episode("stalled", deal, 0.7, False, [f"user:{owner_of[deal]}"], {}, NOW)
+    assert f"Open alert #{alert.id} (open)" in messages_text(deal_risk(remembering, owner, deal))
+    with store.transaction():
+        AlertLedger(store).acknowledge(alert.id, rep, NOW)
+    acknowledged = deal_risk(remembering, owner, deal)
+    assert f"Open alert #{alert.id} (acknowledged)" in messages_text(acknowledged)
+    assert acknowledged == deal_risk(fresh, owner, deal)
+
+    # A newer export where the deal's amount changed, refreshed for the same date: the answer says the new amount.
+    crm = export.crm.copy()
+    crm.loc[crm["deal_id"] == deal, "deal_amount"] = 987_654
+    crm.to_csv(tmp_path / "newer.csv", index=False)
+    later = NOW + timedelta(hours=1)
+    store.save_snapshot(read_snapshot(tmp_path / "newer.csv", export.settings.ingest, "messy"), later, later)
+    refresh(store, engine_settings(export), export.as_of, later)
+    answer = deal_risk(remembering, owner, deal)
+    assert "*Amount:* $988k" in messages_text(answer)
+    assert answer == deal_risk(fresh, owner, deal)
+
+
 # 2. Windows never run past the data --------------------------------------------------------------------------------
 
 

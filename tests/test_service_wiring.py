@@ -44,3 +44,32 @@ def test_the_worker_builds_its_scheduler_once_and_leaves_the_start_up_job_alone(
     assert job.env is start_env  # the start-up job is not mutated; the scheduler runs its own copy
     assert built[0].store is not start_env.store  # on the worker thread's own connection
     stores.close()
+
+
+def test_the_replay_memory_refuses_a_copy_within_the_window_and_forgets_what_is_older():
+    import io
+
+    from salesintel.bot.request_guard import WINDOW_SECONDS, RequestGuard
+    from tests import slack_requests as slack
+
+    now = [1_800_000_000.0]
+    guard = RequestGuard("secret", clock=lambda: now[0])
+
+    def environ(body: str, timestamp: int) -> dict:
+        return {
+            "CONTENT_LENGTH": str(len(body)),
+            "CONTENT_TYPE": "application/x-www-form-urlencoded",
+            "wsgi.input": io.BytesIO(body.encode()),
+            "HTTP_X_SLACK_REQUEST_TIMESTAMP": str(timestamp),
+            "HTTP_X_SLACK_SIGNATURE": slack.signature("secret", str(timestamp), body),
+        }
+
+    first = slack.slash_command("/deal-risk", "D00001", "U1")
+    assert guard.check(environ(first, int(now[0]))) is None
+    assert "replay" in guard.check(environ(first, int(now[0]))).reason
+    for _ in range(10):  # ten minutes of traffic, 100 requests a minute
+        now[0] += 60
+        for _request in range(100):
+            assert guard.check(environ(slack.slash_command("/deal-risk", "D00001", "U1"), int(now[0]))) is None
+    window_minutes = WINDOW_SECONDS // 60  # the requests of the last five minutes, and those exactly five old
+    assert 100 * window_minutes <= guard.remembered <= 100 * (window_minutes + 1)
