@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cached_property
 
 from salesintel.alerts.answer_memo import Memo, no_memo
 from salesintel.alerts.deal_answer import NotVisible, deal_risk_answer, refresh_key
@@ -75,8 +76,13 @@ class BotContext:
         snapshot = self.store.latest_snapshot()
         return stale_data(snapshot.taken_at, self.now, self.settings.alerts) if snapshot else None
 
+    @cached_property
+    def known_users(self) -> dict[str, str]:
+        """person → Slack id as the store knows them, read once per request (who asks, and whom to mention)."""
+        return self.store.slack_users()
+
     def owners(self) -> dict[str, str]:
-        return slack_mentions(self.settings.alerts.routing, self.store.slack_users())
+        return slack_mentions(self.settings.alerts.routing, self.known_users)
 
 
 def text_message(text: str) -> Message:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,8 +23,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
-from slack_bolt import App, BoltResponse
+from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.middleware import Middleware
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
@@ -62,8 +64,10 @@ class BotDeps:
     def context(self) -> answers.BotContext:
         return answers.BotContext(self.stores.get(), self.settings, self.clock.now(), self.pinned_as_of, self.memo)
 
-    def viewer(self, slack_id: str) -> Viewer:
-        return identify(slack_id, self.settings.alerts.routing, self.stores.get().slack_users(), self.settings.bot)
+    def viewer(self, slack_id: str, known_users: dict[str, str] | None = None) -> Viewer:
+        """Who `slack_id` is; `known_users` when the request already read the store's (`BotContext.known_users`)."""
+        known = self.stores.get().slack_users() if known_users is None else known_users
+        return identify(slack_id, self.settings.alerts.routing, known, self.settings.bot)
 
 
 def create_app(deps: BotDeps, token: str, signing_secret: str, client: WebClient, verify_requests: bool = True) -> App:
@@ -86,7 +90,7 @@ def create_app(deps: BotDeps, token: str, signing_secret: str, client: WebClient
         name="salesintel",
         process_before_response=True,
     )
-    app.middleware(_skip_repeated_events(OrderedDict()))
+    app.use(RepeatedEventFilter())
     for name, answer in COMMANDS.items():
         app.command(name)(_command_listener(deps, answer))
     app.action(re.compile(r"^alert_(ack|snooze_1d|snooze_1w)$"))(ack=_ack, lazy=[_button_listener(deps)])
@@ -96,25 +100,35 @@ def create_app(deps: BotDeps, token: str, signing_secret: str, client: WebClient
     return app
 
 
-def _skip_repeated_events(seen: OrderedDict) -> Callable:
-    def middleware(body, next, logger):
-        event_id = body.get("event_id") if isinstance(body, dict) else None
+class RepeatedEventFilter(Middleware):
+    """Slack sends an event again when it thinks the first went unanswered; one with an event id already seen is
+    answered 200 and not processed. A `Middleware` subclass, so Bolt calls it directly: a function middleware had
+    its arguments worked out by inspection on every request, commands included."""
+
+    def __init__(self, remembered: int = SEEN_EVENTS):
+        self._seen: OrderedDict[str, bool] = OrderedDict()
+        self._remembered = remembered
+        self._lock = threading.Lock()
+
+    def process(self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]) -> BoltResponse:
+        event_id = req.body.get("event_id") if isinstance(req.body, dict) else None
         if event_id:
-            if event_id in seen:
+            with self._lock:
+                repeated = event_id in self._seen
+                self._seen[event_id] = True
+                while len(self._seen) > self._remembered:
+                    self._seen.popitem(last=False)
+            if repeated:
                 log.info("repeated event skipped", extra={"event": "slack_retry_skipped", "event_id": event_id})
                 return BoltResponse(status=200, body="")
-            seen[event_id] = True
-            while len(seen) > SEEN_EVENTS:
-                seen.popitem(last=False)
         return next()
-
-    return middleware
 
 
 def _command_listener(deps: BotDeps, answer: Callable) -> Callable:
     def listener(ack, command):
         try:
-            message = answer(deps.context(), deps.viewer(command["user_id"]), command.get("text") or "")
+            context = deps.context()
+            message = answer(context, deps.viewer(command["user_id"], context.known_users), command.get("text") or "")
         except Exception:
             log.exception("command failed", extra={"event": "command_failed", "command": command.get("command")})
             ack(response_type="ephemeral", text="Sorry, something went wrong answering that. It has been logged.")
