@@ -3,9 +3,10 @@ fresh Slack signature that has not been seen before.
 
 Slack signs each request with the signing secret over `v0:<timestamp>:<body>` and Bolt checks it, with a five-minute
 window on the timestamp. Within that window a captured request could be sent again unchanged and would verify: this
-guard remembers every signature it accepted for the window and refuses a second copy. (Slack's own retries carry a
-new timestamp, so a new signature: they pass.) Oversized or unreadable bodies are refused with a 4xx before anything
-parses them.
+guard remembers every signature it accepted for the window and refuses a second copy. The service keeps that memory
+beside the store (`engine.store.replay_memory`), so a copy sent to another replica is refused too. (Slack's own
+retries carry a new timestamp, so a new signature: they pass.) Oversized or unreadable bodies are refused with a
+4xx before anything parses them.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 from urllib.parse import parse_qs
 
 from slack_sdk.signature import SignatureVerifier
@@ -33,21 +35,52 @@ class Refusal:
     reason: str
 
 
+class ReplayMemory(Protocol):
+    def remember(self, signature: str, now: float) -> bool:
+        """True when the signature is new (and now remembered), False when it was accepted within the window."""
+
+    def remembered(self, now: float) -> int:
+        """How many signatures were accepted within the window."""
+
+
+class LocalReplayMemory:
+    """One process's memory of accepted signatures (one-off apps and tests; the service shares its memory)."""
+
+    def __init__(self, window_seconds: float = WINDOW_SECONDS):
+        self._window = window_seconds
+        self._seen: set[str] = set()
+        self._arrivals: deque[tuple[float, str]] = deque()
+        """Accepted signatures oldest first, so forgetting expired ones costs only what expired (a scan of the
+        whole window per request made each request slower the busier the server was)."""
+        self._lock = threading.Lock()
+
+    def remember(self, signature: str, now: float) -> bool:
+        with self._lock:
+            while self._arrivals and now - self._arrivals[0][0] > self._window:
+                self._seen.discard(self._arrivals.popleft()[1])
+            if signature in self._seen:
+                return False
+            self._seen.add(signature)
+            self._arrivals.append((now, signature))
+            return True
+
+    def remembered(self, now: float) -> int:
+        with self._lock:
+            return sum(1 for at, _ in self._arrivals if now - at <= self._window)
+
+
 class RequestGuard:
     def __init__(
         self,
         signing_secret: str,
         clock: Callable[[], float] = time.time,
         max_body_bytes: int = MAX_BODY_BYTES,
+        memory: ReplayMemory | None = None,
     ):
         self._verifier = SignatureVerifier(signing_secret, clock=_Clock(clock))
         self._clock = clock
         self._max = max_body_bytes
-        self._seen: set[str] = set()
-        self._arrivals: deque[tuple[float, str]] = deque()
-        """Accepted signatures oldest first, so forgetting expired ones costs only what expired (a scan of the
-        whole window per request made each request slower the busier the server was)."""
-        self._lock = threading.Lock()
+        self.memory = memory or LocalReplayMemory()
 
     def check(self, environ: dict) -> Refusal | None:
         """None to pass the request on (its body put back for Bolt to read), or why it is refused."""
@@ -70,20 +103,9 @@ class RequestGuard:
         malformed = _malformed(body, environ.get("CONTENT_TYPE", ""))
         if malformed:
             return Refusal("400 Bad Request", malformed)
-        now = self._clock()
-        with self._lock:
-            while self._arrivals and now - self._arrivals[0][0] > WINDOW_SECONDS:
-                self._seen.discard(self._arrivals.popleft()[1])
-            if signature in self._seen:
-                return Refusal("401 Unauthorized", "a request with this signature was already accepted (replay)")
-            self._seen.add(signature)
-            self._arrivals.append((now, signature))
+        if not self.memory.remember(signature, self._clock()):
+            return Refusal("401 Unauthorized", "a request with this signature was already accepted (replay)")
         return None
-
-    @property
-    def remembered(self) -> int:
-        """How many signatures are remembered: those accepted within the window."""
-        return len(self._seen)
 
 
 def _malformed(body: bytes, content_type: str) -> str | None:

@@ -48,10 +48,11 @@ from salesintel.alerts.runs import AlertEnvironment
 from salesintel.alerts.schedule import Scheduler
 from salesintel.bot.app import BotDeps, create_app
 from salesintel.bot.config import Credentials, Settings, store_path
-from salesintel.bot.request_guard import MAX_BODY_BYTES, RequestGuard
+from salesintel.bot.request_guard import MAX_BODY_BYTES, WINDOW_SECONDS, RequestGuard
 from salesintel.engine.collection import settle_long_lived_objects
 from salesintel.engine.refresh import EngineSettings
 from salesintel.engine.store import ThreadLocalStore
+from salesintel.engine.store.replay_memory import SharedReplayMemory, replay_memory_path
 
 log = logging.getLogger("salesintel.service")
 
@@ -326,7 +327,12 @@ def run(
             wsgi_app(
                 handler,
                 lambda: health(deps, worker, background),
-                RequestGuard(credentials.signing_secret) if handler is not None else None,
+                RequestGuard(
+                    credentials.signing_secret,
+                    memory=SharedReplayMemory(replay_memory_path(stores.path), WINDOW_SECONDS),
+                )
+                if handler is not None
+                else None,
             ),
             port,
         )

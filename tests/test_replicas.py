@@ -201,3 +201,31 @@ def test_three_replicas_one_killed_mid_delivery_lose_nothing_and_send_nothing_tw
     print(f"replicas: lost {lost}, duplicated {duplicated}, takeover {takeover:.1f} s (lease 3 s, tick 1 s)")
     assert lost == 0 and duplicated == 0
     assert takeover < 3 + 1 + 3, "within the lease, one heartbeat and one tick"
+
+
+def test_a_request_replayed_to_another_replica_is_refused(tmp_path):
+    """The replay memory is shared by every process on the store (a file beside it): the copy of a request one
+    replica accepted is refused by the other, over real HTTP with Slack's signature."""
+    from tests import slack_requests as slack
+
+    _store_with_a_refresh(tmp_path / "s.db").close()
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"alerts": {"schedule": {"lease_seconds": 3}}}))
+    standin = SlackStandIn().start()
+    replicas = [_start(tmp_path, standin, name) for name in ("a", "b")]
+    try:
+        deadline = time.monotonic() + 60
+        while not all(_health(base) for _, base in replicas) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        body, sent_at = slack.slash_command("/deal-risk", "help", "U002"), int(time.time())
+        (_, a), (_, b) = replicas
+        content_type = "application/x-www-form-urlencoded"
+        assert slack.send(a + "/slack/events", body, content_type, SECRET, sent_at)[0] == 200
+        status, answer = slack.send(b + "/slack/events", body, content_type, SECRET, sent_at)
+        assert status == 401 and "replay" in answer
+        assert slack.send(b + "/slack/events", body, content_type, SECRET, sent_at + 1)[0] == 200, "a new signature"
+    finally:
+        for process, _ in replicas:
+            process.send_signal(signal.SIGTERM)
+        for process, _ in replicas:
+            process.wait(timeout=30)
+        standin.stop()

@@ -6,6 +6,8 @@ import threading
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from salesintel.alerts.clock import SimulatedClock
 from salesintel.alerts.jobs import RefreshJob
 from salesintel.alerts.runs import AlertEnvironment
@@ -46,14 +48,25 @@ def test_the_worker_builds_its_scheduler_once_and_leaves_the_start_up_job_alone(
     stores.close()
 
 
-def test_the_replay_memory_refuses_a_copy_within_the_window_and_forgets_what_is_older():
+@pytest.mark.parametrize("kind", ["local", "shared"])
+def test_the_replay_memory_refuses_a_copy_within_the_window_and_forgets_what_is_older(kind, tmp_path):
+    """Local: one process's memory. Shared: the file beside the store, here seen through two guards (two replicas):
+    a copy refused by the one that did not accept the original."""
     import io
 
-    from salesintel.bot.request_guard import WINDOW_SECONDS, RequestGuard
+    from salesintel.bot.request_guard import WINDOW_SECONDS, LocalReplayMemory, RequestGuard
+    from salesintel.engine.store.replay_memory import SharedReplayMemory
     from tests import slack_requests as slack
 
     now = [1_800_000_000.0]
-    guard = RequestGuard("secret", clock=lambda: now[0])
+
+    def memory():
+        if kind == "local":
+            return LocalReplayMemory()
+        return SharedReplayMemory(tmp_path / "store.db.replay", WINDOW_SECONDS)
+
+    guard = RequestGuard("secret", clock=lambda: now[0], memory=memory())
+    other = RequestGuard("secret", clock=lambda: now[0], memory=memory()) if kind == "shared" else guard
 
     def environ(body: str, timestamp: int) -> dict:
         return {
@@ -66,10 +79,9 @@ def test_the_replay_memory_refuses_a_copy_within_the_window_and_forgets_what_is_
 
     first = slack.slash_command("/deal-risk", "D00001", "U1")
     assert guard.check(environ(first, int(now[0]))) is None
-    assert "replay" in guard.check(environ(first, int(now[0]))).reason
+    assert "replay" in other.check(environ(first, int(now[0]))).reason
     for _ in range(10):  # ten minutes of traffic, 100 requests a minute
         now[0] += 60
         for _request in range(100):
             assert guard.check(environ(slack.slash_command("/deal-risk", "D00001", "U1"), int(now[0]))) is None
-    window_minutes = WINDOW_SECONDS // 60  # the requests of the last five minutes, and those exactly five old
-    assert 100 * window_minutes <= guard.remembered <= 100 * (window_minutes + 1)
+    assert guard.memory.remembered(now[0]) == 100 * (WINDOW_SECONDS // 60 + 1)  # five minutes, and exactly five
