@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import http.client
+import json
 import os
 import random
 import signal
@@ -154,6 +155,7 @@ def main() -> None:
     parser.add_argument("--rates", default="25,100,200,300,400")
     parser.add_argument("--seconds", type=float, default=6)
     parser.add_argument("--repeats", type=int, default=3, help="steps per rate and server; medians are printed")
+    parser.add_argument("--workers", type=int, default=1, help="`salesintel run --workers` (processes on the port)")
     options = parser.parse_args()
     rates = [float(r) for r in options.rates.split(",")]
     standin = SlackStandIn().start()
@@ -170,6 +172,7 @@ def main() -> None:
             "SALESINTEL_DB": str(folder / "store.db"),
         }
         args = ["--config", str(folder / "config.yaml"), "run", "--port", str(ours), "--as-of", "2024-03-01"]
+        args += ["--workers", str(options.workers)]
         servers = [
             subprocess.Popen(
                 [sys.executable, "-m", "salesintel.bot", *args], cwd=ROOT, env=env, stderr=subprocess.DEVNULL
@@ -181,16 +184,25 @@ def main() -> None:
         ]
         try:
             wait_ready(ours, "/healthz")
+            processes: set[int] = set()
+            while len(processes) < options.workers:  # every worker listening (new connections reach each)
+                connection = http.client.HTTPConnection("127.0.0.1", ours, timeout=5)
+                connection.request("GET", "/healthz")
+                processes.add(json.loads(connection.getresponse().read())["process"])
+                connection.close()
+                time.sleep(0.05)
             wait_ready(bare, "/slack/events")
             wait_ready(lean, "/slack/events")
             rng = random.Random(1)
-            for deal in deals:  # each deal asked about once, one at a time
-                send(ours, deal)
+            for _ in range(options.workers):  # each deal asked about once per process (the kernel picks which)
+                for deal in deals:
+                    send(ours, deal)
             for port in (ours, bare, lean):  # warm-up
                 step(port, deals, 50, 2, rng)
             print(
                 f"/deal-risk, signed, open loop, {options.seconds:g} s per step, {options.repeats} steps per rate and "
-                f"server (interleaved); medians of p50 and p99 [p99 range]; {len(deals)} open deals"
+                f"server (interleaved); medians of p50 and p99 [p99 range]; {len(deals)} open deals; salesintel "
+                f"with {options.workers} process(es)"
             )
             print(
                 f"{'rate/s':>7} | {'salesintel p50 p99 [range] err':>36} | {'bare Bolt p50 p99 [range] err':>36} | "

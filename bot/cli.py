@@ -492,11 +492,21 @@ register_alert_commands(main, _refresh_for, _open_store)
     default=None,
     help="pin the engine's date (replay history); the scheduler still runs on the wall clock",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    envvar="SALESINTEL_WORKERS",
+    help="processes serving the port (HTTP mode; one leads the scheduler): one process uses one core",
+)
 @click.pass_obj
-def run_command(obj, port: int, as_of: datetime | None) -> None:
+def run_command(obj, port: int, as_of: datetime | None, workers: int) -> None:
     """The service: Slack bot (HTTP, Socket Mode, or terminal without credentials) plus the alert scheduler."""
     from salesintel.bot import logs, service
 
     settings, config_path = obj.settings, obj.config_path
     logs.configure(obj.credentials.secrets)
-    sys.exit(service.run(settings, config_path, obj.credentials, port, _as_date(as_of)))
+    if workers > 1 and obj.credentials.mode != "http":
+        raise click.UsageError(f"--workers {workers} needs HTTP mode (SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET)")
+    sys.exit(service.run(settings, config_path, obj.credentials, port, _as_date(as_of), workers=workers))

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
+import socket
 import sys
 import threading
 from dataclasses import dataclass, field, replace
@@ -49,6 +51,7 @@ from salesintel.alerts.schedule import Scheduler
 from salesintel.bot.app import BotDeps, create_app
 from salesintel.bot.config import Credentials, Settings, store_path
 from salesintel.bot.request_guard import MAX_BODY_BYTES, WINDOW_SECONDS, RequestGuard
+from salesintel.bot.workers import WorkerProcesses, leave_when_orphaned, worker_of
 from salesintel.engine.collection import settle_long_lived_objects
 from salesintel.engine.refresh import EngineSettings
 from salesintel.engine.store import ThreadLocalStore
@@ -73,11 +76,12 @@ class HttpServer:
 
     DRAIN_SECONDS = 5
 
-    def __init__(self, app, port: int, threads: int = 8):
+    def __init__(self, app, port: int, threads: int = 8, shared_port: bool = False):
+        # A port shared by the processes of `run --workers N` (see bot.workers): each binds it with SO_REUSEPORT.
+        where = {"sockets": [_shared_socket(port)]} if shared_port else {"host": "0.0.0.0", "port": port}
         self._server = create_server(
             app,
-            host="0.0.0.0",
-            port=port,
+            **where,
             threads=threads,
             backlog=1024,
             connection_limit=1000,
@@ -96,6 +100,14 @@ class HttpServer:
     def stop(self) -> None:
         wasyncore.dispatcher.close(self._server)  # no new connections
         self._server.task_dispatcher.shutdown(cancel_pending=False, timeout=self.DRAIN_SECONDS)
+
+
+def _shared_socket(port: int) -> socket.socket:
+    shared = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    shared.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    shared.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    shared.bind(("0.0.0.0", port))
+    return shared
 
 
 @dataclass
@@ -190,6 +202,7 @@ def health(deps: BotDeps, worker: Worker, background: BackgroundScheduler) -> tu
             "this_process": leadership.holder if leadership else None,
             "leading": leadership.leading if leadership else True,
         },
+        "process": os.getpid(),
         "store": {"ok": True, "path": str(deps.stores.path)},
         "scheduler": {
             "running": background.running,
@@ -248,8 +261,14 @@ def run(
     pinned_as_of: date | None,
     stdin: TextIO = sys.stdin,
     stdout: TextIO = sys.stdout,
+    workers: int = 1,
 ) -> int:
+    """The service until SIGTERM. `workers` > 1 (HTTP only): this process starts workers - 1 more on the same port
+    (`bot.workers`)."""
     stopping = threading.Event()
+    first = worker_of()
+    if first is not None:
+        leave_when_orphaned(first, stopping)
     clock = SystemClock(stopping)
     stores = ThreadLocalStore(store_path(settings, config_path))
     deps = BotDeps(stores, settings, clock, pinned_as_of, AnswerMemo())
@@ -321,8 +340,10 @@ def run(
     # Socket Mode and terminal requests carry none.
     app = create_app(deps, token, credentials.signing_secret or "terminal", client, verify_requests=False)
     server = None
+    others = None
     if credentials.mode in ("http", "socket"):
         handler = SlackRequestHandler(app) if credentials.mode == "http" else None
+        shared_port = first is not None or workers > 1
         server = HttpServer(
             wsgi_app(
                 handler,
@@ -335,9 +356,13 @@ def run(
                 else None,
             ),
             port,
+            shared_port=shared_port,
         )
         server.start()
-        log.info("listening", extra={"event": "listening", "port": server.port})
+        log.info("listening", extra={"event": "listening", "port": server.port, "pid": os.getpid()})
+        if workers > 1 and first is None:
+            others = WorkerProcesses(workers - 1, config_path, server.port, pinned_as_of, stopping)
+            others.start()
     socket_handler = None
     if credentials.mode == "socket":
         from slack_bolt.adapter.socket_mode import SocketModeHandler
@@ -357,6 +382,8 @@ def run(
         ).start()
     stopping.wait()
 
+    if others is not None:
+        others.stop()
     if server is not None:
         server.stop()
     if socket_handler is not None:

@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
 import yaml
 
 from salesintel.alerts.clock import SimulatedClock
@@ -123,7 +124,7 @@ def test_a_new_leader_finds_the_message_the_dead_one_had_in_flight_and_sends_onl
     assert rows["m1"].note == "in flight at a crash; not found in Slack: sent again"
 
 
-def _start(tmp: Path, standin: SlackStandIn, name: str) -> tuple[subprocess.Popen, str]:
+def _start(tmp: Path, standin: SlackStandIn, name: str, *extra: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {
         **os.environ,
@@ -133,7 +134,7 @@ def _start(tmp: Path, standin: SlackStandIn, name: str) -> tuple[subprocess.Pope
         "SALESINTEL_DB": str(tmp / "s.db"),
         "OMP_NUM_THREADS": "1",
     }
-    args = ["--config", str(tmp / "config.yaml"), "run", "--port", str(port), "--as-of", "2024-03-01"]
+    args = ["--config", str(tmp / "config.yaml"), "run", "--port", str(port), "--as-of", "2024-03-01", *extra]
     process = subprocess.Popen(
         [sys.executable, "-m", "salesintel.bot", *args],
         cwd=ROOT,
@@ -229,3 +230,51 @@ def test_a_request_replayed_to_another_replica_is_refused(tmp_path):
         for process, _ in replicas:
             process.wait(timeout=30)
         standin.stop()
+
+
+def test_workers_share_one_port_answer_alike_and_stop_together(tmp_path):
+    """`run --workers 2`: two processes on one port (SO_REUSEPORT), one leader between them; both answer; a copy
+    of a request one accepted is refused by the other; SIGTERM to the first stops both; a worker that dies is
+    started again."""
+    from tests import slack_requests as slack
+
+    _store_with_a_refresh(tmp_path / "s.db").close()
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"alerts": {"schedule": {"lease_seconds": 3}}}))
+    standin = SlackStandIn().start()
+    first, base = _start(tmp_path, standin, "workers", "--workers", "2")
+    try:
+        seen: dict[int, dict] = {}
+        deadline = time.monotonic() + 90
+        while len(seen) < 2 and time.monotonic() < deadline:
+            health = _health(base)  # a new connection each time: the kernel spreads them across the processes
+            if health:
+                seen[health["process"]] = health
+            time.sleep(0.05)
+        assert len(seen) == 2 and first.pid in seen, seen.keys()
+        assert sum(h["leader"]["leading"] for h in seen.values()) == 1, "one leader between the two"
+        [worker] = [pid for pid in seen if pid != first.pid]
+
+        answers = set()
+        for _ in range(40):
+            body = slack.slash_command("/deal-risk", "help", "U002")
+            status, text = slack.send(base + "/slack/events", body, "application/x-www-form-urlencoded", SECRET)
+            assert status == 200
+            answers.add(text)
+        assert len(answers) == 1, "every process says the same"
+
+        os.kill(worker, signal.SIGKILL)
+        restarted = None
+        deadline = time.monotonic() + 90
+        while restarted is None and time.monotonic() < deadline:
+            health = _health(base)
+            if health and health["process"] not in (first.pid, worker):
+                restarted = health["process"]
+            time.sleep(0.05)
+        assert restarted, "the dead worker was started again"
+    finally:
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=60) == 0
+        standin.stop()
+    time.sleep(0.5)
+    with pytest.raises(ProcessLookupError):
+        os.kill(restarted, 0)
