@@ -21,6 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, time
+from time import perf_counter as time_counter
 from zoneinfo import ZoneInfo
 
 from slack_bolt import App, BoltRequest, BoltResponse
@@ -56,6 +57,8 @@ class BotDeps:
     clock: Clock
     pinned_as_of: date | None = None
     memo: Memo = no_memo
+    observe: Callable[[str, float], None] | None = None
+    """Told each command answered and how long it took (the service's metrics)."""
 
     @property
     def timezone(self) -> ZoneInfo:
@@ -126,6 +129,7 @@ class RepeatedEventFilter(Middleware):
 
 def _command_listener(deps: BotDeps, answer: Callable) -> Callable:
     def listener(ack, command):
+        started = time_counter()
         try:
             context = deps.context()
             message = answer(context, deps.viewer(command["user_id"], context.known_users), command.get("text") or "")
@@ -134,6 +138,8 @@ def _command_listener(deps: BotDeps, answer: Callable) -> Callable:
             ack(response_type="ephemeral", text="Sorry, something went wrong answering that. It has been logged.")
             return
         ack(response_type="ephemeral", text=message.text, blocks=message.blocks)
+        if deps.observe is not None:
+            deps.observe(command.get("command") or "", time_counter() - started)
         log.info(
             "command answered",
             extra={"event": "command", "command": command.get("command"), "user": command["user_id"]},

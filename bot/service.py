@@ -50,6 +50,8 @@ from salesintel.alerts.runs import AlertEnvironment
 from salesintel.alerts.schedule import Scheduler
 from salesintel.bot.app import BotDeps, create_app
 from salesintel.bot.config import Credentials, Settings, store_path
+from salesintel.bot.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from salesintel.bot.metrics import ServiceMetrics
 from salesintel.bot.request_guard import MAX_BODY_BYTES, WINDOW_SECONDS, RequestGuard
 from salesintel.bot.workers import WorkerProcesses, leave_when_orphaned, worker_of
 from salesintel.engine.collection import settle_long_lived_objects
@@ -224,11 +226,21 @@ def health(deps: BotDeps, worker: Worker, background: BackgroundScheduler) -> tu
     return (503 if tick_stale else 200), body
 
 
-def wsgi_app(bolt_handler: SlackRequestHandler | None, health_check, guard: RequestGuard | None = None):
-    """`/healthz`, and `/slack/events` for Bolt once `guard` passed the request (size, signature, no replay)."""
+def wsgi_app(
+    bolt_handler: SlackRequestHandler | None,
+    health_check,
+    guard: RequestGuard | None = None,
+    metrics: ServiceMetrics | None = None,
+):
+    """`/healthz`, `/metrics` (Prometheus), and `/slack/events` for Bolt once `guard` passed the request (size,
+    signature, no replay)."""
 
     def application(environ, start_response):
         path = environ.get("PATH_INFO", "")
+        if path == "/metrics" and metrics is not None and environ["REQUEST_METHOD"] == "GET":
+            data = metrics.exposition()
+            start_response("200 OK", [("Content-Type", METRICS_CONTENT_TYPE), ("Content-Length", str(len(data)))])
+            return [data]
         if path == "/healthz" and environ["REQUEST_METHOD"] == "GET":
             status, body = health_check()
             data = json.dumps(body).encode()
@@ -271,7 +283,9 @@ def run(
         leave_when_orphaned(first, stopping)
     clock = SystemClock(stopping)
     stores = ThreadLocalStore(store_path(settings, config_path))
-    deps = BotDeps(stores, settings, clock, pinned_as_of, AnswerMemo())
+    # Read when scraped: `leadership` is made below.
+    metrics = ServiceMetrics(stores.get, clock.now, lambda: leadership.current(), lambda: leadership.leading)
+    deps = BotDeps(stores, settings, clock, pinned_as_of, AnswerMemo(), metrics.observe)
     engine = EngineSettings(settings.metrics, settings.model, settings.anomalies, settings.alerts.realtime.risk_rule)
     watch = settings.alerts.schedule.watch_folder
     env = AlertEnvironment(stores.get(), settings.alerts, ZoneInfo(settings.timezone))
@@ -354,6 +368,7 @@ def run(
                 )
                 if handler is not None
                 else None,
+                metrics,
             ),
             port,
             shared_port=shared_port,

@@ -508,3 +508,37 @@ def test_sigterm_drains_and_exits_cleanly_and_logs_hold_no_secret(service):
     assert lines and lines[-1]["event"] == "stopped"
     assert all(line.startswith("{") for line in log.splitlines() if line.strip()), "every log line is JSON"
     assert TOKEN not in log and SECRET not in log and "xoxb-" not in log
+
+
+def test_metrics_show_the_stores_state_and_this_process_answers_by_command(service):
+    """`GET /metrics` in Prometheus's text format, parsed by prometheus-client's own parser: the outbox and alert
+    gauges equal what the store holds, and a `/deal-risk` answered adds one observation to its histogram."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def scrape() -> dict[str, list]:
+        with urllib.request.urlopen(service["base"] + "/metrics", timeout=5) as response:
+            assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+            families = text_string_to_metric_families(response.read().decode())
+        return {family.name: family.samples for family in families}
+
+    def deal_risk_answers(samples: dict) -> float:
+        histogram = samples.get("salesintel_request_seconds", [])
+        return sum(s.value for s in histogram if s.name.endswith("_count") and s.labels["command"] == "/deal-risk")
+
+    before = scrape()
+    assert command(service, "/deal-risk", "D00005", "U002")[0] == 200
+    after = scrape()
+    assert deal_risk_answers(after) == deal_risk_answers(before) + 1
+    from salesintel.alerts.outbox import Outbox
+
+    store = Store.open(service["store"])
+    outbox = {(s.labels["kind"], s.labels["status"]): s.value for s in after["salesintel_outbox_messages"]}
+    assert sum(outbox.values()) == sum(Outbox(store).statuses().values())
+    alerts = {(s.labels["rule"], s.labels["state"]): s.value for s in after["salesintel_alerts"]}
+    assert alerts.get(("high_value_at_risk", "open"), 0) + alerts.get(("high_value_at_risk", "acknowledged"), 0) >= 1
+    [age] = after["salesintel_snapshot_age_seconds"]
+    assert 0 <= age.value < 3600, "the fixture's snapshot was taken at start"
+    [leader] = after["salesintel_scheduler_leader_info"]
+    assert leader.labels["holder"], "a leader is named"
+    [leading] = after["salesintel_leading"]
+    assert leading.value == 1.0, "the only process leads"

@@ -52,6 +52,11 @@ class AlertRows:
         rows = self._conn.execute("SELECT DISTINCT deal_id, control FROM alerts WHERE rule = ?", [rule]).fetchall()
         return [(deal_id, bool(control)) for deal_id, control in rows]
 
+    def counts(self) -> dict[tuple[str, str, bool], int]:
+        """(rule, state, held back as control) → episodes."""
+        rows = self._conn.execute("SELECT rule, state, control, COUNT(*) FROM alerts GROUP BY rule, state, control")
+        return {(rule, state, bool(control)): n for rule, state, control, n in rows.fetchall()}
+
     def counts_since(self, since: datetime) -> dict[str, int]:
         """Episodes opened (sent and held back), repeats sent and acknowledgements since `since`."""
         row = self._conn.execute(

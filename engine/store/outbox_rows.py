@@ -113,5 +113,15 @@ class OutboxRows:
         ).fetchone()
         return int(row[0])
 
+    def counts(self) -> dict[tuple[str, str], int]:
+        """(kind, status) → messages: what an operator's metrics show."""
+        rows = self._conn.execute("SELECT kind, status, COUNT(*) FROM outbox GROUP BY kind, status").fetchall()
+        return {(kind, status): n for kind, status, n in rows}
+
+    def oldest_pending_created_at(self) -> datetime | None:
+        """When the oldest message still waiting to be sent was queued (None when nothing waits)."""
+        row = self._conn.execute("SELECT MIN(created_at) FROM outbox WHERE status IN ('pending', 'sending')").fetchone()
+        return datetime.fromisoformat(row[0]) if row and row[0] else None
+
     def statuses(self) -> dict[str, int]:
         return dict(self._conn.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status").fetchall())
