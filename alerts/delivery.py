@@ -22,6 +22,7 @@ import random
 import secrets
 import socket
 import sys
+import time
 import urllib.error
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -358,15 +359,55 @@ class Deliverer:
             self.outbox.enqueue(key, "ops", ops_channel, rendered, self.clock.now())
 
 
-def slack_client(token: str | None, base_url: str, timeout: float = 5.0) -> WebClient:
+SlackCallObserver = Callable[[str, float, str], None]
+"""Told each Web API call: method, seconds, outcome ("ok", Slack's error code, "http_<status>" or "timeout")."""
+
+
+class ObservedWebClient(WebClient):
+    """A WebClient that tells an observer (the service's metrics) how each call went and how long it took."""
+
+    def __init__(self, *args, observe: SlackCallObserver, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._observe = observe
+
+    def __deepcopy__(self, memo: dict) -> ObservedWebClient:
+        """Bolt deep-copies a request for its lazy listeners; the observer (the service's metrics) is shared, so the
+        client is too (it holds no per-request state)."""
+        return self
+
+    def api_call(self, api_method: str, **kwargs):
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            return super().api_call(api_method, **kwargs)
+        except SlackApiError as error:
+            status, data = error.response.status_code, error.response.data
+            code = data.get("error") if isinstance(data, dict) and status == 200 else None
+            outcome = code or f"http_{status}"  # Slack's own error code only on a 200 (`ok: false`)
+            raise
+        except TimeoutError:
+            outcome = "timeout"
+            raise
+        except OSError:
+            outcome = "connection"
+            raise
+        finally:
+            self._observe(api_method, time.perf_counter() - started, outcome)
+
+
+def slack_client(
+    token: str | None, base_url: str, timeout: float = 5.0, observe: SlackCallObserver | None = None
+) -> WebClient:
     """A WebClient against `base_url` (which must end with '/'), without the SDK's own retries (its default retries
-    a failed connection once, which double-posted): the outbox retries, with one policy."""
-    return WebClient(
-        token=token,
-        base_url=base_url if base_url.endswith("/") else base_url + "/",
-        timeout=int(round(timeout)) or 1,
-        retry_handlers=[],
-    )
+    a failed connection once, which double-posted): the outbox retries, with one policy. With `observe`, every
+    call is reported to it (`ObservedWebClient`)."""
+    options = {
+        "token": token,
+        "base_url": base_url if base_url.endswith("/") else base_url + "/",
+        "timeout": int(round(timeout)) or 1,
+        "retry_handlers": [],
+    }
+    return ObservedWebClient(**options, observe=observe) if observe else WebClient(**options)
 
 
 def process_name() -> str:

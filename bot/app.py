@@ -32,7 +32,7 @@ from slack_sdk.errors import SlackApiError
 
 from salesintel.alerts.answer_memo import Memo, no_memo
 from salesintel.alerts.clock import Clock
-from salesintel.alerts.delivery import retry_after_seconds
+from salesintel.alerts.delivery import ObservedWebClient, SlackCallObserver, retry_after_seconds
 from salesintel.alerts.visibility import Viewer
 from salesintel.bot import answers
 from salesintel.bot.buttons import press, replace_buttons
@@ -73,7 +73,14 @@ class BotDeps:
         return identify(slack_id, self.settings.alerts.routing, known, self.settings.bot)
 
 
-def create_app(deps: BotDeps, token: str, signing_secret: str, client: WebClient, verify_requests: bool = True) -> App:
+def create_app(
+    deps: BotDeps,
+    token: str,
+    signing_secret: str,
+    client: WebClient,
+    verify_requests: bool = True,
+    observe_slack: SlackCallObserver | None = None,
+) -> App:
     """A Bolt App that never calls auth.test at start-up and verifies Slack's signature (unless told not to).
 
     Commands answer in their acknowledgement; buttons, the modal and App Home acknowledge at once and do their work
@@ -94,6 +101,8 @@ def create_app(deps: BotDeps, token: str, signing_secret: str, client: WebClient
         process_before_response=True,
     )
     app.use(RepeatedEventFilter())
+    if observe_slack is not None:
+        app.use(ObservedClients(observe_slack))
     for name, answer in COMMANDS.items():
         app.command(name)(_command_listener(deps, answer))
     app.action(re.compile(r"^alert_(ack|snooze_1d|snooze_1w)$"))(ack=_ack, lazy=[_button_listener(deps)])
@@ -101,6 +110,27 @@ def create_app(deps: BotDeps, token: str, signing_secret: str, client: WebClient
     app.view("snooze_until")(ack=_check_snooze_date(deps), lazy=[_snooze_until_submitted(deps)])
     app.event("app_home_opened")(ack=_ack, lazy=[_home_listener(deps)])
     return app
+
+
+class ObservedClients(Middleware):
+    """Bolt gives each request a new WebClient of its own class; for the requests whose listeners call Slack
+    (buttons, the modal, App Home: not slash commands, which answer in their acknowledgement) this swaps in one
+    that reports every call to the service's metrics."""
+
+    def __init__(self, observe: SlackCallObserver):
+        self._observe = observe
+
+    def process(self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]) -> BoltResponse:
+        given = req.context.client
+        if given is not None and not (isinstance(req.body, dict) and req.body.get("command")):
+            req.context["client"] = ObservedWebClient(
+                token=given.token,
+                base_url=given.base_url,
+                timeout=given.timeout,
+                retry_handlers=[],
+                observe=self._observe,
+            )
+        return next()
 
 
 class RepeatedEventFilter(Middleware):

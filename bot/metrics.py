@@ -77,6 +77,19 @@ class StoreCollector(Collector):
         leader = InfoMetricFamily("salesintel_scheduler_leader", "The process holding the scheduler lease")
         leader.add_metric([], {"holder": self._leader() or ""})
         yield leader
+        runs = store.job_runs.latest_finished()
+        took = GaugeMetricFamily(
+            "salesintel_job_last_duration_seconds", "How long each job's newest finished run took", labels=["job"]
+        )
+        since = GaugeMetricFamily(
+            "salesintel_job_last_finished_age_seconds", "Time since each job's newest run finished", labels=["job"]
+        )
+        failed = GaugeMetricFamily("salesintel_job_last_failed", "1 when a job's newest run failed", labels=["job"])
+        for job, (status, claimed, finished) in sorted(runs.items()):
+            took.add_metric([job], (finished - claimed).total_seconds())
+            since.add_metric([job], (now - finished).total_seconds())
+            failed.add_metric([job], 1.0 if status == "failed" else 0.0)
+        yield from (took, since, failed)
         this = GaugeMetricFamily("salesintel_leading", "1 when the scraped process leads", labels=["process"])
         this.add_metric([str(os.getpid())], 1.0 if self._leading() else 0.0)
         yield this
@@ -101,6 +114,17 @@ class ServiceMetrics:
             buckets=REQUEST_BUCKETS,
             registry=self.registry,
         )
+        self.slack_calls = Histogram(
+            "salesintel_slack_api_seconds",
+            "Slack Web API calls made by this process, by method and outcome (ok, Slack's error code, http_<status>, "
+            "timeout, connection)",
+            ["method", "outcome", "process"],
+            buckets=REQUEST_BUCKETS,
+            registry=self.registry,
+        )
+
+    def observe_slack(self, method: str, seconds: float, outcome: str) -> None:
+        self.slack_calls.labels(method, outcome, str(os.getpid())).observe(seconds)
 
     def observe(self, command: str, seconds: float) -> None:
         self.requests.labels(command, str(os.getpid())).observe(seconds)

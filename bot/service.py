@@ -19,6 +19,7 @@ import signal
 import socket
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -126,6 +127,8 @@ class Worker:
     leadership: Leadership | None = None
     """None: a single process that always leads (tests); the service passes one."""
     last_tick: datetime | None = None
+    observe_slack: Callable[[str, float, str], None] | None = None
+    """Told each Slack Web API call the deliverer makes (the service's metrics)."""
     _last_sent: dict = field(default_factory=dict)
     _dm_channels: dict = field(default_factory=dict)
     _scheduler: Scheduler | None = None
@@ -167,6 +170,7 @@ class Worker:
                     self.credentials.bot_token,
                     self.credentials.api_url,
                     self.deps.settings.alerts.delivery.request_timeout_seconds,
+                    self.observe_slack,
                 ),
                 self.deps.settings.alerts,
                 store,
@@ -302,6 +306,7 @@ def run(
         stopping,
         stdout if credentials.mode == "terminal" else None,
         leadership,
+        observe_slack=metrics.observe_slack,
     )
     log.info(
         "starting",
@@ -349,10 +354,18 @@ def run(
     background.start()
 
     token = credentials.bot_token or "xoxb-terminal"
-    client = slack_client(None, credentials.api_url)  # the token comes from `authorize`, per request
+    # The token comes from `authorize`, per request.
+    client = slack_client(None, credentials.api_url, observe=metrics.observe_slack)
     # Bolt does not check signatures again: over HTTP the RequestGuard in front of it has (and refused replays);
     # Socket Mode and terminal requests carry none.
-    app = create_app(deps, token, credentials.signing_secret or "terminal", client, verify_requests=False)
+    app = create_app(
+        deps,
+        token,
+        credentials.signing_secret or "terminal",
+        client,
+        verify_requests=False,
+        observe_slack=metrics.observe_slack,
+    )
     server = None
     others = None
     if credentials.mode in ("http", "socket"):

@@ -542,3 +542,29 @@ def test_metrics_show_the_stores_state_and_this_process_answers_by_command(servi
     assert leader.labels["holder"], "a leader is named"
     [leading] = after["salesintel_leading"]
     assert leading.value == 1.0, "the only process leads"
+
+
+def test_metrics_count_slack_api_calls_by_method_and_outcome(service):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def slack_calls() -> dict[tuple[str, str], float]:
+        with urllib.request.urlopen(service["base"] + "/metrics", timeout=5) as response:
+            families = {f.name: f.samples for f in text_string_to_metric_families(response.read().decode())}
+        return {
+            (s.labels["method"], s.labels["outcome"]): s.value
+            for s in families.get("salesintel_slack_api_seconds", [])
+            if s.name == "salesintel_slack_api_seconds_count"
+        }
+
+    service["standin"].fail_next("chat.update", ("500",))
+    content_type = "application/x-www-form-urlencoded"
+    for deal in ("D00017", "D00019"):  # the first update fails with a 5xx, the second goes through
+        seen = slack_calls()
+        alert_id = _fresh_alert(service, deal)
+        message = [{"type": "actions", "block_id": f"alert:{alert_id}", "elements": []}]
+        body = slack.block_actions("U901", "alert_ack", str(alert_id), message)
+        assert slack.send(service["base"] + "/slack/events", body, content_type, SECRET)[0] == 200
+        wait_for(lambda seen=seen: slack_calls() != seen)
+    after = slack_calls()
+    assert after.get(("chat.update", "http_500"), 0) >= 1
+    assert after.get(("chat.update", "ok"), 0) >= 1

@@ -85,3 +85,21 @@ def test_the_replay_memory_refuses_a_copy_within_the_window_and_forgets_what_is_
         for _request in range(100):
             assert guard.check(environ(slack.slash_command("/deal-risk", "D00001", "U1"), int(now[0]))) is None
     assert guard.memory.remembered(now[0]) == 100 * (WINDOW_SECONDS // 60 + 1)  # five minutes, and exactly five
+
+
+def test_the_newest_finished_run_of_each_job_is_what_metrics_report(tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    from salesintel.engine.store import Store
+
+    store = Store.open(tmp_path / "s.db")
+    start = datetime(2026, 11, 30, 8, tzinfo=UTC)
+    with store.transaction():
+        for day, status in ((0, "done"), (1, "failed")):
+            fire = (start + timedelta(days=day)).isoformat()
+            assert store.job_runs.claim("refresh", fire, "running", start + timedelta(days=day), None)
+            store.job_runs.finish("refresh", fire, status, start + timedelta(days=day, seconds=42 + day), None)
+        assert store.job_runs.claim("daily", start.isoformat(), "running", start, None)  # still running: not reported
+    assert store.job_runs.latest_finished() == {
+        "refresh": ("failed", start + timedelta(days=1), start + timedelta(days=1, seconds=43))
+    }

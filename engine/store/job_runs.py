@@ -14,6 +14,18 @@ class JobRunRows:
     def __init__(self, connection: sqlite3.Connection):
         self._conn = connection
 
+    def latest_finished(self) -> dict[str, tuple[str, datetime, datetime]]:
+        """job → (status, claimed_at, finished_at) of its newest finished run."""
+        rows = self._conn.execute(
+            "SELECT job, status, claimed_at, finished_at FROM job_runs AS run WHERE finished_at IS NOT NULL"
+            " AND fire_time = (SELECT MAX(fire_time) FROM job_runs WHERE job = run.job AND finished_at IS NOT NULL)"
+        ).fetchall()
+        return {
+            job: (status, datetime.fromisoformat(claimed), datetime.fromisoformat(finished))
+            for job, status, claimed, finished in rows
+            if claimed
+        }
+
     def last_fire_time(self, job: str) -> datetime | None:
         row = self._conn.execute("SELECT MAX(fire_time) FROM job_runs WHERE job = ?", [job]).fetchone()
         return datetime.fromisoformat(row[0]) if row and row[0] else None
