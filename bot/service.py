@@ -127,6 +127,8 @@ class Worker:
     leadership: Leadership | None = None
     """None: a single process that always leads (tests); the service passes one."""
     last_tick: datetime | None = None
+    start_up: str = "starting"
+    """"starting", "refreshing" (the leader's start-up refresh: answers come from the previous one), "done"."""
     observe_slack: Callable[[str, float, str], None] | None = None
     """Told each Slack Web API call the deliverer makes (the service's metrics)."""
     _last_sent: dict = field(default_factory=dict)
@@ -209,6 +211,7 @@ def health(deps: BotDeps, worker: Worker, background: BackgroundScheduler) -> tu
             "leading": leadership.leading if leadership else True,
         },
         "process": os.getpid(),
+        "start_up": worker.start_up,
         "store": {"ok": True, "path": str(deps.stores.path)},
         "scheduler": {
             "running": background.running,
@@ -318,14 +321,6 @@ def run(
             "store": str(stores.path),
         },
     )
-    leading, _ = leadership.renew()
-    if leading:  # a follower answers from the newest complete refresh the leader wrote
-        first = refresh_job(clock.now(), clock.now())
-        log.info("first refresh", extra={"event": "first_refresh", "note": first})
-    else:
-        log.info("following", extra={"event": "following", "leader": leadership.current()})
-    settle_long_lived_objects()  # before any request: see engine.collection
-
     # One worker thread: the worker's scheduler and its jobs keep that thread's store (see Worker.scheduler).
     background = BackgroundScheduler(
         timezone=ZoneInfo(settings.timezone),
@@ -351,7 +346,13 @@ def run(
         misfire_grace_time=None,
         executor="heartbeat",
     )
-    background.start()
+
+    def stop(signum, frame) -> None:
+        log.info("stopping", extra={"event": "stopping", "signal": signal.Signals(signum).name})
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
 
     token = credentials.bot_token or "xoxb-terminal"
     # The token comes from `authorize`, per request.
@@ -398,12 +399,18 @@ def run(
         socket_handler = SocketModeHandler(app, credentials.app_token)
         socket_handler.connect()
 
-    def stop(signum, frame) -> None:
-        log.info("stopping", extra={"event": "stopping", "signal": signal.Signals(signum).name})
-        stopping.set()
+    # Serving already: requests are answered from the newest complete refresh while the leader computes a new one.
+    leading, _ = leadership.renew()
+    if leading:  # a follower answers from the newest complete refresh the leader wrote
+        worker.start_up = "refreshing"
+        note = refresh_job(clock.now(), clock.now())
+        log.info("first refresh", extra={"event": "first_refresh", "note": note})
+    else:
+        log.info("following", extra={"event": "following", "leader": leadership.current()})
+    worker.start_up = "done"
+    settle_long_lived_objects()  # see engine.collection
+    background.start()
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
     if credentials.mode == "terminal":
         threading.Thread(
             target=_terminal_loop, args=(app, settings, stdin, stdout, stopping), name="stdin", daemon=True

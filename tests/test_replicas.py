@@ -278,3 +278,38 @@ def test_workers_share_one_port_answer_alike_and_stop_together(tmp_path):
     time.sleep(0.5)
     with pytest.raises(ProcessLookupError):
         os.kill(restarted, 0)
+
+
+def test_the_port_opens_at_once_and_answers_from_the_last_refresh_while_the_start_up_refresh_runs(tmp_path):
+    """Slack must not get "connection refused" for the whole start-up refresh: the service listens first, answers
+    from the newest complete refresh, and only then computes the new one."""
+    from tests import slack_requests as slack
+
+    store = _store_with_a_refresh(tmp_path / "s.db")
+    later = datetime.now(UTC) + timedelta(minutes=1)  # a newer export, not refreshed yet: start-up computes it
+    newer = (ROOT / "data/skygeni_sales_data.csv").read_text().replace("D00005,", "D00005,", 1) + "\n"
+    (tmp_path / "newer.csv").write_text(newer)  # the same deals, another file (its own hash)
+    store.save_snapshot(read_snapshot(tmp_path / "newer.csv", IngestSettings()), later, later)
+    store.close()
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"bot": {"visibility": "everyone", "executives": ["UX"]}}))
+    standin = SlackStandIn().start()
+    process, base = _start(tmp_path, standin, "start-up")
+    try:
+        deadline = time.monotonic() + 60
+        health = None
+        while not health and time.monotonic() < deadline:
+            health = _health(base)
+            time.sleep(0.02)
+        assert health and health["start_up"] == "refreshing", health
+        body = slack.slash_command("/deal-risk", "D00005", "UX")
+        status, answer = slack.send(base + "/slack/events", body, "application/x-www-form-urlencoded", SECRET)
+        during = _health(base)["start_up"]
+        assert status == 200 and "D00005" in answer and "risk" in answer
+        assert during == "refreshing", "answered while the start-up refresh was still running"
+        while _health(base)["start_up"] != "done" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _health(base)["start_up"] == "done"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+        standin.stop()

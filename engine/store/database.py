@@ -83,6 +83,10 @@ class Store:
         twice: the second waits, then finds it done."""
         if self.schema_version > len(MIGRATIONS):
             raise StoreError(f"{path}: schema version {self.schema_version} is newer than this salesintel knows")
+        if self.schema_version == len(MIGRATIONS):
+            # Up to date: no write lock. Taking it anyway made a request thread opening its connection wait while
+            # a refresh was writing its results (it holds the lock for that whole write).
+            return
         while True:
             with self.transaction():
                 version = self.schema_version
