@@ -494,22 +494,6 @@ def test_a_signed_but_malformed_body_gets_a_4xx_not_a_500(service, body, content
     assert 400 <= status < 500, status
 
 
-def test_sigterm_drains_and_exits_cleanly_and_logs_hold_no_secret(service):
-    process = service["process"]
-    host, port = urllib.parse.urlsplit(service["base"]).hostname, urllib.parse.urlsplit(service["base"]).port
-    idle = socket.create_connection((host, port), timeout=5)  # a client that connected and never sent a thing
-    started = time.monotonic()
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=20) == 0
-    assert time.monotonic() - started < 10, "an idle connection does not hold up the stop"
-    idle.close()
-    log = Path(service["log"]).read_text()
-    lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
-    assert lines and lines[-1]["event"] == "stopped"
-    assert all(line.startswith("{") for line in log.splitlines() if line.strip()), "every log line is JSON"
-    assert TOKEN not in log and SECRET not in log and "xoxb-" not in log
-
-
 def test_metrics_show_the_stores_state_and_this_process_answers_by_command(service):
     """`GET /metrics` in Prometheus's text format, parsed by prometheus-client's own parser: the outbox and alert
     gauges equal what the store holds, and a `/deal-risk` answered adds one observation to its histogram."""
@@ -568,3 +552,20 @@ def test_metrics_count_slack_api_calls_by_method_and_outcome(service):
     after = slack_calls()
     assert after.get(("chat.update", "http_500"), 0) >= 1
     assert after.get(("chat.update", "ok"), 0) >= 1
+
+
+# Last: it stops the module's service.
+def test_sigterm_drains_and_exits_cleanly_and_logs_hold_no_secret(service):
+    process = service["process"]
+    host, port = urllib.parse.urlsplit(service["base"]).hostname, urllib.parse.urlsplit(service["base"]).port
+    idle = socket.create_connection((host, port), timeout=5)  # a client that connected and never sent a thing
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=20) == 0
+    assert time.monotonic() - started < 10, "an idle connection does not hold up the stop"
+    idle.close()
+    log = Path(service["log"]).read_text()
+    lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    assert lines and lines[-1]["event"] == "stopped"
+    assert all(line.startswith("{") for line in log.splitlines() if line.strip()), "every log line is JSON"
+    assert TOKEN not in log and SECRET not in log and "xoxb-" not in log
