@@ -27,6 +27,9 @@ class Leadership:
         self._store, self.holder, self.lease, self.clock = store, holder, lease, clock
         self._leading = False
         self._renewed_at = None
+        self._new_term = False
+        """Set when the lease is gained, by whichever renewal gained it (the tick's or the heartbeat's), until the
+        tick takes it: recovery of what the previous leader left in flight must not depend on which one it was."""
         self._lock = threading.Lock()
 
     @property
@@ -41,12 +44,19 @@ class Leadership:
         with self._lock:
             gained, lost = leading and not self._leading, self._leading and not leading
             self._leading = leading
+            self._new_term = (self._new_term or gained) and leading
             self._renewed_at = self.clock.now()
         if gained:
             log.info("leading", extra={"event": "leader_acquired", "holder": self.holder})
         if lost:
             log.warning("lost the lease", extra={"event": "leader_lost", "holder": self.holder})
         return leading, gained
+
+    def take_new_term(self) -> bool:
+        """True once after each gain of the lease (then False until the next): the time to recover orphans."""
+        with self._lock:
+            new, self._new_term = self._new_term, False
+            return new
 
     def keep(self) -> bool:
         """Renew the lease if a third of it has passed since the last renewal (cheap to call between messages);

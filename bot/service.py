@@ -150,7 +150,9 @@ class Worker:
         if self.stopping.is_set():
             return
         try:
-            leading, gained = self.leadership.renew() if self.leadership else (True, False)
+            leading = self.leadership.renew()[0] if self.leadership else True
+            # Gained by this renewal or by the heartbeat's since the last tick: either way, a new term.
+            gained = self.leadership.take_new_term() if self.leadership else False
             if leading:
                 if gained:
                     self.deliverer().recover_orphans()

@@ -103,3 +103,24 @@ def test_the_newest_finished_run_of_each_job_is_what_metrics_report(tmp_path):
     assert store.job_runs.latest_finished() == {
         "refresh": ("failed", start + timedelta(days=1), start + timedelta(days=1, seconds=43))
     }
+
+
+def test_a_new_term_is_noticed_whichever_renewal_gained_the_lease(tmp_path):
+    """The heartbeat and the tick both renew the lease; orphan recovery runs on the tick. A gain seen first by the
+    heartbeat must still start a new term for the tick (it once did not: a message left in flight stayed there)."""
+    from datetime import UTC, datetime, timedelta
+
+    from salesintel.alerts.clock import SimulatedClock
+    from salesintel.alerts.leadership import Leadership
+    from salesintel.engine.store import Store
+
+    store = Store.open(tmp_path / "s.db")
+    clock = SimulatedClock(datetime(2026, 11, 30, 8, tzinfo=UTC))
+    old = Leadership(lambda: store, "old", timedelta(seconds=3), clock)
+    new = Leadership(lambda: store, "new", timedelta(seconds=3), clock)
+    assert old.renew() == (True, True) and new.renew() == (False, False)
+    assert not new.take_new_term()
+    clock.advance(timedelta(seconds=4))  # the old leader died: its lease expired
+    assert new.renew() == (True, True)  # the heartbeat's renewal gains it
+    assert new.renew() == (True, False)  # the tick's renewal sees no gain ...
+    assert new.take_new_term() and not new.take_new_term()  # ... but the new term is there, once
