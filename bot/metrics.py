@@ -98,15 +98,9 @@ class StoreCollector(Collector):
 class ServiceMetrics:
     """The service's registry: the store's gauges and this process's request latency by command."""
 
-    def __init__(
-        self,
-        store: Callable[[], Store],
-        now: Callable[[], datetime],
-        leader: Callable[[], str | None],
-        leading: Callable[[], bool],
-    ):
+    def __init__(self, store_state: StoreCollector):
         self.registry = CollectorRegistry()  # no describe at registration: the store is read only when scraped
-        self.registry.register(StoreCollector(store, now, leader, leading))
+        self.registry.register(store_state)
         self.requests = Histogram(
             "salesintel_request_seconds",
             "Slack requests answered by this process, by command, with their latency",

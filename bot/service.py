@@ -52,7 +52,7 @@ from salesintel.alerts.schedule import Scheduler
 from salesintel.bot.app import BotDeps, create_app
 from salesintel.bot.config import Credentials, Settings, store_path
 from salesintel.bot.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from salesintel.bot.metrics import ServiceMetrics
+from salesintel.bot.metrics import ServiceMetrics, StoreCollector
 from salesintel.bot.request_guard import MAX_BODY_BYTES, WINDOW_SECONDS, RequestGuard
 from salesintel.bot.workers import WorkerProcesses, leave_when_orphaned, worker_of
 from salesintel.engine.collection import settle_long_lived_objects
@@ -293,7 +293,9 @@ def run(
     clock = SystemClock(stopping)
     stores = ThreadLocalStore(store_path(settings, config_path))
     # Read when scraped: `leadership` is made below.
-    metrics = ServiceMetrics(stores.get, clock.now, lambda: leadership.current(), lambda: leadership.leading)
+    metrics = ServiceMetrics(
+        StoreCollector(stores.get, clock.now, lambda: leadership.current(), lambda: leadership.leading)
+    )
     deps = BotDeps(stores, settings, clock, pinned_as_of, AnswerMemo(), metrics.observe)
     engine = EngineSettings(settings.metrics, settings.model, settings.anomalies, settings.alerts.realtime.risk_rule)
     watch = settings.alerts.schedule.watch_folder
