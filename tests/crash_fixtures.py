@@ -61,6 +61,15 @@ def traced(folder: Path, store: Path, *args: str, kill_at: int = 0) -> tuple[int
     return done.returncode, trace.read_text().splitlines() if trace.exists() else []
 
 
+def on_a_copy(folder: Path, source: Path, name: str, *args: str, kill_at: int = 0) -> tuple[Path, int, list[str]]:
+    """`salesintel *args` (traced, killed before write `kill_at` if given) on a copy of `source` named `name`.db:
+    every run starts from the same state. The copy, the exit code and the writes seen."""
+    copy = folder / f"{name}.db"
+    shutil.copy(source, copy)
+    code, trace = traced(folder, copy, *args, kill_at=kill_at)
+    return copy, code, trace
+
+
 def make_stores(tmp_path_factory):
     """A store holding one snapshot refreshed as of FIRST (the state a crash must fall back to), the next export to
     load, the same store with that export loaded (before the training that will crash), and with its model trained
@@ -75,12 +84,11 @@ def make_stores(tmp_path_factory):
     for args in (("ingest", str(folder / "first.csv")), ("refresh", "--as-of", FIRST.isoformat())):
         code, _ = traced(folder, base, *args)
         assert code == 0
-    loaded = folder / "loaded.db"
-    shutil.copy(base, loaded)
-    assert traced(folder, loaded, "ingest", str(folder / "second.csv"))[0] == 0
-    trained = folder / "trained.db"  # the new snapshot's model already trained: refresh only scores and writes
-    shutil.copy(loaded, trained)
-    assert traced(folder, trained, "train", "--as-of", SECOND.isoformat())[0] == 0
+    loaded, code, _ = on_a_copy(folder, base, "loaded", "ingest", str(folder / "second.csv"))
+    assert code == 0
+    # The new snapshot's model already trained: refresh only scores and writes.
+    trained, code, _ = on_a_copy(folder, loaded, "trained", "train", "--as-of", SECOND.isoformat())
+    assert code == 0
     return folder, base, loaded, trained
 
 

@@ -3,30 +3,27 @@ one."""
 
 from __future__ import annotations
 
-import shutil
 import signal
 
 from salesintel.engine.store import Store
 from tests.crash_fixtures import (
     assert_previous_state_is_whole,
     kill_points,
+    on_a_copy,
     rerun_at,
-    traced,
 )
 
 
 def test_a_crash_anywhere_in_ingest_leaves_the_previous_snapshot_and_a_rerun_loads_the_new_one(stores, salesintel):
     folder, base, _, _ = stores
-    dry = folder / "dry-ingest.db"
-    shutil.copy(base, dry)
-    code, trace = traced(folder, dry, "ingest", str(folder / "second.csv"))
+    _, code, trace = on_a_copy(folder, base, "dry-ingest", "ingest", str(folder / "second.csv"))
     assert code == 0 and trace[-1].endswith("COMMIT")
     points = kill_points(trace)
     assert len(points) >= 5, trace[:3]
     for point in points:
-        crashed = folder / f"ingest-{point}.db"
-        shutil.copy(base, crashed)
-        code, seen = traced(folder, crashed, "ingest", str(folder / "second.csv"), kill_at=point)
+        crashed, code, seen = on_a_copy(
+            folder, base, f"ingest-{point}", "ingest", str(folder / "second.csv"), kill_at=point
+        )
         assert code == -signal.SIGKILL and len(seen) == point, (point, seen[-1:])
         store = Store.open(crashed)
         assert_previous_state_is_whole(store)

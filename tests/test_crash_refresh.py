@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import signal
 
 from salesintel.engine.store import Store
@@ -10,24 +9,22 @@ from tests.crash_fixtures import (
     FIRST,
     SECOND,
     kill_points,
+    on_a_copy,
     rerun_at,
-    traced,
 )
 
 
 def test_a_crash_anywhere_in_refresh_leaves_the_previous_refresh_and_a_rerun_completes(stores, salesintel):
     folder, _, _, loaded = stores
-    dry = folder / "dry-refresh.db"
-    shutil.copy(loaded, dry)
-    code, trace = traced(folder, dry, "refresh", "--as-of", SECOND.isoformat())
+    _, code, trace = on_a_copy(folder, loaded, "dry-refresh", "refresh", "--as-of", SECOND.isoformat())
     assert code == 0 and any("INTO scores" in line for line in trace)
     assert not any("INTO models" in line for line in trace), "the model is reused (its training is tested below)"
     points = kill_points(trace)
     assert len(points) >= 5, trace
     for point in points:
-        crashed = folder / f"refresh-{point}.db"
-        shutil.copy(loaded, crashed)
-        code, seen = traced(folder, crashed, "refresh", "--as-of", SECOND.isoformat(), kill_at=point)
+        crashed, code, seen = on_a_copy(
+            folder, loaded, f"refresh-{point}", "refresh", "--as-of", SECOND.isoformat(), kill_at=point
+        )
         assert code == -signal.SIGKILL, (point, code)
         store = Store.open(crashed)
         refresh = store.latest_refresh()
@@ -49,14 +46,12 @@ def test_a_crash_anywhere_in_refresh_leaves_the_previous_refresh_and_a_rerun_com
 
 def test_a_crash_anywhere_in_training_leaves_no_half_model_and_a_rerun_trains(stores, salesintel):
     folder, _, loaded, _ = stores
-    dry = folder / "dry-train.db"
-    shutil.copy(loaded, dry)
-    code, trace = traced(folder, dry, "train", "--as-of", SECOND.isoformat())
+    _, code, trace = on_a_copy(folder, loaded, "dry-train", "train", "--as-of", SECOND.isoformat())
     assert code == 0 and any("INTO models" in line for line in trace)
     for point in kill_points(trace):
-        crashed = folder / f"train-{point}.db"
-        shutil.copy(loaded, crashed)
-        code, seen = traced(folder, crashed, "train", "--as-of", SECOND.isoformat(), kill_at=point)
+        crashed, code, seen = on_a_copy(
+            folder, loaded, f"train-{point}", "train", "--as-of", SECOND.isoformat(), kill_at=point
+        )
         assert code == -signal.SIGKILL, (point, code)
         store = Store.open(crashed)
         assert [m["snapshot_id"] for m in store.models()] == [1], f"killed before write {point} ({seen[-1]})"
