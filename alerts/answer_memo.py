@@ -55,6 +55,3 @@ class AnswerMemo:
             while len(self._entries) > self._limit:
                 self._entries.popitem(last=False)
         return value
-
-    def __len__(self) -> int:
-        return len(self._entries)

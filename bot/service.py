@@ -359,8 +359,9 @@ def run(
     signal.signal(signal.SIGINT, stop)
 
     token = credentials.bot_token or "xoxb-terminal"
-    # The token comes from `authorize`, per request.
-    client = slack_client(None, credentials.api_url, observe=metrics.observe_slack)
+    # The token comes from `authorize`, per request; Bolt makes each request its own client from this one, and the
+    # app's `ObservedClients` middleware makes those report to the metrics.
+    client = slack_client(None, credentials.api_url)
     # Bolt does not check signatures again: over HTTP the RequestGuard in front of it has (and refused replays);
     # Socket Mode and terminal requests carry none.
     app = create_app(

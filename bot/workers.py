@@ -80,11 +80,6 @@ class WorkerProcesses:
                         )
                         self._processes[i] = self._spawn()
 
-    @property
-    def pids(self) -> list[int]:
-        with self._lock:
-            return [process.pid for process in self._processes]
-
     def stop(self) -> None:
         """SIGTERM to every worker (each drains its requests), then wait; SIGKILL for any still running."""
         with self._lock:
