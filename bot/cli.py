@@ -22,7 +22,7 @@ from salesintel.bot.config import (
     default_config_text,
     load_default_settings,
     load_settings,
-    store_path,
+    store_target,
 )
 from salesintel.engine.ingest import IngestError, ParsedSnapshot, read_snapshot
 from salesintel.engine.store import Store, StoreError
@@ -162,7 +162,7 @@ def _open_store(settings: Settings, config_path: Path) -> Store:
     store = context.meta.get(_STORE)
     if store is None:
         try:
-            store = context.meta[_STORE] = Store.open(store_path(settings, config_path))
+            store = context.meta[_STORE] = Store.open(store_target(settings, config_path))
         except StoreError as error:
             raise click.ClickException(str(error)) from error
         context.call_on_close(store.close)
@@ -278,13 +278,12 @@ def prune(obj, keep: int | None, no_vacuum: bool) -> None:
     than store.keep_days; then vacuum the file. Alert state is kept."""
     settings, config_path = obj.settings, obj.config_path
     store = _open_store(settings, config_path)
-    path = store_path(settings, config_path)
-    before = path.stat().st_size
+    before = store.size_bytes()
     keep_since = datetime.now(UTC) - timedelta(days=settings.store.keep_days)
     deleted = store.prune(keep or settings.store.keep_snapshots, keep_since)
     if not no_vacuum:
         store.vacuum()
-    after = path.stat().st_size
+    after = store.size_bytes()
     summary = ", ".join(f"{table} {n:,}" for table, n in deleted.items()) or "nothing"
     click.echo(f"deleted {summary}; store {before / 2**20:,.1f} MiB -> {after / 2**20:,.1f} MiB")
 

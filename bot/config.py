@@ -14,10 +14,15 @@ from pydantic import Field, ValidationError
 
 from salesintel.alerts.settings import AlertsSettings
 from salesintel.engine.settings import AnomalySettings, FrozenSettings, IngestSettings, MetricsSettings, ModelSettings
+from salesintel.engine.store.connections import StoreTarget
 
 
 class StoreSettings(FrozenSettings):
     path: str = "var/salesintel.db"
+    """The SQLite file (relative to the config file), when no `url` is given."""
+    url: str | None = None
+    """A PostgreSQL URL (`postgresql://user@host/db`) for a store several replicas share; keep passwords out of the
+    file: SALESINTEL_DATABASE_URL overrides it."""
     keep_snapshots: int = Field(10, ge=1)
     """`salesintel prune` keeps this many newest snapshots (with their refreshes, scores and models)."""
     keep_days: int = Field(90, ge=1)
@@ -78,10 +83,19 @@ def _parse(text: str, path: str) -> Settings:
         raise ConfigError(f"{path}: {problems}") from error
 
 
-def store_path(settings: Settings, config_path: Path) -> Path:
-    """SALESINTEL_DB wins; a relative store.path is taken from the config file's folder."""
-    path = Path(os.environ.get("SALESINTEL_DB") or settings.store.path)
-    return path if path.is_absolute() else config_path.parent / path
+def store_target(settings: Settings, config_path: Path) -> StoreTarget:
+    """Where the store lives, first found of: SALESINTEL_DATABASE_URL, SALESINTEL_DB (a SQLite path), store.url,
+    store.path. A relative SQLite path is taken from the config file's folder."""
+    chosen = (
+        os.environ.get("SALESINTEL_DATABASE_URL")
+        or os.environ.get("SALESINTEL_DB")
+        or settings.store.url
+        or settings.store.path
+    )
+    target = StoreTarget.parse(chosen)
+    if target.path is not None and not target.path.is_absolute():
+        return StoreTarget(path=config_path.parent / target.path)
+    return target
 
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"

@@ -50,7 +50,7 @@ from salesintel.alerts.outbox import Outbox
 from salesintel.alerts.runs import AlertEnvironment
 from salesintel.alerts.schedule import Scheduler
 from salesintel.bot.app import BotDeps, create_app
-from salesintel.bot.config import Credentials, Settings, store_path
+from salesintel.bot.config import Credentials, Settings, store_target
 from salesintel.bot.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from salesintel.bot.metrics import ServiceMetrics, StoreCollector
 from salesintel.bot.request_guard import MAX_BODY_BYTES, WINDOW_SECONDS, RequestGuard
@@ -58,7 +58,7 @@ from salesintel.bot.workers import WorkerProcesses, leave_when_orphaned, worker_
 from salesintel.engine.collection import settle_long_lived_objects
 from salesintel.engine.refresh import EngineSettings
 from salesintel.engine.store import ThreadLocalStore
-from salesintel.engine.store.replay_memory import SharedReplayMemory, replay_memory_path
+from salesintel.engine.store.replay_memory import replay_memory_for
 
 log = logging.getLogger("salesintel.service")
 
@@ -214,7 +214,11 @@ def health(deps: BotDeps, worker: Worker, background: BackgroundScheduler) -> tu
         },
         "process": os.getpid(),
         "start_up": worker.start_up,
-        "store": {"ok": True, "path": str(deps.stores.path)},
+        "store": {
+            "ok": True,
+            "path": str(deps.stores.target),
+            "dialect": "postgresql" if deps.stores.target.is_postgres else "sqlite",
+        },
         "scheduler": {
             "running": background.running,
             "last_tick": worker.last_tick.isoformat() if worker.last_tick else None,
@@ -291,7 +295,7 @@ def run(
     if first is not None:
         leave_when_orphaned(first, stopping)
     clock = SystemClock(stopping)
-    stores = ThreadLocalStore(store_path(settings, config_path))
+    stores = ThreadLocalStore(store_target(settings, config_path))
     # Read when scraped: `leadership` is made below.
     metrics = ServiceMetrics(
         StoreCollector(stores.get, clock.now, lambda: leadership.current(), lambda: leadership.leading)
@@ -322,7 +326,7 @@ def run(
             "mode": credentials.mode,
             "port": port,
             "as_of": pinned_as_of.isoformat() if pinned_as_of else None,
-            "store": str(stores.path),
+            "store": str(stores.target),
         },
     )
     # One worker thread: the worker's scheduler and its jobs keep that thread's store (see Worker.scheduler).
@@ -383,7 +387,7 @@ def run(
                 lambda: health(deps, worker, background),
                 RequestGuard(
                     credentials.signing_secret,
-                    memory=SharedReplayMemory(replay_memory_path(stores.path), WINDOW_SECONDS),
+                    memory=replay_memory_for(stores.target, WINDOW_SECONDS),
                 )
                 if handler is not None
                 else None,

@@ -10,6 +10,7 @@ import sqlite_utils
 from salesintel.engine.ingest import read_snapshot
 from salesintel.engine.settings import IngestSettings
 from salesintel.engine.store import MIGRATIONS, Store
+from salesintel.engine.store.connections import SqliteConnection
 
 COLUMNS = (
     "deal_id",
@@ -92,7 +93,7 @@ def test_a_store_from_before_the_lean_deals_table_keeps_its_deals_and_lookups(tm
     path = tmp_path / "old.db"
     old = sqlite_utils.Database(path)
     for step, migrate in enumerate(MIGRATIONS[:6], start=1):
-        migrate(old)
+        migrate(SqliteConnection(old.conn))
         old.execute(f"PRAGMA user_version = {step}")
     old["snapshots"].insert(
         {

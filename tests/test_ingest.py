@@ -135,8 +135,10 @@ def test_an_older_store_is_migrated_in_place_keeping_its_data(tmp_path):
     from salesintel.engine.store import MIGRATIONS as steps
 
     path = tmp_path / "old.db"
+    from salesintel.engine.store.connections import SqliteConnection
+
     old = sqlite_utils.Database(path)
-    steps[0](old)
+    steps[0](SqliteConnection(old.conn))
     old.execute("PRAGMA user_version = 1")
     old["snapshots"].insert(
         {

@@ -8,14 +8,14 @@ exactly one changes the row.
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import datetime
 
+from salesintel.engine.store.connections import SqlConnection
 from salesintel.engine.store.records import ALERT_ACKNOWLEDGED, ALERT_OPEN, ALERT_RESOLVED, ALERT_SNOOZED, Alert
 
 
 class AlertRows:
-    def __init__(self, connection: sqlite3.Connection):
+    def __init__(self, connection: SqlConnection):
         self._conn = connection
 
     def _alerts(self, where: str, params: list, tail: str = "") -> list[Alert]:
@@ -45,7 +45,7 @@ class AlertRows:
         if states:
             marks = ", ".join("?" for _ in states)
             return self._alerts(f"state IN ({marks})", [*states, limit], "ORDER BY id DESC LIMIT ?")
-        return self._alerts("1", [limit], "ORDER BY id DESC LIMIT ?")
+        return self._alerts("1 = 1", [limit], "ORDER BY id DESC LIMIT ?")
 
     def deals_of_rule(self, rule: str) -> list[tuple[str, bool]]:
         """(deal id, held back) for every deal that had an episode of `rule`."""
@@ -60,8 +60,10 @@ class AlertRows:
     def counts_since(self, since: datetime) -> dict[str, int]:
         """Episodes opened (sent and held back), repeats sent and acknowledgements since `since`."""
         row = self._conn.execute(
-            "SELECT SUM(first_at >= ? AND control = 0), SUM(first_at >= ? AND control = 1),"
-            " SUM(last_sent_at >= ? AND sends > 1), SUM(acked_at >= ?) FROM alerts",
+            "SELECT SUM(CASE WHEN first_at >= ? AND control = 0 THEN 1 ELSE 0 END),"
+            " SUM(CASE WHEN first_at >= ? AND control = 1 THEN 1 ELSE 0 END),"
+            " SUM(CASE WHEN last_sent_at >= ? AND sends > 1 THEN 1 ELSE 0 END),"
+            " SUM(CASE WHEN acked_at >= ? THEN 1 ELSE 0 END) FROM alerts",
             [since.isoformat()] * 4,
         ).fetchone()
         return {k: int(v or 0) for k, v in zip(("new", "held_back", "repeat", "acknowledged"), row)}
@@ -83,7 +85,8 @@ class AlertRows:
         sent_at, sent_risk, sends = (None, None, 0) if control else (now.isoformat(), risk, 1)
         cursor = self._conn.execute(
             "INSERT INTO alerts (key, rule, deal_id, episode, state, control, risk, last_sent_risk, sends, first_at,"
-            " last_sent_at, recipients, payload, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " last_sent_at, recipients, payload, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " RETURNING id",
             [
                 f"{rule}:{deal_id}:{episode}",
                 rule,
@@ -101,7 +104,7 @@ class AlertRows:
                 now.isoformat(),
             ],
         )
-        return self.get(cursor.lastrowid)
+        return self.get(cursor.fetchone()[0])
 
     def record_repeat(self, alert_id: int, risk: float, now: datetime) -> None:
         self._conn.execute(
@@ -133,7 +136,7 @@ class AlertRows:
         True when this call changed it."""
         cursor = self._conn.execute(
             "UPDATE alerts SET state = ?, snoozed_until = ?, acked_by = ?, updated_at = ?"
-            " WHERE id = ? AND state IN (?, ?) AND snoozed_until IS ?",
+            " WHERE id = ? AND state IN (?, ?) AND COALESCE(snoozed_until, '') = ?",
             [
                 ALERT_SNOOZED,
                 until.isoformat(),
@@ -142,7 +145,7 @@ class AlertRows:
                 alert_id,
                 ALERT_OPEN,
                 ALERT_SNOOZED,
-                seen.isoformat() if seen else None,
+                seen.isoformat() if seen else "",
             ],
         )
         return cursor.rowcount == 1

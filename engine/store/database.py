@@ -1,4 +1,5 @@
-"""The store: one SQLite file (WAL mode) holding snapshots, deals, rejects, refreshes, models and alert state.
+"""The store: snapshots, deals, rejects, refreshes, models and alert state, in one SQLite file (WAL mode, the
+default) or one PostgreSQL database (for several replicas; see `engine.store.connections`).
 
 `Store` is the only owner of a connection: every query of every layer is a method here or on one of its row
 collections (`store.alerts`, `store.outbox`, `store.job_runs`), and `Store.transaction()` is the one way to make
@@ -9,10 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from datetime import date, datetime
+from itertools import repeat
 from pathlib import Path
 from typing import Protocol
 
@@ -25,6 +26,7 @@ from salesintel.engine import deal_frames
 from salesintel.engine.ingest import DEAL_COLUMNS, ParsedSnapshot
 from salesintel.engine.records import MetricsSummary, Reason, ScoredDeal
 from salesintel.engine.store.alert_rows import AlertRows
+from salesintel.engine.store.connections import PostgresConnection, SqliteConnection, StoreTarget, connect
 from salesintel.engine.store.job_runs import JobRunRows
 from salesintel.engine.store.lease_rows import LeaseRows
 from salesintel.engine.store.outbox_rows import OutboxRows
@@ -39,45 +41,58 @@ from salesintel.engine.store.records import (
     score_from_row,
 )
 from salesintel.engine.store.schema import MIGRATIONS
-from salesintel.engine.store.transactions import bulk_load, transaction
+from salesintel.engine.store.transactions import transaction
 
 
 class Store:
-    """All reads and writes of salesintel's state; nothing outside this package touches the file.
+    """All reads and writes of salesintel's state; nothing outside this package touches the database.
 
-    `db` is the connection (through sqlite-utils) for the store's own modules, and for tests that inspect the file
-    or make it look like an older release's; product code goes through methods and the row collections.
+    `conn` is the connection for the store's own modules. On SQLite, `db` is the same connection through sqlite-utils,
+    for tests that inspect the file or make it look like an older release's (None on PostgreSQL); product code goes
+    through methods and the row collections.
     """
 
-    def __init__(self, db: sqlite_utils.Database):
-        self.db = db
-        self.alerts = AlertRows(db.conn)
-        self.outbox = OutboxRows(db.conn)
-        self.job_runs = JobRunRows(db.conn)
-        self.leases = LeaseRows(db.conn)
+    def __init__(self, conn: SqliteConnection | PostgresConnection, target: StoreTarget):
+        self.conn = conn
+        self.target = target
+        self.db = sqlite_utils.Database(conn.raw) if isinstance(conn, SqliteConnection) else None
+        self.alerts = AlertRows(conn)
+        self.outbox = OutboxRows(conn)
+        self.job_runs = JobRunRows(conn)
+        self.leases = LeaseRows(conn)
         self._refreshes: dict[tuple, Refresh] = {}
         self._snapshots: dict[tuple, Snapshot] = {}
         self._catalogues: dict[tuple, list[Reason]] = {}
 
     @classmethod
-    def open(cls, path: Path) -> Store:
-        """Open (creating if needed) the store at `path` and bring its schema up to date."""
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def open(cls, where: Path | str | StoreTarget, migrate: bool = True) -> Store:
+        """Open (creating if needed) the store at `where` — a SQLite path, `sqlite:///path` or `postgresql://…` —
+        and bring its schema up to date (unless `migrate` is False: then a store behind this release is refused)."""
+        target = where if isinstance(where, StoreTarget) else StoreTarget.parse(where)
+        store = cls(connect(target), target)
         try:
-            connection = sqlite3.connect(path, check_same_thread=False, timeout=30)
-            connection.execute("PRAGMA journal_mode=WAL")
-        except sqlite3.Error as error:
-            raise StoreError(f"{path}: cannot open the store ({error})") from error
-        connection.execute("PRAGMA foreign_keys=ON")
-        store = cls(sqlite_utils.Database(connection))
-        store._migrate(path)
+            if migrate:
+                store._migrate(target)
+            elif store.schema_version != len(MIGRATIONS):
+                raise StoreError(
+                    f"{target}: schema version {store.schema_version}, this salesintel needs {len(MIGRATIONS)}:"
+                    " run `salesintel migrate`"
+                )
+        except BaseException:
+            store.close()
+            raise
         return store
 
     @property
     def schema_version(self) -> int:
-        return self.db.execute("PRAGMA user_version").fetchone()[0]
+        return self.conn.schema_version()
 
-    def _migrate(self, path: Path) -> None:
+    @property
+    def dialect(self) -> str:
+        """ "sqlite" or "postgresql"."""
+        return self.conn.dialect
+
+    def _migrate(self, path: StoreTarget) -> None:
         """Run the steps this store has not seen, each in its own transaction. The version is read inside that
         transaction (which holds the write lock), so processes starting together on one store never run a step
         twice: the second waits, then finds it done."""
@@ -88,26 +103,26 @@ class Store:
             # a refresh was writing its results (it holds the lock for that whole write).
             return
         while True:
-            with self.transaction():
+            with transaction(self.conn, migration=True):
                 version = self.schema_version
                 if version >= len(MIGRATIONS):
                     return
-                MIGRATIONS[version](self.db)
-                self.db.execute(f"PRAGMA user_version = {version + 1}")
+                MIGRATIONS[version](self.conn)
+                self.conn.set_schema_version(version + 1)
 
     def close(self) -> None:
-        self.db.conn.close()
+        self.conn.close()
 
     def _rows(self, sql: str, params: list = ()) -> list[dict]:
         """Rows as dicts, straight from the connection: the hot paths of an answer (sqlite-utils' `rows_where`
         first looks the table up in the schema, which under load took a fifth of a `/deal-risk` answer)."""
-        cursor = self.db.conn.execute(sql, params)
+        cursor = self.conn.execute(sql, params)
         names = [column[0] for column in cursor.description]
         return [dict(zip(names, row)) for row in cursor.fetchall()]
 
     def transaction(self):
         """A block of writes that lands whole or not at all (see `transaction`)."""
-        return transaction(self.db.conn)
+        return transaction(self.conn)
 
     # snapshots -----------------------------------------------------------------------------------------
 
@@ -120,7 +135,7 @@ class Store:
 
         Decoded once and kept, like a refresh (every answer asks how old the data is): a snapshot row only ever
         changes when a held one is accepted, and both of the columns that changes are in the key."""
-        key = self.db.execute(
+        key = self.conn.execute(
             "SELECT id, promoted, held_reason FROM snapshots WHERE promoted = 1 ORDER BY taken_at DESC, id DESC LIMIT 1"
         ).fetchone()
         if key is None:
@@ -136,7 +151,7 @@ class Store:
     def promote_snapshot(self, snapshot_id: int) -> Snapshot:
         """Accept a held snapshot: refreshes read it from now on (if it is the newest)."""
         with self.transaction():
-            self.db.execute("UPDATE snapshots SET promoted = 1, held_reason = NULL WHERE id = ?", [snapshot_id])
+            self.conn.execute("UPDATE snapshots SET promoted = 1, held_reason = NULL WHERE id = ?", [snapshot_id])
         return self.snapshot(snapshot_id)
 
     def save_snapshot(
@@ -151,10 +166,11 @@ class Store:
         # deal_id is distinct within a snapshot (the validator rejects repeats): nothing to share
         shared = {name: None if name == "deal_id" else _shared_values(deals[name]) for name in DEAL_COLUMNS}
         frame_blob = deal_frames.encode(deals, DEAL_COLUMNS, parsed.fields, shared) if len(deals) else None
-        with bulk_load(self.db.conn), self.transaction():
-            cursor = self.db.execute(
+        with self.conn.bulk_load(), self.transaction():
+            cursor = self.conn.execute(
                 "INSERT INTO snapshots (source, sha256, layout, taken_at, loaded_at, rows_read, rows_loaded,"
-                " rows_rejected, fields, promoted, held_reason, facts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " rows_rejected, fields, promoted, held_reason, facts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " RETURNING id",
                 [
                     parsed.source,
                     parsed.sha256,
@@ -170,26 +186,23 @@ class Store:
                     json.dumps(dataclasses.asdict(parsed.facts())),
                 ],
             )
-            snapshot_id = cursor.lastrowid
+            snapshot_id = cursor.fetchone()[0]
             # Without extra fields the extras column is left to its default (NULL): one value fewer to bind per row.
             stored = [*DEAL_COLUMNS, "extras"] if names else list(DEAL_COLUMNS)
-            insert = (
-                f"INSERT INTO deals (snapshot_id, {', '.join(stored)}) "
-                f"VALUES ({int(snapshot_id)}, {', '.join('?' for _ in stored)})"
-            )
             for start in range(0, len(deals), INSERT_SLICE):
                 part = deals.iloc[start : start + INSERT_SLICE]
                 columns = [_sql_values(part[column], shared[column], start) for column in DEAL_COLUMNS]
                 if names:
                     columns.append(_extras_json(part, names))
-                self.db.conn.executemany(insert, zip(*columns))
+                self.conn.bulk_insert("deals", ["snapshot_id", *stored], zip(repeat(snapshot_id), *columns))
             if frame_blob is not None:
-                self.db.execute(
+                self.conn.execute(
                     "INSERT INTO snapshot_frames (snapshot_id, format, data) VALUES (?, ?, ?)",
                     [snapshot_id, deal_frames.FORMAT, frame_blob],
                 )
-            self.db.conn.executemany(
-                "INSERT INTO rejects (snapshot_id, line, deal_id, reason, raw) VALUES (?, ?, ?, ?, ?)",
+            self.conn.bulk_insert(
+                "rejects",
+                ["snapshot_id", "line", "deal_id", "reason", "raw"],
                 ((snapshot_id, r.line, r.deal_id, "; ".join(r.reasons), json.dumps(r.raw)) for r in parsed.rejects),
             )
         return Snapshot.from_row(self._rows("SELECT * FROM snapshots WHERE id = ?", [snapshot_id])[0])
@@ -208,7 +221,7 @@ class Store:
         """
         snapshot = self.snapshot(snapshot_id)
         fields = snapshot.fields if snapshot is not None else {}
-        row = self.db.execute(
+        row = self.conn.execute(
             "SELECT format, data FROM snapshot_frames WHERE snapshot_id = ?", [snapshot_id]
         ).fetchone()
         if row is not None and row[0] == deal_frames.FORMAT:
@@ -219,11 +232,11 @@ class Store:
 
     def _deals_from_rows(self, snapshot_id: int, fields: dict) -> tuple[pd.DataFrame, dict[str, pd.Series]]:
         """The SQL path: rows as pandas types them, and each extra field's values parsed from its JSON."""
-        frame = pd.read_sql_query(
-            f"SELECT {', '.join(DEAL_COLUMNS)}, extras FROM deals WHERE snapshot_id = ? ORDER BY line",
-            self.db.conn,
-            params=[snapshot_id],
+        names = [*DEAL_COLUMNS, "extras"]
+        cursor = self.conn.execute(
+            f"SELECT {', '.join(names)} FROM deals WHERE snapshot_id = ? ORDER BY line", [snapshot_id]
         )
+        frame = pd.DataFrame.from_records(cursor.fetchall(), columns=names, coerce_float=True)
         extras = frame.pop("extras")
         if not fields:
             return frame, {}
@@ -231,7 +244,7 @@ class Store:
         return frame, {name: parsed[name] for name in fields if name in parsed}
 
     def rejects(self, snapshot_id: int) -> list[dict]:
-        return list(self.db["rejects"].rows_where("snapshot_id = ?", [snapshot_id], order_by="line"))
+        return self._rows("SELECT * FROM rejects WHERE snapshot_id = ? ORDER BY line", [snapshot_id])
 
     # refreshes -----------------------------------------------------------------------------------------
 
@@ -250,25 +263,22 @@ class Store:
         `metrics` is called once the scores are written, inside the transaction, so a caller can let slow work
         elsewhere (a forked step) overlap the writing. Whatever it raises rolls everything back."""
         with self.transaction():
-            cursor = self.db.execute(
-                "INSERT INTO refreshes (snapshot_id, as_of, computed_at, metrics, model_id) VALUES (?, ?, ?, ?, ?)",
+            cursor = self.conn.execute(
+                "INSERT INTO refreshes (snapshot_id, as_of, computed_at, metrics, model_id) VALUES (?, ?, ?, ?, ?)"
+                " RETURNING id",
                 [snapshot_id, as_of.isoformat(), computed_at.isoformat(), "{}", model_id],
             )
-            refresh_id = cursor.lastrowid
+            refresh_id = cursor.fetchone()[0]
             if scores is not None and len(scores):
                 catalogue = [reason.to_dict() for reason in scores.catalogue]
-                self.db.execute(
+                self.conn.execute(
                     "INSERT INTO refresh_reasons (refresh_id, catalogue) VALUES (?, ?)",
                     [refresh_id, orjson.dumps(catalogue).decode()],
                 )
-                self.db.conn.executemany(
-                    f"INSERT INTO scores (refresh_id, {', '.join(SCORE_COLUMNS)})"
-                    f" VALUES (?, {', '.join('?' for _ in SCORE_COLUMNS)})",
-                    _score_rows(refresh_id, scores),
-                )
+                self.conn.bulk_insert("scores", ["refresh_id", *SCORE_COLUMNS], _score_rows(refresh_id, scores))
             values = metrics()
             # allow_nan=False: `metrics --json` must be JSON every tool can read, never NaN or Infinity
-            self.db.execute(
+            self.conn.execute(
                 "UPDATE refreshes SET metrics = ? WHERE id = ?",
                 [json.dumps(values.to_json(), allow_nan=False), refresh_id],
             )
@@ -291,7 +301,7 @@ class Store:
         was computed (an id a rolled-back refresh had can be given again). Not the metrics' length: SQLite reads
         the whole text to count it, which cost 0.1 ms per answer; a test that rewrites a refresh in place, as an
         older release would have written it, opens the store again as that release's successor would."""
-        key = self.db.execute(f"SELECT id, computed_at FROM refreshes {clause}", params).fetchone()
+        key = self.conn.execute(f"SELECT id, computed_at FROM refreshes {clause}", params).fetchone()
         if key is None:
             return None
         cached = self._refreshes.get(key)
@@ -305,15 +315,15 @@ class Store:
 
     def closed_between(self, snapshot_id: int, after: date, until: date, outcome: str | None = None) -> list[dict]:
         """Deals of a snapshot closed in (after, until], optionally with one outcome."""
-        sql = "snapshot_id = ? AND closed_date > ? AND closed_date <= ?"
+        sql = "SELECT * FROM deals WHERE snapshot_id = ? AND closed_date > ? AND closed_date <= ?"
         params = [snapshot_id, after.isoformat(), until.isoformat()]
         if outcome:
             sql, params = sql + " AND outcome = ?", [*params, outcome]
-        return list(self.db["deals"].rows_where(sql, params, order_by="closed_date"))
+        return self._rows(sql + " ORDER BY closed_date, line", params)
 
     def outcomes(self, snapshot_id: int, until: date) -> dict[str, str]:
         """deal_id → Won/Lost for deals of the snapshot closed on or before `until`."""
-        rows = self.db.execute(
+        rows = self.conn.execute(
             "SELECT deal_id, outcome FROM deals WHERE snapshot_id = ? AND outcome IS NOT NULL AND closed_date <= ?",
             [snapshot_id, until.isoformat()],
         ).fetchall()
@@ -325,7 +335,7 @@ class Store:
         Needs several snapshots to say anything: with one, every deal entered its stage when it was taken.
         Gaps (a deal that left the stage and came back) are not detected.
         """
-        rows = self.db.execute(
+        rows = self.conn.execute(
             "SELECT current.deal_id, MIN(s.taken_at) FROM deals AS current"
             " JOIN deals AS earlier ON earlier.deal_id = current.deal_id AND earlier.deal_stage = current.deal_stage"
             " JOIN snapshots AS s ON s.id = earlier.snapshot_id"
@@ -344,21 +354,21 @@ class Store:
     def scores(self, refresh_id: int) -> list[ScoredDeal]:
         """All scores of a refresh, highest risk first."""
         catalogue = self._reason_catalogue(refresh_id)
-        return [
-            score_from_row(r, catalogue)
-            for r in self.db["scores"].rows_where("refresh_id = ?", [refresh_id], order_by="risk desc, deal_id")
-        ]
+        rows = self._rows("SELECT * FROM scores WHERE refresh_id = ? ORDER BY risk DESC, deal_id", [refresh_id])
+        return [score_from_row(r, catalogue) for r in rows]
 
     def _reason_catalogue(self, refresh_id: int) -> list[Reason]:
         """The distinct reasons a refresh's scores refer to (none for refreshes written before they were shared);
         kept per refresh like the refresh itself."""
         query = "SELECT length(catalogue) FROM refresh_reasons WHERE refresh_id = ?"
-        size = self.db.execute(query, [refresh_id]).fetchone()
+        size = self.conn.execute(query, [refresh_id]).fetchone()
         if size is None:
             return []
         key = (refresh_id, size[0])
         if key not in self._catalogues:
-            row = self.db.execute("SELECT catalogue FROM refresh_reasons WHERE refresh_id = ?", [refresh_id]).fetchone()
+            row = self.conn.execute(
+                "SELECT catalogue FROM refresh_reasons WHERE refresh_id = ?", [refresh_id]
+            ).fetchone()
             self._catalogues = {key: [reason_from_json(value) for value in orjson.loads(row[0])]}
         return self._catalogues[key]
 
@@ -368,8 +378,8 @@ class Store:
 
     def find_deal_id(self, snapshot_id: int, deal_id: str) -> str | None:
         """The stored spelling of `deal_id`, matched exactly first, then ignoring case."""
-        for clause in ("deal_id = ?", "deal_id = ? COLLATE NOCASE"):
-            row = self.db.execute(
+        for clause in ("deal_id = ?", "lower(deal_id) = lower(?)"):
+            row = self.conn.execute(
                 f"SELECT deal_id FROM deals WHERE snapshot_id = ? AND {clause} LIMIT 1", [snapshot_id, deal_id]
             ).fetchone()
             if row:
@@ -382,9 +392,9 @@ class Store:
         self, snapshot_id: int, as_of: date, trained_at: datetime, summary: dict, pipeline: bytes
     ) -> StoredModel:
         with self.transaction():
-            cursor = self.db.execute(
+            cursor = self.conn.execute(
                 "INSERT INTO models (snapshot_id, as_of, trained_at, has_skill, train_from, train_to, deals, examples,"
-                " summary, pipeline) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " summary, pipeline) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 [
                     snapshot_id,
                     as_of.isoformat(),
@@ -398,7 +408,8 @@ class Store:
                     pipeline,
                 ],
             )
-        return self.model(cursor.lastrowid)
+            model_id = cursor.fetchone()[0]
+        return self.model(model_id)
 
     def model(self, model_id: int) -> StoredModel | None:
         rows = self._rows("SELECT * FROM models WHERE id = ?", [model_id])
@@ -410,7 +421,7 @@ class Store:
         where, params = "as_of <= ? AND as_of >= ?", [as_of.isoformat(), not_before.isoformat()]
         if snapshot_id is not None:
             where, params = where + " AND snapshot_id = ?", [*params, snapshot_id]
-        rows = list(self.db["models"].rows_where(where, params, order_by="as_of desc, id desc", limit=1))
+        rows = self._rows(f"SELECT * FROM models WHERE {where} ORDER BY as_of DESC, id DESC LIMIT 1", params)
         return model_from_row(rows[0]) if rows else None
 
     # retention ---------------------------------------------------------------------------------------------
@@ -422,7 +433,7 @@ class Store:
         state is kept (an episode may outlive its snapshot). Call `vacuum` after to give the space back."""
         kept = [
             r[0]
-            for r in self.db.execute(
+            for r in self.conn.execute(
                 "SELECT id FROM snapshots WHERE promoted = 1 ORDER BY taken_at DESC, id DESC LIMIT ?", [keep_snapshots]
             ).fetchall()
         ]
@@ -431,7 +442,7 @@ class Store:
         oldest_kept = min(kept)
         kept_marks = ", ".join("?" for _ in kept)
         query = f"SELECT id FROM snapshots WHERE id < ? AND id NOT IN ({kept_marks})"
-        old = [r[0] for r in self.db.execute(query, [oldest_kept, *kept]).fetchall()]
+        old = [r[0] for r in self.conn.execute(query, [oldest_kept, *kept]).fetchall()]
         counts: dict[str, int] = {}
         with self.transaction():
             if old:
@@ -448,39 +459,46 @@ class Store:
                     ("snapshots", f"id IN ({marks})"),
                 ):
                     params = old * where.count(f"({marks})")
-                    counts[table] = self.db.execute(f"DELETE FROM {table} WHERE {where}", params).rowcount
+                    counts[table] = self.conn.execute(f"DELETE FROM {table} WHERE {where}", params).rowcount
             since = keep_since.isoformat()
-            counts["outbox"] = self.db.execute(
+            counts["outbox"] = self.conn.execute(
                 "DELETE FROM outbox WHERE status IN ('sent', 'digested', 'failed') AND created_at < ?", [since]
             ).rowcount
-            counts["job_runs"] = self.db.execute("DELETE FROM job_runs WHERE claimed_at < ?", [since]).rowcount
+            counts["job_runs"] = self.conn.execute("DELETE FROM job_runs WHERE claimed_at < ?", [since]).rowcount
         self._refreshes.clear()
         self._snapshots.clear()
         return {table: n for table, n in counts.items() if n}
 
+    def size_bytes(self) -> int:
+        """What the store takes on disk: the SQLite file, or the PostgreSQL database."""
+        if self.target.path is not None:
+            return self.target.path.stat().st_size
+        return int(self.conn.execute("SELECT pg_database_size(current_database())").fetchone()[0])
+
     def vacuum(self) -> None:
-        """Give deleted pages back to the file system (rewrites the file; needs as much free space as it)."""
-        self.db.conn.execute("VACUUM")
+        """Give deleted pages back to the file system (on SQLite this rewrites the file and needs as much free space
+        as it; on PostgreSQL it is a plain VACUUM, which makes the space reusable)."""
+        self.conn.vacuum()
 
     # Slack users ----------------------------------------------------------------------------------------
 
     def slack_users(self) -> dict[str, str]:
         """person (rep or manager id) → Slack user id, as looked up by email or set with `salesintel users set`."""
-        return dict(self.db.execute("SELECT rep_id, slack_id FROM slack_users").fetchall())
+        return dict(self.conn.execute("SELECT rep_id, slack_id FROM slack_users").fetchall())
 
     def save_slack_user(self, person: str, slack_id: str, email: str | None, now: datetime) -> None:
         with self.transaction():
-            self.db.execute(
-                "INSERT OR REPLACE INTO slack_users (rep_id, slack_id, email, looked_up_at) VALUES (?, ?, ?, ?)",
+            self.conn.execute(
+                "INSERT INTO slack_users (rep_id, slack_id, email, looked_up_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (rep_id) DO UPDATE SET slack_id = excluded.slack_id, email = excluded.email,"
+                " looked_up_at = excluded.looked_up_at",
                 [person, slack_id, email, now.isoformat()],
             )
 
     def models(self) -> list[dict]:
-        return list(
-            self.db.query(
-                "SELECT id, snapshot_id, as_of, trained_at, has_skill, train_from, train_to, deals,"
-                " examples FROM models ORDER BY id"
-            )
+        return self._rows(
+            "SELECT id, snapshot_id, as_of, trained_at, has_skill, train_from, train_to, deals,"
+            " examples FROM models ORDER BY id"
         )
 
 
@@ -605,30 +623,35 @@ REFRESHES_KEPT = 4
 
 
 class ThreadLocalStore:
-    """One Store (one SQLite connection) per thread, for the service's listener, scheduler and delivery threads.
+    """One Store (one connection) per thread, for the service's listener, scheduler and delivery threads.
 
-    A sqlite3 connection must not interleave transactions from several threads; WAL lets the connections of one
-    file read while another writes.
+    Neither a sqlite3 nor a psycopg connection may interleave transactions from several threads; on SQLite, WAL lets
+    the connections of one file read while another writes.
     """
 
-    def __init__(self, path: Path):
-        self.path = path
+    def __init__(self, where: Path | str | StoreTarget):
+        self.target = where if isinstance(where, StoreTarget) else StoreTarget.parse(where)
         self._local = threading.local()
         self._opened: list[Store] = []
         self._lock = threading.Lock()
-        Store.open(path).close()  # create and migrate once, up front
+        Store.open(self.target).close()  # create and migrate once, up front
+
+    @property
+    def path(self) -> Path | None:
+        """The SQLite file (None on PostgreSQL)."""
+        return self.target.path
 
     def get(self) -> Store:
         store = getattr(self._local, "store", None)
         if store is None:
-            store = self._local.store = Store.open(self.path)
+            store = self._local.store = Store.open(self.target)
             with self._lock:
                 self._opened.append(store)
         return store
 
     def close(self) -> None:
-        """Close every thread's store once the threads are done with them (the service's last step), so the
-        write-ahead log is checkpointed into the store file."""
+        """Close every thread's store once the threads are done with them (the service's last step): on SQLite, so
+        the write-ahead log is checkpointed into the store file."""
         with self._lock:
             opened, self._opened = self._opened, []
         for store in opened:

@@ -6,12 +6,13 @@ and runs the job, the other's insert fails and it skips.
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime
+
+from salesintel.engine.store.connections import SqlConnection
 
 
 class JobRunRows:
-    def __init__(self, connection: sqlite3.Connection):
+    def __init__(self, connection: SqlConnection):
         self._conn = connection
 
     def latest_finished(self) -> dict[str, tuple[str, datetime, datetime]]:
@@ -32,14 +33,13 @@ class JobRunRows:
 
     def claim(self, job: str, fire_time: str, status: str, now: datetime, note: str | None) -> bool:
         """Insert the run's row (inside the caller's transaction); False when another process claimed it first."""
-        try:
-            self._conn.execute(
-                "INSERT INTO job_runs (job, fire_time, status, claimed_at, note) VALUES (?, ?, ?, ?, ?)",
-                [job, fire_time, status, now.isoformat(), note],
-            )
-        except sqlite3.IntegrityError:
-            return False
-        return True
+        cursor = self._conn.execute(
+            "INSERT INTO job_runs (job, fire_time, status, claimed_at, note) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (job, fire_time) DO NOTHING",
+            [job, fire_time, status, now.isoformat(), note],
+        )
+        # ON CONFLICT, not a caught error: on PostgreSQL an error aborts the caller's whole transaction
+        return cursor.rowcount == 1
 
     def finish(self, job: str, fire_time: str, status: str, now: datetime, note: str | None) -> None:
         self._conn.execute(

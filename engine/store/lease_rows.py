@@ -7,8 +7,9 @@ dead holder's lease passes to another within its time to live.
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime, timedelta
+
+from salesintel.engine.store.connections import SqlConnection
 
 
 def _at(moment: datetime) -> str:
@@ -17,7 +18,7 @@ def _at(moment: datetime) -> str:
 
 
 class LeaseRows:
-    def __init__(self, connection: sqlite3.Connection):
+    def __init__(self, connection: SqlConnection):
         self._conn = connection
 
     def acquire(self, name: str, holder: str, now: datetime, ttl: timedelta) -> bool:

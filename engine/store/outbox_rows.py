@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import datetime
 
+from salesintel.engine.store.connections import SqlConnection
 from salesintel.engine.store.records import OUTBOX_FOLDED, OutboxMessage
 
 
 class OutboxRows:
-    def __init__(self, connection: sqlite3.Connection):
+    def __init__(self, connection: SqlConnection):
         self._conn = connection
 
     def _messages(self, where: str, params: list, tail: str = "") -> list[OutboxMessage]:
@@ -32,8 +32,9 @@ class OutboxRows:
     ) -> bool:
         """Queue a message (inside the caller's transaction); False when this dedupe key was queued before."""
         cursor = self._conn.execute(
-            "INSERT OR IGNORE INTO outbox (dedupe_key, alert_id, kind, target, text, blocks, status, attempts,"
-            " next_attempt_at, created_at, note) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
+            "INSERT INTO outbox (dedupe_key, alert_id, kind, target, text, blocks, status, attempts,"
+            " next_attempt_at, created_at, note) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)"
+            " ON CONFLICT (dedupe_key) DO NOTHING",
             [
                 dedupe_key,
                 alert_id,
@@ -54,17 +55,21 @@ class OutboxRows:
         return self._messages("status = ? AND next_attempt_at <= ?", [status, now.isoformat(), limit], "LIMIT ?")
 
     def in_status(self, status: str | None = None) -> list[OutboxMessage]:
-        return self._messages("status = ?", [status]) if status else self._messages("1", [])
+        return self._messages("status = ?", [status]) if status else self._messages("1 = 1", [])
 
     def set_status(self, message_ids: list[int], status: str) -> None:
         self._conn.executemany("UPDATE outbox SET status = ? WHERE id = ?", [(status, i) for i in message_ids])
 
     def claim(self, message_id: int, pending: str, sending: str, holder: str, now: datetime, until: datetime) -> bool:
         """Claim a due pending message for sending, in one statement: of several processes trying at once, exactly
-        one gets it (True). The claim names the process and lasts until `until`."""
+        one gets it (True). The claim names the process and lasts until `until`.
+
+        On PostgreSQL the row is picked `FOR UPDATE SKIP LOCKED`: a replica never waits on a row another is claiming
+        or sending, it moves on (and the compare-and-set above still decides who got it)."""
         cursor = self._conn.execute(
             "UPDATE outbox SET status = ?, attempts = attempts + 1, claimed_by = ?, claim_expires_at = ?"
-            " WHERE id = ? AND status = ? AND next_attempt_at <= ?",
+            " WHERE id = (SELECT id FROM outbox WHERE id = ? AND status = ? AND next_attempt_at <= ?"
+            f"{self._conn.skip_locked})",
             [sending, holder, until.isoformat(), message_id, pending, now.isoformat()],
         )
         return cursor.rowcount == 1

@@ -4,7 +4,8 @@ A request replayed within Slack's five-minute window verifies as well as the ori
 a signature it has accepted before. Kept in each process's memory, a copy sent to another replica (or another
 worker behind the same port) would pass, so the memory is a small SQLite file beside the store instead of a table
 in it: its writes are one-row inserts that never wait behind a refresh's long write, and a store on SQLite lives on
-one machine anyway (SQLite is not for network file systems), so every replica of it can reach the file.
+one machine anyway (SQLite is not for network file systems), so every replica of it can reach the file. On
+PostgreSQL, where replicas may run on several machines, the memory is the database's `accepted_signatures` table.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import sqlite3
 import threading
 from pathlib import Path
+
+from salesintel.engine.store.connections import PostgresConnection, StoreTarget
 
 PRUNE_EVERY = 1000
 """Inserts between two deletions of expired signatures."""
@@ -55,6 +58,45 @@ class SharedReplayMemory:
         """How many signatures were accepted within the window."""
         query = "SELECT count(*) FROM accepted WHERE at >= ?"
         return self._connection().execute(query, [now - self._window]).fetchone()[0]
+
+
+class PostgresReplayMemory:
+    """The same memory in the store's PostgreSQL database (one connection per thread, autocommit)."""
+
+    def __init__(self, url: str, window_seconds: float):
+        self.url = url
+        self._window = window_seconds
+        self._local = threading.local()
+        self._inserts = 0
+
+    def _connection(self) -> PostgresConnection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._local.connection = PostgresConnection.open(self.url)
+        return connection
+
+    def remember(self, signature: str, now: float) -> bool:
+        connection = self._connection()
+        inserted = connection.execute(
+            "INSERT INTO accepted_signatures (signature, at) VALUES (?, ?) ON CONFLICT (signature) DO UPDATE"
+            " SET at = excluded.at WHERE accepted_signatures.at < ?",
+            [signature, now, now - self._window],
+        ).rowcount
+        self._inserts += 1
+        if self._inserts % PRUNE_EVERY == 0:
+            connection.execute("DELETE FROM accepted_signatures WHERE at < ?", [now - self._window])
+        return inserted == 1
+
+    def remembered(self, now: float) -> int:
+        query = "SELECT count(*) FROM accepted_signatures WHERE at >= ?"
+        return self._connection().execute(query, [now - self._window]).fetchone()[0]
+
+
+def replay_memory_for(target: StoreTarget, window_seconds: float) -> SharedReplayMemory | PostgresReplayMemory:
+    """The memory every process serving this store shares."""
+    if target.is_postgres:
+        return PostgresReplayMemory(target.url, window_seconds)
+    return SharedReplayMemory(replay_memory_path(target.path), window_seconds)
 
 
 def replay_memory_path(store_path: Path) -> Path:

@@ -1,0 +1,278 @@
+"""The two databases a store can live in, behind one small connection interface.
+
+SQLite (one file, the default: nothing else to install) and PostgreSQL (a server several replicas share). The store's
+SQL is written once, in the subset both speak (`?` placeholders, `INSERT … RETURNING id`, `ON CONFLICT`, `CASE`);
+what genuinely differs — how a transaction takes its lock, where the schema version lives, column types in DDL, how a
+bulk load is written, skipping rows another replica has locked — is a method or attribute here, so no query elsewhere
+asks which database it runs on.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from salesintel.engine.store.records import StoreError
+
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+
+@dataclass(frozen=True)
+class StoreTarget:
+    """Where a store lives: a SQLite file (`path`) or a PostgreSQL URL (`url`). Exactly one is set."""
+
+    path: Path | None = None
+    url: str | None = None
+
+    @classmethod
+    def parse(cls, text: str | Path) -> StoreTarget:
+        """A path, `sqlite:///path`, or `postgresql://…` (libpq's URL form; `postgres://` too)."""
+        if isinstance(text, Path):
+            return cls(path=text)
+        scheme = urlsplit(text).scheme.split("+")[0].lower()
+        if scheme in POSTGRES_SCHEMES:
+            return cls(url=text)
+        if scheme == "sqlite":
+            return cls(path=Path(text.split("sqlite://", 1)[1].removeprefix("/") if "://" in text else text))
+        if "://" in text:
+            raise StoreError(f"{_redacted(text)}: not a store URL (use a file path, sqlite:///path or postgresql://…)")
+        return cls(path=Path(text))
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.url is not None
+
+    def __str__(self) -> str:
+        return str(self.path) if self.path is not None else _redacted(self.url)
+
+
+def _redacted(url: str) -> str:
+    """A URL fit for a log line or an error: the password replaced."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+
+
+def connect(target: StoreTarget) -> SqlConnection:
+    return PostgresConnection.open(target.url) if target.is_postgres else SqliteConnection.open(target.path)
+
+
+class SqliteConnection:
+    """A SQLite file in WAL mode: readers never wait for the writer; a transaction takes the write lock up front."""
+
+    dialect = "sqlite"
+    integrity_errors = (sqlite3.IntegrityError,)
+    skip_locked = ""
+    """SQLite has one writer at a time: a row another process is changing cannot be seen half-changed anyway."""
+
+    def __init__(self, connection: sqlite3.Connection):
+        self.raw = connection
+        # The hot paths call these: bound straight to sqlite3's own methods, no Python layer in between.
+        self.execute = connection.execute
+        self.executemany = connection.executemany
+
+    @classmethod
+    def open(cls, path: Path) -> SqliteConnection:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            connection = sqlite3.connect(path, check_same_thread=False, timeout=30)
+            connection.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.Error as error:
+            raise StoreError(f"{path}: cannot open the store ({error})") from error
+        connection.execute("PRAGMA foreign_keys=ON")
+        return cls(connection)
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.raw.in_transaction
+
+    def begin(self, migration: bool = False) -> None:
+        # IMMEDIATE: the write lock is taken up front, so two processes never deadlock upgrading a read; a migration
+        # needs nothing more (one writer at a time already serialises processes starting together).
+        self.raw.execute("BEGIN IMMEDIATE")
+
+    def commit(self) -> None:
+        self.raw.commit()
+
+    def rollback(self) -> None:
+        self.raw.rollback()
+
+    def schema_version(self) -> int:
+        return self.raw.execute("PRAGMA user_version").fetchone()[0]
+
+    def set_schema_version(self, version: int) -> None:
+        self.raw.execute(f"PRAGMA user_version = {int(version)}")
+
+    def columns(self, table: str) -> list[str]:
+        return [row[1] for row in self.raw.execute(f"PRAGMA table_info({table})").fetchall()]
+
+    def tables(self) -> list[str]:
+        return [r[0] for r in self.raw.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+
+    def ddl(self, statement: str) -> str:
+        """DDL written for SQLite is SQLite's."""
+        return statement
+
+    def bulk_insert(self, table: str, columns: list[str], rows: Iterable[tuple]) -> None:
+        marks = ", ".join("?" for _ in columns)
+        self.raw.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+
+    @contextmanager
+    def bulk_load(self) -> Iterator[None]:
+        """Settings for writing a snapshot, put back afterwards. Foreign keys are not checked row by row (the rows'
+        snapshot is inserted first in the same transaction, so each reference holds by construction) and the page
+        cache is large enough that the table and its index are built in memory before they reach the WAL."""
+        foreign_keys = self.raw.execute("PRAGMA foreign_keys").fetchone()[0]
+        cache_size = self.raw.execute("PRAGMA cache_size").fetchone()[0]
+        self.raw.execute("PRAGMA foreign_keys=OFF")
+        self.raw.execute(f"PRAGMA cache_size={BULK_CACHE_KIB}")
+        try:
+            yield
+        finally:
+            self.raw.execute(f"PRAGMA cache_size={int(cache_size)}")
+            self.raw.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
+
+    def vacuum(self) -> None:
+        self.raw.execute("VACUUM")
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+BULK_CACHE_KIB = -256 * 1024
+"""Page cache while a snapshot is written (negative: KiB), about the size of a million deals with their index."""
+
+
+MIGRATION_LOCK = 0x5A1E5_1E7
+"""The advisory lock key PostgreSQL processes take while migrating one database (any constant, the same in all)."""
+
+
+class PostgresConnection:
+    """A PostgreSQL connection in autocommit mode: a lone statement commits by itself, and `begin`/`commit` bracket
+    the store's transactions, so no read leaves a transaction open on the server between requests.
+
+    `?` placeholders become psycopg's `%s` (the store's SQL has no literal `?` or `%`); the translation is kept per
+    statement text. Times are TEXT in ISO form, compared as text: every TEXT column is declared with the "C"
+    collation, so they order byte by byte as in SQLite, whatever the database's locale.
+    """
+
+    dialect = "postgresql"
+    skip_locked = " FOR UPDATE SKIP LOCKED"
+
+    def __init__(self, connection, url: str):
+        import psycopg
+
+        self.raw = connection
+        self.url = url
+        self.integrity_errors = (psycopg.errors.IntegrityError,)
+        self._texts: dict[str, str] = {}
+
+    @classmethod
+    def open(cls, url: str) -> PostgresConnection:
+        import psycopg
+
+        try:
+            connection = psycopg.connect(_libpq_url(url), autocommit=True, connect_timeout=10)
+        except psycopg.Error as error:
+            raise StoreError(f"{_redacted(url)}: cannot open the store ({str(error).strip()})") from error
+        return cls(connection, url)
+
+    def _text(self, sql: str) -> str:
+        text = self._texts.get(sql)
+        if text is None:
+            text = self._texts[sql] = sql.replace("%", "%%").replace("?", "%s")
+        return text
+
+    def execute(self, sql: str, params: Iterable = ()):
+        params = list(params)
+        return self.raw.execute(self._text(sql), params or None)
+
+    def executemany(self, sql: str, rows: Iterable):
+        cursor = self.raw.cursor()
+        cursor.executemany(self._text(sql), list(rows))
+        return cursor
+
+    @property
+    def in_transaction(self) -> bool:
+        from psycopg.pq import TransactionStatus
+
+        return self.raw.info.transaction_status != TransactionStatus.IDLE
+
+    def begin(self, migration: bool = False) -> None:
+        self.raw.execute("BEGIN")
+        if migration:  # processes starting together on one database take turns; the second finds the step done
+            self.raw.execute("SELECT pg_advisory_xact_lock(%s)", [MIGRATION_LOCK])
+
+    def commit(self) -> None:
+        self.raw.execute("COMMIT")
+
+    def rollback(self) -> None:
+        self.raw.execute("ROLLBACK")
+
+    def schema_version(self) -> int:
+        """Kept in a one-row table (SQLite keeps it in the file's header). No table yet: version 0."""
+        exists = self.raw.execute("SELECT to_regclass('salesintel_schema') IS NOT NULL").fetchone()[0]
+        if not exists:
+            return 0
+        row = self.raw.execute("SELECT version FROM salesintel_schema").fetchone()
+        return int(row[0]) if row else 0
+
+    def set_schema_version(self, version: int) -> None:
+        self.raw.execute("CREATE TABLE IF NOT EXISTS salesintel_schema (version INTEGER NOT NULL)")
+        self.raw.execute("DELETE FROM salesintel_schema")
+        self.raw.execute("INSERT INTO salesintel_schema (version) VALUES (%s)", [int(version)])
+
+    def columns(self, table: str) -> list[str]:
+        rows = self.raw.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema()"
+            " AND table_name = %s ORDER BY ordinal_position",
+            [table],
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def tables(self) -> list[str]:
+        rows = self.raw.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() ORDER BY 1"
+        ).fetchall()
+        return [r[0] for r in rows if r[0] != "salesintel_schema"]
+
+    def ddl(self, statement: str) -> str:
+        """SQLite's DDL in PostgreSQL's words: an `id INTEGER PRIMARY KEY` counts up by itself (as SQLite's rowid
+        does), BLOB is BYTEA, FLOAT a double, text orders byte by byte, and WITHOUT ROWID (a SQLite storage choice)
+        means nothing."""
+        statement = re.sub(
+            r"\bid INTEGER PRIMARY KEY\b", "id INTEGER GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY", statement
+        )
+        statement = re.sub(r"\bBLOB\b", "BYTEA", statement)
+        statement = re.sub(r"\bFLOAT\b", "DOUBLE PRECISION", statement)
+        statement = re.sub(r"\bREAL\b", "DOUBLE PRECISION", statement)
+        statement = re.sub(r"\bTEXT\b", 'TEXT COLLATE "C"', statement)
+        return re.sub(r"\)\s*WITHOUT ROWID\s*$", ")", statement)
+
+    def bulk_insert(self, table: str, columns: list[str], rows: Iterable[tuple]) -> None:
+        """COPY: a snapshot's deals or a refresh's scores stream in one command, not one statement per row."""
+        with self.raw.cursor() as cursor, cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    @contextmanager
+    def bulk_load(self) -> Iterator[None]:
+        yield
+
+    def vacuum(self) -> None:
+        self.raw.execute("VACUUM")
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+def _libpq_url(url: str) -> str:
+    """SQLAlchemy's spelling (`postgresql+psycopg://`) is accepted too; libpq wants the plain scheme."""
+    scheme, rest = url.split("://", 1)
+    return f"{scheme.split('+')[0]}://{rest}"
+
+
+SqlConnection = SqliteConnection | PostgresConnection
