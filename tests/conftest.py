@@ -61,3 +61,59 @@ def stores(tmp_path_factory):
     from tests.crash_fixtures import make_stores
 
     return make_stores(tmp_path_factory)
+
+
+BACKENDS = ["sqlite", "postgresql"]
+"""The databases a store can live in: tests of the store layer run on each (see `store_target`)."""
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """The URL of a running PostgreSQL server: SALESINTEL_TEST_POSTGRES_URL's (CI starts one), or one started here
+    for this session. Without either, PostgreSQL tests are skipped, unless SALESINTEL_REQUIRE_POSTGRES is set (CI
+    sets it: there a missing server fails the run)."""
+    import os
+    import shutil
+    import tempfile
+
+    from tests import postgres_server as server
+
+    url = os.environ.get(server.ENV_URL)
+    if url:
+        yield url
+        return
+    if server.binaries() is None:
+        if os.environ.get("SALESINTEL_REQUIRE_POSTGRES"):
+            pytest.fail("no PostgreSQL server and no binaries to start one")
+        pytest.skip("no PostgreSQL: set SALESINTEL_TEST_POSTGRES_URL or install Debian's postgresql package")
+    folder = Path(tempfile.mkdtemp(prefix="sipg", dir="/tmp"))  # short: a Unix socket path has a length limit
+    try:
+        yield server.start(folder)
+    finally:
+        server.stop(folder)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def new_store_target(request, folder: Path, backend: str) -> str:
+    """Where a test's store lives on `backend`: a SQLite file in `folder`, or a fresh schema in the test PostgreSQL
+    server, dropped when the requesting fixture's scope ends."""
+    if backend == "sqlite":
+        return str(folder / "s.db")
+    from tests.postgres_server import drop_schema, fresh_schema_url
+
+    server = request.getfixturevalue("postgres_server")
+    url, schema = fresh_schema_url(server)
+    request.addfinalizer(lambda: drop_schema(server, schema))
+    return url
+
+
+@pytest.fixture(params=BACKENDS)
+def store_target(request, tmp_path) -> str:
+    """A new store's location, once on SQLite and once on PostgreSQL."""
+    return new_store_target(request, tmp_path, request.param)
+
+
+@pytest.fixture
+def postgres_url(request, tmp_path) -> str:
+    """A new store's location on PostgreSQL only."""
+    return new_store_target(request, tmp_path, "postgresql")

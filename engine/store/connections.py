@@ -169,6 +169,7 @@ class PostgresConnection:
         self.url = url
         self.integrity_errors = (psycopg.errors.IntegrityError,)
         self._texts: dict[str, str] = {}
+        self._migrating = False
 
     @classmethod
     def open(cls, url: str) -> PostgresConnection:
@@ -202,15 +203,30 @@ class PostgresConnection:
         return self.raw.info.transaction_status != TransactionStatus.IDLE
 
     def begin(self, migration: bool = False) -> None:
+        if migration:
+            # Processes starting together on one database take turns, and the second finds the step done. The lock
+            # is taken before the transaction begins, not inside it: a transaction that waited for it would still
+            # see the catalogue as it was when it began (the tables the first process made "do not exist" yet).
+            self.raw.execute("SELECT pg_advisory_lock(%s)", [MIGRATION_LOCK])
+            self._migrating = True
         self.raw.execute("BEGIN")
-        if migration:  # processes starting together on one database take turns; the second finds the step done
-            self.raw.execute("SELECT pg_advisory_xact_lock(%s)", [MIGRATION_LOCK])
 
     def commit(self) -> None:
-        self.raw.execute("COMMIT")
+        try:
+            self.raw.execute("COMMIT")
+        finally:
+            self._unlock()
 
     def rollback(self) -> None:
-        self.raw.execute("ROLLBACK")
+        try:
+            self.raw.execute("ROLLBACK")
+        finally:
+            self._unlock()
+
+    def _unlock(self) -> None:
+        if self._migrating:
+            self._migrating = False
+            self.raw.execute("SELECT pg_advisory_unlock(%s)", [MIGRATION_LOCK])
 
     def schema_version(self) -> int:
         """Kept in a one-row table (SQLite keeps it in the file's header). No table yet: version 0."""

@@ -1,0 +1,287 @@
+"""The store layer on both databases: every test here runs once on SQLite and once on a real PostgreSQL server, and
+one test computes the same refresh on both and compares every number.
+
+The concurrent ones use one connection per thread, as the service does, so PostgreSQL's row locks and SQLite's
+write lock are what decides who wins.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from salesintel.bot.config import load_settings
+from salesintel.engine.ingest import read_snapshot
+from salesintel.engine.refresh import EngineSettings, refresh
+from salesintel.engine.store import MIGRATIONS, Store, StoreError
+from salesintel.engine.store.records import (
+    ALERT_ACKNOWLEDGED,
+    ALERT_SNOOZED,
+    OUTBOX_PENDING,
+    OUTBOX_SENDING,
+    OUTBOX_SENT,
+)
+from salesintel.engine.store.replay_memory import replay_memory_for
+from salesintel.engine.synth import MessySpec, generate_messy, messy_layout
+from tests.engine_fixtures import ROOT
+
+NOW = datetime(2026, 11, 24, tzinfo=UTC)
+SPEC = MessySpec(deals=1500, seed=5)
+
+
+def _messy_snapshot(folder: Path):
+    """A messy export (extra fields, zombies, leaks; see `engine.synth`) parsed as a user's config reads it."""
+    data = generate_messy(SPEC)
+    data.crm.to_csv(folder / "crm.csv", index=False)
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config["ingest"]["layouts"]["messy"] = messy_layout()
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    settings = load_settings(folder / "config.yaml")
+    return read_snapshot(folder / "crm.csv", settings.ingest, "messy"), settings
+
+
+def _in_threads(count: int, work) -> list:
+    """`work(i)` in `count` threads released together; their results in order."""
+    results = [None] * count
+    start = threading.Barrier(count)
+
+    def run(i):
+        start.wait()
+        results[i] = work(i)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def test_a_new_store_has_every_migration_and_reopening_changes_nothing(store_target):
+    store = Store.open(store_target)
+    assert store.schema_version == len(MIGRATIONS)
+    tables = store.conn.tables()
+    assert {"snapshots", "deals", "refreshes", "scores", "alerts", "outbox", "job_runs", "leases"} <= set(tables)
+    store.close()
+    again = Store.open(store_target)
+    assert again.schema_version == len(MIGRATIONS) and again.conn.tables() == tables
+    assert again.conn.columns("deals")[:3] == ["snapshot_id", "line", "deal_id"]
+
+
+def test_processes_opening_a_new_store_together_migrate_it_once(store_target):
+    opened = _in_threads(4, lambda i: Store.open(store_target))
+    assert {store.schema_version for store in opened} == {len(MIGRATIONS)}
+    for store in opened:
+        store.close()
+
+
+def test_both_backends_have_the_same_tables_and_columns(tmp_path, postgres_url):
+    sqlite, postgres = Store.open(tmp_path / "s.db"), Store.open(postgres_url)
+    assert sqlite.conn.tables() == postgres.conn.tables()
+    for table in sqlite.conn.tables():
+        assert sqlite.conn.columns(table) == postgres.conn.columns(table), table
+
+
+def test_a_store_behind_this_release_is_refused_without_migrating(store_target):
+    Store.open(store_target).close()
+    store = Store.open(store_target)
+    with store.transaction():
+        store.conn.set_schema_version(len(MIGRATIONS) - 1)
+    store.close()
+    with pytest.raises(StoreError, match="salesintel migrate"):
+        Store.open(store_target, migrate=False)
+    assert Store.open(store_target).schema_version == len(MIGRATIONS)
+
+
+def test_snapshot_round_trip_with_extra_fields_rejects_and_lookups(store_target, tmp_path):
+    parsed, _ = _messy_snapshot(tmp_path)
+    store = Store.open(store_target)
+    snapshot = store.save_snapshot(parsed, NOW, NOW)
+    assert store.snapshot_by_sha256(parsed.sha256) == snapshot == store.latest_snapshot()
+    assert snapshot.rows_loaded == len(parsed.deals) and snapshot.fields == parsed.fields
+    deals = store.deals(snapshot.id)
+    assert len(deals) == len(parsed.deals) and list(deals["deal_id"]) == list(parsed.deals["deal_id"])
+    assert set(parsed.fields) <= set(deals.columns)
+    first = deals["deal_id"].iloc[0]
+    assert store.deal(snapshot.id, first)["deal_id"] == first
+    assert store.find_deal_id(snapshot.id, first.lower()) == first
+    assert store.find_deal_id(snapshot.id, "no such deal") is None
+    assert len(store.rejects(snapshot.id)) == len(parsed.rejects)
+    closed = store.closed_between(snapshot.id, date(2000, 1, 1), date(2100, 1, 1), "Won")
+    assert closed and all(row["outcome"] == "Won" for row in closed)
+    assert [row["closed_date"] for row in closed] == sorted(row["closed_date"] for row in closed)
+    outcomes = store.outcomes(snapshot.id, date(2100, 1, 1))
+    assert set(outcomes.values()) == {"Won", "Lost"}
+
+
+def test_a_snapshot_that_fails_midway_leaves_nothing(store_target, tmp_path):
+    parsed, _ = _messy_snapshot(tmp_path)
+    store = Store.open(store_target)
+    broken = parsed.deals.copy()
+    broken.loc[broken.index[-1], "deal_id"] = broken["deal_id"].iloc[0]  # a repeated key fails the last insert
+    with pytest.raises(store.conn.integrity_errors):
+        store.save_snapshot(type(parsed)(**{**vars(parsed), "deals": broken}), NOW, NOW)
+    assert store.latest_snapshot() is None
+    assert store.conn.execute("SELECT COUNT(*) FROM deals").fetchone()[0] == 0
+    store.save_snapshot(parsed, NOW, NOW)  # and the store still works
+    assert store.latest_snapshot() is not None
+
+
+def test_the_same_export_gives_the_same_numbers_on_both_backends(tmp_path, postgres_url):
+    """Ingest, train, score and summarise the messy export on SQLite and on PostgreSQL: equal deals, equal scores
+    and reasons, equal metrics."""
+    parsed, settings = _messy_snapshot(tmp_path)
+    engine = EngineSettings(settings.metrics, settings.model, settings.anomalies)
+    results = []
+    for where in (tmp_path / "s.db", postgres_url):
+        store = Store.open(where)
+        snapshot = store.save_snapshot(parsed, NOW, NOW)
+        made = refresh(store, engine, SPEC.data_end, NOW)
+        results.append((store.deals(snapshot.id), store.scores(made.id), made.metrics.to_json(), store))
+    (sqlite_deals, sqlite_scores, sqlite_metrics, sqlite), (pg_deals, pg_scores, pg_metrics, pg) = results
+    pd.testing.assert_frame_equal(sqlite_deals, pg_deals, check_exact=True)
+    assert sqlite_scores == pg_scores and len(pg_scores) > 100
+    assert sqlite_metrics == pg_metrics
+    assert sqlite.models() == pg.models()
+
+
+def test_a_refresh_whose_metrics_fail_leaves_nothing(store_target, tmp_path):
+    parsed, settings = _messy_snapshot(tmp_path)
+    store = Store.open(store_target)
+    snapshot = store.save_snapshot(parsed, NOW, NOW)
+
+    def failing():
+        raise RuntimeError("metrics failed")
+
+    with pytest.raises(RuntimeError):
+        store.save_refresh(snapshot.id, SPEC.data_end, NOW, failing)
+    assert store.latest_refresh() is None
+    assert store.conn.execute("SELECT COUNT(*) FROM refreshes").fetchone()[0] == 0
+
+
+def test_concurrent_acknowledgements_change_the_alert_once(store_target):
+    Store.open(store_target).close()
+    store = Store.open(store_target)
+    with store.transaction():
+        alert = store.alerts.open_episode("at_risk", "D1", 1, 0.8, False, ["U1"], {}, NOW)
+    stores = [Store.open(store_target) for _ in range(8)]
+
+    def click(i):
+        with stores[i].transaction():
+            return stores[i].alerts.acknowledge(alert.id, f"U{i}", NOW)
+
+    assert sum(_in_threads(8, click)) == 1
+    assert store.alerts.get(alert.id).state == ALERT_ACKNOWLEDGED
+
+
+def test_snooze_is_compare_and_set_on_what_the_clicker_saw(store_target):
+    store = Store.open(store_target)
+    with store.transaction():
+        alert = store.alerts.open_episode("at_risk", "D1", 1, 0.8, False, ["U1"], {"x": 1}, NOW)
+    until = NOW + timedelta(days=3)
+    assert store.alerts.snooze(alert.id, until, "U1", NOW, None)
+    assert not store.alerts.snooze(alert.id, until + timedelta(days=1), "U2", NOW, None)  # saw an old state
+    assert store.alerts.snooze(alert.id, until + timedelta(days=1), "U2", NOW, until)
+    snoozed = store.alerts.get(alert.id)
+    assert snoozed.state == ALERT_SNOOZED and snoozed.snoozed_until == until + timedelta(days=1)
+    counts = store.alerts.counts_since(NOW - timedelta(days=1))
+    assert counts == {"new": 1, "held_back": 0, "repeat": 0, "acknowledged": 0}
+    assert store.alerts.counts() == {("at_risk", ALERT_SNOOZED, False): 1}
+
+
+def test_an_outbox_message_is_queued_once_and_claimed_by_exactly_one_process(store_target):
+    store = Store.open(store_target)
+    with store.transaction():
+        assert store.outbox.insert("k1", "daily", "channel:#a", "hi", [], OUTBOX_PENDING, NOW, None, None)
+        assert not store.outbox.insert("k1", "daily", "channel:#a", "again", [], OUTBOX_PENDING, NOW, None, None)
+    (message,) = store.outbox.in_status(OUTBOX_PENDING)
+    stores = [Store.open(store_target) for _ in range(8)]
+
+    def claim(i):
+        with stores[i].transaction():
+            claimed = stores[i].outbox.claim(
+                message.id, OUTBOX_PENDING, OUTBOX_SENDING, f"p{i}", NOW, NOW + timedelta(minutes=1)
+            )
+            if claimed:  # hold the row a moment: the others must skip it or find it taken, never take it too
+                threading.Event().wait(0.05)
+            return claimed
+
+    assert sum(_in_threads(8, claim)) == 1
+    (claimed,) = store.outbox.in_status(OUTBOX_SENDING)
+    assert len(store.outbox.orphaned_claims(OUTBOX_SENDING, "someone else")) == 1
+    assert store.outbox.oldest_pending_created_at() == NOW
+    with store.transaction():
+        store.outbox.mark_sent(claimed.id, OUTBOX_SENT, NOW, "C1", "1.1")
+    assert store.outbox.counts() == {("daily", OUTBOX_SENT): 1}
+    assert store.outbox.oldest_pending_created_at() is None
+
+
+def test_a_scheduled_run_is_claimed_once_and_the_transaction_goes_on(store_target):
+    """On PostgreSQL an error aborts the whole transaction: a lost claim must not be one."""
+    store = Store.open(store_target)
+    fire = "2024-03-01T08:00:00-05:00"
+    with store.transaction():
+        assert store.job_runs.claim("daily", fire, "running", NOW, None)
+        assert not store.job_runs.claim("daily", fire, "running", NOW, None)
+        store.job_runs.finish("daily", fire, "done", NOW, "ok")
+    assert store.job_runs.last_fire_time("daily") == datetime.fromisoformat(fire)
+    assert store.job_runs.latest_finished()["daily"][0] == "done"
+
+
+def test_one_lease_holder_at_a_time_and_takeover_after_expiry(store_target):
+    Store.open(store_target).close()
+    stores = [Store.open(store_target) for _ in range(6)]
+    ttl = timedelta(seconds=5)
+
+    def acquire(i):
+        with stores[i].transaction():
+            return stores[i].leases.acquire("scheduler", f"p{i}", NOW, ttl)
+
+    winners = [i for i, won in enumerate(_in_threads(6, acquire)) if won]
+    assert len(winners) == 1
+    store = stores[0]
+    holder = f"p{winners[0]}"
+    assert store.leases.holder("scheduler", NOW)[0] == holder
+    with store.transaction():
+        assert not store.leases.acquire("scheduler", "late", NOW + timedelta(seconds=4), ttl)
+        assert store.leases.acquire("scheduler", "late", NOW + timedelta(seconds=6), ttl)
+    with store.transaction():
+        store.leases.release("scheduler", "late")
+    assert store.leases.holder("scheduler", NOW + timedelta(seconds=7)) is None
+
+
+def test_slack_users_models_prune_and_vacuum(store_target, tmp_path):
+    store = Store.open(store_target)
+    store.save_slack_user("rep_1", "U1", "a@example.com", NOW)
+    store.save_slack_user("rep_1", "U9", "a@example.com", NOW)  # looked up again: replaced
+    assert store.slack_users() == {"rep_1": "U9"}
+    parsed, _ = _messy_snapshot(tmp_path)
+    first = store.save_snapshot(parsed, NOW, NOW)
+    model = store.save_model(first.id, SPEC.data_end, NOW, _summary(), b"\x00model\xff")
+    assert store.model(model.id).pipeline == b"\x00model\xff"
+    assert store.latest_model(SPEC.data_end, SPEC.data_end - timedelta(days=1)).id == model.id
+    later = parsed.deals.assign(deal_name=parsed.deals["deal_name"].astype(object) + " (later)")
+    second = store.save_snapshot(type(parsed)(**{**vars(parsed), "deals": later, "sha256": "b" * 64}), NOW, NOW)
+    deleted = store.prune(1, NOW - timedelta(days=1))
+    assert deleted["snapshots"] == 1 and deleted["models"] == 1 and deleted["deals"] == len(parsed.deals)
+    store.vacuum()
+    assert store.latest_snapshot().id == second.id and store.size_bytes() > 0
+
+
+def _summary() -> dict:
+    return {"has_skill": True, "train_from": "2023-01-01", "train_to": "2024-01-01", "deals": 10, "examples": 20}
+
+
+def test_replay_memory_is_shared_by_every_process_on_the_store(store_target):
+    Store.open(store_target).close()
+    store = Store.open(store_target)
+    first, second = replay_memory_for(store.target, 300), replay_memory_for(store.target, 300)
+    assert first.remember("v0=abc", 1000.0)
+    assert not second.remember("v0=abc", 1100.0)  # another process saw it within the window
+    assert second.remember("v0=abc", 1400.0)  # the window passed: a new request with the same signature bytes
+    assert first.remembered(1400.0) == 1
