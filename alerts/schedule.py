@@ -48,6 +48,7 @@ class JobRun:
 
 def cron_trigger(cron: CronSettings, timezone: ZoneInfo) -> CronTrigger:
     return CronTrigger(
+        second=cron.second,
         minute=cron.minute,
         hour=cron.hour,
         day=cron.day,

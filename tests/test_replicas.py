@@ -40,24 +40,24 @@ SECRET, TOKEN = "replica-signing-secret", "xoxb-replicas"
 NY = ZoneInfo("America/New_York")
 
 
-def _store_with_a_refresh(path: Path) -> Store:
-    store = Store.open(path)
+def _store_with_a_refresh(where: Path | str) -> Store:
+    store = Store.open(where)
     taken = datetime.now(UTC)
     store.save_snapshot(read_snapshot(ROOT / "data/skygeni_sales_data.csv", IngestSettings()), taken, taken)
     refresh(store, EngineSettings(MetricsSettings(), ModelSettings(), AnomalySettings()), date(2024, 3, 1), taken)
     return store
 
 
-def test_two_services_ticking_together_across_a_fire_time_queue_and_send_the_report_once(tmp_path):
+def test_two_services_ticking_together_across_a_fire_time_queue_and_send_the_report_once(store_target):
     """Two schedulers and deliverers on one store, each on its own connection and thread, tick at the same
     moments across the daily fire time: one leads; the report is queued once and posted once."""
-    _store_with_a_refresh(tmp_path / "s.db").close()
+    _store_with_a_refresh(store_target).close()
     standin = SlackStandIn().start()
     settings = AlertsSettings(delivery=DeliverySettings(channel_pace_seconds=0))
     clock = SimulatedClock(datetime(2024, 3, 4, 7, 58, tzinfo=NY))
     services = []
     for name in ("a", "b"):
-        store = Store.open(tmp_path / "s.db")
+        store = Store.open(store_target)
         env = AlertEnvironment(store, settings, NY)
         daily = Job("daily", cron_trigger(CronSettings(minute="0", hour="8"), NY), report_job("daily", env))
         leadership = Leadership(lambda store=store: store, f"replica-{name}", timedelta(seconds=90), clock)
@@ -90,8 +90,8 @@ def test_two_services_ticking_together_across_a_fire_time_queue_and_send_the_rep
     assert sum(services[i][0].leading for i in range(2)) == 1, "exactly one leader"
 
 
-def test_a_new_leader_finds_the_message_the_dead_one_had_in_flight_and_sends_only_the_rest(tmp_path):
-    store = Store.open(tmp_path / "s.db")
+def test_a_new_leader_finds_the_message_the_dead_one_had_in_flight_and_sends_only_the_rest(store_target):
+    store = Store.open(store_target)
     standin = SlackStandIn().start()
     settings = AlertsSettings(delivery=DeliverySettings(channel_pace_seconds=0))
     now = datetime.now(UTC)
@@ -124,16 +124,23 @@ def test_a_new_leader_finds_the_message_the_dead_one_had_in_flight_and_sends_onl
     assert rows["m1"].note == "in flight at a crash; not found in Slack: sent again"
 
 
-def _start(tmp: Path, standin: SlackStandIn, name: str, *extra: str) -> tuple[subprocess.Popen, str]:
+def _start(
+    tmp: Path, standin: SlackStandIn, name: str, *extra: str, where: str | None = None
+) -> tuple[subprocess.Popen, str]:
+    """`salesintel run` on the store at `where` (default: tmp/s.db), named `name` in its log file."""
     port = free_port()
     env = {
         **os.environ,
         "SLACK_BOT_TOKEN": TOKEN,
         "SLACK_SIGNING_SECRET": SECRET,
         "SLACK_API_URL": standin.url,
-        "SALESINTEL_DB": str(tmp / "s.db"),
         "OMP_NUM_THREADS": "1",
     }
+    env.pop("SALESINTEL_DATABASE_URL", None)
+    if where is not None and "://" in where:
+        env["SALESINTEL_DATABASE_URL"] = where
+    else:
+        env["SALESINTEL_DB"] = where or str(tmp / "s.db")
     args = ["--config", str(tmp / "config.yaml"), "run", "--port", str(port), "--as-of", "2024-03-01", *extra]
     process = subprocess.Popen(
         [sys.executable, "-m", "salesintel.bot", *args],
@@ -155,26 +162,36 @@ def _health(base: str) -> dict | None:
         return None
 
 
-def test_three_replicas_one_killed_mid_delivery_lose_nothing_and_send_nothing_twice(tmp_path):
+def test_three_replicas_one_killed_mid_delivery_lose_nothing_and_send_nothing_twice(tmp_path, store_target):
+    """Three `salesintel run` replicas on one store, over real HTTP to a Slack stand-in. 150 messages wait in the
+    outbox and the daily report fires every 5 seconds (so several fire times pass while they run, before and after
+    the kill). Mid-delivery the leader is SIGKILLed: another replica takes over; every message and every fire time's
+    report reaches Slack exactly once."""
     messages = 150
-    _store_with_a_refresh(tmp_path / "s.db").close()
+    _store_with_a_refresh(store_target).close()
     config = {
         "alerts": {
             "delivery": {"channel_pace_seconds": 0},
-            "schedule": {"tick_seconds": 1, "lease_seconds": 3},
+            "schedule": {
+                "tick_seconds": 1,
+                "lease_seconds": 3,
+                "daily": {"second": "*/5", "minute": "*", "hour": "*"},
+                "misfire_grace_minutes": 1,
+            },
         }
     }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    store = Store.open(tmp_path / "s.db")
+    store = Store.open(store_target)
     with store.transaction():
         for i in range(messages):
             Outbox(store).enqueue(f"r{i}", "daily", f"channel:C{i % 5}", Message(f"message {i}", []), datetime.now(UTC))
     standin = SlackStandIn(delay_seconds=0.03).start()
-    replicas = {name: _start(tmp_path, standin, name) for name in ("a", "b", "c")}
+    replicas = {name: _start(tmp_path, standin, name, where=store_target) for name in ("a", "b", "c")}
+    logs = lambda: [(tmp_path / f"{n}.log").read_text()[-2000:] for n in replicas]  # noqa: E731
     try:
         deadline = time.monotonic() + 60
         while len(standin.posts()) < 40:
-            assert time.monotonic() < deadline, [(tmp_path / f"{n}.log").read_text()[-2000:] for n in replicas]
+            assert time.monotonic() < deadline, logs()
             time.sleep(0.01)
         leaders = [n for n, (_, base) in replicas.items() if ((_health(base) or {}).get("leader") or {}).get("leading")]
         assert len(leaders) == 1, leaders
@@ -186,9 +203,16 @@ def test_three_replicas_one_killed_mid_delivery_lose_nothing_and_send_nothing_tw
             assert time.monotonic() - killed_at < 20, "no replica took over"
             time.sleep(0.01)
         takeover = time.monotonic() - killed_at
-        while Outbox(store).statuses() != {"sent": messages}:
+        killed_wall = datetime.now(UTC)
+
+        def reports_after_the_kill() -> int:
+            rows = Outbox(store).rows()
+            return sum(r.target == "channel:#sales-managers" and r.created_at > killed_wall for r in rows)
+
+        while Outbox(store).statuses().get("sent", 0) < messages or reports_after_the_kill() < 2:
             assert time.monotonic() - killed_at < 60, Outbox(store).statuses()
             time.sleep(0.05)
+        time.sleep(2)  # a report queued at the last fire time is delivered within a tick
     finally:
         for process, _ in replicas.values():
             if process.poll() is None:
@@ -196,23 +220,33 @@ def test_three_replicas_one_killed_mid_delivery_lose_nothing_and_send_nothing_tw
         for process, _ in replicas.values():
             process.wait(timeout=30)
         standin.stop()
-    received = Counter(call.args["text"] for call in standin.posts())
+    received = Counter(call.args["text"] for call in standin.posts() if call.args["channel"].startswith("C"))
     lost = messages - len(received)
     duplicated = sum(count - 1 for count in received.values())
-    print(f"replicas: lost {lost}, duplicated {duplicated}, takeover {takeover:.1f} s (lease 3 s, tick 1 s)")
+    reports = [row for row in Outbox(store).rows() if row.target == "channel:#sales-managers"]
+    fired = store.job_runs.latest_finished()
+    report_posts = standin.posts("#sales-managers")
+    print(
+        f"replicas on {store.dialect}: lost {lost}, duplicated {duplicated}, takeover {takeover:.1f} s"
+        f" (lease 3 s, tick 1 s); {len(reports)} daily reports queued, {len(report_posts)} posted"
+    )
     assert lost == 0 and duplicated == 0
     assert takeover < 3 + 1 + 3, "within the lease, one heartbeat and one tick"
+    assert "daily" in fired and len(reports) >= 2, "fire times passed after the kill"
+    assert {row.status for row in reports} == {"sent"}
+    assert len(report_posts) == len(reports), "each fire time's report posted once"
 
 
-def test_a_request_replayed_to_another_replica_is_refused(tmp_path):
-    """The replay memory is shared by every process on the store (a file beside it): the copy of a request one
-    replica accepted is refused by the other, over real HTTP with Slack's signature."""
+def test_a_request_replayed_to_another_replica_is_refused(tmp_path, store_target):
+    """The replay memory is shared by every process on the store (a file beside a SQLite store, a table in a
+    PostgreSQL one): the copy of a request one replica accepted is refused by the other, over real HTTP with Slack's
+    signature."""
     from tests import slack_requests as slack
 
-    _store_with_a_refresh(tmp_path / "s.db").close()
+    _store_with_a_refresh(store_target).close()
     (tmp_path / "config.yaml").write_text(yaml.safe_dump({"alerts": {"schedule": {"lease_seconds": 3}}}))
     standin = SlackStandIn().start()
-    replicas = [_start(tmp_path, standin, name) for name in ("a", "b")]
+    replicas = [_start(tmp_path, standin, name, where=store_target) for name in ("a", "b")]
     try:
         deadline = time.monotonic() + 60
         while not all(_health(base) for _, base in replicas) and time.monotonic() < deadline:
