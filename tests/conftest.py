@@ -16,6 +16,7 @@ from salesintel.engine.refresh import EngineSettings, refresh
 from salesintel.engine.settings import AnomalySettings, IngestSettings, MetricsSettings, ModelSettings
 from salesintel.engine.store import Store
 from tests.engine_fixtures import ROOT
+from tests.postgres_server import BACKENDS, new_store_target
 
 
 @dataclass(frozen=True)
@@ -63,10 +64,6 @@ def stores(tmp_path_factory):
     return make_stores(tmp_path_factory)
 
 
-BACKENDS = ["sqlite", "postgresql"]
-"""The databases a store can live in: tests of the store layer run on each (see `store_target`)."""
-
-
 @pytest.fixture(scope="session")
 def postgres_server():
     """The URL of a running PostgreSQL server: SALESINTEL_TEST_POSTGRES_URL's (CI starts one), or one started here
@@ -92,19 +89,6 @@ def postgres_server():
     finally:
         server.stop(folder)
         shutil.rmtree(folder, ignore_errors=True)
-
-
-def new_store_target(request, folder: Path, backend: str) -> str:
-    """Where a test's store lives on `backend`: a SQLite file in `folder`, or a fresh schema in the test PostgreSQL
-    server, dropped when the requesting fixture's scope ends."""
-    if backend == "sqlite":
-        return str(folder / "s.db")
-    from tests.postgres_server import drop_schema, fresh_schema_url
-
-    server = request.getfixturevalue("postgres_server")
-    url, schema = fresh_schema_url(server)
-    request.addfinalizer(lambda: drop_schema(server, schema))
-    return url
 
 
 @pytest.fixture(params=BACKENDS)

@@ -21,6 +21,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 ENV_URL = "SALESINTEL_TEST_POSTGRES_URL"
+BACKENDS = ["sqlite", "postgresql"]
+"""The databases a store can live in: tests of the store layer run on each (the `store_target` fixture)."""
 USER = "salesintel"
 
 
@@ -97,6 +99,17 @@ def drop_schema(server_url: str, schema: str) -> None:
 
     with psycopg.connect(server_url, autocommit=True) as connection:
         connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def new_store_target(request, folder: Path, backend: str) -> str:
+    """Where a test's store lives on `backend`: a SQLite file in `folder`, or a fresh schema in the test PostgreSQL
+    server (the `postgres_server` fixture), dropped when the requesting fixture's scope ends."""
+    if backend == "sqlite":
+        return str(folder / "s.db")
+    server = request.getfixturevalue("postgres_server")
+    url, schema = fresh_schema_url(server)
+    request.addfinalizer(lambda: drop_schema(server, schema))
+    return url
 
 
 if __name__ == "__main__":

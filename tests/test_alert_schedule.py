@@ -1,6 +1,7 @@
 """Five simulated weeks of the alert engine (across the March DST change), delivered to a local Slack stand-in.
 
-The scheduler, rules, episodes, outbox and deliverer run for real on a real SQLite store; only time is simulated.
+The scheduler, rules, episodes, outbox and deliverer run for real on a real store (once on SQLite, once on
+PostgreSQL); only time is simulated.
 Slack is reached over real HTTP by the real slack_sdk client. Along the way the script acknowledges and snoozes
 alerts, restarts the service, reruns a job, injects 429s and 5xx, and takes the service down twice.
 """
@@ -27,6 +28,7 @@ from salesintel.engine.refresh import EngineSettings
 from salesintel.engine.settings import AnomalySettings, IngestSettings, MetricsSettings, ModelSettings
 from salesintel.engine.store import Store
 from salesintel.engine.synth import SynthSpec, generate
+from tests.postgres_server import BACKENDS, new_store_target
 from tests.slack_standin import SlackStandIn
 
 NY = ZoneInfo("America/New_York")
@@ -58,11 +60,11 @@ def _ingest(tmp_path, store: Store) -> None:
     store.save_snapshot(read_snapshot(path, IngestSettings()), taken, taken)
 
 
-@pytest.fixture(scope="module")
-def sim(tmp_path_factory) -> Simulation:
+@pytest.fixture(scope="module", params=BACKENDS)
+def sim(request, tmp_path_factory) -> Simulation:
     tmp_path = tmp_path_factory.mktemp("sim")
     standin = SlackStandIn(users_by_email={"rep23@example.com": "U023"}).start()
-    store = Store.open(tmp_path / "store.db")
+    store = Store.open(new_store_target(request, tmp_path, request.param))
     _ingest(tmp_path, store)
     settings = AlertsSettings(
         schedule=ScheduleSettings(refresh=CronSettings(minute="0", hour="7"), misfire_grace_minutes=120),
@@ -148,7 +150,7 @@ def test_daily_summary_arrives_once_a_day_at_8_local_across_dst(sim):
     expected = [(START.date() + timedelta(days=i)).isoformat() for i in range((END.date() - START.date()).days + 1)]
     expected.remove("2024-03-25")  # down from 06:00 to 12:00: four hours late is beyond the grace period
     assert dates == expected
-    runs = dict(sim.store.db.execute("SELECT fire_time, status FROM job_runs WHERE job = 'daily'").fetchall())
+    runs = dict(sim.store.conn.execute("SELECT fire_time, status FROM job_runs WHERE job = 'daily'").fetchall())
     assert runs["2024-03-08T13:00:00+00:00"] == "done"  # 08:00 EST
     assert runs["2024-03-11T12:00:00+00:00"] == "done"  # 08:00 EDT, after the DST change
     assert runs["2024-03-20T12:00:00+00:00"] == "late"  # down at 08:00, back at 09:30: sent once, late
@@ -216,7 +218,7 @@ def test_permanent_error_is_recorded_and_reported_on_the_ops_channel(sim):
 def test_email_only_rep_is_found_with_users_lookup_by_email(sim):
     lookups = [c for c in sim.standin.calls if c.method == "users.lookupByEmail"]
     assert [c.args["email"] for c in lookups] == ["rep23@example.com"], "looked up once, then cached in the store"
-    assert sim.store.db.execute("SELECT slack_id FROM slack_users WHERE rep_id = 'rep_23'").fetchone() == ("U023",)
+    assert sim.store.conn.execute("SELECT slack_id FROM slack_users WHERE rep_id = 'rep_23'").fetchone() == ("U023",)
     assert any(c.args["channel"] == "D023" for c in sim.standin.posts())
 
 
