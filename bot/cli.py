@@ -24,6 +24,7 @@ from salesintel.bot.config import (
     load_settings,
     store_target,
 )
+from salesintel.bot.store_cli import register as register_store_commands
 from salesintel.engine.ingest import IngestError, ParsedSnapshot, read_snapshot
 from salesintel.engine.store import Store, StoreError
 
@@ -480,6 +481,7 @@ def _refresh_for(obj, as_of: datetime | None):
 
 
 register_alert_commands(main, _refresh_for, _open_store)
+register_store_commands(main)
 
 
 @main.command("run")

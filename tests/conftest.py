@@ -31,12 +31,14 @@ class Ran:
 @pytest.fixture
 def salesintel():
     """Run `salesintel --config CONFIG ARGS…` in this process (click's CliRunner) from the repository's root, with
-    its store in `folder` (or at `db`): as a user would, minus a new interpreter's start-up. `tests/test_launch.py`
-    and a few others prove the installed entry point itself in a subprocess."""
+    its store in `folder` (or at `db`, or at the PostgreSQL `url`): as a user would, minus a new interpreter's
+    start-up. `tests/test_launch.py` and a few others prove the installed entry point itself in a subprocess."""
 
-    def run(folder: Path, *args: str, config: Path = ROOT / "config.yaml", db: Path | None = None) -> Ran:
+    def run(
+        folder: Path, *args: str, config: Path = ROOT / "config.yaml", db: Path | None = None, url: str | None = None
+    ) -> Ran:
         runner = CliRunner()
-        env = {"SALESINTEL_DB": str(db or folder / "s.db")}
+        env = {"SALESINTEL_DB": str(db or folder / "s.db"), "SALESINTEL_DATABASE_URL": url}
         with contextlib.chdir(ROOT):
             result = runner.invoke(main, ["--config", str(config), *args], env=env)
         if result.exception is not None and not isinstance(result.exception, SystemExit):

@@ -285,3 +285,32 @@ def test_replay_memory_is_shared_by_every_process_on_the_store(store_target):
     assert not second.remember("v0=abc", 1100.0)  # another process saw it within the window
     assert second.remember("v0=abc", 1400.0)  # the window passed: a new request with the same signature bytes
     assert first.remembered(1400.0) == 1
+
+
+def test_a_whole_store_copied_from_sqlite_to_postgresql_keeps_every_row(tmp_path, postgres_url):
+    from salesintel.engine.store.copy import COPY_ORDER, copy_store
+
+    parsed, settings = _messy_snapshot(tmp_path)
+    source = Store.open(tmp_path / "s.db")
+    source.save_snapshot(parsed, NOW, NOW)
+    refresh(source, EngineSettings(settings.metrics, settings.model, settings.anomalies), SPEC.data_end, NOW)
+    with source.transaction():
+        alert = source.alerts.open_episode("at_risk", "D1", 1, 0.8, False, ["U1"], {"why": "é ✓"}, NOW)
+        source.alerts.acknowledge(alert.id, "U1", NOW)
+        source.outbox.insert("k1", "realtime", "user:U1", "hi", [{"type": "section"}], OUTBOX_PENDING, NOW, 1, None)
+        source.job_runs.claim("daily", "2024-03-01T13:00:00+00:00", "done", NOW, None)
+        source.leases.acquire("scheduler", "p1", NOW, timedelta(seconds=90))
+    source.save_slack_user("rep_1", "U1", None, NOW)
+    target = Store.open(postgres_url)
+    copied = copy_store(source, target)
+    for table in COPY_ORDER:
+        columns = source.conn.columns(table)
+        order = ", ".join(columns)
+        rows = source.conn.execute(f"SELECT {order} FROM {table} ORDER BY {order.replace('data, ', '')}").fetchall()
+        theirs = target.conn.execute(f"SELECT {order} FROM {table} ORDER BY {order.replace('data, ', '')}").fetchall()
+        assert [tuple(r) for r in theirs] == [tuple(r) for r in rows], table
+        assert copied[table] == len(rows)
+    assert target.leases.holder("scheduler", NOW) is None, "a lease names a process of the source: not copied"
+    with target.transaction():  # ids continue after the copied ones
+        again = target.alerts.open_episode("at_risk", "D2", 1, 0.8, False, ["U1"], {}, NOW)
+    assert again.id == alert.id + 1

@@ -120,6 +120,9 @@ class SqliteConnection:
         marks = ", ".join("?" for _ in columns)
         self.raw.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
 
+    def after_copy(self, table: str, columns: list[str]) -> None:
+        """Nothing to do: a rowid continues from the largest id in the table."""
+
     @contextmanager
     def bulk_load(self) -> Iterator[None]:
         """Settings for writing a snapshot, put back afterwards. Foreign keys are not checked row by row (the rows'
@@ -273,6 +276,13 @@ class PostgresConnection:
         with self.raw.cursor() as cursor, cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
+
+    def after_copy(self, table: str, columns: list[str]) -> None:
+        """Rows copied with their ids: the table's identity must continue after the largest, not from 1."""
+        if "id" in columns:
+            self.raw.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), COALESCE(MAX(id), 0) + 1, false) FROM {table}"
+            )
 
     @contextmanager
     def bulk_load(self) -> Iterator[None]:

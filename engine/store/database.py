@@ -83,6 +83,18 @@ class Store:
             raise
         return store
 
+    @staticmethod
+    def versions(where: Path | str | StoreTarget) -> tuple[int, int]:
+        """(the store's schema version, this release's) without changing anything (0 for a new store)."""
+        target = where if isinstance(where, StoreTarget) else StoreTarget.parse(where)
+        if target.path is not None and not target.path.exists():
+            return 0, len(MIGRATIONS)
+        conn = connect(target)
+        try:
+            return conn.schema_version(), len(MIGRATIONS)
+        finally:
+            conn.close()
+
     @property
     def schema_version(self) -> int:
         return self.conn.schema_version()
