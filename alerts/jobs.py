@@ -31,6 +31,7 @@ from salesintel.engine.ingest import IngestError, file_sha256, read_snapshot
 from salesintel.engine.refresh import EngineSettings, RefreshError, refresh
 from salesintel.engine.settings import IngestSettings
 from salesintel.engine.snapshot_guard import save_guarded
+from salesintel.engine.warehouse import WarehouseSource, read_warehouse
 
 log = logging.getLogger("salesintel.jobs")
 
@@ -42,10 +43,11 @@ class RefreshJob:
     ingest: IngestSettings
     pinned_as_of: date | None = None
     watch_folder: Path | None = None
+    warehouse: WarehouseSource | None = None
     _seen: set[tuple[str, float, int]] = field(default_factory=set)
 
     def __call__(self, fire_time: datetime, now: datetime) -> str | None:
-        notes = [note for note in (self._ingest_new_files(now),) if note]
+        notes = [note for note in (self._ingest_new_files(now), self._pull_warehouse(now)) if note]
         as_of = self.pinned_as_of or now.astimezone(self.env.timezone).date()
         latest, snapshot = self.env.store.latest_refresh(), self.env.store.latest_snapshot()
         if snapshot is None:
@@ -65,6 +67,29 @@ class RefreshJob:
             return str(error)
         notes += problems
         return "; ".join(n for n in notes if n) or None
+
+    def _pull_warehouse(self, now: datetime) -> str | None:
+        """Run the warehouse query; a result not loaded before becomes a snapshot, through the same guard as a file
+        (held, with an ops alert, when it fails the checks against the previous one). A failing query raises an
+        ops alert once per hour it keeps failing, and the last snapshot stays in use."""
+        if self.warehouse is None:
+            return None
+        try:
+            parsed = read_warehouse(self.warehouse, self.ingest)
+        except IngestError as error:
+            ops_alert(self.env, f"warehouse:{now:%Y-%m-%dT%H}", f"cannot load {error}", now)
+            return str(error)
+        existing = self.env.store.snapshot_by_sha256(parsed.sha256)
+        if existing:
+            return None
+        saved = save_guarded(self.env.store, parsed, now, now, self.ingest, accept=False)
+        snapshot = saved.snapshot
+        if not snapshot.promoted:
+            held_snapshot_alert(self.env, saved, str(self.warehouse), now)
+        return (
+            f"snapshot #{snapshot.id} from the {self.warehouse} ({snapshot.rows_loaded} loaded, "
+            f"{snapshot.rows_rejected} rejected{'' if snapshot.promoted else ', held'})"
+        )
 
     def _ingest_new_files(self, now: datetime) -> str | None:
         """Load each new CSV in the watched folder once it is complete: unchanged for `watch_settle_seconds` and

@@ -241,14 +241,19 @@ def ops_alert(env: AlertEnvironment, key: str, problem: str, now: datetime) -> b
     return queued
 
 
-def held_snapshot_alert(env: AlertEnvironment, saved: GuardedSave, path: Path, now: datetime) -> bool:
+def held_snapshot_alert(env: AlertEnvironment, saved: GuardedSave, source: Path | str, now: datetime) -> bool:
     """The ops alert for a snapshot the guard held (`engine.snapshot_guard`): which, why, what is still in use, and
-    how to accept it. Once per snapshot."""
+    how to accept it. Once per snapshot. `source`: the file, or the warehouse (then `str` of it)."""
     snapshot = saved.snapshot
     kept = f"; still using snapshot #{saved.previous.id}" if saved.previous else ""
+    name, accept = (
+        (source.name, f"salesintel ingest {source} --accept")
+        if isinstance(source, Path)
+        else (f"the {source}", "salesintel ingest --warehouse --accept")
+    )
     problem = (
-        f"snapshot #{snapshot.id} from {path.name} held, not used: {snapshot.held_reason}{kept}. "
-        f"If the export is right: `salesintel ingest {path} --accept`"
+        f"snapshot #{snapshot.id} from {name} held, not used: {snapshot.held_reason}{kept}. "
+        f"If the export is right: `{accept}`"
     )
     return ops_alert(env, f"held:{snapshot.id}", problem, now)
 

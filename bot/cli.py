@@ -23,6 +23,7 @@ from salesintel.bot.config import (
     load_default_settings,
     load_settings,
     store_target,
+    warehouse_source,
 )
 from salesintel.bot.store_cli import register as register_store_commands
 from salesintel.engine.ingest import IngestError, ParsedSnapshot, read_snapshot
@@ -85,14 +86,16 @@ def init(path: Path, force: bool) -> None:
 @click.argument("path", type=click.Path(path_type=Path), required=False)
 @click.option("--layout", default=None, help="CRM layout name (default: from config, usually auto)")
 @click.option("--sample", is_flag=True, help="load the sample export shipped with salesintel (5,000 deals) instead")
+@click.option("--warehouse", is_flag=True, help="run the configured warehouse query (ingest.warehouse) instead")
 @click.option(
     "--accept",
     is_flag=True,
     help="use this snapshot even though it fails the checks against the previous one (or accept a held one)",
 )
 @click.pass_obj
-def ingest(obj, path: Path | None, layout: str | None, sample: bool, accept: bool) -> None:
-    """Load a CRM snapshot CSV into the store; bad rows go to rejects with reasons.
+def ingest(obj, path: Path | None, layout: str | None, sample: bool, warehouse: bool, accept: bool) -> None:
+    """Load a CRM snapshot CSV (or the warehouse query's result) into the store; bad rows go to rejects with
+    reasons.
 
     A snapshot that fails the checks against the previous one (every row rejected; far fewer deals or far less
     open pipeline, see ingest.max_drop_share; columns gone) is stored but not used, exits 1 and raises an ops alert,
@@ -100,30 +103,39 @@ def ingest(obj, path: Path | None, layout: str | None, sample: bool, accept: boo
     from salesintel.engine.snapshot_guard import save_guarded
 
     settings, config_path = obj.settings, obj.config_path
-    if (path is None) == (not sample):
-        raise click.UsageError("give one CSV export to load, or --sample for the sample shipped with salesintel")
+    if (path is not None) + sample + warehouse != 1:
+        raise click.UsageError(
+            "give one CSV export to load, --sample for the sample shipped with salesintel, or --warehouse"
+        )
     if sample:
         path = Path(str(resources.files("salesintel").joinpath("skygeni_sales_data.csv")))
+    source = None
     try:
-        parsed = _read_with_progress(path, settings, layout)
+        if warehouse:
+            source = _warehouse(settings, config_path, layout)
+            parsed = _read_warehouse_with_progress(source, settings)
+        else:
+            parsed = _read_with_progress(path, settings, layout)
     except IngestError as error:
         raise click.ClickException(str(error)) from error
+    shown = path if source is None else f"the {source}"
+    again = f"salesintel ingest {path} --accept" if source is None else "salesintel ingest --warehouse --accept"
     store = _open_store(settings, config_path)
     existing = store.snapshot_by_sha256(parsed.sha256)
     if existing and not existing.promoted:
         if accept:
             store.promote_snapshot(existing.id)
-            click.echo(f"{path}: snapshot #{existing.id} accepted (it was held: {existing.held_reason})")
+            click.echo(f"{shown}: snapshot #{existing.id} accepted (it was held: {existing.held_reason})")
             return
         raise click.ClickException(
-            f"{path}: already loaded as snapshot #{existing.id}, held and not used: {existing.held_reason}. "
-            f"If this export is right, run `salesintel ingest {path} --accept`"
+            f"{shown}: already loaded as snapshot #{existing.id}, held and not used: {existing.held_reason}. "
+            f"If this export is right, run `{again}`"
         )
     if existing:
-        click.echo(f"{path}: already loaded as snapshot #{existing.id} at {existing.loaded_at:%Y-%m-%d %H:%M}")
+        click.echo(f"{shown}: already loaded as snapshot #{existing.id} at {existing.loaded_at:%Y-%m-%d %H:%M}")
         return
     now = datetime.now(UTC)
-    taken = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+    taken = now if source is not None else datetime.fromtimestamp(path.stat().st_mtime, UTC)
     saved = save_guarded(store, parsed, taken, now, settings.ingest, accept)
     snapshot, problems, previous = saved.snapshot, saved.problems, saved.previous
     click.echo(
@@ -139,12 +151,42 @@ def ingest(obj, path: Path | None, layout: str | None, sample: bool, accept: boo
     if not snapshot.promoted:
         from salesintel.alerts.runs import held_snapshot_alert
 
-        held_snapshot_alert(alert_environment(settings, store), saved, path, now)
+        held_snapshot_alert(alert_environment(settings, store), saved, path if source is None else str(source), now)
         kept = f"refreshes keep using snapshot #{previous.id}" if previous else "no snapshot is in use yet"
         raise click.ClickException(
             f"snapshot #{snapshot.id} is stored but not used: {snapshot.held_reason}; {kept}. "
-            f"If this export is right, run `salesintel ingest {path} --accept`"
+            f"If this export is right, run `{again}`"
         )
+
+
+def _warehouse(settings: Settings, config_path: Path, layout: str | None):
+    from dataclasses import replace
+
+    try:
+        source = warehouse_source(settings, config_path)
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from error
+    if source is None:
+        raise click.UsageError("no warehouse configured: set ingest.warehouse.query and SALESINTEL_WAREHOUSE_URL")
+    return replace(source, layout=layout) if layout else source
+
+
+def _read_warehouse_with_progress(source, settings: Settings) -> ParsedSnapshot:
+    """Rows read so far on an interactive terminal (a query's size is not known up front)."""
+    from salesintel.engine.warehouse import read_warehouse
+
+    if not sys.stderr.isatty():
+        return read_warehouse(source, settings.ingest)
+    seen = [0]
+
+    def progress(rows: int) -> None:
+        seen[0] += rows
+        click.echo(f"\r{source}: {seen[0]:,} rows read", err=True, nl=False)
+
+    try:
+        return read_warehouse(source, settings.ingest, progress)
+    finally:
+        click.echo("", err=True)
 
 
 def _read_with_progress(path: Path, settings: Settings, layout: str | None) -> ParsedSnapshot:
@@ -510,4 +552,9 @@ def run_command(obj, port: int, as_of: datetime | None, workers: int) -> None:
     logs.configure(obj.credentials.secrets)
     if workers > 1 and obj.credentials.mode != "http":
         raise click.UsageError(f"--workers {workers} needs HTTP mode (SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET)")
+    try:
+        warehouse_source(settings, config_path)  # a broken warehouse setting stops the start, not a later pull
+        store_target(settings, config_path)
+    except (ConfigError, StoreError) as error:
+        raise click.ClickException(str(error)) from error
     sys.exit(service.run(settings, config_path, obj.credentials, port, _as_date(as_of), workers=workers))

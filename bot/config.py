@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import yaml
 from pydantic import Field, ValidationError
@@ -15,6 +15,9 @@ from pydantic import Field, ValidationError
 from salesintel.alerts.settings import AlertsSettings
 from salesintel.engine.settings import AnomalySettings, FrozenSettings, IngestSettings, MetricsSettings, ModelSettings
 from salesintel.engine.store.connections import StoreTarget
+
+if TYPE_CHECKING:
+    from salesintel.engine.warehouse import WarehouseSource
 
 
 class StoreSettings(FrozenSettings):
@@ -96,6 +99,28 @@ def store_target(settings: Settings, config_path: Path) -> StoreTarget:
     if target.path is not None and not target.path.is_absolute():
         return StoreTarget(path=config_path.parent / target.path)
     return target
+
+
+def warehouse_source(settings: Settings, config_path: Path) -> WarehouseSource | None:
+    """The configured SQL source, or None: SALESINTEL_WAREHOUSE_URL (or ingest.warehouse.url) with
+    ingest.warehouse.query (or the file query_file names, relative to the config file)."""
+    from salesintel.engine.warehouse import WarehouseSource
+
+    config = settings.ingest.warehouse
+    url = os.environ.get("SALESINTEL_WAREHOUSE_URL") or config.url
+    if not url:
+        return None
+    if bool(config.query) == bool(config.query_file):
+        raise ConfigError("ingest.warehouse: give exactly one of query and query_file")
+    query = config.query
+    if config.query_file:
+        path = Path(config.query_file)
+        path = path if path.is_absolute() else config_path.parent / path
+        try:
+            query = path.read_text()
+        except OSError as error:
+            raise ConfigError(f"ingest.warehouse.query_file: {path}: cannot read ({error.strerror})") from error
+    return WarehouseSource(url, query, config.layout)
 
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"

@@ -50,7 +50,7 @@ from salesintel.alerts.outbox import Outbox
 from salesintel.alerts.runs import AlertEnvironment
 from salesintel.alerts.schedule import Scheduler
 from salesintel.bot.app import BotDeps, create_app
-from salesintel.bot.config import Credentials, Settings, store_target
+from salesintel.bot.config import Credentials, Settings, store_target, warehouse_source
 from salesintel.bot.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from salesintel.bot.metrics import ServiceMetrics, StoreCollector
 from salesintel.bot.request_guard import MAX_BODY_BYTES, WINDOW_SECONDS, RequestGuard
@@ -305,7 +305,12 @@ def run(
     watch = settings.alerts.schedule.watch_folder
     env = AlertEnvironment(stores.get(), settings.alerts, ZoneInfo(settings.timezone))
     refresh_job = RefreshJob(
-        env, engine, settings.ingest, pinned_as_of, (config_path.parent / watch) if watch else None
+        env,
+        engine,
+        settings.ingest,
+        pinned_as_of,
+        (config_path.parent / watch) if watch else None,
+        warehouse_source(settings, config_path),
     )
     schedule = settings.alerts.schedule
     leadership = Leadership(stores.get, process_name(), timedelta(seconds=schedule.lease_seconds), clock)

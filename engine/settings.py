@@ -180,6 +180,20 @@ moves the probability with the stage), so they are kept for reports but never sc
 columns simply has no value for that field."""
 
 
+class WarehouseSettings(FrozenSettings):
+    """A SQL source read on the refresh schedule besides (or instead of) CSV files (see `engine.warehouse`)."""
+
+    url: str | None = None
+    """A SQLAlchemy URL (postgresql+psycopg://…, snowflake://…, bigquery://…); SALESINTEL_WAREHOUSE_URL overrides it,
+    so a password need not be in this file. The dialect's driver must be installed beside salesintel."""
+    query: str | None = None
+    """The SELECT whose columns the layout maps, as a CSV export's header would be."""
+    query_file: str | None = None
+    """... or a file holding it (relative to the config file)."""
+    layout: str | None = None
+    """The layout of the query's columns (default: ingest.layout)."""
+
+
 class IngestSettings(FrozenSettings):
     layout: str = "auto"
     """Layout to read files with; `auto` picks the one layout whose required columns the header has."""
@@ -191,6 +205,7 @@ class IngestSettings(FrozenSettings):
     until accepted (`ingest --accept`): a filtered or half-copied export must not become the truth."""
     watch_settle_seconds: int = Field(60, ge=0)
     """A file in the watched folder is read only once it has not changed for this long (it may still be copying)."""
+    warehouse: WarehouseSettings = WarehouseSettings()
 
     def all_layouts(self) -> dict[str, Layout]:
         """Built-in layouts plus those from config (config wins on a name clash)."""
