@@ -1,9 +1,10 @@
 """The Bolt app: slash commands, alert buttons, the snooze-until modal, App Home. Wiring only.
 
 Bolt runs each listener before it answers the HTTP request (`process_before_response`): a slash command's answer
-is its acknowledgement, so it is built in the request's own thread. Handing it to Bolt's listener pool instead
-cost a thread switch and a 10 ms poll for the ack on every request, and capped one process at about 200 answers a
-second (docs/performance.md). Whatever calls Slack's Web API (a button's message update, the snooze modal, App
+is its acknowledgement, built on a pool thread the request's thread waits for up to a budget; one not ready in time
+is acknowledged at once and followed up on Slack's `response_url` (`bot.slow_answers`). Bolt's own listener pool
+is not used for this: it cost a 10 ms poll for the ack on every request, and capped one process at about 200
+answers a second (docs/performance.md). Whatever calls Slack's Web API (a button's message update, the snooze modal, App
 Home) is a lazy listener: acknowledged at once, done on the pool after, so Slack's 3-second deadline never waits
 on Slack itself. Listeners read from the store through `bot.answers` or `bot.buttons`. Slack's event retries
 (`X-Slack-Retry-Num`) and repeated event ids are recognised and not processed twice. Bolt answers 200 even when a
@@ -38,6 +39,7 @@ from salesintel.bot import answers
 from salesintel.bot.buttons import press, replace_buttons
 from salesintel.bot.config import Settings
 from salesintel.bot.people import identify
+from salesintel.bot.slow_answers import AnswerWithinBudget
 from salesintel.engine.store import ThreadLocalStore
 
 log = logging.getLogger("salesintel.bot")
@@ -103,8 +105,9 @@ def create_app(
     app.use(RepeatedEventFilter())
     if observe_slack is not None:
         app.use(ObservedClients(observe_slack))
+    within = AnswerWithinBudget(deps.settings.bot.answer_budget_seconds)
     for name, answer in COMMANDS.items():
-        app.command(name)(_command_listener(deps, answer))
+        app.command(name)(_command_listener(deps, answer, within))
     app.action(re.compile(r"^alert_(ack|snooze_1d|snooze_1w)$"))(ack=_ack, lazy=[_button_listener(deps)])
     app.action("alert_snooze_pick")(ack=_ack, lazy=[_open_snooze_modal(deps)])
     app.view("snooze_until")(ack=_check_snooze_date(deps), lazy=[_snooze_until_submitted(deps)])
@@ -157,23 +160,23 @@ class RepeatedEventFilter(Middleware):
         return next()
 
 
-def _command_listener(deps: BotDeps, answer: Callable) -> Callable:
+def _command_listener(deps: BotDeps, answer: Callable, within: AnswerWithinBudget) -> Callable:
     def listener(ack, command):
         started = time_counter()
-        try:
+
+        def build():
             context = deps.context()
-            message = answer(context, deps.viewer(command["user_id"], context.known_users), command.get("text") or "")
-        except Exception:
-            log.exception("command failed", extra={"event": "command_failed", "command": command.get("command")})
-            ack(response_type="ephemeral", text="Sorry, something went wrong answering that. It has been logged.")
-            return
-        ack(response_type="ephemeral", text=message.text, blocks=message.blocks)
-        if deps.observe is not None:
-            deps.observe(command.get("command") or "", time_counter() - started)
-        log.info(
-            "command answered",
-            extra={"event": "command", "command": command.get("command"), "user": command["user_id"]},
-        )
+            return answer(context, deps.viewer(command["user_id"], context.known_users), command.get("text") or "")
+
+        def done(how: str) -> None:
+            if deps.observe is not None and how != "failed":
+                deps.observe(command.get("command") or "", time_counter() - started)
+            log.info(
+                "command answered",
+                extra={"event": "command", "command": command.get("command"), "user": command["user_id"], "how": how},
+            )
+
+        within(ack, command, build, done)
 
     return listener
 

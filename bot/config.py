@@ -39,6 +39,9 @@ class BotSettings(FrozenSettings):
     """Slack user ids that see everything (the CRO, VPs)."""
     terminal_user: str = "UTERMINAL"
     """Who a command typed in terminal mode runs as; treated as an executive."""
+    answer_budget_seconds: float = Field(2.0, gt=0, le=2.8)
+    """A slash command's answer not ready within this long is acknowledged at once ("working on it") and posted to
+    the command's response_url when ready: Slack gives up on an acknowledgement after 3 seconds."""
 
 
 class Settings(FrozenSettings):

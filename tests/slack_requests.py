@@ -50,7 +50,9 @@ def send(
         return error.code, error.read().decode()
 
 
-def slash_command(command: str, text: str, user: str) -> str:
+def slash_command(
+    command: str, text: str, user: str, response_url: str = "https://hooks.slack.com/commands/T0001/1/abc"
+) -> str:
     return urlencode(
         {
             "token": "legacy-verification-token",
@@ -64,7 +66,7 @@ def slash_command(command: str, text: str, user: str) -> str:
             "text": text,
             "api_app_id": "A0001",
             "is_enterprise_install": "false",
-            "response_url": "https://hooks.slack.com/commands/T0001/1/abc",
+            "response_url": response_url,
             "trigger_id": _trigger_id(),
         }
     )

@@ -67,7 +67,12 @@ class SlackStandIn:
                     else:
                         args.update(dict(parse_qsl(body)))
                 token = (self.headers.get("Authorization") or "").removeprefix("Bearer ") or None
-                status, headers, payload = standin._respond(method, args, token)
+                if parsed.path.startswith("/commands/"):  # a command's response_url: Slack answers "ok"
+                    with standin._lock:
+                        standin.calls.append(Call("response_url", {"path": parsed.path, **args}, time.time(), None))
+                    status, headers, payload = 200, {}, "ok"
+                else:
+                    status, headers, payload = standin._respond(method, args, token)
                 data = json.dumps(payload).encode() if isinstance(payload, dict) else payload.encode()
                 self.send_response(status)
                 for name, value in headers.items():
@@ -89,6 +94,14 @@ class SlackStandIn:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}/api/"
+
+    def response_url(self, name: str = "abc") -> str:
+        """A command's response_url served by this stand-in (Slack's are https://hooks.slack.com/commands/…)."""
+        return f"http://127.0.0.1:{self.server.server_address[1]}/commands/T0001/1/{name}"
+
+    def follow_ups(self) -> list[Call]:
+        """What was posted to response_urls, in the order received."""
+        return [c for c in self.calls if c.method == "response_url"]
 
     def fail_next(self, method: str, *faults: tuple) -> None:
         """Queue faults for the next calls of `method`: ("429", retry_after), ("500",), ("error", code), ("slow", s),
