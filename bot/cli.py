@@ -159,6 +159,21 @@ def ingest(obj, path: Path | None, layout: str | None, sample: bool, warehouse: 
         )
 
 
+def _share_metrics_across_workers() -> None:
+    """prometheus-client's multiprocess mode for `run --workers N` (see `bot.metrics.ServiceMetrics`): a new folder
+    the workers inherit through the environment, removed when this, the first process, exits. Set before anything
+    imports prometheus-client, which reads it once."""
+    import atexit
+    import shutil
+    import tempfile
+
+    if "prometheus_client" in sys.modules:
+        raise RuntimeError("prometheus_client was imported before the workers' metrics folder was set")
+    folder = tempfile.mkdtemp(prefix="salesintel-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+
+
 def _warehouse(settings: Settings, config_path: Path, layout: str | None):
     from dataclasses import replace
 
@@ -546,12 +561,14 @@ register_store_commands(main)
 @click.pass_obj
 def run_command(obj, port: int, as_of: datetime | None, workers: int) -> None:
     """The service: Slack bot (HTTP, Socket Mode, or terminal without credentials) plus the alert scheduler."""
+    if workers > 1 and obj.credentials.mode != "http":
+        raise click.UsageError(f"--workers {workers} needs HTTP mode (SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET)")
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        _share_metrics_across_workers()  # before `service` imports prometheus-client
     from salesintel.bot import logs, service
 
     settings, config_path = obj.settings, obj.config_path
     logs.configure(obj.credentials.secrets)
-    if workers > 1 and obj.credentials.mode != "http":
-        raise click.UsageError(f"--workers {workers} needs HTTP mode (SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET)")
     try:
         warehouse_source(settings, config_path)  # a broken warehouse setting stops the start, not a later pull
         store_target(settings, config_path)

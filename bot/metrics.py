@@ -3,9 +3,9 @@
 Two kinds of figures. What the store holds (the newest snapshot's and refresh's age, model skill, alerts by rule and
 state, the outbox by kind and status and its oldest waiting message, the scheduler leader) is read from the store
 when scraped, so every replica and worker reports the same numbers and none has to be scraped in particular. What
-happens inside one process (requests answered, by command, with their latency) is counted by that process, in the
-registry the service gives it: a scrape reaches one process, so with `run --workers N` these are that process's
-counts (label `process`), and a Prometheus `sum` over scrapes is not a total.
+happens inside processes (requests answered, by command, with their latency; Slack API calls) is counted by each;
+with `run --workers N` the workers share their counts through files, so a scrape of any worker gives the service's
+totals (see `ServiceMetrics`). Replicas on other machines are scraped each, and summed in Prometheus.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from salesintel.engine.store import Store
@@ -96,32 +97,45 @@ class StoreCollector(Collector):
 
 
 class ServiceMetrics:
-    """The service's registry: the store's gauges and this process's request latency by command."""
+    """The service's registry: the store's gauges, and request and Slack API latency.
+
+    One process counts in memory. With `run --workers N`, the first process sets PROMETHEUS_MULTIPROC_DIR before
+    anything imports prometheus-client (`bot.cli`), so every worker writes its counts to files there and a scrape of
+    any of them reports the sum over all of them (prometheus-client's multiprocess mode), workers restarted after a
+    crash included."""
 
     def __init__(self, store_state: StoreCollector):
         self.registry = CollectorRegistry()  # no describe at registration: the store is read only when scraped
         self.registry.register(store_state)
+        shared = os.environ.get(MULTIPROCESS_DIR)
+        if shared:
+            MultiProcessCollector(self.registry, shared)
+        counted_in = CollectorRegistry() if shared else self.registry  # in multiprocess mode the files are the truth
         self.requests = Histogram(
             "salesintel_request_seconds",
-            "Slack requests answered by this process, by command, with their latency",
-            ["command", "process"],
+            "Slack requests answered (by every worker of the service), by command, with their latency",
+            ["command"],
             buckets=REQUEST_BUCKETS,
-            registry=self.registry,
+            registry=counted_in,
         )
         self.slack_calls = Histogram(
             "salesintel_slack_api_seconds",
-            "Slack Web API calls made by this process, by method and outcome (ok, Slack's error code, http_<status>, "
-            "timeout, connection)",
-            ["method", "outcome", "process"],
+            "Slack Web API calls made (by every worker of the service), by method and outcome (ok, Slack's error code,"
+            " http_<status>, timeout, connection)",
+            ["method", "outcome"],
             buckets=REQUEST_BUCKETS,
-            registry=self.registry,
+            registry=counted_in,
         )
 
     def observe_slack(self, method: str, seconds: float, outcome: str) -> None:
-        self.slack_calls.labels(method, outcome, str(os.getpid())).observe(seconds)
+        self.slack_calls.labels(method, outcome).observe(seconds)
 
     def observe(self, command: str, seconds: float) -> None:
-        self.requests.labels(command, str(os.getpid())).observe(seconds)
+        self.requests.labels(command).observe(seconds)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+"""prometheus-client's switch to multiprocess mode: read when it is first imported."""

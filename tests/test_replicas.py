@@ -295,6 +295,26 @@ def test_workers_share_one_port_answer_alike_and_stop_together(tmp_path):
             assert status == 200
             answers.add(text)
         assert len(answers) == 1, "every process says the same"
+        # Any worker's /metrics counts every worker's answers (prometheus-client's multiprocess mode).
+        from prometheus_client.parser import text_string_to_metric_families
+
+        counted = set()
+        for _ in range(12):  # new connections: the kernel spreads them across both processes
+            with urllib.request.urlopen(base + "/metrics", timeout=5) as response:
+                families = {f.name: f.samples for f in text_string_to_metric_families(response.read().decode())}
+            [leading] = families["salesintel_leading"]
+            counted.add(
+                (
+                    leading.labels["process"],
+                    sum(
+                        s.value
+                        for s in families["salesintel_request_seconds"]
+                        if s.name.endswith("_count") and s.labels["command"] == "/deal-risk"
+                    ),
+                )
+            )
+        assert {answered for _, answered in counted} == {40.0}, counted
+        assert len({process for process, _ in counted}) == 2, "both workers were scraped"
 
         os.kill(worker, signal.SIGKILL)
         restarted = None
