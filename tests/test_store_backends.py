@@ -314,3 +314,24 @@ def test_a_whole_store_copied_from_sqlite_to_postgresql_keeps_every_row(tmp_path
     with target.transaction():  # ids continue after the copied ones
         again = target.alerts.open_episode("at_risk", "D2", 1, 0.8, False, ["U1"], {}, NOW)
     assert again.id == alert.id + 1
+
+
+def test_a_thread_whose_server_connection_was_cut_reconnects_on_its_next_request(postgres_url):
+    """A PostgreSQL restart or failover cuts every connection: the request that finds out fails, the next one from
+    the same service thread gets a new connection."""
+    import psycopg
+
+    from salesintel.engine.store import ThreadLocalStore
+
+    stores = ThreadLocalStore(postgres_url)
+    first = stores.get()
+    pid = first.conn.raw.info.backend_pid
+    assert first.latest_snapshot() is None
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+    with pytest.raises(psycopg.OperationalError):
+        first.latest_snapshot()
+    again = stores.get()
+    assert again is not first and again.latest_snapshot() is None
+    assert again.conn.raw.info.backend_pid != pid
+    stores.close()

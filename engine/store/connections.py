@@ -89,6 +89,9 @@ class SqliteConnection:
     def in_transaction(self) -> bool:
         return self.raw.in_transaction
 
+    lost = False
+    """A file is never lost the way a server connection is."""
+
     def begin(self, migration: bool = False) -> None:
         # IMMEDIATE: the write lock is taken up front, so two processes never deadlock upgrading a read; a migration
         # needs nothing more (one writer at a time already serialises processes starting together).
@@ -198,6 +201,11 @@ class PostgresConnection:
         cursor = self.raw.cursor()
         cursor.executemany(self._text(sql), list(rows))
         return cursor
+
+    @property
+    def lost(self) -> bool:
+        """The connection to the server is gone (psycopg marks it broken after a failure, or it was closed)."""
+        return self.raw.broken or self.raw.closed
 
     @property
     def in_transaction(self) -> bool:

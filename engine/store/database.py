@@ -655,6 +655,12 @@ class ThreadLocalStore:
 
     def get(self) -> Store:
         store = getattr(self._local, "store", None)
+        if store is not None and store.conn.lost:
+            # The server went away (a restart, a failover, an idle connection cut): the request that found out has
+            # failed; this thread's next one gets a new connection instead of failing forever.
+            with self._lock:
+                self._opened.remove(store)
+            store = None
         if store is None:
             store = self._local.store = Store.open(self.target)
             with self._lock:
