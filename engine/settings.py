@@ -187,7 +187,7 @@ class WarehouseSettings(FrozenSettings):
     """A SQLAlchemy URL (postgresql+psycopg://…, snowflake://…, bigquery://…); SALESINTEL_WAREHOUSE_URL overrides it,
     so a password need not be in this file. The dialect's driver must be installed beside salesintel."""
     query: str | None = None
-    """The SELECT whose columns the layout maps, as a CSV export's header would be."""
+    """The query whose columns the layout maps, as a CSV export's header would be."""
     query_file: str | None = None
     """... or a file holding it (relative to the config file)."""
     layout: str | None = None
