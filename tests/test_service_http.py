@@ -16,6 +16,7 @@ import urllib.parse
 import urllib.request
 from datetime import UTC, date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
@@ -405,7 +406,8 @@ def test_snooze_until_a_date_from_the_modal(service):
 
 def test_a_snooze_date_that_is_not_after_today_keeps_the_modal_open_and_changes_nothing(service):
     alert_id = _fresh_alert(service, "D00011")
-    body = slack.view_submission("U002", alert_id, date.today().isoformat())
+    today = datetime.now(ZoneInfo(CONFIG["timezone"])).date()  # the service's today, not the machine's (UTC)
+    body = slack.view_submission("U002", alert_id, today.isoformat())
     status, answer = slack.send(service["base"] + "/slack/events", body, "application/x-www-form-urlencoded", SECRET)
     assert status == 200
     assert json.loads(answer) == {"response_action": "errors", "errors": {"until": "Pick a day after today."}}
