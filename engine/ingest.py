@@ -59,6 +59,21 @@ class ParsedSnapshot:
     columns: tuple[str, ...] = ()
     """The canonical and extra fields the file had a column for."""
 
+    @classmethod
+    def validated(cls, source: str, sha256: str, resolved: ResolvedLayout, validator: Validator) -> ParsedSnapshot:
+        """What a validator made of a whole source (a file, a warehouse query) read with `resolved`."""
+        fields = {name: spec.model_dump() for name, spec in resolved.layout.fields.items()}
+        return cls(
+            source,
+            sha256,
+            resolved.name,
+            validator.deals(),
+            validator.rejects,
+            fields,
+            resolved.absent,
+            resolved.columns_present(),
+        )
+
     def facts(self) -> SnapshotFacts:
         return SnapshotFacts.of(self.rows_read, self.deals, self.columns)
 
@@ -113,17 +128,7 @@ def read_snapshot(
         _read_with_csv_module(path, encoding, validator, progress)
     if validator.rows_seen == 0:
         raise IngestError(f"{path}: has a header but no data rows")
-    fields = {name: spec.model_dump() for name, spec in resolved.layout.fields.items()}
-    return ParsedSnapshot(
-        str(path),
-        scan.sha256,
-        resolved.name,
-        validator.deals(),
-        validator.rejects,
-        fields,
-        resolved.absent,
-        resolved.columns_present(),
-    )
+    return ParsedSnapshot.validated(str(path), scan.sha256, resolved, validator)
 
 
 def _header(path: Path, encoding: str, requested: str, layouts: dict) -> tuple[list[str], ResolvedLayout]:

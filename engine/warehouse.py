@@ -95,17 +95,7 @@ def _validate(source, settings: IngestSettings, names: list[str], batches, progr
             progress(len(raw))
     if validator.rows_seen == 0:
         raise IngestError(f"{source}: the query returned no rows")
-    fields = {name: spec.model_dump() for name, spec in resolved.layout.fields.items()}
-    return ParsedSnapshot(
-        str(source),
-        digest.hexdigest(),
-        resolved.name,
-        validator.deals(),
-        validator.rejects,
-        fields,
-        resolved.absent,
-        resolved.columns_present(),
-    )
+    return ParsedSnapshot.validated(str(source), digest.hexdigest(), resolved, validator)
 
 
 def _text(value, date_format: str | None) -> str:

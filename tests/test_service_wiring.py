@@ -63,7 +63,7 @@ def test_the_replay_memory_refuses_a_copy_within_the_window_and_forgets_what_is_
     def memory():
         if kind == "local":
             return LocalReplayMemory()
-        return SharedReplayMemory(tmp_path / "store.db.replay", WINDOW_SECONDS)
+        return SharedReplayMemory.beside(tmp_path / "store.db.replay", WINDOW_SECONDS)
 
     guard = RequestGuard("secret", clock=lambda: now[0], memory=memory())
     other = RequestGuard("secret", clock=lambda: now[0], memory=memory()) if kind == "shared" else guard

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -79,7 +80,7 @@ class SqliteConnection:
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             connection = sqlite3.connect(path, check_same_thread=False, timeout=30)
-            connection.execute("PRAGMA journal_mode=WAL")
+            _write_ahead_log(connection)
         except sqlite3.Error as error:
             raise StoreError(f"{path}: cannot open the store ({error})") from error
         connection.execute("PRAGMA foreign_keys=ON")
@@ -146,6 +147,22 @@ class SqliteConnection:
 
     def close(self) -> None:
         self.raw.close()
+
+
+def _write_ahead_log(connection: sqlite3.Connection, patience: float = 30.0) -> None:
+    """Put the file in WAL mode. Switching a new file's journal mode does not wait for the busy timeout: processes
+    (or threads) creating one store together got "database is locked" here, so the switch is tried again for up to
+    `patience` seconds. A file already in WAL mode needs nothing."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            if connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 BULK_CACHE_KIB = -256 * 1024

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from salesintel.engine.store.connections import PostgresConnection, StoreTarget
@@ -21,82 +22,66 @@ PRUNE_EVERY = 1000
 
 
 class SharedReplayMemory:
-    def __init__(self, path: Path, window_seconds: float):
-        self.path = Path(path)
-        self._window = window_seconds
+    """Accepted signatures in `table`, over one autocommit connection per thread (`connect` makes one)."""
+
+    def __init__(self, connect: Callable[[], object], table: str, window_seconds: float):
+        self._connect, self._table, self._window = connect, table, window_seconds
         self._local = threading.local()
         self._inserts = 0
-        with self._connection() as connection:
-            connection.execute("CREATE TABLE IF NOT EXISTS accepted (signature TEXT PRIMARY KEY, at REAL NOT NULL)")
-            connection.execute("CREATE INDEX IF NOT EXISTS accepted_at ON accepted (at)")
 
-    def _connection(self) -> sqlite3.Connection:
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
+    @classmethod
+    def beside(cls, path: Path, window_seconds: float) -> SharedReplayMemory:
+        """In a small SQLite file (`replay_memory_path` of a SQLite store)."""
+
+        def connect() -> sqlite3.Connection:
             # autocommit; WAL so readers never block; NORMAL sync: a signature lost with the machine's power is one
             # a replay could only use within the same five minutes the machine was down.
-            connection = sqlite3.connect(self.path, timeout=5, isolation_level=None, check_same_thread=False)
+            connection = sqlite3.connect(path, timeout=5, isolation_level=None, check_same_thread=False)
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
-            self._local.connection = connection
+            return connection
+
+        memory = cls(connect, "accepted", window_seconds)
+        connection = memory._connection()
+        connection.execute("CREATE TABLE IF NOT EXISTS accepted (signature TEXT PRIMARY KEY, at REAL NOT NULL)")
+        connection.execute("CREATE INDEX IF NOT EXISTS accepted_at ON accepted (at)")
+        return memory
+
+    @classmethod
+    def in_database(cls, url: str, window_seconds: float) -> SharedReplayMemory:
+        """In a PostgreSQL store's `accepted_signatures` table (made by its migrations)."""
+        return cls(lambda: PostgresConnection.open(url), "accepted_signatures", window_seconds)
+
+    def _connection(self):
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._local.connection = self._connect()
         return connection
 
     def remember(self, signature: str, now: float) -> bool:
         """True when `signature` is new (and is now remembered), False when it was accepted within the window."""
-        connection = self._connection()
+        connection, table = self._connection(), self._table
         inserted = connection.execute(
-            "INSERT INTO accepted (signature, at) VALUES (?, ?) ON CONFLICT (signature) DO UPDATE SET at = excluded.at"
-            " WHERE accepted.at < ?",
+            f"INSERT INTO {table} (signature, at) VALUES (?, ?) ON CONFLICT (signature) DO UPDATE SET at = excluded.at"
+            f" WHERE {table}.at < ?",
             [signature, now, now - self._window],
         ).rowcount
         self._inserts += 1
         if self._inserts % PRUNE_EVERY == 0:
-            connection.execute("DELETE FROM accepted WHERE at < ?", [now - self._window])
+            connection.execute(f"DELETE FROM {table} WHERE at < ?", [now - self._window])
         return inserted == 1
 
     def remembered(self, now: float) -> int:
         """How many signatures were accepted within the window."""
-        query = "SELECT count(*) FROM accepted WHERE at >= ?"
+        query = f"SELECT count(*) FROM {self._table} WHERE at >= ?"
         return self._connection().execute(query, [now - self._window]).fetchone()[0]
 
 
-class PostgresReplayMemory:
-    """The same memory in the store's PostgreSQL database (one connection per thread, autocommit)."""
-
-    def __init__(self, url: str, window_seconds: float):
-        self.url = url
-        self._window = window_seconds
-        self._local = threading.local()
-        self._inserts = 0
-
-    def _connection(self) -> PostgresConnection:
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = self._local.connection = PostgresConnection.open(self.url)
-        return connection
-
-    def remember(self, signature: str, now: float) -> bool:
-        connection = self._connection()
-        inserted = connection.execute(
-            "INSERT INTO accepted_signatures (signature, at) VALUES (?, ?) ON CONFLICT (signature) DO UPDATE"
-            " SET at = excluded.at WHERE accepted_signatures.at < ?",
-            [signature, now, now - self._window],
-        ).rowcount
-        self._inserts += 1
-        if self._inserts % PRUNE_EVERY == 0:
-            connection.execute("DELETE FROM accepted_signatures WHERE at < ?", [now - self._window])
-        return inserted == 1
-
-    def remembered(self, now: float) -> int:
-        query = "SELECT count(*) FROM accepted_signatures WHERE at >= ?"
-        return self._connection().execute(query, [now - self._window]).fetchone()[0]
-
-
-def replay_memory_for(target: StoreTarget, window_seconds: float) -> SharedReplayMemory | PostgresReplayMemory:
+def replay_memory_for(target: StoreTarget, window_seconds: float) -> SharedReplayMemory:
     """The memory every process serving this store shares."""
     if target.is_postgres:
-        return PostgresReplayMemory(target.url, window_seconds)
-    return SharedReplayMemory(replay_memory_path(target.path), window_seconds)
+        return SharedReplayMemory.in_database(target.url, window_seconds)
+    return SharedReplayMemory.beside(replay_memory_path(target.path), window_seconds)
 
 
 def replay_memory_path(store_path: Path) -> Path:
