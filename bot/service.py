@@ -136,10 +136,13 @@ class Worker:
     _scheduler: Scheduler | None = None
 
     def scheduler(self) -> Scheduler:
-        """Built once, on the first tick: ticks run one at a time on the background scheduler's one thread, whose
-        store (one SQLite connection per thread) the jobs then keep using."""
-        if self._scheduler is None:
-            env = AlertEnvironment(self.deps.stores.get(), self.deps.settings.alerts, self.deps.timezone)
+        """Built on the first tick: ticks run one at a time on the background scheduler's one thread, whose store
+        (one connection per thread) the jobs then keep using. Built again when that thread's store is a new one (a
+        PostgreSQL connection the server cut is replaced by `ThreadLocalStore.get`): jobs holding the dead one
+        would fail every tick while this process kept the lease."""
+        store = self.deps.stores.get()
+        if self._scheduler is None or self._scheduler.store is not store:
+            env = AlertEnvironment(store, self.deps.settings.alerts, self.deps.timezone)
             jobs = build_jobs(env, replace(self.refresh_job, env=env))
             self._scheduler = Scheduler(env.store, jobs, self.deps.clock, misfire_grace(env), self.started)
         return self._scheduler

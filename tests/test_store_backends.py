@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
@@ -334,4 +335,42 @@ def test_a_thread_whose_server_connection_was_cut_reconnects_on_its_next_request
     again = stores.get()
     assert again is not first and again.latest_snapshot() is None
     assert again.conn.raw.info.backend_pid != pid
+    stores.close()
+
+
+def test_after_a_cut_the_scheduler_and_the_replay_memory_work_on_new_connections(postgres_url):
+    """The scheduler thread's jobs must not keep a dead connection (they would fail every tick while this process
+    kept the lease), and the replay memory must not fail every request after a failover."""
+    import psycopg
+
+    from salesintel.alerts.clock import SimulatedClock
+    from salesintel.alerts.jobs import RefreshJob
+    from salesintel.alerts.runs import AlertEnvironment
+    from salesintel.bot.app import BotDeps
+    from salesintel.bot.config import Credentials, Settings
+    from salesintel.bot.service import Worker
+    from salesintel.engine.store import ThreadLocalStore
+
+    settings = Settings()
+    stores = ThreadLocalStore(postgres_url)
+    clock = SimulatedClock(NOW)
+    job = RefreshJob(
+        AlertEnvironment(stores.get(), settings.alerts, ZoneInfo("UTC")),
+        EngineSettings(settings.metrics, settings.model),
+        settings.ingest,
+    )
+    worker = Worker(BotDeps(stores, settings, clock), Credentials.from_environment({}), job, NOW, threading.Event())
+    memory = replay_memory_for(stores.target, 300)
+    first = worker.scheduler()
+    assert memory.remember("v0=1", 1000.0)
+    cut = [first.store.conn.raw.info.backend_pid, memory._connection().raw.info.backend_pid]
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        for pid in cut:
+            admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+    with pytest.raises(psycopg.OperationalError):
+        first.store.latest_snapshot()  # the tick that finds out fails
+    again = worker.scheduler()
+    assert again is not first and again.store.conn.raw.info.backend_pid not in cut
+    again.tick()  # runs on the new connection without raising
+    assert memory.remember("v0=2", 1001.0) and not memory.remember("v0=1", 1002.0), "reconnected, still remembers"
     stores.close()

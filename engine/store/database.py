@@ -660,6 +660,7 @@ class ThreadLocalStore:
             # failed; this thread's next one gets a new connection instead of failing forever.
             with self._lock:
                 self._opened.remove(store)
+            store.close()
             store = None
         if store is None:
             store = self._local.store = Store.open(self.target)

@@ -54,12 +54,25 @@ class SharedReplayMemory:
 
     def _connection(self):
         connection = getattr(self._local, "connection", None)
+        if connection is not None and getattr(connection, "lost", False):  # the server cut it: a new one
+            connection.close()
+            connection = None
         if connection is None:
             connection = self._local.connection = self._connect()
         return connection
 
     def remember(self, signature: str, now: float) -> bool:
-        """True when `signature` is new (and is now remembered), False when it was accepted within the window."""
+        """True when `signature` is new (and is now remembered), False when it was accepted within the window.
+        A request that finds the connection cut is tried once more on a new one."""
+        try:
+            return self._remember(signature, now)
+        except Exception:
+            connection = getattr(self._local, "connection", None)
+            if connection is None or not getattr(connection, "lost", False):
+                raise
+            return self._remember(signature, now)
+
+    def _remember(self, signature: str, now: float) -> bool:
         connection, table = self._connection(), self._table
         inserted = connection.execute(
             f"INSERT INTO {table} (signature, at) VALUES (?, ?) ON CONFLICT (signature) DO UPDATE SET at = excluded.at"
