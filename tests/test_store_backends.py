@@ -312,6 +312,12 @@ def test_a_whole_store_copied_from_sqlite_to_postgresql_keeps_every_row(tmp_path
         assert [tuple(r) for r in theirs] == [tuple(r) for r in rows], table
         assert copied[table] == len(rows)
     assert target.leases.holder("scheduler", NOW) is None, "a lease names a process of the source: not copied"
+    back = Store.open(tmp_path / "back.db")  # and back to a file, streamed from the server
+    assert copy_store(target, back) == copied
+    for table in COPY_ORDER:
+        columns = ", ".join(source.conn.columns(table))
+        ordered = f"SELECT {columns} FROM {table} ORDER BY {columns.replace('data, ', '')}"
+        assert back.conn.execute(ordered).fetchall() == source.conn.execute(ordered).fetchall(), table
     with target.transaction():  # ids continue after the copied ones
         again = target.alerts.open_episode("at_risk", "D2", 1, 0.8, False, ["U1"], {}, NOW)
     assert again.id == alert.id + 1
@@ -374,3 +380,30 @@ def test_after_a_cut_the_scheduler_and_the_replay_memory_work_on_new_connections
     again.tick()  # runs on the new connection without raising
     assert memory.remember("v0=2", 1001.0) and not memory.remember("v0=1", 1002.0), "reconnected, still remembers"
     stores.close()
+
+
+def test_an_export_with_ingest_hazards_and_nul_bytes_is_stored_alike_on_both(tmp_path, postgres_url):
+    """Every planted row-level hazard, plus a NUL inside a deal's name and a region: PostgreSQL's text cannot hold
+    a NUL, and the snapshot must not fail there while it loads on SQLite. Both stores hold the same deals and the
+    same rejects; the NUL is shown as U+FFFD."""
+    from salesintel.engine.settings import IngestSettings
+    from salesintel.engine.synth import SynthSpec, generate, plant_ingest_hazards
+
+    crm, hazards = plant_ingest_hazards(generate(SynthSpec(deals=400, seed=2)).crm.astype(object))
+    crm.loc[6, "region"] = "EM\x00EA"
+    crm.to_csv(tmp_path / "crm.csv", index=False)
+    parsed = read_snapshot(tmp_path / "crm.csv", IngestSettings())
+    named = parsed.deals.assign(deal_name=parsed.deals["deal_name"].astype(object))
+    named.loc[5, "deal_name"] = "Acme\x00 renewal"  # as a layout mapping a CRM's name column would read it
+    parsed = type(parsed)(**{**vars(parsed), "deals": named})
+    stored = []
+    for where in (tmp_path / "s.db", postgres_url):
+        store = Store.open(where)
+        snapshot = store.save_snapshot(parsed, NOW, NOW)
+        stored.append((store.deals(snapshot.id), [(r["line"], r["deal_id"]) for r in store.rejects(snapshot.id)]))
+    (lite_deals, lite_rejects), (pg_deals, pg_rejects) = stored
+    pd.testing.assert_frame_equal(lite_deals, pg_deals, check_exact=True)
+    assert lite_rejects == pg_rejects and len(pg_rejects) >= len(hazards.invisible)
+    assert "\ufffd" in "".join(pg_rejects[i][1] for i in range(len(pg_rejects)))
+    assert (pg_deals["deal_name"] == "Acme\ufffd renewal").sum() == 1
+    assert (pg_deals["region"].astype(object) == "EM\ufffdEA").sum() == 1

@@ -124,6 +124,12 @@ class SqliteConnection:
         marks = ", ".join("?" for _ in columns)
         self.raw.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
 
+    def stream(self, sql: str, batch: int) -> Iterator[list[tuple]]:
+        """A query's rows, `batch` at a time (sqlite3 steps through them as they are fetched)."""
+        cursor = self.raw.execute(sql)
+        while rows := cursor.fetchmany(batch):
+            yield rows
+
     def after_copy(self, table: str, columns: list[str]) -> None:
         """Nothing to do: a rowid continues from the largest id in the table."""
 
@@ -301,6 +307,19 @@ class PostgresConnection:
         with self.raw.cursor() as cursor, cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
+
+    def stream(self, sql: str, batch: int) -> Iterator[list[tuple]]:
+        """A query's rows, `batch` at a time, through a server-side cursor (a plain cursor would first pull the
+        whole result into memory), in a read-only transaction of its own: one consistent snapshot of the tables."""
+        self.raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        try:
+            with self.raw.cursor(name="salesintel_stream") as cursor:
+                cursor.itersize = batch
+                cursor.execute(sql)
+                while rows := cursor.fetchmany(batch):
+                    yield rows
+        finally:
+            self.raw.execute("ROLLBACK")
 
     def after_copy(self, table: str, columns: list[str]) -> None:
         """Rows copied with their ids: the table's identity must continue after the largest, not from 1."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from salesintel.engine.store.database import Store
+from salesintel.engine.store.database import Store, nul_shown
 from salesintel.engine.store.records import StoreError
 
 COPY_ORDER = (
@@ -53,9 +53,10 @@ def copy_store(source: Store, target: Store, progress: Callable[[str, int], None
     with target.transaction():
         for table in COPY_ORDER:
             columns = source.conn.columns(table)
-            cursor = source.conn.execute(f"SELECT {', '.join(columns)} FROM {table}")
             copied[table] = 0
-            while rows := cursor.fetchmany(BATCH_ROWS):
+            for rows in source.conn.stream(f"SELECT {', '.join(columns)} FROM {table}", BATCH_ROWS):
+                if target.dialect == "postgresql" and source.dialect == "sqlite":  # a file may hold NUL bytes
+                    rows = [tuple(nul_shown(value) for value in row) for row in rows]
                 target.conn.bulk_insert(table, columns, rows)
                 copied[table] += len(rows)
                 if progress:

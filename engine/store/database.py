@@ -177,6 +177,7 @@ class Store:
         names = list(parsed.fields)
         # deal_id is distinct within a snapshot (the validator rejects repeats): nothing to share
         shared = {name: None if name == "deal_id" else _shared_values(deals[name]) for name in DEAL_COLUMNS}
+        deals = _without_nul(deals, shared)
         frame_blob = deal_frames.encode(deals, DEAL_COLUMNS, parsed.fields, shared) if len(deals) else None
         with self.conn.bulk_load(), self.transaction():
             cursor = self.conn.execute(
@@ -215,7 +216,10 @@ class Store:
             self.conn.bulk_insert(
                 "rejects",
                 ["snapshot_id", "line", "deal_id", "reason", "raw"],
-                ((snapshot_id, r.line, r.deal_id, "; ".join(r.reasons), json.dumps(r.raw)) for r in parsed.rejects),
+                (
+                    (snapshot_id, r.line, nul_shown(r.deal_id), "; ".join(r.reasons), json.dumps(r.raw))
+                    for r in parsed.rejects
+                ),
             )
         return Snapshot.from_row(self._rows("SELECT * FROM snapshots WHERE id = ?", [snapshot_id])[0])
 
@@ -610,6 +614,36 @@ def _shared_values(column: pd.Series) -> deal_frames.Shared | None:
     values[:-1] = uniques.astype(object)
     values[-1] = None  # code -1 (missing) picks the last slot
     return deal_frames.Shared(codes, values)
+
+
+NUL_SHOWN_AS = "\ufffd"
+"""What a NUL byte in a stored text becomes (the Unicode replacement character): PostgreSQL's text cannot hold one,
+and the same snapshot must read the same from either store. A NUL in a deal id is already a reject; in a name or a
+picklist value it is a mangled export, shown with this mark rather than failing the whole snapshot."""
+
+
+def nul_shown(text):
+    """`text` with NUL bytes marked (see `NUL_SHOWN_AS`); anything else as it is."""
+    return text.replace("\x00", NUL_SHOWN_AS) if isinstance(text, str) and "\x00" in text else text
+
+
+def _without_nul(deals: pd.DataFrame, shared: dict[str, deal_frames.Shared | None]) -> pd.DataFrame:
+    """`deals` (a copy when needed) and `shared` with NUL bytes in text marked (see `NUL_SHOWN_AS`). A shared
+    column's few distinct values are checked, not its rows; other text columns by a vectorised search."""
+    copied = False
+    for values in shared.values():
+        if values is not None:
+            values.values[:] = [nul_shown(v) for v in values.values]
+    for name in DEAL_COLUMNS:
+        column = deals[name]
+        if name == "deal_id" or shared.get(name) is not None or column.dtype.kind in "iufbM":
+            continue  # an id with a NUL is a reject already
+        text = column.astype(object)
+        if text.str.contains("\x00", regex=False, na=False).any():
+            if not copied:
+                deals, copied = deals.copy(), True
+            deals[name] = text.map(nul_shown)
+    return deals
 
 
 def _sql_values(column: pd.Series, shared: deal_frames.Shared | None, start: int) -> list:
