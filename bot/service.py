@@ -217,9 +217,10 @@ def health(deps: BotDeps, worker: Worker, background: BackgroundScheduler) -> tu
         },
         "process": os.getpid(),
         "start_up": worker.start_up,
+        # The file's path on SQLite; on PostgreSQL only the dialect: this endpoint is unauthenticated.
         "store": {
             "ok": True,
-            "path": str(deps.stores.target),
+            "path": str(deps.stores.path) if deps.stores.path else None,
             "dialect": "postgresql" if deps.stores.target.is_postgres else "sqlite",
         },
         "scheduler": {

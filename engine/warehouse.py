@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -26,6 +25,7 @@ import pandas as pd
 from salesintel.engine.ingest import IngestError, ParsedSnapshot
 from salesintel.engine.layouts import LayoutError, choose
 from salesintel.engine.settings import IngestSettings
+from salesintel.engine.url_redaction import redact_url, scrub
 from salesintel.engine.validator import Validator
 
 BATCH_ROWS = 50_000
@@ -41,12 +41,7 @@ class WarehouseSource:
     """The layout mapping the query's columns (default: ingest.layout, usually auto)."""
 
     def __str__(self) -> str:
-        return f"warehouse {redacted(self.url)}"
-
-
-def redacted(url: str) -> str:
-    """A URL fit for a log line or an error: the password replaced."""
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+        return f"warehouse {redact_url(self.url)}"
 
 
 def read_warehouse(
@@ -59,14 +54,14 @@ def read_warehouse(
     try:
         engine = sqlalchemy.create_engine(source.url)
     except (SQLAlchemyError, ImportError, ValueError) as error:
-        raise IngestError(f"{source}: not a usable SQLAlchemy URL ({error})") from error
+        raise IngestError(f"{source}: not a usable SQLAlchemy URL ({scrub(str(error), source.url)})") from None
     try:
         with engine.connect() as connection:
             result = connection.execution_options(stream_results=True).execute(sqlalchemy.text(source.query))
             return _validate(source, settings, list(result.keys()), result.partitions(BATCH_ROWS), progress)
     except SQLAlchemyError as error:
         first_line = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
-        raise IngestError(f"{source}: the query failed ({first_line})") from error
+        raise IngestError(f"{source}: the query failed ({scrub(first_line, source.url)})") from None
     finally:
         engine.dispose()
 

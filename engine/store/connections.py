@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from salesintel.engine.store.records import StoreError
+from salesintel.engine.url_redaction import redact_url, scrub
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 
@@ -41,7 +42,7 @@ class StoreTarget:
         if scheme == "sqlite":
             return cls(path=Path(text.split("sqlite://", 1)[1].removeprefix("/") if "://" in text else text))
         if "://" in text:
-            raise StoreError(f"{_redacted(text)}: not a store URL (use a file path, sqlite:///path or postgresql://…)")
+            raise StoreError(f"{redact_url(text)}: not a store URL (use a file path, sqlite:///path or postgresql://…)")
         return cls(path=Path(text))
 
     @property
@@ -49,12 +50,7 @@ class StoreTarget:
         return self.url is not None
 
     def __str__(self) -> str:
-        return str(self.path) if self.path is not None else _redacted(self.url)
-
-
-def _redacted(url: str) -> str:
-    """A URL fit for a log line or an error: the password replaced."""
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+        return str(self.path) if self.path is not None else redact_url(self.url)
 
 
 def connect(target: StoreTarget) -> SqlConnection:
@@ -207,7 +203,7 @@ class PostgresConnection:
         try:
             connection = psycopg.connect(_libpq_url(url), autocommit=True, connect_timeout=10)
         except psycopg.Error as error:
-            raise StoreError(f"{_redacted(url)}: cannot open the store ({str(error).strip()})") from error
+            raise StoreError(f"{redact_url(url)}: cannot open the store ({scrub(str(error).strip(), url)})") from None
         return cls(connection, url)
 
     def _text(self, sql: str) -> str:
