@@ -113,6 +113,9 @@ def ingest(obj, path: Path | None, layout: str | None, sample: bool, warehouse: 
     try:
         if warehouse:
             source = _warehouse(settings, config_path, layout)
+            if accept:  # the held result someone reviewed, never a fresh pull nobody has seen
+                _accept_held_warehouse_snapshot(_open_store(settings, config_path), source)
+                return
             parsed = _read_warehouse_with_progress(source, settings)
         else:
             parsed = _read_with_progress(path, settings, layout)
@@ -172,6 +175,18 @@ def _share_metrics_across_workers() -> None:
     folder = tempfile.mkdtemp(prefix="salesintel-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
+
+
+def _accept_held_warehouse_snapshot(store: Store, source) -> None:
+    """`ingest --warehouse --accept`: promote the newest held snapshot the warehouse gave. Pulling again instead
+    would accept whatever the live warehouse holds now, unchecked: not the result the ops alert described."""
+    held = store.latest_held_snapshot(str(source))
+    if held is None:
+        raise click.ClickException(
+            f"no held snapshot from the {source} to accept (`salesintel ingest --warehouse` loads its current result)"
+        )
+    store.promote_snapshot(held.id)
+    click.echo(f"the {source}: snapshot #{held.id} accepted (it was held: {held.held_reason})")
 
 
 def _warehouse(settings: Settings, config_path: Path, layout: str | None):

@@ -6,8 +6,9 @@ with reasons, the same snapshot guard after. Each value is first written as a CS
 the layout's date format or ISO, booleans as true/false, missing as empty), so a warehouse and a file holding the
 same deals give the same snapshot. Rows are numbered as in a CSV export of the result: the header is line 1.
 
-The snapshot's identity (`sha256`) is a hash of that text, so a query whose result has not changed since the last
-pull loads nothing new.
+The snapshot's identity (`sha256`) is a hash of the header and of the rows' text taken as a set (the sum of each
+row's own hash), so a query whose result has not changed since the last pull loads nothing new, even when the
+warehouse returns its rows in another order (a query without ORDER BY may).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from salesintel.engine.layouts import LayoutError, choose
 from salesintel.engine.settings import IngestSettings
 from salesintel.engine.url_redaction import redact_url, scrub
 from salesintel.engine.validator import Validator
+
+ROW_DIGEST_MODULUS = 2**256
 
 BATCH_ROWS = 50_000
 """Rows fetched and validated at a time: a million-deal result never exists as Python objects at once."""
@@ -75,7 +78,7 @@ def _validate(source, settings: IngestSettings, names: list[str], batches, progr
         raise IngestError(f"{source}: {error}") from error
     date_format = resolved.layout.date_format
     validator = Validator(resolved, header, settings.cycle_days_tolerance)
-    digest = hashlib.sha256("\x1f".join(header).encode())
+    rows_digest = 0  # the sum of the rows' own digests: the same rows in another order are the same snapshot
     line = 1
     for rows in batches:
         raw = pd.DataFrame([[_text(value, date_format) for value in row] for row in rows], dtype=object)
@@ -83,14 +86,16 @@ def _validate(source, settings: IngestSettings, names: list[str], batches, progr
             continue
         raw.columns = range(len(header))
         for cells in raw.itertuples(index=False):
-            digest.update(("\n" + "\x1f".join(cells)).encode())
+            row = hashlib.sha256("\x1f".join(cells).encode()).digest()
+            rows_digest = (rows_digest + int.from_bytes(row, "big")) % ROW_DIGEST_MODULUS
         validator.add(raw, np.arange(line + 1, line + 1 + len(raw)))
         line += len(raw)
         if progress:
             progress(len(raw))
     if validator.rows_seen == 0:
         raise IngestError(f"{source}: the query returned no rows")
-    return ParsedSnapshot.validated(str(source), digest.hexdigest(), resolved, validator)
+    identity = hashlib.sha256("\x1f".join(header).encode() + rows_digest.to_bytes(32, "big"))
+    return ParsedSnapshot.validated(str(source), identity.hexdigest(), resolved, validator)
 
 
 def _text(value, date_format: str | None) -> str:

@@ -69,6 +69,8 @@ def test_a_warehouse_table_gives_the_snapshot_its_csv_export_gives(warehouse):
     assert {r.deal_id for r in from_sql.rejects} >= {"W-NEG", "W-BACKWARDS"}
     assert len(from_sql.rejects) == 3 and from_sql.fields == from_csv.fields and from_sql.layout == "messy"
     assert read_warehouse(WarehouseSource(url, QUERY), settings).sha256 == from_sql.sha256, "same rows, same hash"
+    backwards = read_warehouse(WarehouseSource(url, QUERY + " DESC"), settings)
+    assert backwards.sha256 == from_sql.sha256, "the same rows in another order are the same snapshot"
 
 
 def test_ingest_warehouse_on_the_command_line_loads_once_and_guards_a_shrunken_result(
@@ -91,9 +93,14 @@ def test_ingest_warehouse_on_the_command_line_loads_once_and_guards_a_shrunken_r
     assert store.latest_snapshot().id == 1
     [ops] = [m for m in store.outbox.in_status() if m.kind == "ops"]
     assert "from the warehouse postgresql+psycopg://salesintel@" in ops.text and "--warehouse --accept" in ops.text
+    with engine.begin() as connection:  # the warehouse moves on after the alert: --accept must not take this
+        connection.execute(sqlalchemy.text("DELETE FROM crm_deals WHERE row_number % 20 != 0"))
     accepted = salesintel(tmp_path, "ingest", "--warehouse", "--accept", config=config)
-    assert accepted.returncode == 0 and "snapshot #2 accepted" in accepted.stdout
-    assert Store.open(tmp_path / "s.db").latest_snapshot().id == 2
+    assert accepted.returncode == 0 and "snapshot #2 accepted" in accepted.stdout, accepted.stderr
+    store = Store.open(tmp_path / "s.db")
+    assert store.latest_snapshot().id == 2 and store.latest_snapshot().rows_loaded == 120 and store.snapshot(3) is None
+    nothing = salesintel(tmp_path, "ingest", "--warehouse", "--accept", config=config)
+    assert nothing.returncode == 1 and "no held snapshot" in nothing.stderr
 
 
 def test_a_failing_query_or_url_is_a_clear_error_and_loads_nothing(salesintel, warehouse, tmp_path, monkeypatch):

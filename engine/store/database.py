@@ -156,6 +156,14 @@ class Store:
             self._snapshots = {key: self.snapshot(key[0])}
         return self._snapshots[key]
 
+    def latest_held_snapshot(self, source: str) -> Snapshot | None:
+        """The newest snapshot from `source` that the guard held and nobody accepted yet."""
+        rows = self._rows(
+            "SELECT * FROM snapshots WHERE promoted = 0 AND source = ? ORDER BY taken_at DESC, id DESC LIMIT 1",
+            [source],
+        )
+        return Snapshot.from_row(rows[0]) if rows else None
+
     def snapshot(self, snapshot_id: int) -> Snapshot | None:
         rows = self._rows("SELECT * FROM snapshots WHERE id = ?", [snapshot_id])
         return Snapshot.from_row(rows[0]) if rows else None
