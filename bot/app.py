@@ -82,6 +82,7 @@ def create_app(
     client: WebClient,
     verify_requests: bool = True,
     observe_slack: SlackCallObserver | None = None,
+    within: AnswerWithinBudget | None = None,
 ) -> App:
     """A Bolt App that never calls auth.test at start-up and verifies Slack's signature (unless told not to).
 
@@ -105,7 +106,7 @@ def create_app(
     app.use(RepeatedEventFilter())
     if observe_slack is not None:
         app.use(ObservedClients(observe_slack))
-    within = AnswerWithinBudget(deps.settings.bot.answer_budget_seconds)
+    within = within or AnswerWithinBudget(deps.settings.bot.answer_budget_seconds)
     for name, answer in COMMANDS.items():
         app.command(name)(_command_listener(deps, answer, within))
     app.action(re.compile(r"^alert_(ack|snooze_1d|snooze_1w)$"))(ack=_ack, lazy=[_button_listener(deps)])

@@ -54,6 +54,7 @@ from salesintel.bot.config import Credentials, Settings, store_target, warehouse
 from salesintel.bot.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from salesintel.bot.metrics import ServiceMetrics, StoreCollector
 from salesintel.bot.request_guard import MAX_BODY_BYTES, WINDOW_SECONDS, RequestGuard
+from salesintel.bot.slow_answers import AnswerWithinBudget
 from salesintel.bot.workers import WorkerProcesses, leave_when_orphaned, worker_of
 from salesintel.engine.collection import settle_long_lived_objects
 from salesintel.engine.refresh import EngineSettings
@@ -377,6 +378,7 @@ def run(
     client = slack_client(None, credentials.api_url)
     # Bolt does not check signatures again: over HTTP the RequestGuard in front of it has (and refused replays);
     # Socket Mode and terminal requests carry none.
+    within = AnswerWithinBudget(settings.bot.answer_budget_seconds)
     app = create_app(
         deps,
         token,
@@ -384,6 +386,7 @@ def run(
         client,
         verify_requests=False,
         observe_slack=metrics.observe_slack,
+        within=within,
     )
     server = None
     others = None
@@ -442,6 +445,7 @@ def run(
     if socket_handler is not None:
         socket_handler.close()
     background.shutdown(wait=True)
+    within.shutdown()  # answers still being built, and their follow-ups, finish before the stores close
     if leadership.leading:
         leadership.release()
     stores.close()
@@ -473,8 +477,7 @@ def _terminal_loop(app, settings: Settings, stdin: TextIO, stdout: TextIO, stopp
                 "user_name": "terminal",
                 "team_id": "TTERMINAL",
                 "channel_id": "CTERMINAL",
-                "trigger_id": "terminal",
-                "response_url": "http://localhost/terminal",
+                "trigger_id": "terminal",  # no response_url: the terminal waits for every answer
             }
         )
         response = app.dispatch(BoltRequest(body=body, headers={"content-type": ["application/x-www-form-urlencoded"]}))

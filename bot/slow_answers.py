@@ -47,12 +47,15 @@ class AnswerWithinBudget:
         """Build the answer and acknowledge with it, or acknowledge now and follow up; `done(how)` is called once the
         answer reached Slack ("inline", "followed_up", or "failed")."""
         future = self._pool.submit(build)
+        url = command.get("response_url")
         try:
-            message = future.result(timeout=self.budget)
+            # Without a response_url (the terminal) there is nowhere to follow up: wait for the answer.
+            message = future.result(timeout=self.budget if url else None)
         except FutureTimeout:
-            url = command.get("response_url")
             ack(response_type="ephemeral", text=WORKING)
-            future.add_done_callback(lambda finished: self._follow_up(finished, url, command, done))
+            # On the pool, never in this thread: had the answer finished just now, the callback would run here and
+            # hold the acknowledgement for as long as the post takes.
+            future.add_done_callback(lambda finished: self._hand_on(finished, url, command, done))
             return
         except Exception:
             log.exception("command failed", extra={"event": "command_failed", "command": command.get("command")})
@@ -62,16 +65,18 @@ class AnswerWithinBudget:
         ack(response_type="ephemeral", text=message.text, blocks=message.blocks)
         done("inline")
 
-    def _follow_up(self, finished: Future, url: str | None, command: dict, done: Callable[[str], None]) -> None:
+    def _hand_on(self, finished: Future, url: str, command: dict, done: Callable[[str], None]) -> None:
+        try:
+            self._pool.submit(self._follow_up, finished, url, command, done)
+        except RuntimeError:  # the service is stopping (the pool takes nothing new): post from this pool thread
+            self._follow_up(finished, url, command, done)
+
+    def _follow_up(self, finished: Future, url: str, command: dict, done: Callable[[str], None]) -> None:
         try:
             message = finished.result()
         except Exception:
             log.exception("command failed", extra={"event": "command_failed", "command": command.get("command")})
             message = Message(FAILED, [])
-        if not url:
-            log.error("slow answer lost: no response_url", extra={"event": "answer_lost"})
-            done("failed")
-            return
         try:
             status = self._post(url, message)
         except Exception:
@@ -85,4 +90,5 @@ class AnswerWithinBudget:
         done("followed_up" if status == 200 else "failed")
 
     def shutdown(self) -> None:
+        """Wait for answers being built and their follow-ups (a stopping service drains them like requests)."""
         self._pool.shutdown(wait=True)

@@ -79,3 +79,21 @@ def test_only_answers_past_the_budget_follow_up_and_failures_say_so():
     assert sorted(outcomes) == ["failed", "followed_up", "inline"]
     assert post_to_response_url(standin.response_url("x"), Message("direct", [])) == 200
     standin.stop()
+
+
+def test_a_stopping_service_still_follows_up_an_answer_in_flight_and_the_terminal_waits():
+    standin = SlackStandIn().start()
+    within = AnswerWithinBudget(0.1)
+    acks, outcomes = [], []
+    command = {"command": "/pipeline", "response_url": standin.response_url("late")}
+    within(lambda **a: acks.append(a), command, lambda: time.sleep(0.5) or Message("late answer", []), outcomes.append)
+    assert acks[-1]["text"] == WORKING
+    within.shutdown()  # SIGTERM: waits for the answer and its follow-up
+    assert outcomes == ["followed_up"] and standin.follow_ups()[0].args["text"] == "late answer"
+    terminal = AnswerWithinBudget(0.1)
+    terminal(
+        lambda **a: acks.append(a), {"command": "/pipeline"}, lambda: time.sleep(0.3) or Message("slow", []), print
+    )
+    assert acks[-1]["text"] == "slow", "no response_url (the terminal): the answer itself, however long it takes"
+    terminal.shutdown()
+    standin.stop()

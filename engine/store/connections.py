@@ -214,7 +214,9 @@ class PostgresConnection:
 
     def execute(self, sql: str, params: Iterable = ()):
         params = list(params)
-        return self.raw.execute(self._text(sql), params or None)
+        if not params:  # psycopg reads no placeholders then: the statement goes as written (a % stays one %)
+            return self.raw.execute(sql)
+        return self.raw.execute(self._text(sql), params)
 
     def executemany(self, sql: str, rows: Iterable):
         cursor = self.raw.cursor()
