@@ -13,6 +13,7 @@ from salesintel.engine import arrow_reader
 from salesintel.engine.ingest import IngestError, read_snapshot
 from salesintel.engine.settings import IngestSettings
 from salesintel.engine.store import MIGRATIONS, Store
+from salesintel.engine.store.database import nul_shown
 from salesintel.engine.synth import filtered_export
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -422,8 +423,9 @@ def test_every_planted_row_hazard_is_rejected_with_its_reason_and_the_rest_loads
     reasons = {r["deal_id"]: r["reason"] for r in store.rejects(1)}
     for twin in hazards.case_twins:
         assert reasons[twin].startswith("duplicate deal_id:"), twin  # D00007 and d00007 are one deal
-    for hidden in hazards.invisible:
-        assert "deal_id contains an invisible or control character" in reasons[hidden]
+    for hidden in hazards.invisible:  # a NUL is stored as U+FFFD (PostgreSQL cannot hold one); the reason says which
+        assert "deal_id contains an invisible or control character" in reasons[nul_shown(hidden)]
+        assert repr(hidden) in reasons[nul_shown(hidden)]
     for infinite in hazards.infinite_amounts:
         assert reasons[infinite].startswith("deal_amount is not a finite number")
     for fractional in hazards.fractional_cycles:
