@@ -84,6 +84,10 @@ class Outbox:
     def statuses(self) -> dict[str, int]:
         return self._rows.statuses()
 
+    def delivered_at(self, channel: str, ts: str) -> OutboxMessage | None:
+        """The message posted at (channel, ts), if it went out through the outbox."""
+        return self._rows.delivered_at(channel, ts)
+
     def rows(self, status: str | None = None) -> list[OutboxMessage]:
         """Every message (or those in one status), oldest first."""
         return self._rows.in_status(status)

@@ -34,6 +34,7 @@ from slack_sdk.errors import SlackApiError
 from salesintel.alerts.answer_memo import Memo, no_memo
 from salesintel.alerts.clock import Clock
 from salesintel.alerts.delivery import ObservedWebClient, SlackCallObserver, retry_after_seconds
+from salesintel.alerts.outbox import Outbox
 from salesintel.alerts.visibility import Viewer
 from salesintel.bot import answers
 from salesintel.bot.buttons import press, replace_buttons
@@ -225,6 +226,10 @@ def _apply(
         if channel:
             client.chat_postEphemeral(channel=channel, user=user, text=outcome.refused)
         return
+    if outcome.changed and channel and ts and not blocks:
+        # The snooze modal knows where the alert's message is, not what it says: the outbox kept what was sent.
+        sent = Outbox(deps.stores.get()).delivered_at(channel, ts)
+        blocks = sent.blocks if sent is not None else []
     if outcome.changed and channel and ts and blocks:
         client.chat_update(
             channel=channel, ts=ts, text=outcome.note, blocks=replace_buttons(blocks, alert_id, outcome.note)

@@ -110,6 +110,11 @@ class OutboxRows:
             [status, error, message_id],
         )
 
+    def delivered_at(self, channel: str, ts: str) -> OutboxMessage | None:
+        """The message Slack holds at (channel, ts), as it was sent."""
+        found = self._messages("slack_channel = ? AND slack_ts = ?", [channel, ts], "LIMIT 1")
+        return found[0] if found else None
+
     def count_for_target_since(self, kind: str, target: str, since: datetime) -> int:
         """Messages of `kind` queued for `target` since `since`, not counting folded ones."""
         row = self._conn.execute(
