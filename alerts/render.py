@@ -3,8 +3,9 @@
 Slack messages are rendered from two templates per kind: `<kind>.blocks.j2` (Block Kit JSON) and `<kind>.txt.j2`
 (the plain-text fallback Slack shows in notifications). Every value that comes from CRM data or from a user
 goes through the `mrkdwn` filter, which escapes `&`, `<` and `>` so that a deal named `<!channel>` pings nobody.
-After rendering, Slack's limits are enforced here, in one place: at most 50 blocks, 3,000 characters per section
-text, 2,000 per context/field text, 3,000 for the fallback (with a visible "…" when cut).
+After rendering, Slack's limits are enforced here, in one place: a long section continues in further sections split
+between lines, 2,000 characters per context/field text, 3,000 for the fallback (with a visible "…" when cut), and at
+most 50 blocks, the rest left out with a visible "showing N of M" note.
 """
 
 from __future__ import annotations
@@ -75,19 +76,46 @@ def render_message(kind: str, **context) -> Message:
 
 
 def within_limits(blocks: list[dict]) -> list[dict]:
-    """Cut texts to Slack's limits and fold blocks beyond the 50th into a final note."""
+    """Fit Slack's limits without cutting a line in half: a section longer than 3,000 characters continues in more
+    sections, split between lines (only a single line longer than that is cut, with "…"); field and context texts
+    are cut at 2,000; past 50 blocks the rest is left out with a visible "showing N of M" note."""
+    fitted = []
     for block in blocks:
-        if isinstance(block.get("text"), dict):
-            block["text"]["text"] = _cut(block["text"]["text"], MAX_SECTION_TEXT)
+        fitted += _split_section(block) if _section_text(block) else [block]
+    for block in fitted:
         for element in block.get("fields", []) + (block.get("elements", []) if block["type"] == "context" else []):
             if "text" in element:
                 element["text"] = _cut(element["text"], MAX_FIELD_TEXT)
-    if len(blocks) > MAX_BLOCKS:
-        hidden = len(blocks) - (MAX_BLOCKS - 1)
-        blocks = blocks[: MAX_BLOCKS - 1] + [
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": f"… and {hidden} more blocks not shown"}]}
-        ]
-    return blocks
+    if len(fitted) > MAX_BLOCKS:
+        kept = MAX_BLOCKS - 1
+        lines = sum(len(_section_text(b).splitlines()) for b in fitted[kept:] if _section_text(b))
+        more = f" ({lines} more lines)" if lines else ""
+        note = f"Showing {kept} of {len(fitted)} parts of this answer{more}: ask for a narrower one to see the rest."
+        fitted = fitted[:kept] + [{"type": "context", "elements": [{"type": "mrkdwn", "text": note}]}]
+    return fitted
+
+
+def _section_text(block: dict) -> str | None:
+    text = block.get("text")
+    return text.get("text") if block.get("type") == "section" and isinstance(text, dict) else None
+
+
+def _split_section(block: dict) -> list[dict]:
+    text = _section_text(block)
+    if len(text) <= MAX_SECTION_TEXT:
+        return [block]
+    parts, current = [], ""
+    for line in text.split("\n"):
+        line = _cut(line, MAX_SECTION_TEXT)
+        if current and len(current) + 1 + len(line) > MAX_SECTION_TEXT:
+            parts.append(current)
+            current = line
+        else:
+            current = f"{current}\n{line}" if current else line
+    parts.append(current)
+    first = {**block, "text": {**block["text"], "text": parts[0]}}
+    rest = [{"type": "section", "text": {**block["text"], "text": part}} for part in parts[1:] if part.strip()]
+    return [first, *rest]
 
 
 def _cut(text: str, limit: int) -> str:

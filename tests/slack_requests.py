@@ -103,7 +103,7 @@ def block_actions(
     return urlencode({"payload": json.dumps(payload)})
 
 
-def view_submission(user: str, alert_id: int, selected_date: str) -> str:
+def view_submission(user: str, alert_id: int, selected_date: str, ts: str = "1700000001.000100") -> str:
     payload = {
         "type": "view_submission",
         "team": {"id": "T0001", "domain": "acme"},
@@ -116,7 +116,7 @@ def view_submission(user: str, alert_id: int, selected_date: str) -> str:
             "team_id": "T0001",
             "type": "modal",
             "callback_id": "snooze_until",
-            "private_metadata": json.dumps({"alert_id": alert_id, "channel": "D002", "ts": "1700000001.000100"}),
+            "private_metadata": json.dumps({"alert_id": alert_id, "channel": "D002", "ts": ts}),
             "blocks": [],
             "state": {"values": {"until": {"date": {"type": "datepicker", "selected_date": selected_date}}}},
             "hash": "1.abc",

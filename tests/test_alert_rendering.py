@@ -64,5 +64,38 @@ def test_reports_on_the_bundled_data_render_within_limits_and_tell_the_truth(bun
 def test_long_content_is_cut_to_slacks_limits():
     blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": "x" * 5000}} for _ in range(60)]
     limited = within_limits(blocks)
-    assert len(limited) == MAX_BLOCKS and limited[-1]["elements"][0]["text"] == "… and 11 more blocks not shown"
-    assert len(limited[0]["text"]["text"]) == 3000 and limited[0]["text"]["text"].endswith("…")
+    assert len(limited) == MAX_BLOCKS
+    assert limited[-1]["elements"][0]["text"].startswith("Showing 49 of 60 parts of this answer (11 more lines)")
+    assert len(limited[0]["text"]["text"]) == 3000 and limited[0]["text"]["text"].endswith("…"), "one long line"
+
+
+def test_a_long_answer_continues_between_lines_never_mid_line():
+    lines = [
+        f"• *rep_{i}* (Owner): 45% (n=150, 95% CI 37–53%) vs 46% for the rest — within chance (q=1.00)"
+        for i in range(80)
+    ]
+    limited = within_limits([{"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}}])
+    assert len(limited) > 1 and all(len(b["text"]["text"]) <= 3000 for b in limited)
+    assert "\n".join(b["text"]["text"] for b in limited).split("\n") == lines, "every line whole, in order"
+
+
+def test_winrate_by_rep_on_the_bundled_data_shows_every_rep_whole(bundled_store):
+    """`/winrate rep` was cut mid-line at 3,000 characters without notice."""
+    metrics = bundled_store.latest_refresh().metrics
+    rows = [s for s in metrics.segments if s.field == "sales_rep_id"]
+    message = render_message(
+        "answer_winrate",
+        asked="rep",
+        rows=rows,
+        more=0,
+        overall=metrics.overall,
+        statement="",
+        as_of="2024-03-01",
+        stale=None,
+        min_sample=50,
+    )
+    body = "\n".join(b["text"]["text"] for b in message.blocks if b["type"] == "section")
+    assert len(rows) == 25 and len(body) > 3000
+    for segment in rows:
+        assert f"*{segment.value}* (" in body
+    assert "…" not in body

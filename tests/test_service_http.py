@@ -399,22 +399,22 @@ def test_snooze_until_a_date_from_the_modal(service):
         other = AlertLedger(store).open_episode(
             "high_value_at_risk", "D00052", 0.8, False, ["user:rep_2"], {}, datetime.now(UTC)
         )
-        # the alert's message as it went out, where the modal says it is (channel D002, ts 1700000001.000100)
+        # the alert's message as it went out, where the modal says it is (a ts no other message of the module has)
         sent = [{"type": "section", "text": {"type": "mrkdwn", "text": "D00052 is at risk"}}]
         sent.append({"type": "actions", "block_id": f"alert:{other.id}", "elements": []})
         Outbox(store).enqueue(
             f"modal:{other.id}", "realtime", "user:rep_2", Message("at risk", sent), datetime.now(UTC)
         )
         [queued] = [m for m in Outbox(store).rows() if m.dedupe_key == f"modal:{other.id}"]
-        store.outbox.mark_sent(queued.id, "sent", datetime.now(UTC), "D002", "1700000001.000100")
+        store.outbox.mark_sent(queued.id, "sent", datetime.now(UTC), "D002", "1799999999.000001")
     since = len(service["standin"].calls)
-    body = slack.view_submission("U002", other.id, "2030-01-15")
+    body = slack.view_submission("U002", other.id, "2030-01-15", ts="1799999999.000001")
     status, _ = slack.send(service["base"] + "/slack/events", body, "application/x-www-form-urlencoded", SECRET)
     assert status == 200
     row = wait_for(lambda: (r := AlertLedger(Store.open(service["store"])).get(other.id)).state == "snoozed" and r)
     assert row.snoozed_until.isoformat().startswith("2030-01-15T08:00:00-05:00")
     [update] = wait_for(lambda: calls(service, "chat.update", since))
-    assert update.args["channel"] == "D002" and update.args["ts"] == "1700000001.000100"
+    assert update.args["channel"] == "D002" and update.args["ts"] == "1799999999.000001"
     blocks = json.loads(update.args["blocks"]) if isinstance(update.args["blocks"], str) else update.args["blocks"]
     assert blocks[0]["text"]["text"] == "D00052 is at risk", "the message itself, its buttons replaced by the note"
     assert "Snoozed" in json.dumps(blocks) and not calls(service, "chat.postEphemeral", since)
