@@ -35,7 +35,7 @@ from slack_sdk.errors import SlackApiError
 
 from salesintel.alerts.clock import Clock
 from salesintel.alerts.outbox import Outbox, OutboxMessage
-from salesintel.alerts.render import render_message
+from salesintel.alerts.render import render_message, replace_buttons
 from salesintel.alerts.settings import AlertsSettings
 from salesintel.engine.store import Store
 
@@ -80,6 +80,11 @@ class RateLimited(TransientError):
 
 
 METADATA_EVENT = "salesintel_message"
+ALERT_KINDS = ("realtime",)
+"""Outbox kinds that open an alert's conversation with a recipient: its first such message holds the thread."""
+RESOLUTION_KIND = "resolution"
+THREADED_KINDS = (*ALERT_KINDS, RESOLUTION_KIND)
+"""Kinds that follow an alert up in that thread once it exists (a repeat is a later realtime message)."""
 """The Slack message metadata event type every post carries, with its outbox id."""
 
 
@@ -150,7 +155,10 @@ class SlackSender:
     _dm_channels: dict[str, str] = field(default_factory=dict)
 
     def send(self, message: OutboxMessage) -> tuple[str | None, str | None]:
-        channel = self._channel(message.target)
+        """Post the message; a repeat or a resolution of an alert goes into the thread of the alert's first
+        message to that recipient, and that first message is updated to say so (see `_thread_of`)."""
+        original = self._thread_of(message)
+        channel = original.slack_channel if original else self._channel(message.target)
         response = self._call(
             self.client.chat_postMessage,
             channel=channel,
@@ -159,15 +167,60 @@ class SlackSender:
             unfurl_links=False,
             unfurl_media=False,
             metadata={"event_type": METADATA_EVENT, "event_payload": {"outbox_id": message.id}},
+            **({"thread_ts": original.slack_ts} if original else {}),
         )
+        if original:
+            self._update_original(original, message)
         return response.get("channel"), response.get("ts")
 
+    def _thread_of(self, message: OutboxMessage) -> OutboxMessage | None:
+        """The alert's first delivered message to this recipient, when `message` follows it up (a repeat, a
+        resolution); None for anything else, and for a first message."""
+        if message.alert_id is None or message.kind not in THREADED_KINDS:
+            return None
+        first = self.store.outbox.first_delivered(message.alert_id, message.target, ALERT_KINDS)
+        return first if first is not None and first.id != message.id else None
+
+    def _update_original(self, original: OutboxMessage, follow_up: OutboxMessage) -> None:
+        """The alert's first message shows the alert as it is now: a repeat's content, or its buttons replaced by
+        the resolution. Best effort: the reply is delivered whatever happens here (a deleted original, say)."""
+        if follow_up.kind == RESOLUTION_KIND:
+            blocks = replace_buttons(original.blocks, follow_up.alert_id, follow_up.text)
+            text = follow_up.text
+        else:
+            note = {
+                "type": "context",
+                "elements": [{"type": "mrkdwn", "text": "Updated: the latest is in the thread."}],
+            }
+            blocks, text = [*follow_up.blocks, note], follow_up.text
+        try:
+            self._call(
+                self.client.chat_update, channel=original.slack_channel, ts=original.slack_ts, text=text, blocks=blocks
+            )
+        except (PermanentError, TransientError) as error:
+            log.warning(
+                "original alert message not updated",
+                extra={"event": "original_not_updated", "outbox_id": original.id, "error": str(error)},
+            )
+
     def find_delivered(self, message: OutboxMessage) -> tuple[str | None, str | None] | None:
-        """(channel, ts) of this message if the channel's recent history holds it (by its metadata), else None."""
-        channel = self._channel(message.target)
-        history = self._call(
-            self.client.conversations_history, channel=channel, limit=RECENT_HISTORY, include_all_metadata=True
-        )
+        """(channel, ts) of this message if the channel's recent history (or, for a threaded follow-up, its
+        thread: replies are not in the channel's history) holds it by its metadata, else None."""
+        original = self._thread_of(message)
+        if original is not None:
+            channel = original.slack_channel
+            history = self._call(
+                self.client.conversations_replies,
+                channel=channel,
+                ts=original.slack_ts,
+                limit=RECENT_HISTORY,
+                include_all_metadata=True,
+            )
+        else:
+            channel = self._channel(message.target)
+            history = self._call(
+                self.client.conversations_history, channel=channel, limit=RECENT_HISTORY, include_all_metadata=True
+            )
         for posted in history.get("messages") or []:
             metadata = posted.get("metadata") or {}
             payload = metadata.get("event_payload") or {}

@@ -84,6 +84,10 @@ class Outbox:
     def statuses(self) -> dict[str, int]:
         return self._rows.statuses()
 
+    def first_delivered(self, alert_id: int, target: str) -> OutboxMessage | None:
+        """The alert's first real-time message that reached `target`: its thread is where follow-ups go."""
+        return self._rows.first_delivered(alert_id, target, ("realtime",))
+
     def delivered_at(self, channel: str, ts: str) -> OutboxMessage | None:
         """The message posted at (channel, ts), if it went out through the outbox."""
         return self._rows.delivered_at(channel, ts)

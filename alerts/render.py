@@ -120,3 +120,15 @@ def _split_section(block: dict) -> list[dict]:
 
 def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def replace_buttons(blocks: list[dict], alert_id: int, note: str) -> list[dict]:
+    """The message's blocks with this alert's buttons replaced by what happened."""
+    block_id = f"alert:{alert_id}"
+    replaced = [
+        b
+        if b.get("block_id") != block_id
+        else {"type": "context", "block_id": f"{block_id}:done", "elements": [{"type": "mrkdwn", "text": note}]}
+        for b in blocks
+    ]
+    return replaced

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from salesintel.alerts.episodes import HOLD_CONTROL, SEND_NEW, SEND_REPEAT, decide
 from salesintel.alerts.ledger import AlertLedger
 from salesintel.alerts.outbox import FOLDED, Outbox
-from salesintel.alerts.render import Message, render_message
+from salesintel.alerts.render import Message, escape_mrkdwn, render_message
 from salesintel.alerts.reports import (
     ReportInputs,
     control_comparison,
@@ -138,8 +138,10 @@ def realtime_run(env: AlertEnvironment, now: datetime, refresh: Refresh | None =
                 )
         for alert in ledger.active():
             if (alert.rule, alert.deal_id) not in qualifying:
-                ledger.resolve(alert.id, _resolution(alert, inputs), now)
+                resolution = _resolution(alert, inputs)
+                ledger.resolve(alert.id, resolution, now)
                 counts["resolved"] += 1
+                _queue_resolution(outbox, alert, resolution, now)
     log.info("realtime run", extra={"event": "realtime_run", "as_of": refresh.as_of.isoformat(), **counts})
     return counts
 
@@ -197,6 +199,23 @@ def realtime_preview(env: AlertEnvironment, now: datetime, refresh: Refresh | No
         context = realtime_context(candidate.score, candidate.rule, candidate.detail, 0, "preview", inputs)
         previews.append((", ".join(r.split(":", 1)[1] for r in within), render_message("realtime", **context)))
     return Preview(previews, folded, cap, refresh.metrics.risk_rule)
+
+
+RESOLVED_BECAUSE = {
+    "deal closed": "the deal closed",
+    "below threshold": "its risk is back below the alert's threshold",
+}
+
+
+def _queue_resolution(outbox: Outbox, alert: Alert, resolution: str, now: datetime) -> None:
+    """Tell each recipient who got the alert that it is over, in the alert's thread (see `SlackSender.send`); a
+    recipient who never got it (held back, or not delivered yet) hears nothing."""
+    because = RESOLVED_BECAUSE.get(resolution, resolution)
+    text = f":white_check_mark: Resolved: {escape_mrkdwn(alert.deal_id)} — {because}."
+    message = Message(text, [{"type": "section", "text": {"type": "mrkdwn", "text": text}}])
+    for target in alert.recipients:
+        if outbox.first_delivered(alert.id, target) is not None:
+            outbox.enqueue(f"{alert.key}:resolved:{target}", "resolution", target, message, now, alert_id=alert.id)
 
 
 def _resolution(alert: Alert, inputs: ReportInputs) -> str:

@@ -35,9 +35,10 @@ from salesintel.alerts.answer_memo import Memo, no_memo
 from salesintel.alerts.clock import Clock
 from salesintel.alerts.delivery import ObservedWebClient, SlackCallObserver, retry_after_seconds
 from salesintel.alerts.outbox import Outbox
+from salesintel.alerts.render import replace_buttons
 from salesintel.alerts.visibility import Viewer
 from salesintel.bot import answers
-from salesintel.bot.buttons import press, replace_buttons
+from salesintel.bot.buttons import press
 from salesintel.bot.config import Settings
 from salesintel.bot.people import identify
 from salesintel.bot.slow_answers import AnswerWithinBudget

@@ -56,15 +56,3 @@ def press(
         when = end.astimezone(timezone).strftime("%a %d %b %H:%M")
         return Outcome(changed=True, note=f":zzz: Snoozed by <@{viewer.slack_id}> at {local} until {when}")
     return Outcome(note=f"Already {change.alert.state}: nothing changed")
-
-
-def replace_buttons(blocks: list[dict], alert_id: int, note: str) -> list[dict]:
-    """The message's blocks with this alert's buttons replaced by what happened."""
-    block_id = f"alert:{alert_id}"
-    replaced = [
-        b
-        if b.get("block_id") != block_id
-        else {"type": "context", "block_id": f"{block_id}:done", "elements": [{"type": "mrkdwn", "text": note}]}
-        for b in blocks
-    ]
-    return replaced

@@ -162,18 +162,29 @@ class SlackStandIn:
             return {"ok": True, "channel": channel, "ts": args.get("ts", ts), "message": {"text": args.get("text")}}
         if method == "conversations.history":
             return {"ok": True, "messages": self.history(args.get("channel", ""), int(args.get("limit", 100)))}
+        if method == "conversations.replies":
+            thread = self.replies(args.get("channel", ""), args.get("ts", ""))
+            return {"ok": True, "messages": thread} if thread else {"ok": False, "error": "thread_not_found"}
         return {"ok": True}
+
+    def replies(self, channel: str, ts: str) -> list[dict]:
+        """A thread as conversations.replies gives it: the parent first, then its replies, oldest first."""
+        posted = [c for c in self.posts(channel) if c.args.get("answered_ts") == ts or c.args.get("thread_ts") == ts]
+        return [self._as_message(call) for call in posted]
+
+    def _as_message(self, call: Call) -> dict:
+        metadata = call.args.get("metadata")
+        metadata = json.loads(metadata) if isinstance(metadata, str) else metadata
+        message = {"type": "message", "text": call.args.get("text"), "ts": call.args.get("answered_ts")}
+        if call.args.get("thread_ts"):
+            message["thread_ts"] = call.args["thread_ts"]
+        if metadata:
+            message["metadata"] = metadata
+        return message
 
     def history(self, channel: str, limit: int = 100) -> list[dict]:
         """The channel's posted messages, newest first, with their metadata (as conversations.history gives them
         with include_all_metadata)."""
-        posted = [c for c in self.posts(channel) if c.method == "chat.postMessage"]
-        messages = []
-        for call in reversed(posted[-limit:]):
-            metadata = call.args.get("metadata")
-            metadata = json.loads(metadata) if isinstance(metadata, str) else metadata
-            message = {"type": "message", "text": call.args.get("text"), "ts": call.args.get("answered_ts")}
-            if metadata:
-                message["metadata"] = metadata
-            messages.append(message)
-        return messages
+        # Thread replies are not in a channel's history (Slack lists them with conversations.replies).
+        posted = [c for c in self.posts(channel) if c.method == "chat.postMessage" and not c.args.get("thread_ts")]
+        return [self._as_message(call) for call in reversed(posted[-limit:])]

@@ -240,3 +240,16 @@ def test_the_control_group_receives_nothing(sim):
     assert control, "with a 10% share some deals must be held back"
     assert not [r for r in Outbox(sim.store).rows() if r.alert_id in control]
     assert not [c for c in sim.standin.posts() if alert_id_of(c) in control]
+
+
+def test_repeats_and_resolutions_reply_in_the_alerts_thread(sim):
+    """Across the five weeks: every follow-up of an alert is a reply to an earlier top-level post in the same
+    conversation, and resolutions were sent (only) as replies."""
+    posts = sim.standin.posts()
+    top = {(c.args["channel"], c.args["answered_ts"]) for c in posts if not c.args.get("thread_ts")}
+    replies = [c for c in posts if c.args.get("thread_ts")]
+    assert replies, "the simulation repeats and resolves alerts"
+    for reply in replies:
+        assert (reply.args["channel"], reply.args["thread_ts"]) in top
+    resolutions = [c for c in posts if "Resolved:" in c.args.get("text", "")]
+    assert resolutions and all(c.args.get("thread_ts") for c in resolutions)

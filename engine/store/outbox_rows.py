@@ -110,6 +110,16 @@ class OutboxRows:
             [status, error, message_id],
         )
 
+    def first_delivered(self, alert_id: int, target: str, kinds: tuple[str, ...]) -> OutboxMessage | None:
+        """The first message of `kinds` about this alert that reached `target` (its thread is the alert's)."""
+        marks = ", ".join("?" for _ in kinds)
+        found = self._messages(
+            f"alert_id = ? AND target = ? AND slack_ts IS NOT NULL AND kind IN ({marks})",
+            [alert_id, target, *kinds],
+            "LIMIT 1",
+        )
+        return found[0] if found else None
+
     def delivered_at(self, channel: str, ts: str) -> OutboxMessage | None:
         """The message Slack holds at (channel, ts), as it was sent."""
         found = self._messages("slack_channel = ? AND slack_ts = ?", [channel, ts], "LIMIT 1")
