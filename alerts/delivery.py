@@ -29,12 +29,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Protocol, TextIO
+from zoneinfo import ZoneInfo
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from salesintel.alerts.clock import Clock
 from salesintel.alerts.outbox import Outbox, OutboxMessage
+from salesintel.alerts.quiet_hours import next_working_moment
 from salesintel.alerts.render import render_message, replace_buttons
 from salesintel.alerts.settings import AlertsSettings
 from salesintel.engine.store import Store
@@ -113,12 +115,19 @@ class Sender(Protocol):
     def find_delivered(self, message: OutboxMessage) -> tuple[str | None, str | None] | None:
         """Where this message was already delivered, if it can be found (after a crash), else None."""
 
+    def timezone_of(self, target: str) -> ZoneInfo | None:
+        """The recipient's time zone, if known (quiet hours)."""
+
 
 class TerminalSender:
     """No Slack credentials: messages print to the terminal, one block per message."""
 
     def find_delivered(self, message: OutboxMessage) -> None:
         """A terminal keeps no history to look in: an orphaned message is printed again."""
+        return None
+
+    def timezone_of(self, target: str) -> None:
+        """The terminal's reader is here now: no quiet hours to keep."""
         return None
 
     def __init__(self, stream: TextIO | None = None):
@@ -153,6 +162,22 @@ class SlackSender:
     settings: AlertsSettings
     store: Store
     _dm_channels: dict[str, str] = field(default_factory=dict)
+    _timezones: dict[str, ZoneInfo | None] = field(default_factory=dict)
+
+    def timezone_of(self, target: str) -> ZoneInfo | None:
+        """The recipient's time zone: `tz:` under alerts.routing.users, else Slack's `users.info` (asked once per
+        person and kept); None for a channel, or when neither says."""
+        kind, _, name = target.partition(":")
+        if kind == "channel":
+            return None
+        configured = self.settings.routing.users.get(name, {}).get("tz") if kind == "user" else None
+        if configured:
+            return ZoneInfo(configured)
+        slack_id = name if kind == "slack" else self._slack_user(name)
+        if slack_id not in self._timezones:
+            found = self._call(self.client.users_info, user=slack_id).get("user") or {}
+            self._timezones[slack_id] = ZoneInfo(found["tz"]) if found.get("tz") else None
+        return self._timezones[slack_id]
 
     def send(self, message: OutboxMessage) -> tuple[str | None, str | None]:
         """Post the message; a repeat or a resolution of an alert goes into the thread of the alert's first
@@ -283,10 +308,13 @@ class Deliverer:
         last_sent: dict[str, datetime] | None = None,
         holder: str | None = None,
         rng: random.Random | None = None,
+        timezone: ZoneInfo | None = None,
     ):
         """`last_sent` (target → when) carries per-channel pacing across deliverers of one process; `holder` names
-        this process in its claims; `rng` draws the retry jitter."""
+        this process in its claims; `rng` draws the retry jitter; `timezone` is the service's, for a recipient whose
+        own zone is not known (quiet hours)."""
         self.store, self.sender, self.settings, self.clock = store, sender, settings, clock
+        self.timezone = timezone or ZoneInfo("UTC")
         self.outbox = Outbox(store)
         self._last_sent = last_sent if last_sent is not None else {}
         self.holder = holder or process_name()
@@ -324,11 +352,35 @@ class Deliverer:
             for message in batch:
                 if should_stop() or (limit is not None and sent >= limit):
                     return sent
+                if self._held_for_working_hours(message):
+                    continue
                 hold = timedelta(seconds=self.settings.delivery.claim_seconds)
                 if not self.outbox.claim(message.id, self.holder, self.clock.now(), hold):
                     continue  # another process took it
                 sent += self._deliver(message)
         return sent
+
+    def _held_for_working_hours(self, message: OutboxMessage) -> bool:
+        """A direct message due outside its recipient's working hours waits for the next one (quiet hours): its
+        next attempt moves there, nothing is counted as an attempt. Reports to channels and ops messages go now."""
+        hours = self.settings.quiet_hours
+        if not hours.enabled or message.kind not in THREADED_KINDS or message.target.startswith("channel:"):
+            return False
+        try:
+            zone = self.sender.timezone_of(message.target) or self.timezone
+        except (TransientError, PermanentError):
+            zone = self.timezone  # Slack could not say: the service's zone, rather than no quiet hours at all
+        until = next_working_moment(self.clock.now(), zone, hours)
+        if until is None:
+            return False
+        local = until.astimezone(zone)
+        # Stored in UTC like every time the outbox compares (as text)
+        self.outbox.defer(message.id, until.astimezone(UTC), f"quiet hours: waits for {local:%a %H:%M} {zone.key}")
+        log.info(
+            "held for working hours",
+            extra={"event": "quiet_hours", "outbox_id": message.id, "until": until.isoformat(), "zone": zone.key},
+        )
+        return True
 
     def _deliver(self, message: OutboxMessage) -> int:
         pace = timedelta(seconds=self.settings.delivery.channel_pace_seconds)

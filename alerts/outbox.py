@@ -64,6 +64,11 @@ class Outbox:
         with self.store.transaction():
             self._rows.retry_at(message_id, PENDING, at, error)
 
+    def defer(self, message_id: int, until: datetime, note: str) -> None:
+        """A pending message waits until `until` (quiet hours); not an attempt, not an error."""
+        with self.store.transaction():
+            self._rows.defer(message_id, PENDING, until, note)
+
     def mark_failed(self, message_id: int, error: str) -> None:
         with self.store.transaction():
             self._rows.give_up(message_id, FAILED, error)

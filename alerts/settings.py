@@ -103,9 +103,32 @@ class DeliverySettings(FrozenSettings):
     """How long a message claimed for sending stays claimed (a claim is released when the send ends)."""
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class QuietHoursSettings(FrozenSettings):
+    """When a person may get a real-time direct message: working hours in their own time zone (Slack's `users.info`,
+    or `tz:` under `alerts.routing.users`, else the service's `timezone`). A message due outside them waits for the
+    start of the recipient's next working hour; channel reports are not held."""
+
+    enabled: bool = False
+    start_hour: int = Field(8, ge=0, le=23)
+    end_hour: int = Field(18, ge=1, le=24)
+    days: list[str] = ["mon", "tue", "wed", "thu", "fri"]
+
+    @field_validator("days")
+    @classmethod
+    def _known_days(cls, days: list[str]) -> list[str]:
+        unknown = [day for day in days if day not in WEEKDAYS]
+        if unknown or not days:
+            raise ValueError(f"days: use {', '.join(WEEKDAYS)} (got {', '.join(unknown) or 'none'})")
+        return days
+
+
 class AlertsSettings(FrozenSettings):
     realtime: RealtimeRuleSettings = RealtimeRuleSettings()
     stalled: StalledRuleSettings = StalledRuleSettings()
+    quiet_hours: QuietHoursSettings = QuietHoursSettings()
     stale_after_hours: float = Field(24, gt=0)
     drift_psi_threshold: float = Field(0.25, gt=0)
     skill_decay_threshold: float = Field(0.05, gt=0)

@@ -134,6 +134,7 @@ class Worker:
     """Told each Slack Web API call the deliverer makes (the service's metrics)."""
     _last_sent: dict = field(default_factory=dict)
     _dm_channels: dict = field(default_factory=dict)
+    _timezones: dict = field(default_factory=dict)
     _scheduler: Scheduler | None = None
 
     def scheduler(self) -> Scheduler:
@@ -183,11 +184,20 @@ class Worker:
                 self.deps.settings.alerts,
                 store,
                 self._dm_channels,
+                self._timezones,
             )
         else:
             sender = TerminalSender(self.terminal)
         holder = self.leadership.holder if self.leadership else None
-        return Deliverer(store, sender, self.deps.settings.alerts, self.deps.clock, self._last_sent, holder)
+        return Deliverer(
+            store,
+            sender,
+            self.deps.settings.alerts,
+            self.deps.clock,
+            self._last_sent,
+            holder,
+            timezone=self.deps.timezone,
+        )
 
 
 def health(deps: BotDeps, worker: Worker, background: BackgroundScheduler) -> tuple[int, dict]:

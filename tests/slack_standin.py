@@ -29,6 +29,8 @@ class SlackStandIn:
     users_by_email: dict[str, str] = field(default_factory=dict)
     channel_errors: dict[str, str] = field(default_factory=dict)
     """channel → error code answered (ok: false) for every post to it."""
+    timezones: dict[str, str] = field(default_factory=dict)
+    """user id → IANA zone, what users.info answers as the user's `tz`."""
     delay_seconds: float = 0.0
     socket_url: str | None = None
     """What apps.connections.open answers (a local WebSocket server for Socket Mode tests)."""
@@ -148,6 +150,12 @@ class SlackStandIn:
         if method == "users.lookupByEmail":
             user = self.users_by_email.get(args.get("email", ""))
             return {"ok": True, "user": {"id": user}} if user else {"ok": False, "error": "users_not_found"}
+        if method == "users.info":
+            user = args.get("user", "")
+            return {
+                "ok": True,
+                "user": {"id": user, **({"tz": self.timezones[user]} if user in self.timezones else {})},
+            }
         if method == "conversations.open":
             return {"ok": True, "channel": {"id": "D" + str(args.get("users", "")).lstrip("U")}}
         if method in ("chat.postMessage", "chat.postEphemeral", "chat.update"):

@@ -104,6 +104,12 @@ class OutboxRows:
             [status, at.isoformat(), error, message_id],
         )
 
+    def defer(self, message_id: int, status: str, at: datetime, note: str) -> None:
+        self._conn.execute(
+            "UPDATE outbox SET next_attempt_at = ?, note = ? WHERE id = ? AND status = ?",
+            [at.isoformat(), note, message_id, status],
+        )
+
     def give_up(self, message_id: int, status: str, error: str) -> None:
         self._conn.execute(
             "UPDATE outbox SET status = ?, last_error = ?, claimed_by = NULL, claim_expires_at = NULL WHERE id = ?",
