@@ -7,6 +7,7 @@ statement and are idempotent: repeating one changes nothing and says so.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -105,3 +106,26 @@ class AlertLedger:
 
     def counts_since(self, since: datetime) -> dict[str, int]:
         return self._rows.counts_since(since)
+
+    def record_feedback(self, alert_id: int, user: str, useful: bool, now: datetime) -> bool:
+        """Record a recipient's "Useful" / "Not useful"; True when it changed what was recorded."""
+        if self.get(alert_id) is None:
+            raise AlertNotFound(alert_id)
+        with self.store.transaction():
+            return self._rows.record_feedback(alert_id, user, useful, now)
+
+    def feedback_summary(self, since: datetime) -> dict:
+        """Answers since `since`, by rule and by the alerted deal's owner: {"rules": {rule: (useful, not useful)},
+        "reps": {rep: (useful, not useful)}, "answers": n}."""
+        rules: dict[str, list[int]] = {}
+        reps: dict[str, list[int]] = {}
+        answers = self._rows.feedback_since(since)
+        for rule, payload, useful in answers:
+            rep = (json.loads(payload or "{}") or {}).get("sales_rep_id") or "unknown"
+            for table, key in ((rules, rule), (reps, rep)):
+                table.setdefault(key, [0, 0])[0 if useful else 1] += 1
+        return {
+            "rules": {k: tuple(v) for k, v in sorted(rules.items())},
+            "reps": {k: tuple(v) for k, v in sorted(reps.items())},
+            "answers": len(answers),
+        }

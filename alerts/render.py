@@ -132,3 +132,14 @@ def replace_buttons(blocks: list[dict], alert_id: int, note: str) -> list[dict]:
         for b in blocks
     ]
     return replaced
+
+
+def replace_feedback_buttons(blocks: list[dict], alert_id: int, note: str) -> list[dict]:
+    """The message's blocks with this alert's feedback buttons replaced by what was said."""
+    block_id = f"feedback:{alert_id}"
+    return [
+        b
+        if b.get("block_id") != block_id
+        else {"type": "context", "block_id": f"{block_id}:done", "elements": [{"type": "mrkdwn", "text": note}]}
+        for b in blocks
+    ]

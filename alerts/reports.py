@@ -32,6 +32,8 @@ class ReportInputs:
     folded: list[dict] = field(default_factory=list)
     alert_counts: dict = field(default_factory=dict)
     control: dict | None = None
+    feedback: dict = field(default_factory=dict)
+    """What recipients said of alerts in the last 30 days (`AlertLedger.feedback_summary`)."""
     owners: dict[str, str] = field(default_factory=dict)
     """rep id → Slack mention (`<@U…>`) for reps whose Slack user is known."""
 
@@ -159,6 +161,7 @@ def monthly_context(inputs: ReportInputs) -> dict:
         "drivers": drivers,
         "drift": m.drift,
         "control": inputs.control,
+        "feedback": inputs.feedback,
         "trend": m.trend[-3:],
         "segment_statement": m.statement,
     }

@@ -52,6 +52,10 @@ class AlertEnvironment:
     timezone: ZoneInfo
 
 
+FEEDBACK_DAYS = 30
+"""The monthly report shows what recipients said of alerts over this many days."""
+
+
 def gather_inputs(env: AlertEnvironment, refresh: Refresh, now: datetime) -> ReportInputs:
     store, settings = env.store, env.settings
     snapshot = store.snapshot(refresh.snapshot_id)
@@ -71,6 +75,7 @@ def gather_inputs(env: AlertEnvironment, refresh: Refresh, now: datetime) -> Rep
         folded=Outbox(store).folded(),
         alert_counts=AlertLedger(store).counts_since(now - timedelta(days=1)),
         control=control_comparison(alerted, held, refresh.metrics.settings["min_sample"]) if alerted or held else None,
+        feedback=AlertLedger(store).feedback_summary(now - timedelta(days=FEEDBACK_DAYS)),
         owners=slack_mentions(settings.routing, cached),
     )
 

@@ -35,10 +35,10 @@ from salesintel.alerts.answer_memo import Memo, no_memo
 from salesintel.alerts.clock import Clock
 from salesintel.alerts.delivery import ObservedWebClient, SlackCallObserver, retry_after_seconds
 from salesintel.alerts.outbox import Outbox
-from salesintel.alerts.render import replace_buttons
+from salesintel.alerts.render import replace_buttons, replace_feedback_buttons
 from salesintel.alerts.visibility import Viewer
 from salesintel.bot import answers
-from salesintel.bot.buttons import press
+from salesintel.bot.buttons import press, record_feedback
 from salesintel.bot.config import Settings
 from salesintel.bot.people import identify
 from salesintel.bot.slow_answers import AnswerWithinBudget
@@ -113,6 +113,7 @@ def create_app(
         app.command(name)(_command_listener(deps, answer, within))
     app.action(re.compile(r"^alert_(ack|snooze_1d|snooze_1w)$"))(ack=_ack, lazy=[_button_listener(deps)])
     app.action("alert_snooze_pick")(ack=_ack, lazy=[_open_snooze_modal(deps)])
+    app.action(re.compile(r"^alert_(useful|not_useful)$"))(ack=_ack, lazy=[_feedback_listener(deps)])
     app.view("snooze_until")(ack=_check_snooze_date(deps), lazy=[_snooze_until_submitted(deps)])
     app.event("app_home_opened")(ack=_ack, lazy=[_home_listener(deps)])
     return app
@@ -248,6 +249,35 @@ def _button_listener(deps: BotDeps) -> Callable:
         channel, ts = _where(body)
         blocks = (body.get("message") or {}).get("blocks") or []
         _apply(deps, client, body, body["user"]["id"], action["action_id"], int(action["value"]), channel, ts, blocks)
+
+    return listener
+
+
+def _feedback_listener(deps: BotDeps) -> Callable:
+    """ "Useful" / "Not useful" on an alert: recorded (one answer per person, the latest kept), and the two buttons
+    give way to what was said. Only people who may act on the alert are heard."""
+
+    def listener(body, action, client):
+        channel, ts = _where(body)
+        user, alert_id = body["user"]["id"], int(action["value"])
+        useful = action["action_id"] == "alert_useful"
+        outcome = record_feedback(
+            deps.stores.get(), deps.settings.alerts, deps.viewer(user), alert_id, useful, deps.clock.now()
+        )
+        log.info(
+            "alert feedback",
+            extra={"event": "alert_feedback", "alert_id": alert_id, "user": user, "useful": useful},
+        )
+        if outcome.refused:
+            if channel:
+                client.chat_postEphemeral(channel=channel, user=user, text=outcome.refused)
+            return
+        blocks = (body.get("message") or {}).get("blocks") or []
+        if channel and ts and blocks:
+            note = f"<@{user}> found this {'useful' if useful else 'not useful'}: thank you, it tunes what is sent."
+            client.chat_update(
+                channel=channel, ts=ts, text=note, blocks=replace_feedback_buttons(blocks, alert_id, note)
+            )
 
     return listener
 

@@ -56,3 +56,20 @@ def press(
         when = end.astimezone(timezone).strftime("%a %d %b %H:%M")
         return Outcome(changed=True, note=f":zzz: Snoozed by <@{viewer.slack_id}> at {local} until {when}")
     return Outcome(note=f"Already {change.alert.state}: nothing changed")
+
+
+def record_feedback(
+    store: Store, settings: AlertsSettings, viewer: Viewer, alert_id: int, useful: bool, now: datetime
+) -> Outcome:
+    """ "Useful" / "Not useful" from someone who may act on the alert (its recipients, their managers, executives)."""
+    ledger = AlertLedger(store)
+    try:
+        alert = ledger.get(alert_id)
+    except AlertNotFound:
+        return Outcome(refused=f"Alert #{alert_id} no longer exists.")
+    if alert is None:
+        return Outcome(refused=f"Alert #{alert_id} no longer exists.")
+    if not can_act_on_alert(viewer, alert, settings.routing):
+        return Outcome(refused="Only the people this alert was sent to, and their managers, can rate it.")
+    changed = ledger.record_feedback(alert_id, viewer.slack_id, useful, now)
+    return Outcome(changed=changed, note="useful" if useful else "not useful")

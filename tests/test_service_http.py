@@ -14,7 +14,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -431,6 +431,29 @@ def test_a_snooze_date_that_is_not_after_today_keeps_the_modal_open_and_changes_
     assert AlertLedger(Store.open(service["store"])).get(alert_id).state == "open"
 
 
+def test_useful_or_not_is_recorded_once_per_person_and_replaces_only_the_feedback_buttons(service):
+    alert_id = _fresh_alert(service, "D00015")
+    since = len(service["standin"].calls)
+    message = [
+        {"type": "actions", "block_id": f"alert:{alert_id}", "elements": []},
+        {"type": "actions", "block_id": f"feedback:{alert_id}", "elements": []},
+    ]
+    content_type = "application/x-www-form-urlencoded"
+    for count, action in enumerate(("alert_useful", "alert_not_useful"), start=1):  # the rep changes their mind
+        body = slack.block_actions("U002", action, str(alert_id), message)
+        assert slack.send(service["base"] + "/slack/events", body, content_type, SECRET)[0] == 200
+        wait_for(lambda count=count: len(calls(service, "chat.update", since)) >= count)
+    outsider = slack.block_actions("U777", "alert_useful", str(alert_id), message)  # not a recipient
+    assert slack.send(service["base"] + "/slack/events", outsider, content_type, SECRET)[0] == 200
+    wait_for(lambda: calls(service, "chat.postEphemeral", since))
+    summary = AlertLedger(Store.open(service["store"])).feedback_summary(datetime.now(UTC) - timedelta(days=1))
+    assert summary["rules"]["stalled"] == (0, 1) and summary["answers"] == 1, "one answer per person, the latest"
+    update = calls(service, "chat.update", since)[-1]
+    blocks = json.loads(update.args["blocks"]) if isinstance(update.args["blocks"], str) else update.args["blocks"]
+    assert blocks[0]["block_id"] == f"alert:{alert_id}", "the alert's own buttons stay"
+    assert blocks[1]["type"] == "context" and "not useful" in blocks[1]["elements"][0]["text"]
+
+
 def test_a_button_is_acknowledged_before_slack_is_called_so_a_slow_slack_cannot_miss_the_deadline(service):
     alert_id = _fresh_alert(service, "D00013")
     since = len(service["standin"].calls)
@@ -534,8 +557,12 @@ def test_metrics_show_the_stores_state_and_this_process_answers_by_command(servi
     from salesintel.alerts.outbox import Outbox
 
     store = Store.open(service["store"])
-    outbox = {(s.labels["kind"], s.labels["status"]): s.value for s in after["salesintel_outbox_messages"]}
-    assert sum(outbox.values()) == sum(Outbox(store).statuses().values())
+
+    def outbox_matches() -> bool:  # the service keeps queueing and delivering: a scrape and a read may straddle one
+        scraped = {(s.labels["kind"], s.labels["status"]): s.value for s in scrape()["salesintel_outbox_messages"]}
+        return sum(scraped.values()) == sum(Outbox(store).statuses().values())
+
+    assert wait_for(outbox_matches), "the outbox gauges equal what the store holds"
     alerts = {(s.labels["rule"], s.labels["state"]): s.value for s in after["salesintel_alerts"]}
     assert alerts.get(("high_value_at_risk", "open"), 0) + alerts.get(("high_value_at_risk", "acknowledged"), 0) >= 1
     [age] = after["salesintel_snapshot_age_seconds"]

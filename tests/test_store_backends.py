@@ -7,6 +7,7 @@ write lock are what decides who wins.
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -407,3 +408,34 @@ def test_an_export_with_ingest_hazards_and_nul_bytes_is_stored_alike_on_both(tmp
     assert "\ufffd" in "".join(pg_rejects[i][1] for i in range(len(pg_rejects)))
     assert (pg_deals["deal_name"] == "Acme\ufffd renewal").sum() == 1
     assert (pg_deals["region"].astype(object) == "EM\ufffdEA").sum() == 1
+
+
+def test_alert_feedback_is_one_answer_per_person_and_the_monthly_report_shows_it(store_target, tmp_path):
+    from salesintel.alerts.ledger import AlertLedger
+    from salesintel.alerts.runs import AlertEnvironment, report_message
+
+    parsed, settings = _messy_snapshot(tmp_path)
+    store = Store.open(store_target)
+    store.save_snapshot(parsed, NOW, NOW)
+    refresh(store, EngineSettings(settings.metrics, settings.model, settings.anomalies), SPEC.data_end, NOW)
+    ledger = AlertLedger(store)
+    with store.transaction():
+        first = ledger.open_episode(
+            "high_value_at_risk", "D1", 0.8, False, ["user:rep_1"], {"sales_rep_id": "rep_1"}, NOW
+        )
+        second = ledger.open_episode("stalled", "D2", 0.6, False, ["user:rep_2"], {"sales_rep_id": "rep_2"}, NOW)
+    assert ledger.record_feedback(first.id, "U1", True, NOW)
+    assert not ledger.record_feedback(first.id, "U1", True, NOW), "the same answer again changes nothing"
+    assert ledger.record_feedback(first.id, "U1", False, NOW), "a changed mind replaces the answer"
+    assert ledger.record_feedback(first.id, "UMGR", True, NOW)
+    assert ledger.record_feedback(second.id, "U2", False, NOW)
+    summary = ledger.feedback_summary(NOW - timedelta(days=30))
+    assert summary == {
+        "rules": {"high_value_at_risk": (1, 1), "stalled": (0, 1)},
+        "reps": {"rep_1": (1, 1), "rep_2": (0, 1)},
+        "answers": 3,
+    }
+    env = AlertEnvironment(store, settings.alerts, ZoneInfo("UTC"))
+    message, _ = report_message("monthly", env, NOW + timedelta(days=1))
+    body = json.dumps(message.blocks)
+    assert "high_value_at_risk: 1 useful, 1 not useful" in body and "rep_2 0/1" in body

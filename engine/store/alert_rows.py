@@ -68,7 +68,26 @@ class AlertRows:
         ).fetchone()
         return {k: int(v or 0) for k, v in zip(("new", "held_back", "repeat", "acknowledged"), row)}
 
+    def feedback_since(self, since: datetime) -> list[tuple[str, str, bool]]:
+        """(rule, the alert's payload as JSON, useful) for every answer given since `since`."""
+        rows = self._conn.execute(
+            "SELECT a.rule, a.payload, f.useful FROM alert_feedback AS f JOIN alerts AS a ON a.id = f.alert_id"
+            " WHERE f.at >= ? ORDER BY f.alert_id, f.user_id",
+            [since.isoformat()],
+        ).fetchall()
+        return [(rule, payload, bool(useful)) for rule, payload, useful in rows]
+
     # writes (inside the caller's transaction) ----------------------------------------------------------
+
+    def record_feedback(self, alert_id: int, user: str, useful: bool, now: datetime) -> bool:
+        """One answer per person and alert, the latest kept; True when this call changed what is recorded."""
+        cursor = self._conn.execute(
+            "INSERT INTO alert_feedback (alert_id, user_id, useful, at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (alert_id, user_id) DO UPDATE SET useful = excluded.useful, at = excluded.at"
+            " WHERE alert_feedback.useful != excluded.useful",
+            [alert_id, user, int(useful), now.isoformat()],
+        )
+        return cursor.rowcount == 1
 
     def open_episode(
         self,

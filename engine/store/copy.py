@@ -24,6 +24,7 @@ COPY_ORDER = (
     "refresh_reasons",
     "scores",
     "alerts",
+    "alert_feedback",
     "outbox",
     "job_runs",
     "slack_users",

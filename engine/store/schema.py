@@ -216,6 +216,16 @@ def _accepted_signatures(conn: SqlConnection) -> None:
     conn.execute("CREATE INDEX IF NOT EXISTS idx_accepted_signatures_at ON accepted_signatures (at)")
 
 
+def _alert_feedback(conn: SqlConnection) -> None:
+    """What each recipient said of an alert ("Useful" / "Not useful"): one answer per person, the latest kept."""
+    conn.execute(
+        conn.ddl(
+            "CREATE TABLE IF NOT EXISTS alert_feedback (alert_id INTEGER NOT NULL REFERENCES alerts(id),"
+            " user_id TEXT NOT NULL, useful INTEGER NOT NULL, at TEXT NOT NULL, PRIMARY KEY (alert_id, user_id))"
+        )
+    )
+
+
 MIGRATIONS: list[Callable[[SqlConnection], None]] = [
     _create_core_tables,
     _create_model_tables,
@@ -230,4 +240,5 @@ MIGRATIONS: list[Callable[[SqlConnection], None]] = [
     _held_snapshots,
     _leases_and_claims,
     _accepted_signatures,
+    _alert_feedback,
 ]
