@@ -122,21 +122,10 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def replace_buttons(blocks: list[dict], alert_id: int, note: str) -> list[dict]:
-    """The message's blocks with this alert's buttons replaced by what happened."""
-    block_id = f"alert:{alert_id}"
-    replaced = [
-        b
-        if b.get("block_id") != block_id
-        else {"type": "context", "block_id": f"{block_id}:done", "elements": [{"type": "mrkdwn", "text": note}]}
-        for b in blocks
-    ]
-    return replaced
-
-
-def replace_feedback_buttons(blocks: list[dict], alert_id: int, note: str) -> list[dict]:
-    """The message's blocks with this alert's feedback buttons replaced by what was said."""
-    block_id = f"feedback:{alert_id}"
+def replace_buttons(blocks: list[dict], alert_id: int, note: str, group: str = "alert") -> list[dict]:
+    """The message's blocks with one of this alert's button rows (`group`: "alert" for acknowledge and snooze,
+    "feedback" for useful / not useful) replaced by a line saying what happened."""
+    block_id = f"{group}:{alert_id}"
     return [
         b
         if b.get("block_id") != block_id

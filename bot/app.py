@@ -35,7 +35,7 @@ from salesintel.alerts.answer_memo import Memo, no_memo
 from salesintel.alerts.clock import Clock
 from salesintel.alerts.delivery import ObservedWebClient, SlackCallObserver, retry_after_seconds
 from salesintel.alerts.outbox import Outbox
-from salesintel.alerts.render import replace_buttons, replace_feedback_buttons
+from salesintel.alerts.render import replace_buttons
 from salesintel.alerts.visibility import Viewer
 from salesintel.bot import answers
 from salesintel.bot.buttons import press, record_feedback
@@ -276,7 +276,7 @@ def _feedback_listener(deps: BotDeps) -> Callable:
         if channel and ts and blocks:
             note = f"<@{user}> found this {'useful' if useful else 'not useful'}: thank you, it tunes what is sent."
             client.chat_update(
-                channel=channel, ts=ts, text=note, blocks=replace_feedback_buttons(blocks, alert_id, note)
+                channel=channel, ts=ts, text=note, blocks=replace_buttons(blocks, alert_id, note, group="feedback")
             )
 
     return listener

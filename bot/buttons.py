@@ -37,12 +37,9 @@ def press(
     until: datetime | None = None,
 ) -> Outcome:
     ledger = AlertLedger(store)
-    try:
-        alert = ledger.get(alert_id)
-    except AlertNotFound:
-        return Outcome(refused=f"Alert #{alert_id} no longer exists.")
-    if not can_act_on_alert(viewer, alert, settings.routing):
-        return Outcome(refused="Only the people this alert was sent to, and their managers, can act on it.")
+    refused = _refusal(ledger, settings, viewer, alert_id)
+    if refused:
+        return Outcome(refused=refused)
     local = now.astimezone(timezone).strftime("%H:%M")
     if action_id == "alert_ack":
         change = ledger.acknowledge(alert_id, viewer.slack_id, now)
@@ -63,13 +60,21 @@ def record_feedback(
 ) -> Outcome:
     """ "Useful" / "Not useful" from someone who may act on the alert (its recipients, their managers, executives)."""
     ledger = AlertLedger(store)
+    refused = _refusal(ledger, settings, viewer, alert_id)
+    if refused:
+        return Outcome(refused=refused)
+    changed = ledger.record_feedback(alert_id, viewer.slack_id, useful, now)
+    return Outcome(changed=changed, note="useful" if useful else "not useful")
+
+
+def _refusal(ledger: AlertLedger, settings: AlertsSettings, viewer: Viewer, alert_id: int) -> str | None:
+    """Why `viewer` may not act on the alert (it is gone, or not theirs), or None when they may."""
     try:
         alert = ledger.get(alert_id)
     except AlertNotFound:
-        return Outcome(refused=f"Alert #{alert_id} no longer exists.")
+        alert = None
     if alert is None:
-        return Outcome(refused=f"Alert #{alert_id} no longer exists.")
+        return f"Alert #{alert_id} no longer exists."
     if not can_act_on_alert(viewer, alert, settings.routing):
-        return Outcome(refused="Only the people this alert was sent to, and their managers, can rate it.")
-    changed = ledger.record_feedback(alert_id, viewer.slack_id, useful, now)
-    return Outcome(changed=changed, note="useful" if useful else "not useful")
+        return "Only the people this alert was sent to, and their managers, can act on it."
+    return None
