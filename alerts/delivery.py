@@ -16,6 +16,7 @@ message again, so it is not posted twice (see `Deliverer.recover_orphans`).
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import random
@@ -136,7 +137,10 @@ class TerminalSender:
     def send(self, message: OutboxMessage) -> tuple[str | None, str | None]:
         target = message.target.split(":", 1)[-1]
         rule = "─" * 72
-        self.stream.write(f"{rule}\n→ {target} [{message.kind}]\n{blocks_as_text(message.blocks, message.text)}\n")
+        charts = "".join(f"[chart: {a['title']}] {a['alt']}\n" for a in message.attachments)
+        self.stream.write(
+            f"{rule}\n→ {target} [{message.kind}]\n{blocks_as_text(message.blocks, message.text)}\n{charts}"
+        )
         self.stream.flush()
         return None, None
 
@@ -196,7 +200,33 @@ class SlackSender:
         )
         if original:
             self._update_original(original, message)
+        self._upload(message, response.get("channel"), response.get("ts"))
         return response.get("channel"), response.get("ts")
+
+    def _upload(self, message: OutboxMessage, channel: str | None, ts: str | None) -> None:
+        """The message's charts, into its thread (files upload API, with their alt text). Best effort: the message
+        is posted already, and posting it again for a failed chart would repeat it."""
+        for attachment in message.attachments:
+            try:
+                self._call(
+                    self.client.files_upload_v2,
+                    channel=channel,
+                    thread_ts=ts,
+                    file=base64.b64decode(attachment["png"]),
+                    filename=f"{attachment['name']}.png",
+                    title=attachment["title"],
+                    alt_txt=attachment["alt"],
+                )
+            except (PermanentError, TransientError) as error:
+                log.warning(
+                    "chart not uploaded",
+                    extra={
+                        "event": "chart_not_uploaded",
+                        "outbox_id": message.id,
+                        "chart": attachment["name"],
+                        "error": str(error),
+                    },
+                )
 
     def _thread_of(self, message: OutboxMessage) -> OutboxMessage | None:
         """The alert's first delivered message to this recipient, when `message` follows it up (a repeat, a

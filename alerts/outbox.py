@@ -9,6 +9,7 @@ queued as "folded" and picked up by the next daily summary instead.
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime, timedelta
 
 from salesintel.alerts.render import Message
@@ -36,7 +37,13 @@ class Outbox:
         note: str | None = None,
     ) -> bool:
         """Queue a message (inside the caller's transaction); False when this dedupe key was queued before."""
-        return self._rows.insert(dedupe_key, kind, target, message.text, message.blocks, status, now, alert_id, note)
+        attachments = [
+            {"name": f.name, "title": f.title, "alt": f.alt, "png": base64.b64encode(f.png).decode()}
+            for f in message.files
+        ]
+        return self._rows.insert(
+            dedupe_key, kind, target, message.text, message.blocks, status, now, alert_id, note, attachments
+        )
 
     def due(self, now: datetime, limit: int = 100) -> list[OutboxMessage]:
         return self._rows.due(PENDING, now, limit)

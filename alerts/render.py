@@ -38,6 +38,8 @@ class Message:
 
     text: str
     blocks: list[dict]
+    files: tuple = ()
+    """Charts sent with the message (`alerts.charts.Chart`)."""
 
 
 def environment() -> jinja2.Environment:

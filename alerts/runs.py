@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from salesintel.alerts.charts import report_charts
 from salesintel.alerts.episodes import HOLD_CONTROL, SEND_NEW, SEND_REPEAT, decide
 from salesintel.alerts.ledger import AlertLedger
 from salesintel.alerts.outbox import FOLDED, Outbox
@@ -243,6 +244,13 @@ def report_message(
 def report_run(kind: str, env: AlertEnvironment, now: datetime, occurrence: str) -> bool:
     """Queue one report for its channel; `occurrence` (the scheduled fire time) makes a rerun a no-op."""
     message, folded_ids = report_message(kind, env, now)
+    if kind in ("weekly", "monthly"):
+        refresh = latest_refresh(env.store)
+        metrics = refresh.metrics
+        charts = report_charts(
+            kind, metrics.trend, env.store.scores(refresh.id), metrics.risk_rule, metrics.anomalies["anomalies"]
+        )
+        message = Message(message.text, message.blocks, tuple(charts))
     with env.store.transaction():
         queued = Outbox(env.store).enqueue(
             f"{kind}:{occurrence}", kind, report_target(kind, env.settings.routing), message, now

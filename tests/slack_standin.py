@@ -61,6 +61,14 @@ class SlackStandIn:
                     # The client died mid-request (a test's kill -9): Slack never sees a cut-off body as a call.
                     self.close_connection = True
                     return
+                if parsed.path.startswith("/upload/"):  # a file's bytes, to the URL files.getUploadURLExternal gave
+                    with standin._lock:
+                        standin.calls.append(Call("file_upload", {"path": parsed.path, "data": raw}, time.time(), None))
+                    self.send_response(200)
+                    self.send_header("Content-Length", "2")
+                    self.end_headers()
+                    self.wfile.write(b"OK")
+                    return
                 body = raw.decode()
                 args = dict(parse_qsl(parsed.query))
                 if body:
@@ -170,6 +178,16 @@ class SlackStandIn:
             return {"ok": True, "channel": channel, "ts": args.get("ts", ts), "message": {"text": args.get("text")}}
         if method == "conversations.history":
             return {"ok": True, "messages": self.history(args.get("channel", ""), int(args.get("limit", 100)))}
+        if method == "files.getUploadURLExternal":
+            with self._lock:
+                self._ts += 1
+                file_id = f"F{self._ts:05d}"
+            base = self.url.removesuffix("/api/")
+            return {"ok": True, "upload_url": f"{base}/upload/{file_id}", "file_id": file_id}
+        if method == "files.completeUploadExternal":
+            files = args.get("files")
+            files = json.loads(files) if isinstance(files, str) else files
+            return {"ok": True, "files": [{"id": f["id"], "title": f.get("title")} for f in files or []]}
         if method == "conversations.replies":
             thread = self.replies(args.get("channel", ""), args.get("ts", ""))
             return {"ok": True, "messages": thread} if thread else {"ok": False, "error": "thread_not_found"}

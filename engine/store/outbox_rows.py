@@ -29,11 +29,12 @@ class OutboxRows:
         now: datetime,
         alert_id: int | None,
         note: str | None,
+        attachments: list[dict] | None = None,
     ) -> bool:
         """Queue a message (inside the caller's transaction); False when this dedupe key was queued before."""
         cursor = self._conn.execute(
             "INSERT INTO outbox (dedupe_key, alert_id, kind, target, text, blocks, status, attempts,"
-            " next_attempt_at, created_at, note) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)"
+            " next_attempt_at, created_at, note, attachments) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)"
             " ON CONFLICT (dedupe_key) DO NOTHING",
             [
                 dedupe_key,
@@ -46,6 +47,7 @@ class OutboxRows:
                 now.isoformat(),
                 now.isoformat(),
                 note,
+                json.dumps(attachments) if attachments else None,
             ],
         )
         return cursor.rowcount == 1

@@ -261,6 +261,8 @@ class OutboxMessage:
     sent_at: datetime | None = None
     slack_channel: str | None = None
     slack_ts: str | None = None
+    attachments: tuple = ()
+    """Files sent with the message: dicts of name, title, alt (text) and png (base64)."""
 
     @classmethod
     def from_row(cls, row: dict) -> OutboxMessage:
@@ -280,4 +282,5 @@ class OutboxMessage:
             sent_at=datetime.fromisoformat(row["sent_at"]) if row["sent_at"] else None,
             slack_channel=row["slack_channel"],
             slack_ts=row["slack_ts"],
+            attachments=tuple(json.loads(row.get("attachments") or "[]")),
         )

@@ -226,6 +226,12 @@ def _alert_feedback(conn: SqlConnection) -> None:
     )
 
 
+def _outbox_attachments(conn: SqlConnection) -> None:
+    """Files a message carries (a report's charts: PNG as base64, with title and alt text), as JSON."""
+    if "attachments" not in conn.columns("outbox"):
+        conn.execute(conn.ddl("ALTER TABLE outbox ADD COLUMN attachments TEXT"))
+
+
 MIGRATIONS: list[Callable[[SqlConnection], None]] = [
     _create_core_tables,
     _create_model_tables,
@@ -241,4 +247,5 @@ MIGRATIONS: list[Callable[[SqlConnection], None]] = [
     _leases_and_claims,
     _accepted_signatures,
     _alert_feedback,
+    _outbox_attachments,
 ]

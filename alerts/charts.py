@@ -1,0 +1,148 @@
+"""Charts for the weekly and monthly reports, rendered to PNG with matplotlib (headless, the Agg backend).
+
+Each chart comes with alt text that states its numbers, built from the same figures it plots, so a screen reader (or
+Slack's search) says what the picture shows. Pure: figures in, bytes and text out; nothing is read or written here.
+
+- win rate by month of close, with its 95% interval (the refresh's trend);
+- open pipeline value by stage and age (the refresh's scores);
+- the risk distribution of open deals, with the "at risk" threshold when the rule is active;
+- the monthly report's first anomalous segment against its own baseline, each with its interval.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display: render to memory only
+
+import matplotlib.pyplot as plt  # noqa: E402
+
+from salesintel.engine.stats import wilson  # noqa: E402
+
+AGE_BANDS = ((0, 30, "<30 days"), (30, 90, "30–90 days"), (90, 10**9, "90+ days"))
+
+
+@dataclass(frozen=True)
+class Chart:
+    name: str
+    """A file name without extension, e.g. "win_rate"."""
+    title: str
+    alt: str
+    png: bytes
+
+
+def report_charts(kind: str, trend, scores, risk_rule: dict, anomalies: list) -> list[Chart]:
+    """The charts a report of `kind` carries (weekly: three; monthly: those and the anomaly, when there is one)."""
+    charts = [win_rate_chart(trend), pipeline_chart(scores), risk_chart(scores, risk_rule)]
+    if kind == "monthly" and anomalies:
+        charts.append(anomaly_chart(anomalies[0]))
+    return [chart for chart in charts if chart is not None]
+
+
+def win_rate_chart(trend) -> Chart | None:
+    months = [t for t in trend if t["win_rate"]["n"]]
+    if not months:
+        return None
+    labels = [t["period"] for t in months]
+    rates = [t["win_rate"]["rate"] for t in months]
+    lows = [t["win_rate"]["low"] for t in months]
+    highs = [t["win_rate"]["high"] for t in months]
+    figure, axes = plt.subplots(figsize=(7, 3.2))
+    axes.fill_between(range(len(labels)), lows, highs, alpha=0.2, label="95% interval")
+    axes.plot(range(len(labels)), rates, marker="o", label="win rate")
+    axes.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
+    axes.set_ylim(0, 1)
+    axes.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    axes.set_title("Win rate by month of close")
+    axes.legend(loc="lower left", fontsize=8)
+    parts = [
+        f"{t['period']} {t['win_rate']['rate']:.0%} ({t['win_rate']['low']:.0%}–{t['win_rate']['high']:.0%},"
+        f" n={t['win_rate']['n']})"
+        for t in months
+    ]
+    alt = "Win rate by month of close with its 95% interval: " + "; ".join(parts) + "."
+    return Chart("win_rate", "Win rate by month of close", alt, _png(figure))
+
+
+def pipeline_chart(scores) -> Chart | None:
+    live = [s for s in scores if not s.stale]
+    if not live:
+        return None
+    stages = sorted({s.deal_stage or "stage not known" for s in live})
+    values = {
+        label: [
+            sum(s.deal_amount for s in live if (s.deal_stage or "stage not known") == stage and lo <= s.age_days < hi)
+            for stage in stages
+        ]
+        for lo, hi, label in AGE_BANDS
+    }
+    figure, axes = plt.subplots(figsize=(7, 3.2))
+    bottom = [0.0] * len(stages)
+    for label, amounts in values.items():
+        axes.bar(stages, amounts, bottom=bottom, label=label)
+        bottom = [b + a for b, a in zip(bottom, amounts)]
+    axes.set_title("Open pipeline value by stage and age")
+    axes.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"${v / 1000:,.0f}k"))
+    axes.legend(fontsize=8)
+    parts = []
+    for i, stage in enumerate(stages):
+        bands = ", ".join(f"{label} ${values[label][i] / 1000:,.0f}k" for _, _, label in AGE_BANDS if values[label][i])
+        parts.append(f"{stage} ${bottom[i] / 1000:,.0f}k ({bands})")
+    alt = f"Open pipeline value by stage and age, {len(live)} live deals: " + "; ".join(parts) + "."
+    return Chart("pipeline", "Open pipeline by stage and age", alt, _png(figure))
+
+
+def risk_chart(scores, risk_rule: dict) -> Chart | None:
+    risks = [s.risk for s in scores if not s.stale]
+    if not risks:
+        return None
+    edges = [i / 10 for i in range(11)]
+    counts = [sum(1 for r in risks if lo <= r < hi or (hi == 1.0 and r == 1.0)) for lo, hi in zip(edges, edges[1:])]
+    figure, axes = plt.subplots(figsize=(7, 3.2))
+    axes.bar([f"{lo:.0%}–{hi:.0%}" for lo, hi in zip(edges, edges[1:])], counts)
+    axes.tick_params(axis="x", labelsize=7, rotation=45)
+    threshold = risk_rule.get("threshold") if risk_rule.get("active") else None
+    if threshold is not None:
+        axes.axvline(threshold * 10 - 0.5, color="red", linestyle="--", label=f"at risk above {threshold:.0%}")
+        axes.legend(fontsize=8)
+    axes.set_title("Risk of open deals")
+    parts = [f"{lo:.0%}–{hi:.0%}: {n}" for lo, hi, n in zip(edges, edges[1:], counts) if n]
+    rule = f"; at risk above {threshold:.0%}" if threshold is not None else "; no deal is called at risk"
+    alt = f"Risk of {len(risks)} open live deals, by band: " + ", ".join(parts) + rule + "."
+    return Chart("risk", "Risk of open deals", alt, _png(figure))
+
+
+def anomaly_chart(anomaly: dict) -> Chart | None:
+    """The anomalous segment's win rate, recent against its own baseline, each with its 95% (Wilson) interval."""
+    signal = (anomaly.get("signals") or {}).get("win_rate")
+    if not signal or not signal.get("n_recent") or not signal.get("n_baseline"):
+        return None
+    name = anomaly.get("label") or "segment"
+    windows = [
+        wilson(round(signal[rate] * signal[n]), signal[n])
+        for rate, n in (("baseline", "n_baseline"), ("recent", "n_recent"))
+    ]
+    rates = [w.rate for w in windows]
+    errors = [[w.rate - w.low for w in windows], [w.high - w.rate for w in windows]]
+    figure, axes = plt.subplots(figsize=(5, 3.2))
+    axes.bar(["baseline", "recent"], rates, yerr=errors, capsize=6)
+    axes.set_ylim(0, 1)
+    axes.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    axes.set_title(f"{name}: recent against its baseline", fontsize=10)
+    base, recent = windows
+    alt = (
+        f"{name}: win rate {recent.rate:.0%} recently ({recent.low:.0%}–{recent.high:.0%}, n={recent.n})"
+        f" against {base.rate:.0%} in its baseline ({base.low:.0%}–{base.high:.0%}, n={base.n})."
+    )
+    return Chart("anomaly", f"{name} against its baseline", alt, _png(figure))
+
+
+def _png(figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.tight_layout()
+    figure.savefig(buffer, format="png", dpi=110)
+    plt.close(figure)
+    return buffer.getvalue()
