@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from salesintel.alerts.charts import report_charts
 from salesintel.alerts.episodes import HOLD_CONTROL, SEND_NEW, SEND_REPEAT, decide
 from salesintel.alerts.ledger import AlertLedger
 from salesintel.alerts.outbox import FOLDED, Outbox
@@ -245,6 +244,8 @@ def report_run(kind: str, env: AlertEnvironment, now: datetime, occurrence: str)
     """Queue one report for its channel; `occurrence` (the scheduled fire time) makes a rerun a no-op."""
     message, folded_ids = report_message(kind, env, now)
     if kind in ("weekly", "monthly"):
+        from salesintel.alerts.charts import report_charts  # matplotlib: imported only when a report draws
+
         refresh = latest_refresh(env.store)
         metrics = refresh.metrics
         charts = report_charts(
