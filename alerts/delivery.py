@@ -36,7 +36,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from salesintel.alerts.clock import Clock
-from salesintel.alerts.outbox import Outbox, OutboxMessage
+from salesintel.alerts.outbox import RESOLUTION_KIND, THREADED_KINDS, Outbox, OutboxMessage
 from salesintel.alerts.quiet_hours import next_working_moment
 from salesintel.alerts.render import render_message, replace_buttons
 from salesintel.alerts.settings import AlertsSettings
@@ -83,11 +83,6 @@ class RateLimited(TransientError):
 
 
 METADATA_EVENT = "salesintel_message"
-ALERT_KINDS = ("realtime",)
-"""Outbox kinds that open an alert's conversation with a recipient: its first such message holds the thread."""
-RESOLUTION_KIND = "resolution"
-THREADED_KINDS = (*ALERT_KINDS, RESOLUTION_KIND)
-"""Kinds that follow an alert up in that thread once it exists (a repeat is a later realtime message)."""
 """The Slack message metadata event type every post carries, with its outbox id."""
 
 
@@ -233,7 +228,7 @@ class SlackSender:
         resolution); None for anything else, and for a first message."""
         if message.alert_id is None or message.kind not in THREADED_KINDS:
             return None
-        first = self.store.outbox.first_delivered(message.alert_id, message.target, ALERT_KINDS)
+        first = Outbox(self.store).first_delivered(message.alert_id, message.target)
         return first if first is not None and first.id != message.id else None
 
     def _update_original(self, original: OutboxMessage, follow_up: OutboxMessage) -> None:

@@ -18,6 +18,12 @@ from salesintel.engine.store import OutboxMessage, Store, records
 PENDING, SENDING, SENT = records.OUTBOX_PENDING, records.OUTBOX_SENDING, records.OUTBOX_SENT
 FAILED, FOLDED, DIGESTED = records.OUTBOX_FAILED, records.OUTBOX_FOLDED, records.OUTBOX_DIGESTED
 
+ALERT_KINDS = ("realtime",)
+"""Kinds that open an alert's conversation with a recipient: its first such message holds the thread."""
+RESOLUTION_KIND = "resolution"
+THREADED_KINDS = (*ALERT_KINDS, RESOLUTION_KIND)
+"""Kinds that follow an alert up in that thread once it exists (a repeat is a later realtime message)."""
+
 __all__ = ["DIGESTED", "FAILED", "FOLDED", "PENDING", "SENDING", "SENT", "Outbox", "OutboxMessage"]
 
 
@@ -98,7 +104,7 @@ class Outbox:
 
     def first_delivered(self, alert_id: int, target: str) -> OutboxMessage | None:
         """The alert's first real-time message that reached `target`: its thread is where follow-ups go."""
-        return self._rows.first_delivered(alert_id, target, ("realtime",))
+        return self._rows.first_delivered(alert_id, target, ALERT_KINDS)
 
     def delivered_at(self, channel: str, ts: str) -> OutboxMessage | None:
         """The message posted at (channel, ts), if it went out through the outbox."""

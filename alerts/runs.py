@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from salesintel.alerts.episodes import HOLD_CONTROL, SEND_NEW, SEND_REPEAT, decide
 from salesintel.alerts.ledger import AlertLedger
-from salesintel.alerts.outbox import FOLDED, Outbox
+from salesintel.alerts.outbox import FOLDED, RESOLUTION_KIND, Outbox
 from salesintel.alerts.render import Message, escape_mrkdwn, render_message
 from salesintel.alerts.reports import (
     ReportInputs,
@@ -220,7 +220,7 @@ def _queue_resolution(outbox: Outbox, alert: Alert, resolution: str, now: dateti
     message = Message(text, [{"type": "section", "text": {"type": "mrkdwn", "text": text}}])
     for target in alert.recipients:
         if outbox.first_delivered(alert.id, target) is not None:
-            outbox.enqueue(f"{alert.key}:resolved:{target}", "resolution", target, message, now, alert_id=alert.id)
+            outbox.enqueue(f"{alert.key}:resolved:{target}", RESOLUTION_KIND, target, message, now, alert_id=alert.id)
 
 
 def _resolution(alert: Alert, inputs: ReportInputs) -> str:

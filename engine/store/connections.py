@@ -187,11 +187,10 @@ class PostgresConnection:
     dialect = "postgresql"
     skip_locked = " FOR UPDATE SKIP LOCKED"
 
-    def __init__(self, connection, url: str):
+    def __init__(self, connection):
         import psycopg
 
         self.raw = connection
-        self.url = url
         self.integrity_errors = (psycopg.errors.IntegrityError,)
         self._texts: dict[str, str] = {}
         self._migrating = False
@@ -204,7 +203,7 @@ class PostgresConnection:
             connection = psycopg.connect(_libpq_url(url), autocommit=True, connect_timeout=10)
         except psycopg.Error as error:
             raise StoreError(f"{redact_url(url)}: cannot open the store ({scrub(str(error).strip(), url)})") from None
-        return cls(connection, url)
+        return cls(connection)
 
     def _text(self, sql: str) -> str:
         text = self._texts.get(sql)
