@@ -105,6 +105,10 @@ def retry_after_seconds(value: str | None, now: datetime) -> float:
 
 
 class Sender(Protocol):
+    quiet_hours_apply: bool
+    """Whether direct messages through this sender wait for their recipient's working hours (Slack: yes; the
+    terminal, whose reader is there now: no)."""
+
     def send(self, message: OutboxMessage) -> tuple[str | None, str | None]:
         """Deliver; return (channel id, message ts) or raise PermanentError / TransientError."""
 
@@ -117,6 +121,8 @@ class Sender(Protocol):
 
 class TerminalSender:
     """No Slack credentials: messages print to the terminal, one block per message."""
+
+    quiet_hours_apply = False
 
     def find_delivered(self, message: OutboxMessage) -> None:
         """A terminal keeps no history to look in: an orphaned message is printed again."""
@@ -160,6 +166,7 @@ class SlackSender:
     client: WebClient
     settings: AlertsSettings
     store: Store
+    quiet_hours_apply = True
     _dm_channels: dict[str, str] = field(default_factory=dict)
     _timezones: dict[str, ZoneInfo | None] = field(default_factory=dict)
 
@@ -389,7 +396,12 @@ class Deliverer:
         """A direct message due outside its recipient's working hours waits for the next one (quiet hours): its
         next attempt moves there, nothing is counted as an attempt. Reports to channels and ops messages go now."""
         hours = self.settings.quiet_hours
-        if not hours.enabled or message.kind not in THREADED_KINDS or message.target.startswith("channel:"):
+        if (
+            not hours.enabled
+            or not self.sender.quiet_hours_apply
+            or message.kind not in THREADED_KINDS
+            or message.target.startswith("channel:")
+        ):
             return False
         try:
             zone = self.sender.timezone_of(message.target) or self.timezone

@@ -16,9 +16,11 @@ from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
 
+from salesintel.alerts.routing import digest_recipients
 from salesintel.alerts.runs import (
     AlertEnvironment,
     NothingToReport,
+    email_report_run,
     health_checks,
     held_snapshot_alert,
     ops_alert,
@@ -143,6 +145,30 @@ def report_job(kind: str, env: AlertEnvironment):
     return run
 
 
+def email_report_job(kind: str, env: AlertEnvironment, address: str):
+    def run(fire_time: datetime, now: datetime) -> str | None:
+        try:
+            queued = email_report_run(kind, env, now, fire_time.astimezone(UTC).isoformat(), address)
+        except NothingToReport as error:
+            return str(error)
+        return "queued" if queued else "already queued"
+
+    return run
+
+
+def email_jobs(env: AlertEnvironment) -> list[Job]:
+    """One job per (report, email recipient), on the report's schedule in the recipient's own time zone: a daily
+    digest at 08:00 reaches Berlin at 08:00 Berlin time and New York at 08:00 New York time, DST included."""
+    jobs = []
+    for kind in REPORT_KINDS:
+        for recipient in digest_recipients(kind, env.settings.email, env.settings.routing):
+            trigger = cron_trigger(getattr(env.settings.schedule, kind), recipient.zone or env.timezone)
+            jobs.append(
+                Job(f"{kind}-email:{recipient.address}", trigger, email_report_job(kind, env, recipient.address))
+            )
+    return jobs
+
+
 def job_triggers(schedule: ScheduleSettings, timezone: ZoneInfo) -> dict[str, CronTrigger]:
     """When each job fires: the one place the configured cron fields become triggers."""
     return {name: cron_trigger(getattr(schedule, name), timezone) for name in ("refresh", *REPORT_KINDS)}
@@ -151,7 +177,7 @@ def job_triggers(schedule: ScheduleSettings, timezone: ZoneInfo) -> dict[str, Cr
 def build_jobs(env: AlertEnvironment, refresh_job: RefreshJob) -> list[Job]:
     triggers = job_triggers(env.settings.schedule, env.timezone)
     runs = {"refresh": refresh_job, **{kind: report_job(kind, env) for kind in REPORT_KINDS}}
-    return [Job(name, trigger, runs[name]) for name, trigger in triggers.items()]
+    return [Job(name, trigger, runs[name]) for name, trigger in triggers.items()] + email_jobs(env)
 
 
 def misfire_grace(env: AlertEnvironment) -> timedelta:

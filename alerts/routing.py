@@ -6,7 +6,10 @@ users mapping fixed after an alert was queued still reaches the right person.
 
 from __future__ import annotations
 
-from salesintel.alerts.settings import RoutingSettings
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from salesintel.alerts.settings import EmailSettings, RoutingSettings
 
 
 def deal_recipients(rep_id: str, routing: RoutingSettings) -> list[str]:
@@ -35,3 +38,23 @@ def slack_mentions(routing: RoutingSettings, cached: dict[str, str]) -> dict[str
     """rep/manager id → `<@U…>` for everyone whose Slack user id is known (config first, then the store cache)."""
     known = {**cached, **{person: entry["slack"] for person, entry in routing.users.items() if entry.get("slack")}}
     return {person: f"<@{slack_id}>" for person, slack_id in known.items()}
+
+
+@dataclass(frozen=True)
+class EmailRecipient:
+    address: str
+    zone: ZoneInfo | None
+    """The recipient's time zone (`tz:` under routing.users), None for the service's."""
+
+
+def digest_recipients(kind: str, email: EmailSettings, routing: RoutingSettings) -> list[EmailRecipient]:
+    """Who gets the `kind` digest by email: each entry an address, or a person under routing.users (their `email:`
+    and `tz:`). Entries were checked when the settings loaded (`AlertsSettings`)."""
+    recipients = []
+    for entry in email.digests.get(kind, []) if email.enabled else []:
+        if "@" in entry:
+            recipients.append(EmailRecipient(entry, None))
+        else:
+            person = routing.users[entry]
+            recipients.append(EmailRecipient(person["email"], ZoneInfo(person["tz"]) if person.get("tz") else None))
+    return recipients

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from salesintel.alerts.email_delivery import EMAIL_PREFIX
 from salesintel.alerts.episodes import HOLD_CONTROL, SEND_NEW, SEND_REPEAT, decide
 from salesintel.alerts.ledger import AlertLedger
 from salesintel.alerts.outbox import FOLDED, RESOLUTION_KIND, Outbox
@@ -240,8 +241,8 @@ def report_message(
     return message, folded_ids
 
 
-def report_run(kind: str, env: AlertEnvironment, now: datetime, occurrence: str) -> bool:
-    """Queue one report for its channel; `occurrence` (the scheduled fire time) makes a rerun a no-op."""
+def report_with_charts(kind: str, env: AlertEnvironment, now: datetime) -> tuple[Message, list[int]]:
+    """The report, with its charts when it is a weekly or monthly one (`alerts.charts`)."""
     message, folded_ids = report_message(kind, env, now)
     if kind in ("weekly", "monthly"):
         from salesintel.alerts.charts import report_charts  # matplotlib: imported only when a report draws
@@ -252,6 +253,12 @@ def report_run(kind: str, env: AlertEnvironment, now: datetime, occurrence: str)
             kind, metrics.trend, env.store.scores(refresh.id), metrics.risk_rule, metrics.anomalies["anomalies"]
         )
         message = Message(message.text, message.blocks, tuple(charts))
+    return message, folded_ids
+
+
+def report_run(kind: str, env: AlertEnvironment, now: datetime, occurrence: str) -> bool:
+    """Queue one report for its channel; `occurrence` (the scheduled fire time) makes a rerun a no-op."""
+    message, folded_ids = report_with_charts(kind, env, now)
     with env.store.transaction():
         queued = Outbox(env.store).enqueue(
             f"{kind}:{occurrence}", kind, report_target(kind, env.settings.routing), message, now
@@ -259,6 +266,15 @@ def report_run(kind: str, env: AlertEnvironment, now: datetime, occurrence: str)
         if queued and folded_ids:
             Outbox(env.store).mark_digested(folded_ids)
     return queued
+
+
+def email_report_run(kind: str, env: AlertEnvironment, now: datetime, occurrence: str, address: str) -> bool:
+    """Queue one report by email to `address` (its own schedule, in the recipient's time zone); the same message
+    the channel gets, as of now. Folded alerts stay for the channel's digest to mark."""
+    message, _ = report_with_charts(kind, env, now)
+    target = f"{EMAIL_PREFIX}{address}"
+    with env.store.transaction():
+        return Outbox(env.store).enqueue(f"{kind}:{occurrence}:{target}", kind, target, message, now)
 
 
 def ops_alert(env: AlertEnvironment, key: str, problem: str, now: datetime) -> bool:

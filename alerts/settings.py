@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from salesintel.engine.settings import FrozenSettings, RiskRuleSettings
 
@@ -125,6 +126,42 @@ class QuietHoursSettings(FrozenSettings):
         return days
 
 
+class SmtpSettings(FrozenSettings):
+    """The mail server digests go through. The password never lives here: SALESINTEL_SMTP_PASSWORD."""
+
+    host: str = "localhost"
+    port: int = Field(587, ge=1, le=65535)
+    starttls: bool = True
+    """Upgrade the connection with STARTTLS before anything is sent (refused if the server does not offer it)."""
+    username: str | None = None
+    """Log in (after STARTTLS) as this user, with SALESINTEL_SMTP_PASSWORD."""
+    ca_file: str | None = None
+    """A CA bundle to verify the server's certificate against (a private CA); the system's otherwise."""
+    timeout_seconds: float = Field(10.0, gt=0)
+
+
+class EmailSettings(FrozenSettings):
+    """Daily, weekly and monthly digests also by email, each to its audience: the same report as the channel gets,
+    as HTML with a plain-text part and the charts inline, at the report's scheduled hour in each recipient's own
+    time zone (`tz:` under `alerts.routing.users`, else the service's)."""
+
+    enabled: bool = False
+    sender: str = Field("salesintel <salesintel@localhost>", alias="from")
+    """The From: header."""
+    smtp: SmtpSettings = SmtpSettings()
+    digests: dict[str, list[str]] = Field(default_factory=dict)
+    """Report kind (daily: sales managers, weekly: CRO and VPs, monthly: executives) → recipients: addresses, or
+    people under `alerts.routing.users` with an `email:` (and optionally `tz:`)."""
+
+    @field_validator("digests")
+    @classmethod
+    def _known_reports(cls, digests: dict[str, list[str]]) -> dict[str, list[str]]:
+        unknown = [kind for kind in digests if kind not in REPORT_KINDS]
+        if unknown:
+            raise ValueError(f"digests: use {', '.join(REPORT_KINDS)} (got {', '.join(unknown)})")
+        return digests
+
+
 class AlertsSettings(FrozenSettings):
     realtime: RealtimeRuleSettings = RealtimeRuleSettings()
     stalled: StalledRuleSettings = StalledRuleSettings()
@@ -140,3 +177,25 @@ class AlertsSettings(FrozenSettings):
     schedule: ScheduleSettings = ScheduleSettings()
     routing: RoutingSettings = RoutingSettings()
     delivery: DeliverySettings = DeliverySettings()
+    email: EmailSettings = EmailSettings()
+
+    @model_validator(mode="after")
+    def _people_are_known(self) -> AlertsSettings:
+        """Every digest recipient that is not an address is a person with an email, and every `tz:` is a zone."""
+        problems = []
+        for person, entry in self.routing.users.items():
+            if entry.get("tz"):
+                try:
+                    ZoneInfo(entry["tz"])
+                except (ZoneInfoNotFoundError, ValueError):
+                    problems.append(f"routing.users.{person}.tz: unknown time zone {entry['tz']!r}")
+        for kind, entries in self.email.digests.items():
+            for entry in entries:
+                if "@" not in entry and not self.routing.users.get(entry, {}).get("email"):
+                    problems.append(
+                        f"email.digests.{kind}: {entry!r} is neither an address nor a person under routing.users "
+                        "with an email"
+                    )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self

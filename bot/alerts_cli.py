@@ -194,6 +194,7 @@ def register(main: click.Group, open_refresh, open_store) -> None:
         credentials = obj.credentials
         from salesintel.alerts.clock import SystemClock
         from salesintel.alerts.delivery import Deliverer, SlackSender, TerminalSender, process_name, slack_client
+        from salesintel.alerts.email_delivery import with_email
         from salesintel.alerts.leadership import Leadership
         from salesintel.alerts.outbox import Outbox
 
@@ -216,6 +217,7 @@ def register(main: click.Group, open_refresh, open_store) -> None:
                 sender = SlackSender(client, settings.alerts, env.store)
             else:
                 sender = TerminalSender()
+            sender = with_email(sender, settings.alerts, credentials.smtp_password)
             deliverer = Deliverer(env.store, sender, settings.alerts, clock, holder=leadership.holder)
             recovered = deliverer.recover_orphans()
             if any(recovered.values()):

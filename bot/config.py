@@ -138,6 +138,8 @@ class Credentials:
     signing_secret: str | None
     app_token: str | None
     api_url: str = DEFAULT_SLACK_API_URL
+    smtp_password: str | None = None
+    """SALESINTEL_SMTP_PASSWORD: the mail server login for email digests (`alerts.email.smtp.username`)."""
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> Credentials:
@@ -146,6 +148,7 @@ class Credentials:
             environ.get("SLACK_SIGNING_SECRET") or None,
             environ.get("SLACK_APP_TOKEN") or None,
             environ.get("SLACK_API_URL") or DEFAULT_SLACK_API_URL,
+            environ.get("SALESINTEL_SMTP_PASSWORD") or None,
         )
 
     @property
@@ -158,7 +161,7 @@ class Credentials:
 
     @property
     def secrets(self) -> list[str]:
-        return [value for value in (self.bot_token, self.signing_secret, self.app_token) if value]
+        return [value for value in (self.bot_token, self.signing_secret, self.app_token, self.smtp_password) if value]
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ from salesintel.alerts.delivery import (
     process_name,
     slack_client,
 )
+from salesintel.alerts.email_delivery import with_email
 from salesintel.alerts.jobs import RefreshJob, build_jobs, job_triggers, misfire_grace
 from salesintel.alerts.leadership import Leadership
 from salesintel.alerts.outbox import Outbox
@@ -191,7 +192,7 @@ class Worker:
         holder = self.leadership.holder if self.leadership else None
         return Deliverer(
             store,
-            sender,
+            with_email(sender, self.deps.settings.alerts, self.credentials.smtp_password),
             self.deps.settings.alerts,
             self.deps.clock,
             self._last_sent,

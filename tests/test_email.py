@@ -1,0 +1,279 @@
+"""Email digests: the daily, weekly and monthly reports also go by email, to a real local SMTP server (aiosmtpd,
+STARTTLS with a certificate from a throwaway CA, AUTH), through the same outbox as Slack messages; what arrived is
+parsed and compared with what the channel gets. Each recipient's digests fire on the report's schedule in their
+own time zone, DST included."""
+
+from __future__ import annotations
+
+import base64
+import io
+import socket
+import sqlite3
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from salesintel.alerts.clock import SimulatedClock
+from salesintel.alerts.delivery import Deliverer, PermanentError, TerminalSender
+from salesintel.alerts.email_delivery import EmailSender, with_email
+from salesintel.alerts.email_render import mrkdwn_to_html, mrkdwn_to_text
+from salesintel.alerts.jobs import email_jobs
+from salesintel.alerts.outbox import Outbox
+from salesintel.alerts.render import Message, escape_mrkdwn
+from salesintel.alerts.runs import AlertEnvironment, email_report_run, report_with_charts
+from salesintel.alerts.schedule import Scheduler
+from salesintel.alerts.settings import AlertsSettings
+from salesintel.bot.config import ConfigError, load_settings
+from salesintel.engine.ingest import read_snapshot
+from salesintel.engine.refresh import EngineSettings, refresh
+from salesintel.engine.settings import AnomalySettings, IngestSettings, MetricsSettings, ModelSettings
+from salesintel.engine.store import Store
+from tests.engine_fixtures import ROOT
+from tests.mail_server import PASSWORD, USER, start_mail_server
+
+NOW = datetime(2024, 3, 4, 14, tzinfo=UTC)
+SERVICE_ZONE = ZoneInfo("America/New_York")
+
+
+@pytest.fixture(scope="module")
+def refreshed_file(tmp_path_factory) -> Path:
+    """The bundled data loaded and refreshed once; each test works on its own copy."""
+    path = tmp_path_factory.mktemp("email") / "template.db"
+    store = Store.open(path)
+    taken = datetime(2026, 11, 24, tzinfo=UTC)
+    store.save_snapshot(read_snapshot(ROOT / "data/skygeni_sales_data.csv", IngestSettings()), taken, taken)
+    refresh(store, EngineSettings(MetricsSettings(), ModelSettings(), AnomalySettings()), date(2024, 3, 1), taken)
+    store.close()
+    return path
+
+
+@pytest.fixture
+def store(refreshed_file, tmp_path) -> Store:
+    copy = tmp_path / "s.db"
+    with sqlite3.connect(refreshed_file) as source, sqlite3.connect(copy) as target:
+        source.backup(target)
+    return Store.open(copy)
+
+
+@pytest.fixture
+def mail(tmp_path):
+    server = start_mail_server(tmp_path)
+    yield server
+    server.stop()
+
+
+def _settings(mail, **email) -> AlertsSettings:
+    config = {
+        "enabled": True,
+        "from": "salesintel <alerts@acme.example>",
+        "smtp": {"host": "127.0.0.1", "port": mail.port, "username": USER, "ca_file": str(mail.ca_file)},
+        "digests": {"weekly": ["cro@acme.example", "mgr_1"], "daily": ["mgr_1", "vp@acme.example"]},
+        **email,
+    }
+    users = {"mgr_1": {"email": "mgr1@acme.example", "tz": "Europe/Berlin"}}
+    return AlertsSettings.model_validate(
+        {"email": config, "routing": {"users": users}, "delivery": {"channel_pace_seconds": 0}}
+    )
+
+
+def _deliverer(store, settings, clock, password=PASSWORD) -> Deliverer:
+    return Deliverer(store, with_email(TerminalSender(io.StringIO()), settings, password), settings, clock)
+
+
+def test_a_weekly_digest_arrives_as_html_and_text_with_its_charts_inline_and_says_what_slack_says(store, mail):
+    settings = _settings(mail)
+    env = AlertEnvironment(store, settings, SERVICE_ZONE)
+    occurrence = NOW.isoformat()
+    assert email_report_run("weekly", env, NOW, occurrence, "cro@acme.example")
+    assert email_report_run("weekly", env, NOW, occurrence, "mgr1@acme.example")
+    assert not email_report_run("weekly", env, NOW, occurrence, "cro@acme.example"), "queued once per fire time"
+    clock = SimulatedClock(NOW)
+    assert _deliverer(store, settings, clock).deliver_due() == 2
+    assert _deliverer(store, settings, clock).deliver_due() == 0, "nothing is sent twice"
+    received = {m["To"]: m for m in mail.messages()}
+    assert set(received) == {"cro@acme.example", "mgr1@acme.example"}
+    assert {r.mail_from for r in mail.handler.received} == {"alerts@acme.example"}
+
+    email = received["cro@acme.example"]
+    slack, _ = report_with_charts("weekly", env, NOW)
+    assert email["Subject"] == slack.blocks[0]["text"]["text"]  # "Weekly pipeline health · 2024-03-01"
+    assert email.get_content_type() == "multipart/alternative"
+    plain, html = email.get_body(("plain",)).get_content(), email.get_body(("html",)).get_content()
+    # the same answer builder: every line of every Slack section is in the plain part, and in the HTML
+    for block in slack.blocks:
+        if block["type"] == "section":
+            for line in block["text"]["text"].splitlines():
+                assert mrkdwn_to_text(line) in plain
+                assert mrkdwn_to_html(line) in html
+    assert "Win rate" in plain and "<strong>Win rate</strong>" in html
+    # the charts: inline images the HTML refers to, with alt text that states their numbers
+    images = [p for p in email.walk() if p.get_content_type() == "image/png"]
+    assert len(images) == len(slack.files) == 3
+    for chart, image in zip(slack.files, images, strict=True):
+        cid = image["Content-ID"].strip("<>")
+        assert f'src="cid:{cid}"' in html
+        assert image.get_content() == chart.png
+        assert chart.alt.replace("'", "&#x27;").replace('"', "&quot;") in html or chart.alt[:40] in html
+        assert chart.alt in plain
+    sent = {m.target: m for m in Outbox(store).rows("sent")}
+    assert sent["email:cro@acme.example"].slack_ts == email["Message-ID"], "the outbox keeps the Message-ID"
+
+
+def test_crm_text_cannot_inject_html_into_an_email():
+    hostile = escape_mrkdwn('Acme <script>alert(1)</script> "quoted" & <img src=x onerror=alert(1)>')
+    html = mrkdwn_to_html(f"*Deal* {hostile} <https://crm.example/deal?id=1&x=2|open>")
+    assert "<script>" not in html and "<img" not in html and '"quoted"' not in html
+    assert "&lt;script&gt;" in html and "&quot;quoted&quot;" in html
+    assert '<a href="https://crm.example/deal?id=1&amp;x=2">open</a>' in html
+    assert mrkdwn_to_text(hostile) == 'Acme <script>alert(1)</script> "quoted" & <img src=x onerror=alert(1)>'
+
+
+def test_a_busy_server_is_retried_and_a_refused_mailbox_is_reported_once(store, mail):
+    settings = _settings(mail)
+    outbox = Outbox(store)
+    with store.transaction():
+        outbox.enqueue("a", "daily", "email:vp@acme.example", Message("Daily *digest*", []), NOW)
+        outbox.enqueue("b", "daily", "email:gone@acme.example", Message("Daily *digest*", []), NOW)
+    mail.handler.replies.append("451 4.3.0 mailbox busy, try again")
+    mail.handler.refuse["gone@acme.example"] = "550 5.1.1 no such mailbox"
+    clock = SimulatedClock(NOW)
+    deliverer = _deliverer(store, settings, clock)
+    assert deliverer.deliver_due() == 1  # only the ops report of the refused one (to the terminal here)
+    rows = {m.dedupe_key: m for m in outbox.rows()}
+    assert rows["a"].status == "pending" and "451" in rows["a"].last_error
+    assert rows["b"].status == "failed" and "gone@acme.example refused: 5.1.1 no such mailbox" in rows["b"].last_error
+    [ops] = [m for m in outbox.rows("sent") if m.kind == "ops"]
+    assert "could not deliver daily message" in ops.text and "gone@acme.example" in ops.text
+    clock.advance(timedelta(minutes=10))
+    assert deliverer.deliver_due() == 1  # the retried digest
+    assert [m["To"] for m in mail.messages()] == ["vp@acme.example"]
+
+
+def test_a_digest_in_flight_when_its_sender_died_arrives_once(store_target, mail, tmp_path):
+    """A sender that died mid-DATA left its claim behind; the server never got the end of the message, so it kept
+    nothing. The next leader sends it again: it arrives exactly once."""
+    store = Store.open(store_target)
+    settings = _settings(mail)
+    outbox = Outbox(store)
+    with store.transaction():
+        outbox.enqueue("weekly:x:email:cro@acme.example", "weekly", "email:cro@acme.example", Message("W", []), NOW)
+    [message] = outbox.rows("pending")
+    assert outbox.claim(message.id, "dead-process", NOW, timedelta(minutes=2))
+    # what the dead sender got through: the envelope and half the message, then the connection was gone
+    with socket.create_connection(("127.0.0.1", mail.port)) as raw:
+        smtp = raw.makefile("rwb")
+        smtp.readline()
+        for line in (b"EHLO dying\r\n", b"MAIL FROM:<alerts@acme.example>\r\n", b"RCPT TO:<cro@acme.example>\r\n"):
+            smtp.write(line)
+            smtp.flush()
+            while smtp.readline()[3:4] == b"-":
+                pass
+        smtp.write(b"DATA\r\nSubject: half\r\n\r\nthe first half of the digest")
+        smtp.flush()
+    assert mail.messages() == []
+    clock = SimulatedClock(NOW + timedelta(minutes=1))
+    deliverer = _deliverer(store, settings, clock)
+    assert deliverer.recover_orphans() == {"found": 0, "requeued": 1}
+    assert deliverer.deliver_due() == 1
+    assert deliverer.deliver_due() == 0
+    assert [m["To"] for m in mail.messages()] == ["cro@acme.example"]
+    assert outbox.rows("sent")[0].note == "in flight at a crash; not found in Slack: sent again"
+
+
+def test_a_resend_after_the_servers_acceptance_carries_the_same_message_id(store, mail):
+    """The one window SMTP leaves (the server said 250, the sender died before recording it): the message is
+    sent again, with the same Message-ID, which mail readers fold into one."""
+    settings = _settings(mail)
+    outbox = Outbox(store)
+    with store.transaction():
+        outbox.enqueue("k", "daily", "email:vp@acme.example", Message("D", []), NOW)
+    [message] = outbox.rows("pending")
+    sender = EmailSender(settings, PASSWORD)
+    sender.send(message)  # accepted; then the process "dies" before mark_sent
+    sender.send(message)  # the requeued attempt
+    first, second = mail.messages()
+    assert first["Message-ID"] == second["Message-ID"] and first["Message-ID"].endswith("@acme.example>")
+
+
+def test_starttls_and_login_are_enforced_and_the_password_never_shows(store, tmp_path):
+    plain_server = start_mail_server(tmp_path, starttls=False)
+    try:
+        message = Outbox(store)
+        with store.transaction():
+            message.enqueue("k", "daily", "email:vp@acme.example", Message("D", []), NOW)
+        [row] = message.rows("pending")
+        with pytest.raises(PermanentError, match="does not offer STARTTLS"):
+            EmailSender(_settings(plain_server), PASSWORD).send(row)
+        assert plain_server.messages() == [], "nothing goes over a connection that could not be encrypted"
+    finally:
+        plain_server.stop()
+    secure = start_mail_server(tmp_path)
+    try:
+        with pytest.raises(PermanentError, match="535") as refused:
+            EmailSender(_settings(secure), "wrong-password").send(row)
+        assert "wrong-password" not in str(refused.value)
+        with pytest.raises(PermanentError, match="SALESINTEL_SMTP_PASSWORD is not"):
+            EmailSender(_settings(secure), None).send(row)
+        wrong_ca = _settings(secure, smtp={"host": "127.0.0.1", "port": secure.port, "username": USER})
+        with pytest.raises(PermanentError, match="TLS with 127.0.0.1"):
+            EmailSender(wrong_ca, PASSWORD).send(row)  # the system's CAs do not know the throwaway one
+        assert secure.messages() == []
+    finally:
+        secure.stop()
+
+
+def test_daily_digests_fire_at_eight_in_each_recipients_own_zone_across_daylight_saving(store, mail):
+    """Berlin's recipient at 08:00 Berlin time and the address with no zone at 08:00 New York time (the
+    service's), over the weeks both change their clocks (New York on 10 March, Berlin on 31 March 2024)."""
+    settings = _settings(mail)
+    env = AlertEnvironment(store, settings, SERVICE_ZONE)
+    jobs = [job for job in email_jobs(env) if job.name.startswith("daily-")]
+    assert {job.name for job in jobs} == {"daily-email:mgr1@acme.example", "daily-email:vp@acme.example"}
+    start = datetime(2024, 3, 7, tzinfo=UTC)
+    clock = SimulatedClock(start)
+    scheduler = Scheduler(store, jobs, clock, timedelta(minutes=120), start)
+    while clock.now() < datetime(2024, 4, 3, tzinfo=UTC):
+        scheduler.tick()
+        clock.advance(timedelta(minutes=15))
+    rows = [m for m in Outbox(store).rows() if m.target.startswith("email:")]
+    by_target: dict[str, list[datetime]] = {}
+    for row in rows:
+        by_target.setdefault(row.target, []).append(row.created_at)
+    berlin, new_york = by_target["email:mgr1@acme.example"], by_target["email:vp@acme.example"]
+    assert len(berlin) == len(new_york) == 27  # every day, 7 March to 2 April, once
+    assert {t.astimezone(ZoneInfo("Europe/Berlin")).strftime("%H:%M") for t in berlin} == {"08:00"}
+    assert {t.astimezone(SERVICE_ZONE).strftime("%H:%M") for t in new_york} == {"08:00"}
+    utc_hours = {t.date(): t.astimezone(UTC).hour for t in berlin}
+    assert utc_hours[date(2024, 3, 30)] == 7 and utc_hours[date(2024, 3, 31)] == 6  # CET, then CEST
+    utc_hours = {t.date(): t.astimezone(UTC).hour for t in new_york}
+    assert utc_hours[date(2024, 3, 9)] == 13 and utc_hours[date(2024, 3, 10)] == 12  # EST, then EDT
+
+
+def test_email_settings_name_what_is_wrong(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "alerts:\n  email:\n    enabled: true\n    digests:\n      weekly: [nobody]\n      hourly: [a@b.example]\n"
+        "  routing:\n    users:\n      mgr_1: {email: m@b.example, tz: Mars/Olympus}\n"
+    )
+    with pytest.raises(ConfigError) as error:
+        load_settings(config)
+    assert "hourly" in str(error.value)
+    config.write_text(
+        "alerts:\n  email:\n    enabled: true\n    digests:\n      weekly: [nobody]\n"
+        "  routing:\n    users:\n      mgr_1: {email: m@b.example, tz: Mars/Olympus}\n"
+    )
+    with pytest.raises(ConfigError) as error:
+        load_settings(config)
+    assert "'nobody' is neither an address nor a person" in str(error.value)
+    assert "unknown time zone 'Mars/Olympus'" in str(error.value)
+
+
+def test_the_charts_travel_in_the_outbox_as_they_were_drawn(store, mail):
+    settings = _settings(mail)
+    env = AlertEnvironment(store, settings, SERVICE_ZONE)
+    assert email_report_run("weekly", env, NOW, NOW.isoformat(), "cro@acme.example")
+    [row] = Outbox(store).rows("pending")
+    slack, _ = report_with_charts("weekly", env, NOW)
+    assert [base64.b64decode(a["png"]) for a in row.attachments] == [c.png for c in slack.files]
