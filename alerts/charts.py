@@ -4,6 +4,8 @@ Each chart comes with alt text that states its numbers, built from the same figu
 Slack's search) says what the picture shows. Pure: figures in, bytes and text out; nothing is read or written here.
 
 - win rate by month of close, with its 95% interval (the refresh's trend);
+- win rate by creation cohort (the month deals were created), with its 95% band and how much of each cohort has
+  closed: a young cohort's rate speaks only for its fast deals, and is drawn hollow until half of it has closed;
 - open pipeline value by stage and age (the refresh's scores);
 - the risk distribution of open deals, with the "at risk" threshold when the rule is active;
 - the monthly report's first anomalous segment against its own baseline, each with its interval.
@@ -36,7 +38,7 @@ class Chart:
 
 def report_charts(kind: str, trend, scores, risk_rule: dict, anomalies: list) -> list[Chart]:
     """The charts a report of `kind` carries (weekly: three; monthly: those and the anomaly, when there is one)."""
-    charts = [win_rate_chart(trend), pipeline_chart(scores), risk_chart(scores, risk_rule)]
+    charts = [win_rate_chart(trend), cohort_chart(trend), pipeline_chart(scores), risk_chart(scores, risk_rule)]
     if kind == "monthly" and anomalies:
         charts.append(anomaly_chart(anomalies[0]))
     return [chart for chart in charts if chart is not None]
@@ -65,6 +67,68 @@ def win_rate_chart(trend) -> Chart | None:
     ]
     alt = "Win rate by month of close with its 95% interval: " + "; ".join(parts) + "."
     return Chart("win_rate", "Win rate by month of close", alt, _png(figure))
+
+
+COHORT_MOSTLY_CLOSED = 0.5
+"""A cohort is drawn solid once this share of its deals has closed."""
+
+
+def cohort_chart(trend) -> Chart | None:
+    """Win rate of each month's new deals (closed ones, as known at the as-of date), with its 95% band."""
+    cohorts = [(t["period"], t["cohort"]) for t in trend if t.get("cohort") and t["cohort"]["win_rate"]["n"]]
+    if not cohorts:
+        return None
+    labels = [period for period, _ in cohorts]
+    rates = [c["win_rate"]["rate"] for _, c in cohorts]
+    figure, axes = plt.subplots(figsize=(7, 3.2))
+    axes.fill_between(
+        range(len(labels)),
+        [c["win_rate"]["low"] for _, c in cohorts],
+        [c["win_rate"]["high"] for _, c in cohorts],
+        alpha=0.2,
+        label="95% interval",
+    )
+    axes.plot(range(len(labels)), rates, color="C0")
+    solid = [i for i, (_, c) in enumerate(cohorts) if (c["decided_share"] or 0) >= COHORT_MOSTLY_CLOSED]
+    young = [i for i in range(len(cohorts)) if i not in solid]
+    axes.plot(solid, [rates[i] for i in solid], "o", color="C0", label="cohort mostly closed")
+    if young:
+        axes.plot(young, [rates[i] for i in young], "o", mfc="white", color="C0", label="under half closed")
+    axes.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
+    axes.set_ylim(0, 1)
+    axes.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    axes.set_title("Win rate by month of creation (cohort)")
+    axes.legend(loc="lower left", fontsize=8)
+    parts = [
+        f"{period} {c['win_rate']['rate']:.0%} ({c['win_rate']['low']:.0%}–{c['win_rate']['high']:.0%},"
+        f" n={c['win_rate']['n']} closed of {c['created']} created, {c['decided_share']:.0%})"
+        for period, c in cohorts
+    ]
+    alt = (
+        "Win rate of deals by the month they were created, closed deals only, with the 95% interval: "
+        + "; ".join(parts)
+        + ". A cohort with under half its deals closed speaks only for its fast deals."
+    )
+    return Chart("cohorts", "Win rate by creation cohort", alt, _png(figure))
+
+
+def calibration_chart(bins) -> Chart | None:
+    """Predicted against observed win rate on the holdout, per bin: a calibrated model sits on the diagonal."""
+    bins = [b for b in bins or () if b.get("n")]
+    if not bins:
+        return None
+    figure, axes = plt.subplots(figsize=(4.5, 4))
+    axes.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect calibration")
+    axes.plot([b["predicted"] for b in bins], [b["observed"] for b in bins], "o-", label="holdout")
+    axes.set_xlim(0, 1)
+    axes.set_ylim(0, 1)
+    axes.set_xlabel("predicted P(win)")
+    axes.set_ylabel("observed win rate")
+    axes.set_title("Calibration on the time-ordered holdout", fontsize=10)
+    axes.legend(fontsize=8)
+    parts = [f"predicted {b['predicted']:.0%} → observed {b['observed']:.0%} (n={b['n']})" for b in bins]
+    alt = "Calibration on the holdout, by bin: " + "; ".join(parts) + "."
+    return Chart("calibration", "Calibration on the holdout", alt, _png(figure))
 
 
 def pipeline_chart(scores) -> Chart | None:

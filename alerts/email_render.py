@@ -99,8 +99,8 @@ def _block_parts(block: dict) -> list[tuple[str, str]]:
     return []
 
 
-def blocks_to_html(blocks: list[dict], charts: list[dict], chart_cids: dict[str, str]) -> str:
-    """The message as an HTML document: headers, sections, context lines, and each chart inline with its alt text."""
+def blocks_fragment(blocks: list[dict]) -> str:
+    """The blocks as HTML elements (headers, paragraphs, muted context lines); also the dashboard's deal page."""
     body = []
     for block in blocks:
         for kind, text in _block_parts(block):
@@ -109,19 +109,23 @@ def blocks_to_html(blocks: list[dict], charts: list[dict], chart_cids: dict[str,
             elif kind == "divider":
                 body.append("<hr>")
             elif kind == "context":
-                body.append(f'<p style="color:#616061;font-size:12px">{mrkdwn_to_html(text)}</p>')
+                body.append(f'<p class="context" style="color:#616061;font-size:12px">{mrkdwn_to_html(text)}</p>')
             else:
                 body.append(f"<p>{mrkdwn_to_html(text)}</p>")
-    for chart in charts:
-        cid = chart_cids[chart["name"]]
-        body.append(
-            f'<figure><img src="cid:{cid}" alt="{html.escape(chart["alt"])}" width="700">'
-            f"<figcaption>{html.escape(chart['title'])}</figcaption></figure>"
-        )
+    return "\n".join(body)
+
+
+def blocks_to_html(blocks: list[dict], charts: list[dict], chart_cids: dict[str, str]) -> str:
+    """The message as an HTML document: its blocks, then each chart inline with its alt text."""
+    figures = [
+        f'<figure><img src="cid:{chart_cids[chart["name"]]}" alt="{html.escape(chart["alt"])}" width="700">'
+        f"<figcaption>{html.escape(chart['title'])}</figcaption></figure>"
+        for chart in charts
+    ]
     return (
         '<!DOCTYPE html>\n<html><head><meta charset="utf-8"></head>'
         '<body style="font-family:Helvetica,Arial,sans-serif;font-size:14px;line-height:1.45">\n'
-        + "\n".join(body)
+        + "\n".join([blocks_fragment(blocks), *figures])
         + "\n</body></html>\n"
     )
 

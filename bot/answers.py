@@ -160,7 +160,7 @@ def winrate(ctx: BotContext, viewer: Viewer, text: str) -> Message:
     hidden = hides_rep_figures(viewer, ctx.settings.alerts.routing, ctx.settings.bot.visibility)
     common = {
         "overall": m.overall,
-        "statement": _statement_for(m, hidden),
+        "statement": statement_for(m, hidden),
         "as_of": refresh.as_of.isoformat(),
         "stale": ctx.stale(),
         "min_sample": m.settings["min_sample"],
@@ -185,7 +185,7 @@ def winrate(ctx: BotContext, viewer: Viewer, text: str) -> Message:
     return render_message("answer_winrate", asked=asked, rows=rows[:40], more=max(0, len(rows) - 40), **common)
 
 
-def _statement_for(metrics: MetricsSummary, hidden) -> str:
+def statement_for(metrics: MetricsSummary, hidden) -> str:
     """The refresh's findings sentence, with findings about reps the viewer may not see counted but not named."""
     if not any(hidden(s) and s.status == SIGNIFICANT for s in metrics.segments):
         return metrics.statement

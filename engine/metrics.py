@@ -209,6 +209,8 @@ def monthly_trend(
     decided = deals["outcome"].notna() & closed.notna()
     won = deals["outcome"].eq("Won")
     closed_month = closed.dt.to_period("M")
+    created_month = created.dt.to_period("M")
+    decided_by_as_of = decided & (closed <= pd.Timestamp(as_of))
     trend = []
     for period in pd.period_range(end=pd.Period(as_of, "M"), periods=settings.trend_months, freq="M"):
         end = min(period.end_time.date(), as_of)
@@ -236,6 +238,23 @@ def monthly_trend(
                 "pqi": open_pipeline_pqi(open_deals, probabilities.values, space, settings)["pqi"],
                 "open_deals": int(open_mask.sum()),
                 "partial": end < period.end_time.date(),
+                "cohort": _creation_cohort(created_month == period, created, decided_by_as_of, won, as_of, settings),
             }
         )
     return trend
+
+
+def _creation_cohort(
+    in_cohort: pd.Series, created: pd.Series, decided: pd.Series, won: pd.Series, as_of: date, settings: MetricsSettings
+) -> dict:
+    """The deals created in one month, as known at the as-of date: how many, how many have closed, and the win rate
+    of those (with its interval). A young cohort's closed deals are its fast ones, so `decided_share` says how much
+    of the cohort the rate speaks for."""
+    cohort = in_cohort & (created <= pd.Timestamp(as_of))
+    closed = cohort & decided
+    count = int(cohort.sum())
+    return {
+        "win_rate": wilson(int((closed & won).sum()), int(closed.sum()), settings.confidence).to_dict(),
+        "created": count,
+        "decided_share": float(closed.sum() / count) if count else None,
+    }

@@ -33,7 +33,7 @@ def test_the_bundled_datas_charts_are_images_whose_alt_text_states_their_numbers
     metrics = refresh_row.metrics
     scores = bundled_store.scores(refresh_row.id)
     charts = {c.name: c for c in report_charts("weekly", metrics.trend, scores, metrics.risk_rule, [])}
-    assert set(charts) == {"win_rate", "pipeline", "risk"}
+    assert set(charts) == {"win_rate", "cohorts", "pipeline", "risk"}
     for chart in charts.values():
         height, width, _ = _image(chart.png).shape
         assert width > 400 and height > 200
@@ -42,6 +42,13 @@ def test_the_bundled_datas_charts_are_images_whose_alt_text_states_their_numbers
     assert f"{last['period']} {rate['rate']:.0%} ({rate['low']:.0%}–{rate['high']:.0%}, n={rate['n']})" in (
         charts["win_rate"].alt
     )
+    cohort = [t for t in metrics.trend if t["cohort"]["win_rate"]["n"]][0]
+    closed = cohort["cohort"]
+    assert (
+        f"{cohort['period']} {closed['win_rate']['rate']:.0%} ({closed['win_rate']['low']:.0%}–"
+        f"{closed['win_rate']['high']:.0%}, n={closed['win_rate']['n']} closed of {closed['created']} created"
+    ) in charts["cohorts"].alt
+    assert "under half its deals closed speaks only for its fast deals" in charts["cohorts"].alt
     live = [s for s in scores if not s.stale]
     assert f"{len(live)} live deals" in charts["pipeline"].alt
     assert f"Risk of {len(live)} open live deals" in charts["risk"].alt
@@ -74,8 +81,32 @@ def test_a_weekly_report_is_posted_with_its_charts_in_its_thread(tmp_path):
     completed = [c for c in standin.calls if c.method == "files.completeUploadExternal"]
     uploads = [c for c in standin.calls if c.method == "file_upload"]
     asked = [c for c in standin.calls if c.method == "files.getUploadURLExternal"]
-    assert len(completed) == len(uploads) == len(asked) == 3
+    assert len(completed) == len(uploads) == len(asked) == 4
     assert all(c.args["thread_ts"] == report.args["answered_ts"] for c in completed), "in the report's thread"
     assert all(u.args["data"].startswith(b"\x89PNG") for u in uploads)
     assert all(a.args.get("alt_txt") for a in asked), "every chart carries its alt text"
     standin.stop()
+
+
+def test_a_cohort_counts_only_deals_created_in_its_month_and_closed_by_the_date():
+    """Point in time: a deal created in January that closes after the as-of date is open for January's cohort."""
+    import pandas as pd
+
+    from salesintel.engine.metrics import _creation_cohort
+    from salesintel.engine.settings import MetricsSettings
+
+    created = pd.to_datetime(pd.Series(["2024-01-05", "2024-01-20", "2024-01-25", "2024-02-02"]))
+    closed = pd.to_datetime(pd.Series(["2024-01-30", "2024-02-10", "2024-03-20", "2024-02-20"]))
+    outcome = pd.Series(["Won", "Lost", "Won", "Won"])
+    as_of = date(2024, 3, 1)
+    decided = outcome.notna() & (closed <= pd.Timestamp(as_of))
+    cohort = _creation_cohort(
+        created.dt.to_period("M") == pd.Period("2024-01", "M"),
+        created,
+        decided,
+        outcome.eq("Won"),
+        as_of,
+        MetricsSettings(),
+    )
+    assert cohort["created"] == 3 and cohort["win_rate"]["n"] == 2 and cohort["win_rate"]["wins"] == 1
+    assert abs(cohort["decided_share"] - 2 / 3) < 1e-9

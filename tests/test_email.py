@@ -110,7 +110,7 @@ def test_a_weekly_digest_arrives_as_html_and_text_with_its_charts_inline_and_say
     assert "Win rate" in plain and "<strong>Win rate</strong>" in html
     # the charts: inline images the HTML refers to, with alt text that states their numbers
     images = [p for p in email.walk() if p.get_content_type() == "image/png"]
-    assert len(images) == len(slack.files) == 3
+    assert len(images) == len(slack.files) == 4  # win rate by close and by cohort, pipeline, risk
     for chart, image in zip(slack.files, images, strict=True):
         cid = image["Content-ID"].strip("<>")
         assert f'src="cid:{cid}"' in html
