@@ -6,6 +6,7 @@ viewer and the settings, so the terminal mode and Slack give the very same answe
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cached_property
@@ -34,6 +35,9 @@ HELP = {
     "product, rep, deal size, or any field of your CRM layout) — every segment of that field, tested "
     "against the rest. `/winrate APAC` — one segment, and whether its difference is real.",
     "alerts": "`/alerts` — the open alerts you receive or manage, with their state.",
+    "salesintel": "`/salesintel dashboard` — a sign-in link to the web dashboard (for you only, usable once, for a "
+    "few minutes): your pipeline, at-risk deals and why, win rates with their intervals, the model's skill and "
+    "calibration, drift, and your alerts' history. You see there what you may see here.",
 }
 FIELD_WORDS = {
     **{
@@ -68,6 +72,8 @@ class BotContext:
     pinned_as_of: date | None = None
     memo: Memo = no_memo
     """Keeps what an answer derives from one refresh (see `alerts.answer_memo`); the service passes one per process."""
+    dashboard_link: Callable[[str], str] | None = None
+    """A sign-in link to the dashboard for a Slack user; None where no dashboard is served (terminal mode)."""
 
     def refresh(self) -> Refresh | None:
         return self.store.latest_refresh(self.pinned_as_of) if self.pinned_as_of else self.store.latest_refresh()
@@ -210,6 +216,19 @@ def alerts(ctx: BotContext, viewer: Viewer, text: str) -> Message:
         return text_message(HELP["alerts"])
     mine = visible_alerts(ctx, viewer)
     return render_message("answer_alerts", alerts=mine[:20], more=max(0, len(mine) - 20), stale=ctx.stale())
+
+
+def salesintel(ctx: BotContext, viewer: Viewer, text: str) -> Message:
+    """`/salesintel dashboard` (a sign-in link) and `/salesintel help`."""
+    asked = text.strip().lower()
+    if asked != "dashboard":
+        return text_message(" ".join(HELP.values()))
+    if ctx.dashboard_link is None:
+        return text_message("The dashboard is served with the Slack app (HTTP or Socket Mode), not in terminal mode.")
+    minutes = ctx.settings.bot.dashboard.link_minutes
+    return render_message(
+        "answer_dashboard", link=ctx.dashboard_link(viewer.slack_id), minutes=f"{minutes:g}", known=viewer.person
+    )
 
 
 def visible_alerts(ctx: BotContext, viewer: Viewer) -> list[Alert]:

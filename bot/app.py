@@ -50,6 +50,7 @@ COMMANDS = {
     "/pipeline": answers.pipeline,
     "/winrate": answers.winrate,
     "/alerts": answers.alerts,
+    "/salesintel": answers.salesintel,
 }
 SEEN_EVENTS = 2000
 
@@ -63,13 +64,17 @@ class BotDeps:
     memo: Memo = no_memo
     observe: Callable[[str, float], None] | None = None
     """Told each command answered and how long it took (the service's metrics)."""
+    dashboard_link: Callable[[str], str] | None = None
+    """Set by the service once it serves the dashboard (`bot.dashboard`)."""
 
     @property
     def timezone(self) -> ZoneInfo:
         return ZoneInfo(self.settings.timezone)
 
     def context(self) -> answers.BotContext:
-        return answers.BotContext(self.stores.get(), self.settings, self.clock.now(), self.pinned_as_of, self.memo)
+        return answers.BotContext(
+            self.stores.get(), self.settings, self.clock.now(), self.pinned_as_of, self.memo, self.dashboard_link
+        )
 
     def viewer(self, slack_id: str, known_users: dict[str, str] | None = None) -> Viewer:
         """Who `slack_id` is; `known_users` when the request already read the store's (`BotContext.known_users`)."""
@@ -116,6 +121,7 @@ def create_app(
     app.action(re.compile(r"^alert_(useful|not_useful)$"))(ack=_ack, lazy=[_feedback_listener(deps)])
     app.view("snooze_until")(ack=_check_snooze_date(deps), lazy=[_snooze_until_submitted(deps)])
     app.event("app_home_opened")(ack=_ack, lazy=[_home_listener(deps)])
+    app.action("dashboard_open")(_ack)  # a link button: the browser opens the link; Slack still tells us
     return app
 
 

@@ -32,6 +32,16 @@ class StoreSettings(FrozenSettings):
     """... and delivered messages and scheduled-run records this many days."""
 
 
+class DashboardSettings(FrozenSettings):
+    public_url: str | None = None
+    """Where people reach this service (e.g. https://salesintel.example.com): sign-in links point there. Unset:
+    http://localhost:<port>, for a trial on one machine."""
+    link_minutes: float = Field(10, gt=0, le=60)
+    """A sign-in link from `/salesintel dashboard` works once, within this long."""
+    session_hours: float = Field(8, gt=0, le=24 * 7)
+    """How long a browser stays signed in."""
+
+
 class BotSettings(FrozenSettings):
     visibility: Literal["everyone", "owner_and_managers"] = "owner_and_managers"
     """Who may see a deal: everyone, or only its owner, the owner's managers and executives."""
@@ -42,6 +52,7 @@ class BotSettings(FrozenSettings):
     answer_budget_seconds: float = Field(2.0, gt=0, le=2.8)
     """A slash command's answer not ready within this long is acknowledged at once ("working on it") and posted to
     the command's response_url when ready: Slack gives up on an acknowledgement after 3 seconds."""
+    dashboard: DashboardSettings = DashboardSettings()
 
 
 class Settings(FrozenSettings):
@@ -140,6 +151,8 @@ class Credentials:
     api_url: str = DEFAULT_SLACK_API_URL
     smtp_password: str | None = None
     """SALESINTEL_SMTP_PASSWORD: the mail server login for email digests (`alerts.email.smtp.username`)."""
+    dashboard_secret: str | None = None
+    """SALESINTEL_DASHBOARD_SECRET: signs dashboard links and sessions (else derived from the Slack secret)."""
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> Credentials:
@@ -149,6 +162,7 @@ class Credentials:
             environ.get("SLACK_APP_TOKEN") or None,
             environ.get("SLACK_API_URL") or DEFAULT_SLACK_API_URL,
             environ.get("SALESINTEL_SMTP_PASSWORD") or None,
+            environ.get("SALESINTEL_DASHBOARD_SECRET") or None,
         )
 
     @property
@@ -161,7 +175,8 @@ class Credentials:
 
     @property
     def secrets(self) -> list[str]:
-        return [value for value in (self.bot_token, self.signing_secret, self.app_token, self.smtp_password) if value]
+        values = (self.bot_token, self.signing_secret, self.app_token, self.smtp_password, self.dashboard_secret)
+        return [value for value in values if value]
 
 
 @dataclass(frozen=True)

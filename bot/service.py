@@ -52,6 +52,8 @@ from salesintel.alerts.runs import AlertEnvironment
 from salesintel.alerts.schedule import Scheduler
 from salesintel.bot.app import BotDeps, create_app
 from salesintel.bot.config import Credentials, Settings, store_target, warehouse_source
+from salesintel.bot.dashboard import Dashboard
+from salesintel.bot.dashboard_access import LINK, DashboardAccess, dashboard_secret
 from salesintel.bot.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from salesintel.bot.metrics import ServiceMetrics, StoreCollector
 from salesintel.bot.request_guard import MAX_BODY_BYTES, WINDOW_SECONDS, RequestGuard
@@ -65,7 +67,7 @@ from salesintel.engine.store.replay_memory import replay_memory_for
 log = logging.getLogger("salesintel.service")
 
 
-TERMINAL_COMMANDS = ("/deal-risk", "/pipeline", "/winrate", "/alerts")
+TERMINAL_COMMANDS = ("/deal-risk", "/pipeline", "/winrate", "/alerts", "/salesintel")
 
 
 class HttpServer:
@@ -260,12 +262,15 @@ def wsgi_app(
     health_check,
     guard: RequestGuard | None = None,
     metrics: ServiceMetrics | None = None,
+    dashboard: Dashboard | None = None,
 ):
-    """`/healthz`, `/metrics` (Prometheus), and `/slack/events` for Bolt once `guard` passed the request (size,
-    signature, no replay)."""
+    """`/healthz`, `/metrics` (Prometheus), `/dashboard/…` (the web dashboard, `bot.dashboard`), and `/slack/events`
+    for Bolt once `guard` passed the request (size, signature, no replay)."""
 
     def application(environ, start_response):
         path = environ.get("PATH_INFO", "")
+        if dashboard is not None and (path == "/dashboard" or path.startswith("/dashboard/")):
+            return dashboard(environ, start_response)
         if path == "/metrics" and metrics is not None and environ["REQUEST_METHOD"] == "GET":
             data = metrics.exposition()
             start_response("200 OK", [("Content-Type", METRICS_CONTENT_TYPE), ("Content-Length", str(len(data)))])
@@ -404,22 +409,39 @@ def run(
     if credentials.mode in ("http", "socket"):
         handler = SlackRequestHandler(app) if credentials.mode == "http" else None
         shared_port = first is not None or workers > 1
+        # One memory of what was accepted, shared by every replica: replayed Slack requests, spent dashboard links.
+        memory = replay_memory_for(stores.target, WINDOW_SECONDS)
+        dashboard_settings = settings.bot.dashboard
+        access = DashboardAccess(
+            dashboard_secret(credentials.dashboard_secret, credentials.signing_secret or credentials.app_token),
+            dashboard_settings.link_minutes * 60,
+            dashboard_settings.session_hours * 3600,
+            memory.remember,
+        )
+        public_url = dashboard_settings.public_url
+        dashboard = Dashboard(
+            deps.context,
+            deps.viewer,
+            access,
+            clock.now,
+            secure_cookies=bool(public_url and public_url.startswith("https")),
+        )
         server = HttpServer(
             wsgi_app(
                 handler,
                 lambda: health(deps, worker, background),
-                RequestGuard(
-                    credentials.signing_secret,
-                    memory=replay_memory_for(stores.target, WINDOW_SECONDS),
-                )
-                if handler is not None
-                else None,
+                RequestGuard(credentials.signing_secret, memory=memory) if handler is not None else None,
                 metrics,
+                dashboard,
             ),
             port,
             shared_port=shared_port,
         )
         server.start()
+        base = (public_url or f"http://localhost:{server.port}").rstrip("/")
+        deps.dashboard_link = lambda slack_id: (
+            f"{base}/dashboard/login?{urlencode({'token': access.sign(slack_id, LINK, clock.now())})}"
+        )
         log.info("listening", extra={"event": "listening", "port": server.port, "pid": os.getpid()})
         if workers > 1 and first is None:
             others = WorkerProcesses(workers - 1, config_path, server.port, pinned_as_of, stopping)
