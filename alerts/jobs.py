@@ -169,15 +169,29 @@ def email_jobs(env: AlertEnvironment) -> list[Job]:
     return jobs
 
 
+def tuning_job(env: AlertEnvironment):
+    def run(fire_time: datetime, now: datetime) -> str | None:
+        from salesintel.alerts.tuning import tuning_run
+
+        try:
+            return tuning_run(env, now)
+        except NothingToReport as error:
+            return str(error)
+
+    return run
+
+
 def job_triggers(schedule: ScheduleSettings, timezone: ZoneInfo) -> dict[str, CronTrigger]:
     """When each job fires: the one place the configured cron fields become triggers."""
-    return {name: cron_trigger(getattr(schedule, name), timezone) for name in ("refresh", *REPORT_KINDS)}
+    return {name: cron_trigger(getattr(schedule, name), timezone) for name in ("refresh", *REPORT_KINDS, "tuning")}
 
 
 def build_jobs(env: AlertEnvironment, refresh_job: RefreshJob) -> list[Job]:
     triggers = job_triggers(env.settings.schedule, env.timezone)
     runs = {"refresh": refresh_job, **{kind: report_job(kind, env) for kind in REPORT_KINDS}}
-    return [Job(name, trigger, runs[name]) for name, trigger in triggers.items()] + email_jobs(env)
+    if env.settings.realtime.tuning.enabled:
+        runs["tuning"] = tuning_job(env)
+    return [Job(name, triggers[name], run) for name, run in runs.items()] + email_jobs(env)
 
 
 def misfire_grace(env: AlertEnvironment) -> timedelta:

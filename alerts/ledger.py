@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from salesintel.alerts.episodes import ACKNOWLEDGED, RESOLVED, SNOOZED
+from salesintel.engine.records import ScoredDeal
 from salesintel.engine.store import Alert, Store
 
 SAME_SNOOZE = timedelta(hours=1)
@@ -121,7 +122,7 @@ class AlertLedger:
         reps: dict[str, list[int]] = {}
         answers = self._rows.feedback_since(since)
         for rule, payload, useful in answers:
-            rep = (json.loads(payload or "{}") or {}).get("sales_rep_id") or "unknown"
+            rep = _owner_in(json.loads(payload or "{}")) or "unknown"
             for table, key in ((rules, rule), (reps, rep)):
                 table.setdefault(key, [0, 0])[0 if useful else 1] += 1
         return {
@@ -129,3 +130,12 @@ class AlertLedger:
             "reps": {k: tuple(v) for k, v in sorted(reps.items())},
             "answers": len(answers),
         }
+
+
+def _owner_in(payload: dict | list | None) -> str | None:
+    """The alerted deal's owner from an alert's payload: the score as an object, or (alerts recorded before
+    1 December 2026) the score's fields as a list, in `ScoredDeal`'s order."""
+    if isinstance(payload, list):
+        index = ScoredDeal._fields.index("sales_rep_id")
+        return payload[index] if len(payload) > index else None
+    return (payload or {}).get("sales_rep_id")

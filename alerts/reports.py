@@ -36,6 +36,8 @@ class ReportInputs:
     """What recipients said of alerts in the last 30 days (`AlertLedger.feedback_summary`)."""
     owners: dict[str, str] = field(default_factory=dict)
     """rep id → Slack mention (`<@U…>`) for reps whose Slack user is known."""
+    threshold_changes: list = field(default_factory=list)
+    """Changes feedback made to the real-time threshold in the last 30 days (`alerts.tuning`)."""
 
 
 def cut(items: list, limit: int = LIST_LIMIT) -> tuple[list, int]:
@@ -162,6 +164,7 @@ def monthly_context(inputs: ReportInputs) -> dict:
         "drift": m.drift,
         "control": inputs.control,
         "feedback": inputs.feedback,
+        "threshold_changes": inputs.threshold_changes,
         "trend": m.trend[-3:],
         "segment_statement": m.statement,
     }

@@ -13,9 +13,10 @@ import numpy as np
 
 from salesintel.alerts.settings import AlertsSettings
 from salesintel.engine.records import ScoredDeal
+from salesintel.engine.risk_rule import TUNED_RULE
 from salesintel.engine.risk_rule import high_value_at_risk as high_value_at_risk_mask
 
-HIGH_VALUE_AT_RISK = "high_value_at_risk"
+HIGH_VALUE_AT_RISK = TUNED_RULE  # "high_value_at_risk": the rule whose threshold feedback tunes
 STALLED = "stalled"
 
 

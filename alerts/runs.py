@@ -77,6 +77,9 @@ def gather_inputs(env: AlertEnvironment, refresh: Refresh, now: datetime) -> Rep
         alert_counts=AlertLedger(store).counts_since(now - timedelta(days=1)),
         control=control_comparison(alerted, held, refresh.metrics.settings["min_sample"]) if alerted or held else None,
         feedback=AlertLedger(store).feedback_summary(now - timedelta(days=FEEDBACK_DAYS)),
+        threshold_changes=[
+            c for c in store.alerts.threshold_changes() if c.decided_at >= now - timedelta(days=FEEDBACK_DAYS)
+        ],
         owners=slack_mentions(settings.routing, cached),
     )
 
@@ -112,7 +115,7 @@ def realtime_run(env: AlertEnvironment, now: datetime, refresh: Refresh | None =
                     candidate.risk,
                     decision.action == HOLD_CONTROL,
                     recipients,
-                    candidate.score,
+                    candidate.score.to_json(),
                     now,
                 )
             elif decision.action == SEND_REPEAT:

@@ -12,6 +12,25 @@ from salesintel.engine.settings import FrozenSettings, RiskRuleSettings
 REPORT_KINDS = ("daily", "weekly", "monthly")
 
 
+class TuningSettings(FrozenSettings):
+    """Feedback tunes the real-time rule's threshold (the one "at risk" threshold), within bounds, never silently:
+    see `alerts.tuning`."""
+
+    enabled: bool = True
+    window_days: int = Field(30, ge=1)
+    """Answers counted: those given within this many days, and since the last change."""
+    min_answers: int = Field(20, ge=5)
+    """No change on fewer answers than this."""
+    step: float = Field(0.05, gt=0, lt=0.5)
+    """One change moves the threshold by this much (risk points)."""
+    min_threshold: float = Field(0.3, gt=0, lt=1)
+    max_threshold: float = Field(0.95, gt=0, lt=1)
+    max_offset: float = Field(0.15, gt=0, lt=1)
+    """The tuned threshold stays within this much of the threshold the rule itself chooses (configured or auto)."""
+    owner: str | None = None
+    """A person under `alerts.routing.users` told of every change in a direct message (the ops channel always is)."""
+
+
 class RealtimeRuleSettings(FrozenSettings):
     """High-value deal at risk: amount above `min_amount` and "at risk" by the one risk rule (see `risk_rule`)."""
 
@@ -24,10 +43,16 @@ class RealtimeRuleSettings(FrozenSettings):
     """Within an episode, alert again when risk has risen by this much since the last alert."""
     repeat_after_days: int = Field(7, ge=1)
     """Within an episode, alert again when this long has passed since the last alert."""
+    tuning: TuningSettings = TuningSettings()
 
     @property
     def risk_rule(self) -> RiskRuleSettings:
-        return RiskRuleSettings(min_risk=self.min_risk, target_share=self.target_share, min_lift=self.min_lift)
+        return RiskRuleSettings(
+            min_risk=self.min_risk,
+            target_share=self.target_share,
+            min_lift=self.min_lift,
+            neighbour_step=self.tuning.step,
+        )
 
 
 class StalledRuleSettings(FrozenSettings):
@@ -58,6 +83,8 @@ class ScheduleSettings(FrozenSettings):
     daily: CronSettings = CronSettings(hour="8")
     weekly: CronSettings = CronSettings(hour="9", day_of_week="mon")
     monthly: CronSettings = CronSettings(hour="9", day="1")
+    tuning: CronSettings = CronSettings(hour="7", day_of_week="mon")
+    """When feedback may tune the real-time threshold (`alerts.realtime.tuning`)."""
     misfire_grace_minutes: int = Field(120, ge=0)
     """A report missed while the service was down is sent once on return if it is at most this late; else skipped."""
     watch_folder: str | None = None
@@ -189,6 +216,9 @@ class AlertsSettings(FrozenSettings):
                     ZoneInfo(entry["tz"])
                 except (ZoneInfoNotFoundError, ValueError):
                     problems.append(f"routing.users.{person}.tz: unknown time zone {entry['tz']!r}")
+        owner = self.realtime.tuning.owner
+        if owner and owner not in self.routing.users:
+            problems.append(f"realtime.tuning.owner: {owner!r} is not a person under routing.users")
         for kind, entries in self.email.digests.items():
             for entry in entries:
                 if "@" not in entry and not self.routing.users.get(entry, {}).get("email"):

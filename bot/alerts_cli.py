@@ -152,6 +152,63 @@ def register(main: click.Group, open_refresh, open_store) -> None:
             else f"alert #{alert_id} is {change.alert.state}: nothing changed"
         )
 
+    @alerts.command("thresholds")
+    @click.option("--tune", is_flag=True, help="decide now, as the scheduled tuning job would (and act on it)")
+    @click.option("--reset", is_flag=True, help="back to the rule's own threshold (recorded and announced)")
+    @click.option("--json", "as_json", is_flag=True, help="the changes as JSON")
+    @click.pass_obj
+    def thresholds(obj, tune: bool, reset: bool, as_json: bool) -> None:
+        """Changes feedback made to the real-time alert threshold, with their reasons (alerts.realtime.tuning)."""
+        import json
+
+        from salesintel.alerts.rules import HIGH_VALUE_AT_RISK
+        from salesintel.alerts.runs import NothingToReport, latest_refresh
+        from salesintel.alerts.tuning import record_change, tuning_run
+
+        settings, config_path = obj.settings, obj.config_path
+        env = alert_environment(settings, open_store(settings, config_path))
+        now = datetime.now(UTC)
+        try:
+            if tune:
+                click.echo(tuning_run(env, now))
+            if reset:
+                changes = env.store.alerts.threshold_changes(HIGH_VALUE_AT_RISK)
+                if not changes or not changes[-1].threshold_offset:
+                    click.echo("the threshold is the rule's own already: nothing to reset")
+                else:
+                    rule = latest_refresh(env.store).metrics.risk_rule
+                    chosen = (rule.get("tuned") or {}).get("chosen_threshold", rule.get("threshold"))
+                    user = os.environ.get("USER", "cli")
+                    record_change(env, now, 0.0, rule.get("threshold"), chosen, f"reset by {user}", {"by": user})
+                    click.echo("reset: the rule's own threshold applies from the next refresh (announced)")
+        except NothingToReport as error:
+            raise click.ClickException(str(error)) from error
+        changes = env.store.alerts.threshold_changes(HIGH_VALUE_AT_RISK)
+        if as_json:
+            rows = [
+                {
+                    "id": c.id,
+                    "decided_at": c.decided_at.isoformat(),
+                    "old_threshold": c.old_threshold,
+                    "new_threshold": c.new_threshold,
+                    "offset": c.threshold_offset,
+                    "bounds": [c.min_threshold, c.max_threshold],
+                    "reason": c.reason,
+                    "evidence": c.evidence,
+                }
+                for c in changes
+            ]
+            click.echo(json.dumps(rows, indent=2, default=str))
+            return
+        if not changes:
+            click.echo("no threshold changes: the real-time rule uses its own threshold")
+        for c in changes:
+            old = "none" if c.old_threshold is None else f"{c.old_threshold:.0%}"
+            new = "none" if c.new_threshold is None else f"{c.new_threshold:.0%}"
+            click.echo(
+                f"#{c.id:<4} {c.decided_at:%Y-%m-%d %H:%M} {old} → {new} (offset {c.threshold_offset:+.2f}): {c.reason}"
+            )
+
     @main.group(invoke_without_command=True)
     @click.pass_context
     def users(ctx: click.Context) -> None:

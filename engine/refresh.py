@@ -25,7 +25,7 @@ from salesintel.engine.metrics import compute_metrics, monthly_trend
 from salesintel.engine.model import NotEnoughHistory, TrainedModel, train
 from salesintel.engine.quality import WinProbabilities
 from salesintel.engine.records import MetricsSummary
-from salesintel.engine.risk_rule import at_risk, choose_risk_rule
+from salesintel.engine.risk_rule import TUNED_RULE, Tuning, at_risk, choose_risk_rule
 from salesintel.engine.scoring import score_open_deals
 from salesintel.engine.segments import compare_segments
 from salesintel.engine.settings import AnomalySettings, MetricsSettings, ModelSettings, RiskRuleSettings
@@ -167,7 +167,7 @@ def _refresh(
     )
     step.done(f"score {len(scores):,} open deals")
     probabilities = WinProbabilities(pd.Series(scores.p_win, index=view.open.index, dtype=float), scores.method)
-    rule = risk_rule_for(model, model_note, settings)
+    rule = risk_rule_for(model, model_note, settings, latest_tuning(store))
     flagged = at_risk(scores.risk, scores.stale, rule)
     rule["open_flagged"] = {
         "count": int(flagged.sum()),
@@ -264,7 +264,18 @@ def space_after_model(audited: FeatureSpace, model: TrainedModel | None) -> Feat
     return space
 
 
-def risk_rule_for(model: TrainedModel | None, note: str | None, settings: EngineSettings) -> dict:
+def latest_tuning(store: Store) -> Tuning | None:
+    """The threshold's feedback-tuned offset now in force (`alerts.tuning`), if any."""
+    changes = store.alerts.threshold_changes(TUNED_RULE)
+    if not changes:
+        return None
+    last = changes[-1]
+    return Tuning(last.threshold_offset, last.min_threshold, last.max_threshold, last.id, last.decided_at.isoformat())
+
+
+def risk_rule_for(
+    model: TrainedModel | None, note: str | None, settings: EngineSettings, tuning: Tuning | None = None
+) -> dict:
     if model is None:
         why = f"there is no model ({note})"
     elif model.refused:
@@ -279,6 +290,7 @@ def risk_rule_for(model: TrainedModel | None, note: str | None, settings: Engine
         settings.risk,
         settings.model.seed,
         why,
+        tuning,
     )
 
 

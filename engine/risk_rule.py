@@ -11,6 +11,8 @@ with a lift of 1.06 is noise, not a warning.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from salesintel.engine.records import ScoredDeal
@@ -18,6 +20,8 @@ from salesintel.engine.settings import RiskRuleSettings
 from salesintel.engine.stats import wilson
 
 BOOTSTRAP = 200
+TUNED_RULE = "high_value_at_risk"
+"""The alert rule whose feedback tunes this threshold (the real-time rule: `alerts.rules.HIGH_VALUE_AT_RISK`)."""
 
 
 def rule_outcome(risk: np.ndarray, lost: np.ndarray, deals: np.ndarray, threshold: float, seed: int = 0) -> dict:
@@ -65,6 +69,18 @@ def _lift_interval(flagged: np.ndarray, lost: np.ndarray, deals: np.ndarray, see
     return float(value), float(low), float(high)
 
 
+@dataclass(frozen=True)
+class Tuning:
+    """The latest feedback-tuned change of the threshold (`alerts.tuning`): added to the chosen threshold, kept
+    within the bounds it was decided under."""
+
+    offset: float
+    low: float
+    high: float
+    change_id: int
+    decided_at: str
+
+
 def choose_risk_rule(
     has_skill: bool,
     holdout_risk: np.ndarray | None,
@@ -73,8 +89,13 @@ def choose_risk_rule(
     settings: RiskRuleSettings,
     seed: int = 0,
     no_skill_reason: str = "the scores have no skill",
+    tuning: Tuning | None = None,
 ) -> dict:
-    """The rule for one refresh: its threshold, whether it speaks, why (or why not), and its holdout figures."""
+    """The rule for one refresh: its threshold, whether it speaks, why (or why not), and its holdout figures.
+
+    With `tuning`, the threshold is the chosen one plus the tuned offset (within its bounds), and it is that
+    threshold the holdout measures and the lift test judges: feedback can move the threshold, never past what the
+    holdout supports. The holdout is also measured a step either side (`neighbours`), which tuning reads."""
     source = "configured" if settings.min_risk != "auto" else "auto"
     configured = None if settings.min_risk == "auto" else float(settings.min_risk)
     rule = {
@@ -91,9 +112,27 @@ def choose_risk_rule(
             "reason": f"No deal is called at risk: {no_skill_reason}, so a high risk score would not mean a "
             f"deal is likelier to be lost than any other.",
         }
-    threshold = configured if configured is not None else float(np.quantile(holdout_risk, 1 - settings.target_share))
+    chosen = configured if configured is not None else float(np.quantile(holdout_risk, 1 - settings.target_share))
+    threshold = chosen
+    if tuning is not None and tuning.offset:
+        threshold = min(max(chosen + tuning.offset, tuning.low), tuning.high)
+        source = f"{source}, tuned by feedback"
+        rule["source"] = source
+        rule["tuned"] = {
+            "offset": tuning.offset,
+            "chosen_threshold": chosen,
+            "bounds": [tuning.low, tuning.high],
+            "change": tuning.change_id,
+            "decided_at": tuning.decided_at,
+        }
     outcome = rule_outcome(holdout_risk, holdout_lost, holdout_deals, threshold, seed)
     rule.update(threshold=threshold, holdout=outcome)
+    needed = required_lift(outcome["base_loss_rate"], settings.min_lift)
+    rule["neighbours"] = {
+        side: _with_verdict(rule_outcome(holdout_risk, holdout_lost, holdout_deals, threshold + step, seed), needed)
+        for side, step in (("lower", -settings.neighbour_step), ("higher", settings.neighbour_step))
+        if 0 < threshold + step < 1
+    }
     lift = outcome["lift"]
     how = (
         f"on the holdout (the deals that closed last, scored at each age they were open), risk > {threshold:.0%} "
@@ -104,9 +143,8 @@ def choose_risk_rule(
     if not outcome["flagged"] or lift["low"] is None:
         return {**rule, "active": False, "reason": f"No deal is called at risk: {how}."}
     figures = f"lift {lift['value']:.2f}, 95% CI {lift['low']:.2f}–{lift['high']:.2f}"
-    needed = required_lift(outcome["base_loss_rate"], settings.min_lift)
     rule["required_lift"] = needed
-    if lift["value"] < needed or lift["low"] <= 1:
+    if not _speaks(outcome, needed):
         return {
             **rule,
             "active": False,
@@ -119,6 +157,17 @@ def choose_risk_rule(
         "reason": f"At risk means risk > {threshold:.0%} ({source}): {how}, which were lost more often than "
         f"average ({figures}) and held {outcome['recall']['rate']:.0%} of the losses.",
     }
+
+
+def _speaks(outcome: dict, needed: float) -> bool:
+    """The rule's test on the holdout: something flagged, and those deals lost at least `needed` times as often as
+    average, with the lift's interval above 1."""
+    lift = outcome["lift"]
+    return bool(outcome["flagged"]) and lift["low"] is not None and lift["value"] >= needed and lift["low"] > 1
+
+
+def _with_verdict(outcome: dict, needed: float) -> dict:
+    return {**outcome, "speaks": _speaks(outcome, needed)}
 
 
 def required_lift(base_loss_rate: float, min_lift: float) -> float:

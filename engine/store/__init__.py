@@ -9,7 +9,15 @@
 """
 
 from salesintel.engine.store.database import Store, ThreadLocalStore
-from salesintel.engine.store.records import Alert, OutboxMessage, Refresh, Snapshot, StoredModel, StoreError
+from salesintel.engine.store.records import (
+    Alert,
+    OutboxMessage,
+    Refresh,
+    Snapshot,
+    StoredModel,
+    StoreError,
+    ThresholdChange,
+)
 from salesintel.engine.store.schema import MIGRATIONS
 
 __all__ = [
@@ -22,4 +30,5 @@ __all__ = [
     "StoreError",
     "StoredModel",
     "ThreadLocalStore",
+    "ThresholdChange",
 ]

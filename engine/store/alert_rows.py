@@ -11,7 +11,14 @@ import json
 from datetime import datetime
 
 from salesintel.engine.store.connections import SqlConnection
-from salesintel.engine.store.records import ALERT_ACKNOWLEDGED, ALERT_OPEN, ALERT_RESOLVED, ALERT_SNOOZED, Alert
+from salesintel.engine.store.records import (
+    ALERT_ACKNOWLEDGED,
+    ALERT_OPEN,
+    ALERT_RESOLVED,
+    ALERT_SNOOZED,
+    Alert,
+    ThresholdChange,
+)
 
 
 class AlertRows:
@@ -77,7 +84,41 @@ class AlertRows:
         ).fetchall()
         return [(rule, payload, bool(useful)) for rule, payload, useful in rows]
 
+    def threshold_changes(self, rule: str | None = None) -> list[ThresholdChange]:
+        """Every threshold change (of `rule`), oldest first."""
+        where, params = ("WHERE rule = ?", [rule]) if rule else ("", [])
+        cursor = self._conn.execute(f"SELECT * FROM threshold_changes {where} ORDER BY id", params)
+        names = [column[0] for column in cursor.description]
+        return [ThresholdChange.from_row(dict(zip(names, row))) for row in cursor.fetchall()]
+
     # writes (inside the caller's transaction) ----------------------------------------------------------
+
+    def record_threshold_change(
+        self,
+        rule: str,
+        decided_at: datetime,
+        threshold_offset: float,
+        old_threshold: float | None,
+        new_threshold: float | None,
+        bounds: tuple[float, float],
+        reason: str,
+        evidence: dict,
+    ) -> int:
+        return self._conn.execute(
+            "INSERT INTO threshold_changes (rule, decided_at, threshold_offset, old_threshold, new_threshold,"
+            " min_threshold, max_threshold, reason, evidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            [
+                rule,
+                decided_at.isoformat(),
+                threshold_offset,
+                old_threshold,
+                new_threshold,
+                bounds[0],
+                bounds[1],
+                reason,
+                json.dumps(evidence, default=str),
+            ],
+        ).fetchone()[0]
 
     def record_feedback(self, alert_id: int, user: str, useful: bool, now: datetime) -> bool:
         """One answer per person and alert, the latest kept; True when this call changed what is recorded."""

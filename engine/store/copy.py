@@ -25,6 +25,7 @@ COPY_ORDER = (
     "scores",
     "alerts",
     "alert_feedback",
+    "threshold_changes",
     "outbox",
     "job_runs",
     "slack_users",

@@ -284,3 +284,36 @@ class OutboxMessage:
             slack_ts=row["slack_ts"],
             attachments=tuple(json.loads(row.get("attachments") or "[]")),
         )
+
+
+@dataclass(frozen=True)
+class ThresholdChange:
+    """A change of a rule's threshold made from feedback (`alerts.tuning`): what it was, what it became, why, and
+    the bounds it was kept within. The refresh applies the latest one's offset to the rule's own threshold."""
+
+    id: int
+    rule: str
+    decided_at: datetime
+    threshold_offset: float
+    """Added to the threshold the rule chooses (configured or auto); cumulative over changes."""
+    old_threshold: float | None
+    new_threshold: float | None
+    min_threshold: float
+    max_threshold: float
+    reason: str
+    evidence: dict
+
+    @classmethod
+    def from_row(cls, row: dict) -> ThresholdChange:
+        return cls(
+            id=row["id"],
+            rule=row["rule"],
+            decided_at=datetime.fromisoformat(row["decided_at"]),
+            threshold_offset=row["threshold_offset"],
+            old_threshold=row["old_threshold"],
+            new_threshold=row["new_threshold"],
+            min_threshold=row["min_threshold"],
+            max_threshold=row["max_threshold"],
+            reason=row["reason"],
+            evidence=json.loads(row["evidence"] or "{}"),
+        )

@@ -232,6 +232,17 @@ def _outbox_attachments(conn: SqlConnection) -> None:
         conn.execute(conn.ddl("ALTER TABLE outbox ADD COLUMN attachments TEXT"))
 
 
+def _threshold_changes(conn: SqlConnection) -> None:
+    """Threshold changes made from feedback, each with its reason and evidence (`alerts.tuning`)."""
+    conn.execute(
+        conn.ddl(
+            "CREATE TABLE IF NOT EXISTS threshold_changes (id INTEGER PRIMARY KEY, rule TEXT NOT NULL,"
+            " decided_at TEXT NOT NULL, threshold_offset REAL NOT NULL, old_threshold REAL, new_threshold REAL,"
+            " min_threshold REAL NOT NULL, max_threshold REAL NOT NULL, reason TEXT NOT NULL, evidence TEXT)"
+        )
+    )
+
+
 MIGRATIONS: list[Callable[[SqlConnection], None]] = [
     _create_core_tables,
     _create_model_tables,
@@ -248,4 +259,5 @@ MIGRATIONS: list[Callable[[SqlConnection], None]] = [
     _accepted_signatures,
     _alert_feedback,
     _outbox_attachments,
+    _threshold_changes,
 ]
