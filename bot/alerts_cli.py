@@ -240,6 +240,55 @@ def register(main: click.Group, open_refresh, open_store) -> None:
         store.save_slack_user(person, slack_id, None, datetime.now(UTC))
         click.echo(f"{person} → {slack_id}")
 
+    @main.command("email-test")
+    @click.argument("address")
+    @click.option(
+        "--report", "kind", type=click.Choice(["daily", "weekly", "monthly"]), default="daily", show_default=True
+    )
+    @click.pass_obj
+    def email_test(obj, address: str, kind: str) -> None:
+        """Send one report by email to ADDRESS now, straight through the configured SMTP server (not the outbox):
+        checks alerts.email.smtp, STARTTLS, the login and how the digest looks."""
+        from salesintel.alerts.delivery import PermanentError, TransientError
+        from salesintel.alerts.email_delivery import EmailSender
+        from salesintel.alerts.runs import NothingToReport, report_with_charts
+        from salesintel.engine.store import OutboxMessage
+
+        settings, config_path = obj.settings, obj.config_path
+        env = alert_environment(settings, open_store(settings, config_path))
+        try:
+            message, _ = report_with_charts(kind, env, datetime.now(UTC))
+        except NothingToReport as error:
+            raise click.ClickException(str(error)) from error
+        import base64
+
+        attachments = tuple(
+            {"name": c.name, "title": c.title, "alt": c.alt, "png": base64.b64encode(c.png).decode()}
+            for c in message.files
+        )
+        row = OutboxMessage(
+            id=0,
+            dedupe_key=f"email-test:{datetime.now(UTC).isoformat()}",
+            kind=kind,
+            target=f"email:{address}",
+            text=message.text,
+            blocks=message.blocks,
+            attempts=0,
+            alert_id=None,
+            attachments=attachments,
+        )
+        smtp = settings.alerts.email.smtp
+        try:
+            _, message_id = EmailSender(settings.alerts, obj.credentials.smtp_password).send(row)
+        except (PermanentError, TransientError) as error:
+            raise click.ClickException(f"not sent: {error}") from error
+        how = ", ".join(
+            part
+            for part in ("STARTTLS" if smtp.starttls else "", f"as {smtp.username}" if smtp.username else "")
+            if part
+        )
+        click.echo(f"sent the {kind} report to {address} via {smtp.host}:{smtp.port} ({how or 'plain'}): {message_id}")
+
     @main.command()
     @click.option("--limit", type=int, default=None, help="stop after this many messages")
     @click.pass_obj

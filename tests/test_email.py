@@ -14,6 +14,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+import yaml
 
 from salesintel.alerts.clock import SimulatedClock
 from salesintel.alerts.delivery import Deliverer, PermanentError, TerminalSender
@@ -277,3 +278,25 @@ def test_the_charts_travel_in_the_outbox_as_they_were_drawn(store, mail):
     [row] = Outbox(store).rows("pending")
     slack, _ = report_with_charts("weekly", env, NOW)
     assert [base64.b64decode(a["png"]) for a in row.attachments] == [c.png for c in slack.files]
+
+
+def test_email_test_sends_a_report_through_the_configured_server_or_says_why_not(
+    store, mail, salesintel, tmp_path, monkeypatch
+):
+    config = tmp_path / "config.yaml"
+    smtp = {"host": "127.0.0.1", "port": mail.port, "username": USER, "ca_file": str(mail.ca_file)}
+    config.write_text(
+        yaml.safe_dump({"timezone": "America/New_York", "alerts": {"email": {"enabled": True, "smtp": smtp}}})
+    )
+    db = tmp_path / "s.db"
+    monkeypatch.setenv("SALESINTEL_SMTP_PASSWORD", PASSWORD)
+    ran = salesintel(tmp_path, "email-test", "vp@acme.example", "--report", "weekly", config=config, db=db)
+    assert ran.returncode == 0, ran.stderr
+    assert f"sent the weekly report to vp@acme.example via 127.0.0.1:{mail.port} (STARTTLS, as {USER})" in ran.stdout
+    [email] = mail.messages()
+    assert email["Subject"].startswith("Weekly pipeline health")
+    assert len([p for p in email.walk() if p.get_content_type() == "image/png"]) == 4
+    assert Outbox(store).rows() == [], "a test goes straight to the server, not through the outbox"
+    monkeypatch.setenv("SALESINTEL_SMTP_PASSWORD", "wrong")
+    ran = salesintel(tmp_path, "email-test", "vp@acme.example", config=config, db=db)
+    assert ran.returncode == 1 and "not sent: SMTP 535" in ran.stderr and "wrong" not in ran.stderr

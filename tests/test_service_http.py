@@ -519,7 +519,7 @@ def test_healthz_reports_store_scheduler_and_last_refresh(service):
         health = json.loads(response.read())
     assert health["store"]["ok"] and health["scheduler"]["running"]
     assert health["last_refresh"]["as_of"] == "2024-03-01"
-    assert set(health["scheduler"]["next"]) == {"refresh", "daily", "weekly", "monthly"}
+    assert set(health["scheduler"]["next"]) == {"refresh", "daily", "weekly", "monthly", "tuning"}
 
 
 @pytest.mark.parametrize(
