@@ -6,9 +6,10 @@ DATA never ended, so the requeued message arrives once. The one window left is t
 250 and the outbox's commit: a crash there sends the message again, with the same Message-ID (fixed by the outbox
 row), which mail readers show once. Nothing can be looked up afterwards, unlike Slack's history.
 
-Failures are sorted like Slack's: a 4xx reply, a refused or dropped connection or a timeout is transient (retried
-with backoff); a 5xx reply (unknown mailbox, authentication refused) or a server without STARTTLS when it is
-required is permanent (failed and reported on the ops channel).
+Failures are sorted like Slack's: a 4xx reply, a refused or dropped connection (a TLS handshake cut short too) or a
+timeout is transient (retried with backoff); a 5xx reply (unknown mailbox, authentication refused), a certificate
+that is not trusted, a server without STARTTLS when it is required, or a setup the client refuses (no usable login
+method, a password over an unencrypted connection) is permanent (failed and reported on the ops channel).
 """
 
 from __future__ import annotations
@@ -61,44 +62,60 @@ class EmailSender:
         recipient = message.target.removeprefix(EMAIL_PREFIX)
         charts = [{**a, "png": base64.b64decode(a["png"])} for a in message.attachments]
         mid = message_id(message, config.sender)
-        email = build_email(
-            sender=config.sender,
-            recipient=recipient,
-            text=message.text,
-            blocks=message.blocks,
-            charts=charts,
-            message_id=mid,
-        )
-        smtp = config.smtp
         try:
-            with self.connect(smtp.host, smtp.port, timeout=smtp.timeout_seconds) as server:
-                if smtp.starttls:
-                    if not server.has_extn("starttls") and not _ehlo_offers_starttls(server):
-                        raise PermanentError(f"{smtp.host}:{smtp.port} does not offer STARTTLS (alerts.email.smtp)")
-                    server.starttls(context=_tls_context(smtp.ca_file))
-                    server.ehlo()
-                if smtp.username:
-                    if not self.password:
-                        raise PermanentError("alerts.email.smtp.username is set but SALESINTEL_SMTP_PASSWORD is not")
-                    server.login(smtp.username, self.password)
-                server.send_message(email)
+            email = build_email(
+                sender=config.sender,
+                recipient=recipient,
+                text=message.text,
+                blocks=message.blocks,
+                charts=charts,
+                message_id=mid,
+            )
+        except ValueError as error:  # an address the email policy refuses (a line break in it, say)
+            raise PermanentError(f"cannot write an email to {recipient!r}: {error}") from None
+        smtp = config.smtp
+        if smtp.username and not smtp.starttls:
+            raise PermanentError("refusing to send the SMTP password unencrypted: set alerts.email.smtp.starttls: true")
+        server = None
+        try:
+            server = self.connect(smtp.host, smtp.port, timeout=smtp.timeout_seconds)
+            if smtp.starttls:
+                server.ehlo_or_helo_if_needed()
+                if not server.has_extn("starttls"):
+                    raise PermanentError(f"{smtp.host}:{smtp.port} does not offer STARTTLS (alerts.email.smtp)")
+                server.starttls(context=_tls_context(smtp.ca_file))
+                server.ehlo()
+            if smtp.username:
+                if not self.password:
+                    raise PermanentError("alerts.email.smtp.username is set but SALESINTEL_SMTP_PASSWORD is not")
+                server.login(smtp.username, self.password)
+            server.send_message(email)
         except smtplib.SMTPRecipientsRefused as error:
             code, reply = next(iter(error.recipients.values()))
             raise _by_code(code, f"{recipient} refused: {_text(reply)}") from None
-        except smtplib.SMTPResponseException as error:
+        except smtplib.SMTPResponseException as error:  # also SMTPConnectError: a 421 greeting is "try later"
             raise _by_code(error.smtp_code, f"SMTP {error.smtp_code}: {_text(error.smtp_error)}") from None
-        except smtplib.SMTPNotSupportedError as error:
-            raise PermanentError(f"SMTP server: {error}") from None
-        except ssl.SSLError as error:
-            raise PermanentError(f"TLS with {smtp.host}:{smtp.port} failed: {error}") from None
-        except (TimeoutError, smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, OSError) as error:
+        except ssl.SSLCertVerificationError as error:
+            raise PermanentError(f"the certificate of {smtp.host}:{smtp.port} is not trusted: {error}") from None
+        except smtplib.SMTPServerDisconnected as error:
+            raise TransientError(f"the mail server {smtp.host}:{smtp.port} closed the connection: {error}") from None
+        except smtplib.SMTPException as error:  # the client's own refusals (no usable AUTH method, ...): setup
+            raise PermanentError(f"SMTP with {smtp.host}:{smtp.port}: {error}") from None
+        except (TimeoutError, OSError) as error:  # refused, reset, a TLS handshake cut short, a timeout
             raise TransientError(f"cannot reach the mail server {smtp.host}:{smtp.port}: {error}") from None
+        finally:
+            if server is not None:
+                _close(server)
         return "email", mid
 
 
-def _ehlo_offers_starttls(server: smtplib.SMTP) -> bool:
-    server.ehlo_or_helo_if_needed()
-    return server.has_extn("starttls")
+def _close(server: smtplib.SMTP) -> None:
+    """QUIT, whatever it answers: once DATA was accepted the message is the server's, and a failed goodbye must
+    neither send it again nor call it failed."""
+    try:
+        server.quit()
+    except (smtplib.SMTPException, OSError):
+        server.close()
 
 
 def _tls_context(ca_file: str | None) -> ssl.SSLContext:

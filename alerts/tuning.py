@@ -127,12 +127,14 @@ def _control_words(control: dict | None) -> str:
     if not control:
         return "no closed deals yet"
     alerted, held = control["alerted"], control["control"]
-    figures = (
-        f"alerted deals won {alerted['rate']:.0%} (n={alerted['n']}) vs {held['rate']:.0%} held back (n={held['n']})"
-    )
+    figures = f"alerted deals won {_won(alerted)} vs {_won(held)} held back"
     if not control.get("enough"):
         return f"{figures}, too few to compare (needs {control['min_sample']} each)"
     return f"{figures}, p={control['p_value']:.3f}"
+
+
+def _won(rate: dict) -> str:
+    return f"{rate['rate']:.0%} (n={rate['n']})" if rate.get("rate") is not None else "none closed yet (n=0)"
 
 
 def tuning_run(env: AlertEnvironment, now: datetime) -> str:

@@ -57,10 +57,9 @@ class DashboardAccess:
     secret: bytes
     link_seconds: float
     session_seconds: float
-    spend: Callable[[str, float], bool]
-    """Remembers a link's nonce; True the first time (see `SharedReplayMemory.remember`). It is given the link's
-    expiry as the moment, so the memory (which forgets entries some minutes older than that) keeps the nonce for
-    as long as the link could be used."""
+    spend: Callable[[str, float, float], bool]
+    """Remembers a link's nonce (key, now, keep until the link's expiry); True the first time
+    (`SharedReplayMemory.remember`)."""
 
     def sign(self, slack_id: str, purpose: str, now: datetime) -> str:
         lifetime = self.link_seconds if purpose == LINK else self.session_seconds
@@ -90,6 +89,6 @@ class DashboardAccess:
     def redeem_link(self, token: str | None, now: datetime) -> Claims | None:
         """A link's claims, once: a valid link used a second time is refused."""
         claims = self.verify(token, LINK, now)
-        if claims is None or not self.spend(f"dashboard-link:{claims.nonce}", claims.expires):
+        if claims is None or not self.spend(f"dashboard-link:{claims.nonce}", now.timestamp(), claims.expires):
             return None
         return claims

@@ -304,7 +304,7 @@ def test_pages_refuse_what_a_browser_should_not_do(service):
 def test_signed_tokens_expire_name_their_purpose_and_cannot_be_altered():
     spent: set[str] = set()
 
-    def spend(key: str, at: float) -> bool:
+    def spend(key: str, at: float, keep_until: float) -> bool:
         new = key not in spent
         spent.add(key)
         return new

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import io
+import smtplib
 import socket
 import sqlite3
 from datetime import UTC, date, datetime, timedelta
@@ -218,7 +219,7 @@ def test_starttls_and_login_are_enforced_and_the_password_never_shows(store, tmp
         with pytest.raises(PermanentError, match="SALESINTEL_SMTP_PASSWORD is not"):
             EmailSender(_settings(secure), None).send(row)
         wrong_ca = _settings(secure, smtp={"host": "127.0.0.1", "port": secure.port, "username": USER})
-        with pytest.raises(PermanentError, match="TLS with 127.0.0.1"):
+        with pytest.raises(PermanentError, match="the certificate of 127.0.0.1:[0-9]+ is not trusted"):
             EmailSender(wrong_ca, PASSWORD).send(row)  # the system's CAs do not know the throwaway one
         assert secure.messages() == []
     finally:
@@ -300,3 +301,23 @@ def test_email_test_sends_a_report_through_the_configured_server_or_says_why_not
     monkeypatch.setenv("SALESINTEL_SMTP_PASSWORD", "wrong")
     ran = salesintel(tmp_path, "email-test", "vp@acme.example", config=config, db=db)
     assert ran.returncode == 1 and "not sent: SMTP 535" in ran.stderr and "wrong" not in ran.stderr
+
+
+def test_a_failed_goodbye_after_the_server_took_the_digest_is_still_a_delivery(store, mail):
+    """QUIT answered badly (or the connection dropped at QUIT) once DATA was accepted: the message is the
+    server's; it is neither sent again nor called failed."""
+
+    class GoodbyeFails(smtplib.SMTP):
+        def quit(self):
+            super().quit()
+            raise smtplib.SMTPResponseException(421, b"4.4.2 closing: timeout")
+
+    outbox = Outbox(store)
+    with store.transaction():
+        outbox.enqueue("k", "daily", "email:vp@acme.example", Message("D", []), NOW)
+    [row] = outbox.rows("pending")
+    assert EmailSender(_settings(mail), PASSWORD, connect=GoodbyeFails).send(row)[0] == "email"
+    assert len(mail.messages()) == 1
+    with pytest.raises(PermanentError, match="refusing to send the SMTP password unencrypted"):
+        plain = _settings(mail, smtp={"host": "127.0.0.1", "port": mail.port, "username": USER, "starttls": False})
+        EmailSender(plain, PASSWORD).send(row)

@@ -289,6 +289,23 @@ def test_replay_memory_is_shared_by_every_process_on_the_store(store_target):
     assert first.remembered(1400.0) == 1
 
 
+def test_a_spent_dashboard_link_is_remembered_until_it_expires_and_forgetting_spares_the_window(store_target):
+    """Link nonces share the memory with Slack's signatures: kept until the link's expiry, and the periodic
+    forgetting runs on the real time, so it never drops signatures still inside the window."""
+    from salesintel.engine.store import replay_memory as memory_module
+
+    Store.open(store_target).close()
+    memory = replay_memory_for(Store.open(store_target).target, 300)
+    assert memory.remember("dashboard-link:n1", 1000.0, keep_until=1600.0)
+    assert memory.remember("v0=recent", 1490.0)
+    memory._inserts = memory_module.PRUNE_EVERY - 1  # the next insert forgets what expired
+    assert memory.remember("v0=other", 1500.0)
+    assert not memory.remember("v0=recent", 1500.0), "a signature inside the window survives the forgetting"
+    assert not memory.remember("dashboard-link:n1", 1550.0), "a spent link stays spent until it expires"
+    assert memory.remembered(1500.0) == 2, "a link kept for later is not counted as an accepted request"
+    assert memory.remember("dashboard-link:n1", 1901.0), "long after expiry the nonce may be forgotten"
+
+
 def test_a_whole_store_copied_from_sqlite_to_postgresql_keeps_every_row(tmp_path, postgres_url):
     from salesintel.engine.store.copy import COPY_ORDER, copy_store
 

@@ -72,6 +72,15 @@ def test_mostly_useful_lowers_it_and_the_control_group_or_holdout_can_stop_eithe
     assert unsupported.action == KEEP and "would not pass the rule's lift test" in unsupported.reason
 
 
+def test_a_control_group_with_one_side_empty_is_said_in_words_not_a_crash():
+    from salesintel.alerts.reports import control_comparison
+
+    control = control_comparison([], [True, False], 30)
+    decision = decide(_rule(), 0.0, 2, 30, control, SETTINGS)
+    assert decision.action == RAISE
+    assert "alerted deals won none closed yet (n=0) vs 50% (n=2) held back, too few to compare" in decision.reason
+
+
 def test_no_change_on_few_answers_a_split_vote_a_silent_rule_or_past_its_bounds():
     assert "19 answers since the last change; 20 needed" in decide(_rule(), 0.0, 4, 15, None, SETTINGS).reason
     assert "not clearly above or below one half" in decide(_rule(), 0.0, 12, 12, None, SETTINGS).reason

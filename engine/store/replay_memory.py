@@ -61,23 +61,26 @@ class SharedReplayMemory:
             connection = self._local.connection = self._connect()
         return connection
 
-    def remember(self, signature: str, now: float) -> bool:
+    def remember(self, signature: str, now: float, keep_until: float | None = None) -> bool:
         """True when `signature` is new (and is now remembered), False when it was accepted within the window.
+        `keep_until`: remember it at least until then (a dashboard link's expiry), not just for the window; `now` is
+        always the real time, so forgetting expired entries never reaches into the window.
         A request that finds the connection cut is tried once more on a new one."""
         try:
-            return self._remember(signature, now)
+            return self._remember(signature, now, keep_until)
         except Exception:
             connection = getattr(self._local, "connection", None)
             if connection is None or not getattr(connection, "lost", False):
                 raise
-            return self._remember(signature, now)
+            return self._remember(signature, now, keep_until)
 
-    def _remember(self, signature: str, now: float) -> bool:
+    def _remember(self, signature: str, now: float, keep_until: float | None) -> bool:
         connection, table = self._connection(), self._table
+        # An entry counts as seen until `at` + window: `at` is when it arrived, or when it may be forgotten from
         inserted = connection.execute(
             f"INSERT INTO {table} (signature, at) VALUES (?, ?) ON CONFLICT (signature) DO UPDATE SET at = excluded.at"
             f" WHERE {table}.at < ?",
-            [signature, now, now - self._window],
+            [signature, max(now, keep_until or now), now - self._window],
         ).rowcount
         self._inserts += 1
         if self._inserts % PRUNE_EVERY == 0:
@@ -85,9 +88,9 @@ class SharedReplayMemory:
         return inserted == 1
 
     def remembered(self, now: float) -> int:
-        """How many signatures were accepted within the window."""
-        query = f"SELECT count(*) FROM {self._table} WHERE at >= ?"
-        return self._connection().execute(query, [now - self._window]).fetchone()[0]
+        """How many signatures were accepted within the window (entries kept for later are not counted)."""
+        query = f"SELECT count(*) FROM {self._table} WHERE at >= ? AND at <= ?"
+        return self._connection().execute(query, [now - self._window, now]).fetchone()[0]
 
 
 def replay_memory_for(target: StoreTarget, window_seconds: float) -> SharedReplayMemory:
