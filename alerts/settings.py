@@ -52,6 +52,7 @@ class RealtimeRuleSettings(FrozenSettings):
             target_share=self.target_share,
             min_lift=self.min_lift,
             neighbour_step=self.tuning.step,
+            apply_tuning=self.tuning.enabled,
         )
 
 

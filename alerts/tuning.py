@@ -54,7 +54,9 @@ class Decision:
 
 def decide(rule: dict, offset: float, useful: int, not_useful: int, control: dict | None, settings: TuningSettings):
     """What feedback, the control group and the holdout say about the threshold now in force (`rule`, a refresh's
-    risk rule, whose threshold already includes `offset`). Pure."""
+    risk rule, whose threshold already includes the tuned offset). The new offset is measured from the rule's own
+    threshold (`rule["tuned"]["chosen_threshold"]`), so the next refresh applies exactly the threshold verified
+    and announced here. Pure."""
     threshold = rule.get("threshold")
     answers = useful + not_useful
     share = wilson(useful, answers)
@@ -85,16 +87,20 @@ def decide(rule: dict, offset: float, useful: int, not_useful: int, control: dic
             return keep(f"most answers say Useful, but the control group shows no benefit ({no_help})")
     else:
         return keep(f"the useful share {_share(share)} is not clearly above or below one half")
-    new_threshold, new_offset = threshold + step, offset + step
-    if not settings.min_threshold <= new_threshold <= settings.max_threshold or abs(new_offset) > (
-        settings.max_offset + 1e-9
+    own = (rule.get("tuned") or {}).get("chosen_threshold", threshold)
+    new_threshold = round(threshold + step, 6)
+    new_offset = round(new_threshold - own, 6)
+    if _leaves(new_threshold, threshold, settings.min_threshold, settings.max_threshold) or (
+        abs(new_offset) > settings.max_offset + 1e-9 and abs(new_offset) > abs(threshold - own)
     ):
         return keep(
             f"{'raising' if action == RAISE else 'lowering'} it to {new_threshold:.0%} would leave its bounds "
             f"({settings.min_threshold:.0%}–{settings.max_threshold:.0%}, at most ±{settings.max_offset:.0%} from "
             "the rule's own threshold)"
         )
-    neighbour = (rule.get("neighbours") or {}).get(side)
+    if "neighbours" not in rule:
+        return keep("this refresh did not measure the holdout either side of the threshold (an older release's)")
+    neighbour = rule["neighbours"].get(side)
     evidence["holdout_at_new_threshold"] = neighbour
     if not neighbour or not neighbour.get("speaks"):
         return keep(f"on the holdout, risk > {new_threshold:.0%} would not pass the rule's lift test")
@@ -108,6 +114,15 @@ def decide(rule: dict, offset: float, useful: int, not_useful: int, control: dic
         f"(95% CI {lift['low']:.2f}–{lift['high']:.2f}); control group: {_control_words(control)}"
     )
     return Decision(action, new_offset, threshold, new_threshold, f"{verb}: {reason}", evidence)
+
+
+def _leaves(new: float, current: float, low: float, high: float) -> bool:
+    """True when `new` is outside [low, high] and no nearer to them than `current` (a step back toward the bounds
+    is always allowed)."""
+    tolerance = 1e-9
+    outside = new < low - tolerance or new > high + tolerance
+    distance = max(low - new, new - high, 0.0)
+    return outside and distance >= max(low - current, current - high, 0.0) - tolerance
 
 
 def _share(share) -> str:
@@ -144,6 +159,10 @@ def tuning_run(env: AlertEnvironment, now: datetime) -> str:
     rule = refresh.metrics.risk_rule
     changes = env.store.alerts.threshold_changes(HIGH_VALUE_AT_RISK)
     offset = changes[-1].threshold_offset if changes else 0.0
+    applied = (rule.get("tuned") or {}).get("change")
+    expected = changes[-1].id if changes and changes[-1].threshold_offset else None
+    if applied != expected:
+        return f"kept: change #{changes[-1].id} waits for the next refresh to apply it"
     since = now - timedelta(days=settings.window_days)
     if changes and changes[-1].decided_at > since:
         since = changes[-1].decided_at

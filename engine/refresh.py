@@ -167,7 +167,9 @@ def _refresh(
     )
     step.done(f"score {len(scores):,} open deals")
     probabilities = WinProbabilities(pd.Series(scores.p_win, index=view.open.index, dtype=float), scores.method)
-    rule = risk_rule_for(model, model_note, settings, latest_tuning(store))
+    rule = risk_rule_for(
+        model, model_note, settings, latest_tuning(store, as_of) if settings.risk.apply_tuning else None
+    )
     flagged = at_risk(scores.risk, scores.stale, rule)
     rule["open_flagged"] = {
         "count": int(flagged.sum()),
@@ -264,9 +266,10 @@ def space_after_model(audited: FeatureSpace, model: TrainedModel | None) -> Feat
     return space
 
 
-def latest_tuning(store: Store) -> Tuning | None:
-    """The threshold's feedback-tuned offset now in force (`alerts.tuning`), if any."""
-    changes = store.alerts.threshold_changes(TUNED_RULE)
+def latest_tuning(store: Store, as_of: date) -> Tuning | None:
+    """The threshold's feedback-tuned offset in force at `as_of` (`alerts.tuning`): the last change decided by that
+    day, so a refresh of a past date is not moved by what was said after it."""
+    changes = [c for c in store.alerts.threshold_changes(TUNED_RULE) if c.decided_at.date() <= as_of]
     if not changes:
         return None
     last = changes[-1]

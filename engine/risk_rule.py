@@ -114,10 +114,10 @@ def choose_risk_rule(
         }
     chosen = configured if configured is not None else float(np.quantile(holdout_risk, 1 - settings.target_share))
     threshold = chosen
+    outcome = rule_outcome(holdout_risk, holdout_lost, holdout_deals, chosen, seed)
+    needed = required_lift(outcome["base_loss_rate"], settings.min_lift)
     if tuning is not None and tuning.offset:
-        threshold = min(max(chosen + tuning.offset, tuning.low), tuning.high)
-        source = f"{source}, tuned by feedback"
-        rule["source"] = source
+        tuned = min(max(chosen + tuning.offset, tuning.low), tuning.high)
         rule["tuned"] = {
             "offset": tuning.offset,
             "chosen_threshold": chosen,
@@ -125,9 +125,16 @@ def choose_risk_rule(
             "change": tuning.change_id,
             "decided_at": tuning.decided_at,
         }
-    outcome = rule_outcome(holdout_risk, holdout_lost, holdout_deals, threshold, seed)
+        tuned_outcome = rule_outcome(holdout_risk, holdout_lost, holdout_deals, tuned, seed)
+        if _speaks(tuned_outcome, needed) or not _speaks(outcome, needed):
+            threshold, outcome = tuned, tuned_outcome
+            source = f"{source}, tuned by feedback"
+            rule["source"] = source
+        else:  # a new model's holdout no longer supports the tuned threshold: the rule's own, rather than silence
+            rule["tuned"]["set_aside"] = (
+                f"the feedback-tuned threshold {tuned:.0%} no longer passes the lift test on this model's holdout"
+            )
     rule.update(threshold=threshold, holdout=outcome)
-    needed = required_lift(outcome["base_loss_rate"], settings.min_lift)
     rule["neighbours"] = {
         side: _with_verdict(rule_outcome(holdout_risk, holdout_lost, holdout_deals, threshold + step, seed), needed)
         for side, step in (("lower", -settings.neighbour_step), ("higher", settings.neighbour_step))
@@ -151,11 +158,13 @@ def choose_risk_rule(
             "reason": f"No deal is called at risk: {how}, and those deals were lost little more often than "
             f"average ({figures}; needed {needed:.2f} with the interval above 1).",
         }
+    aside = (rule.get("tuned") or {}).get("set_aside")
     return {
         **rule,
         "active": True,
         "reason": f"At risk means risk > {threshold:.0%} ({source}): {how}, which were lost more often than "
-        f"average ({figures}) and held {outcome['recall']['rate']:.0%} of the losses.",
+        f"average ({figures}) and held {outcome['recall']['rate']:.0%} of the losses."
+        + (f" Not tuned: {aside}." if aside else ""),
     }
 
 

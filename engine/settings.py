@@ -328,6 +328,8 @@ class RiskRuleSettings(FrozenSettings):
     min_lift: float = Field(1.15, ge=1)
     """The rule speaks only when flagged deals lost at least this many times as often as average on the holdout
     (and the lift's 95% interval is above 1); otherwise it stays silent and says why."""
+    apply_tuning: bool = True
+    """Apply the latest feedback-tuned change of the threshold (`alerts.realtime.tuning.enabled`)."""
     neighbour_step: float = Field(0.05, gt=0, lt=0.5)
     """The holdout is also measured this far below and above the threshold: what a feedback-tuned step would do
     (`alerts.realtime.tuning.step`)."""

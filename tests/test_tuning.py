@@ -88,8 +88,15 @@ def test_no_change_on_few_answers_a_split_vote_a_silent_rule_or_past_its_bounds(
     assert silent.action == KEEP and "the rule is silent" in silent.reason
     at_bound = decide(_rule(threshold=0.93), 0.0, 2, 30, None, SETTINGS)
     assert at_bound.action == KEEP and "would leave its bounds (30%–95%" in at_bound.reason
-    far = decide(_rule(), 0.15, 2, 30, None, SETTINGS)
+    tuned = {**_rule(), "tuned": {"chosen_threshold": 0.65}}  # already 15 points above the rule's own 65%
+    far = decide(tuned, 0.15, 2, 30, None, SETTINGS)
     assert far.action == KEEP and "±15% from the rule's own threshold" in far.reason
+    back = decide(tuned, 0.15, 30, 2, None, SETTINGS)
+    assert back.action == LOWER and back.offset == pytest.approx(0.10), "a step back toward it is allowed"
+    low = {**_rule(threshold=0.20), "tuned": {"chosen_threshold": 0.20}}
+    assert decide(low, 0.0, 2, 30, None, SETTINGS).action == RAISE, "a step toward the bounds is allowed"
+    old = {"active": True, "threshold": 0.8}  # a refresh from before neighbours were measured
+    assert "did not measure the holdout either side" in decide(old, 0.0, 2, 30, None, SETTINGS).reason
 
 
 @pytest.fixture
@@ -125,7 +132,7 @@ def test_feedback_moves_the_threshold_everywhere_with_a_record_and_an_announceme
 
     # alerts opened before 1 December 2026 kept the score as a list: their owners are still read
     assert "unknown" not in AlertLedger(store).feedback_summary(taken)["reps"]
-    now = taken + timedelta(days=2)
+    now = taken + timedelta(hours=2)  # the same day: a refresh as of that date may apply what was decided on it
     note = tuning_run(env, now)
     assert note.startswith(f"lower to {before['threshold'] - 0.05:.0%}: lowered: 19 of 24 answers said Useful")
     [change] = store.alerts.threshold_changes()
@@ -181,3 +188,42 @@ def test_a_real_time_alert_keeps_its_score_as_an_object_whose_owner_feedback_rea
     assert isinstance(alert.payload, dict) and alert.payload["deal_id"] == alert.deal_id
     AlertLedger(store).record_feedback(alert.id, "U1", True, taken)
     assert AlertLedger(store).feedback_summary(taken)["reps"] == {alert.payload["sales_rep_id"]: (1, 0)}
+
+
+def test_a_change_applies_only_when_tuning_is_on_and_to_dates_on_or_after_it(skilled_store):
+    from dataclasses import replace
+
+    from salesintel.alerts.tuning import record_change
+
+    store, engine, as_of, taken = skilled_store
+    env = AlertEnvironment(store, AlertsSettings(), ZoneInfo("UTC"))
+    rule = store.latest_refresh().metrics.risk_rule
+    record_change(env, taken, -0.05, rule["threshold"], rule["threshold"] - 0.05, "lowered: test", {})
+    assert tuning_run(env, taken + timedelta(hours=1)).endswith("waits for the next refresh to apply it")
+    refresh(store, engine, as_of - timedelta(days=1), taken)
+    assert "tuned" not in store.latest_refresh().metrics.risk_rule, "a past date is not moved by a later change"
+    off = replace(engine, risk=AlertsSettings(realtime={"tuning": {"enabled": False}}).realtime.risk_rule)
+    refresh(store, off, as_of, taken)
+    assert store.latest_refresh().metrics.risk_rule["threshold"] == pytest.approx(rule["threshold"])
+    refresh(store, engine, as_of, taken)
+    assert store.latest_refresh().metrics.risk_rule["threshold"] == pytest.approx(rule["threshold"] - 0.05)
+
+
+def test_a_tuned_threshold_the_holdout_no_longer_supports_is_set_aside_not_silenced():
+    import numpy as np
+
+    from salesintel.engine.risk_rule import Tuning, choose_risk_rule
+    from salesintel.engine.settings import RiskRuleSettings
+
+    rng = np.random.default_rng(3)
+    risk = rng.uniform(0, 0.9, 4000)
+    lost = rng.uniform(0, 1, 4000) < risk
+    deals = np.arange(4000)
+    settings = RiskRuleSettings(target_share=0.2)
+    own = choose_risk_rule(True, risk, lost, deals, settings)
+    assert own["active"]
+    tuned = choose_risk_rule(True, risk, lost, deals, settings, tuning=Tuning(0.5, 0.3, 0.99, 7, "2024-06-24"))
+    assert tuned["active"] and tuned["threshold"] == pytest.approx(own["threshold"])
+    assert "no longer passes the lift test" in tuned["tuned"]["set_aside"] and "Not tuned:" in tuned["reason"]
+    moved = choose_risk_rule(True, risk, lost, deals, settings, tuning=Tuning(-0.05, 0.3, 0.99, 8, "2024-06-24"))
+    assert moved["threshold"] == pytest.approx(own["threshold"] - 0.05) and moved["source"] == "auto, tuned by feedback"
