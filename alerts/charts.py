@@ -13,7 +13,9 @@ Slack's search) says what the picture shows. Pure: figures in, bytes and text ou
 
 from __future__ import annotations
 
+import functools
 import io
+import threading
 from dataclasses import dataclass
 
 import matplotlib
@@ -25,6 +27,18 @@ import matplotlib.pyplot as plt  # noqa: E402
 from salesintel.engine.stats import wilson  # noqa: E402
 
 AGE_BANDS = ((0, 30, "<30 days"), (30, 90, "30–90 days"), (90, 10**9, "90+ days"))
+_DRAWING = threading.Lock()
+"""pyplot keeps global state (the current figure): the dashboard's request threads and the scheduler draw one at a
+time."""
+
+
+def _one_at_a_time(draw):
+    @functools.wraps(draw)
+    def drawn(*args, **kwargs):
+        with _DRAWING:
+            return draw(*args, **kwargs)
+
+    return drawn
 
 
 @dataclass(frozen=True)
@@ -37,13 +51,14 @@ class Chart:
 
 
 def report_charts(kind: str, trend, scores, risk_rule: dict, anomalies: list) -> list[Chart]:
-    """The charts a report of `kind` carries (weekly: three; monthly: those and the anomaly, when there is one)."""
+    """The charts a report of `kind` carries (weekly: four; monthly: those and the anomaly, when there is one)."""
     charts = [win_rate_chart(trend), cohort_chart(trend), pipeline_chart(scores), risk_chart(scores, risk_rule)]
     if kind == "monthly" and anomalies:
         charts.append(anomaly_chart(anomalies[0]))
     return [chart for chart in charts if chart is not None]
 
 
+@_one_at_a_time
 def win_rate_chart(trend) -> Chart | None:
     months = [t for t in trend if t["win_rate"]["n"]]
     if not months:
@@ -73,6 +88,7 @@ COHORT_MOSTLY_CLOSED = 0.5
 """A cohort is drawn solid once this share of its deals has closed."""
 
 
+@_one_at_a_time
 def cohort_chart(trend) -> Chart | None:
     """Win rate of each month's new deals (closed ones, as known at the as-of date), with its 95% band."""
     cohorts = [(t["period"], t["cohort"]) for t in trend if t.get("cohort") and t["cohort"]["win_rate"]["n"]]
@@ -112,6 +128,7 @@ def cohort_chart(trend) -> Chart | None:
     return Chart("cohorts", "Win rate by creation cohort", alt, _png(figure))
 
 
+@_one_at_a_time
 def calibration_chart(bins) -> Chart | None:
     """Predicted against observed win rate on the holdout, per bin: a calibrated model sits on the diagonal."""
     bins = [b for b in bins or () if b.get("n")]
@@ -131,6 +148,7 @@ def calibration_chart(bins) -> Chart | None:
     return Chart("calibration", "Calibration on the holdout", alt, _png(figure))
 
 
+@_one_at_a_time
 def pipeline_chart(scores) -> Chart | None:
     live = [s for s in scores if not s.stale]
     if not live:
@@ -159,6 +177,7 @@ def pipeline_chart(scores) -> Chart | None:
     return Chart("pipeline", "Open pipeline by stage and age", alt, _png(figure))
 
 
+@_one_at_a_time
 def risk_chart(scores, risk_rule: dict) -> Chart | None:
     risks = [s.risk for s in scores if not s.stale]
     if not risks:
@@ -179,6 +198,7 @@ def risk_chart(scores, risk_rule: dict) -> Chart | None:
     return Chart("risk", "Risk of open deals", alt, _png(figure))
 
 
+@_one_at_a_time
 def anomaly_chart(anomaly: dict) -> Chart | None:
     """The anomalous segment's win rate, recent against its own baseline, each with its 95% (Wilson) interval."""
     signal = (anomaly.get("signals") or {}).get("win_rate")

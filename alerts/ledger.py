@@ -53,6 +53,9 @@ class AlertLedger:
     def listing(self, states: list[str] | None = None, limit: int = 200) -> list[Alert]:
         return self._rows.listing(states, limit)
 
+    def episodes_of_deal(self, deal_id: str) -> list[Alert]:
+        return self._rows.episodes_of_deal(deal_id)
+
     # writes inside the caller's transaction ------------------------------------------------------------
 
     def open_episode(

@@ -50,11 +50,12 @@ class EmailRecipient:
 def digest_recipients(kind: str, email: EmailSettings, routing: RoutingSettings) -> list[EmailRecipient]:
     """Who gets the `kind` digest by email: each entry an address, or a person under routing.users (their `email:`
     and `tz:`). Entries were checked when the settings loaded (`AlertsSettings`)."""
-    recipients = []
+    recipients: dict[str, EmailRecipient] = {}
     for entry in email.digests.get(kind, []) if email.enabled else []:
         if "@" in entry:
-            recipients.append(EmailRecipient(entry, None))
+            found = EmailRecipient(entry, None)
         else:
             person = routing.users[entry]
-            recipients.append(EmailRecipient(person["email"], ZoneInfo(person["tz"]) if person.get("tz") else None))
-    return recipients
+            found = EmailRecipient(person["email"], ZoneInfo(person["tz"]) if person.get("tz") else None)
+        recipients.setdefault(found.address.lower(), found)  # listed twice (as a person and an address): once
+    return list(recipients.values())

@@ -220,12 +220,21 @@ class AlertsSettings(FrozenSettings):
         owner = self.realtime.tuning.owner
         if owner and owner not in self.routing.users:
             problems.append(f"realtime.tuning.owner: {owner!r} is not a person under routing.users")
+        managers = {entry.get("manager") for entry in self.routing.users.values()}
         for kind, entries in self.email.digests.items():
             for entry in entries:
-                if "@" not in entry and not self.routing.users.get(entry, {}).get("email"):
+                if "@" in entry:
+                    continue
+                if not self.routing.users.get(entry, {}).get("email"):
                     problems.append(
                         f"email.digests.{kind}: {entry!r} is neither an address nor a person under routing.users "
                         "with an email"
+                    )
+                elif entry not in managers:
+                    problems.append(
+                        f"email.digests.{kind}: {entry!r} manages nobody under routing.users; a digest is its "
+                        "channel's report, about every team: list managers, or the address of someone who reads "
+                        "that channel"
                     )
         if problems:
             raise ValueError("; ".join(problems))

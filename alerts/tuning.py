@@ -7,7 +7,7 @@ holdout (the backtest the risk rule is chosen on) decide together whether the on
   below one half), unless the control group shows alerts help (alerted deals won significantly more often than
   held-back ones), and only if the holdout still supports the higher threshold (its lift test passes there);
 - **lower** (more alerts) when most answers say "Useful" beyond chance (the interval is above one half), unless
-  the control group, with enough closed deals, shows no benefit, and only if the holdout supports the lower
+  the control group, with enough closed deals, shows no significant benefit, and only if the holdout supports the lower
   threshold;
 - otherwise **keep**; always keep on fewer than `min_answers` answers, while the rule is silent, or when the
   step would leave the bounds (`min_threshold`–`max_threshold`, and at most `max_offset` from the threshold the
@@ -84,7 +84,7 @@ def decide(rule: dict, offset: float, useful: int, not_useful: int, control: dic
     elif share.low > 0.5:
         action, side, step = LOWER, "lower", -settings.step
         if no_help:
-            return keep(f"most answers say Useful, but the control group shows no benefit ({no_help})")
+            return keep(f"most answers say Useful, but the control group shows no significant benefit ({no_help})")
     else:
         return keep(f"the useful share {_share(share)} is not clearly above or below one half")
     own = (rule.get("tuned") or {}).get("chosen_threshold", threshold)

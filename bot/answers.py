@@ -18,7 +18,13 @@ from salesintel.alerts.render import Message, render_message
 from salesintel.alerts.reports import at_risk_totals, worth_a_look
 from salesintel.alerts.routing import slack_mentions
 from salesintel.alerts.rules import stale_data
-from salesintel.alerts.visibility import Viewer, can_act_on_alert, hides_rep_figures, reps_in_scope
+from salesintel.alerts.visibility import (
+    Viewer,
+    can_act_on_alert,
+    hides_rep_figures,
+    may_see_any_deal,
+    reps_in_scope,
+)
 from salesintel.bot.config import Settings
 from salesintel.engine.lookup import DealLookupError
 from salesintel.engine.records import MetricsSummary
@@ -227,7 +233,10 @@ def salesintel(ctx: BotContext, viewer: Viewer, text: str) -> Message:
         return text_message("The dashboard is served with the Slack app (HTTP or Socket Mode), not in terminal mode.")
     minutes = ctx.settings.bot.dashboard.link_minutes
     return render_message(
-        "answer_dashboard", link=ctx.dashboard_link(viewer.slack_id), minutes=f"{minutes:g}", known=viewer.person
+        "answer_dashboard",
+        link=ctx.dashboard_link(viewer.slack_id),
+        minutes=f"{minutes:g}",
+        known=may_see_any_deal(viewer, ctx.settings.bot.visibility),
     )
 
 

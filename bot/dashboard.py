@@ -10,8 +10,9 @@ strict Content-Security-Policy.
 Sign-in: `/salesintel dashboard` in Slack answers with a link for that Slack user, signed, valid for
 `bot.dashboard.link_minutes` and usable once (`bot.dashboard_access`). Opening it sets a signed session cookie
 (HttpOnly, SameSite=Lax, Secure when the public address is https) and redirects to the page without the token, so
-the token is in no history, bookmark or Referer. Every request after that identifies the viewer again from the Slack
-id with the current configuration; pages and charts are built for that viewer (`bot.dashboard_pages`).
+no bookmark or Referer carries it (the browser's history keeps the spent link, which opens nothing again). Every
+request after that identifies the viewer again from the Slack id with the current configuration; pages and charts
+are built for that viewer (`bot.dashboard_pages`).
 """
 
 from __future__ import annotations
@@ -87,6 +88,8 @@ class Dashboard:
         path = environ.get("PATH_INFO", "").rstrip("/") or PREFIX
         query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
         if path == f"{PREFIX}/login":
+            if method != "GET":  # a HEAD (a link checker, a prefetch) must not spend a single-use link
+                return self._send(start_response, "200 OK", b"", headers=[("Allow", "GET")])
             return self._login(start_response, query.get("token"))
         if path == f"{PREFIX}/logout":
             cookie = self._cookie("", max_age=0)
@@ -130,7 +133,7 @@ class Dashboard:
             data["calibration_alt"] = chart.alt if chart else ""
             return self._render(start_response, "model", "Model", path, who, data)
         if path == f"{PREFIX}/alerts":
-            data = pages.alert_history(ctx, viewer)
+            data = pages.alert_history(ctx, viewer, _int(query.get("offset")))
             return self._render(start_response, "alerts", "Alerts", path, who, data)
         if path.startswith(f"{PREFIX}/charts/") and path.endswith(".png"):
             name = path.removeprefix(f"{PREFIX}/charts/").removesuffix(".png")

@@ -102,8 +102,8 @@ def deal(ctx: BotContext, viewer: Viewer, deal_id: str) -> dict:
     )  # no Slack buttons on a web page: acting on an alert stays in Slack, where it is recorded who did
     history = [
         a
-        for a in AlertLedger(ctx.store).listing()
-        if a.deal_id == score.deal_id and not a.control and can_act_on_alert(viewer, a, routing)
+        for a in AlertLedger(ctx.store).episodes_of_deal(score.deal_id)
+        if not a.control and can_act_on_alert(viewer, a, routing)
     ]
     return {"page": page, "deal_id": score.deal_id, "answer_html": blocks_fragment(message.blocks), "alerts": history}
 
@@ -149,12 +149,27 @@ def model(ctx: BotContext, viewer: Viewer) -> dict:
     }
 
 
-def alert_history(ctx: BotContext, viewer: Viewer) -> dict:
+ALERTS_PER_PAGE = 100
+ALERTS_LOOKED_AT = 20_000
+"""The alert history looks at this many newest episodes (years of alerts for a large team)."""
+
+
+def alert_history(ctx: BotContext, viewer: Viewer, offset: int) -> dict:
     """Every alert (open or over) the viewer may act on, newest first, with who acknowledged or snoozed it."""
     page = page_data(ctx, viewer)
     routing = ctx.settings.alerts.routing
-    alerts = [a for a in AlertLedger(ctx.store).listing() if not a.control and can_act_on_alert(viewer, a, routing)]
-    return {"page": page, "alerts": alerts}
+    newest = AlertLedger(ctx.store).listing(limit=ALERTS_LOOKED_AT)
+    alerts = [a for a in newest if not a.control and can_act_on_alert(viewer, a, routing)]
+    offset = max(0, min(offset, max(0, len(alerts) - 1)))
+    return {
+        "page": page,
+        "alerts": alerts[offset : offset + ALERTS_PER_PAGE],
+        "offset": offset,
+        "total": len(alerts),
+        "per_page": ALERTS_PER_PAGE,
+        "cut": len(newest) == ALERTS_LOOKED_AT,
+        "looked_at": ALERTS_LOOKED_AT,
+    }
 
 
 __all__ = ["DealLookupError", "NoRefresh", "NotVisible", "alert_history", "deal", "deals", "model", "overview"]

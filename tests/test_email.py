@@ -74,7 +74,7 @@ def _settings(mail, **email) -> AlertsSettings:
         "digests": {"weekly": ["cro@acme.example", "mgr_1"], "daily": ["mgr_1", "vp@acme.example"]},
         **email,
     }
-    users = {"mgr_1": {"email": "mgr1@acme.example", "tz": "Europe/Berlin"}}
+    users = {"mgr_1": {"email": "mgr1@acme.example", "tz": "Europe/Berlin"}, "rep_1": {"manager": "mgr_1"}}
     return AlertsSettings.model_validate(
         {"email": config, "routing": {"users": users}, "delivery": {"channel_pace_seconds": 0}}
     )
@@ -270,6 +270,22 @@ def test_email_settings_name_what_is_wrong(tmp_path):
         load_settings(config)
     assert "'nobody' is neither an address nor a person" in str(error.value)
     assert "unknown time zone 'Mars/Olympus'" in str(error.value)
+    config.write_text(
+        "alerts:\n  email:\n    enabled: true\n    digests:\n      daily: [rep_7]\n"
+        "  routing:\n    users:\n      rep_7: {email: r7@b.example, manager: mgr_1}\n"
+    )
+    with pytest.raises(ConfigError) as error:
+        load_settings(config)
+    assert "'rep_7' manages nobody under routing.users; a digest is its channel's report" in str(error.value)
+
+
+def test_someone_listed_as_a_person_and_as_an_address_gets_one_digest(mail):
+    from salesintel.alerts.routing import digest_recipients
+
+    settings = _settings(mail, digests={"daily": ["mgr_1", "MGR1@acme.example", "vp@acme.example"]})
+    found = digest_recipients("daily", settings.email, settings.routing)
+    assert [r.address for r in found] == ["mgr1@acme.example", "vp@acme.example"]
+    assert found[0].zone == ZoneInfo("Europe/Berlin"), "the person's entry, with their time zone, is kept"
 
 
 def test_the_charts_travel_in_the_outbox_as_they_were_drawn(store, mail):

@@ -65,7 +65,7 @@ def test_mostly_not_useful_raises_the_threshold_a_step_when_the_holdout_supports
 def test_mostly_useful_lowers_it_and_the_control_group_or_holdout_can_stop_either():
     assert decide(_rule(), 0.0, 20, 4, None, SETTINGS).action == LOWER
     blocked = decide(_rule(), 0.0, 20, 4, _control(0.45, 0.46, 0.8), SETTINGS)
-    assert blocked.action == KEEP and "control group shows no benefit" in blocked.reason
+    assert blocked.action == KEEP and "control group shows no significant benefit" in blocked.reason
     helps = decide(_rule(), 0.0, 4, 20, _control(0.55, 0.35, 0.01), SETTINGS)
     assert helps.action == KEEP and "control group shows alerts help" in helps.reason
     unsupported = decide(_rule(higher=False), 0.0, 4, 20, None, SETTINGS)

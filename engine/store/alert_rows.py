@@ -54,6 +54,10 @@ class AlertRows:
             return self._alerts(f"state IN ({marks})", [*states, limit], "ORDER BY id DESC LIMIT ?")
         return self._alerts("1 = 1", [limit], "ORDER BY id DESC LIMIT ?")
 
+    def episodes_of_deal(self, deal_id: str) -> list[Alert]:
+        """Every episode of every rule on one deal, newest first."""
+        return self._alerts("deal_id = ?", [deal_id], "ORDER BY id DESC")
+
     def deals_of_rule(self, rule: str) -> list[tuple[str, bool]]:
         """(deal id, held back) for every deal that had an episode of `rule`."""
         rows = self._conn.execute("SELECT DISTINCT deal_id, control FROM alerts WHERE rule = ?", [rule]).fetchall()
