@@ -666,3 +666,73 @@ def test_a_store_written_before_placeholders_were_missing_values_is_cleaned_once
     deals = Store.open(tmp_path / "s.db").deals(1)
     assert deals[["industry", "region", "deal_stage"]].isna().all().all()
     assert deals["product_type"].tolist() == ["Core"]
+
+
+# The web dashboard says what Slack says, on a messy export ---------------------------------------------------------
+
+
+def test_every_dashboard_page_renders_on_a_messy_export_and_agrees_with_slack(export):
+    """Served by waitress on a free port and read over HTTP, as an executive and as a rep: every page and chart
+    answers, the pipeline figures are /pipeline's, the rule line is the one every surface prints, and a rep's
+    pages name no other rep's deal."""
+    import re
+    import urllib.request
+
+    from salesintel.alerts.formatting import money, number
+    from salesintel.bot import answers
+    from salesintel.bot.dashboard import Dashboard
+    from salesintel.bot.dashboard_access import SESSION, DashboardAccess
+    from salesintel.bot.people import identify
+    from salesintel.bot.service import HttpServer, wsgi_app
+
+    settings = export.settings
+    ctx = BotContext(export.store, settings, NOW, export.as_of)
+    access = DashboardAccess(b"s" * 32, 600, 3600, lambda key, now, keep: True)
+
+    def viewer(slack_id, known):
+        return identify(slack_id, settings.alerts.routing, known, settings.bot)
+
+    dashboard = Dashboard(lambda: ctx, viewer, access, lambda: NOW)
+    server = HttpServer(wsgi_app(None, lambda: (200, {}), None, None, dashboard), 0)
+    server.start()
+    try:
+
+        def page(path: str, user: str) -> str:
+            cookie = f"salesintel_session={access.sign(user, SESSION, NOW)}"
+            request = urllib.request.Request(f"http://127.0.0.1:{server.port}{path}", headers={"Cookie": cookie})
+            with urllib.request.urlopen(request, timeout=30) as response:
+                assert response.status == 200, path
+                body = response.read()
+            return body.decode() if not path.endswith(".png") else body.decode("latin-1")
+
+        overview = page("/dashboard", "UEXEC")
+        slack = answers.pipeline(ctx, EXECUTIVE, "").text  # "…: N live deals, $X; at risk N ($X)…"
+        totals = re.search(r"at risk ([\d,]+) \((\$[^)]+)\)", slack)
+        at_risk_tile = re.search(r'id="tile-at-risk">At risk<b>([^<]+)</b>([\d,]+) deals', overview)
+        assert at_risk_tile.groups() == (totals.group(2), totals.group(1)), "the dashboard's figures are /pipeline's"
+        live = re.search(r"([\d,]+) live deals, (\$[\d.,]+[kM]?)", slack)
+        assert f"<b>{live.group(2)}</b>{live.group(1)} deals" in overview
+        for chart in ("win_rate", "cohorts", "pipeline", "risk", "calibration"):
+            png = page(f"/dashboard/charts/{chart}.png", "UEXEC")
+            assert png.startswith("\x89PNG"), chart
+        deals = page("/dashboard/deals", "UEXEC")
+        scores = export.scores()
+        assert f"{number(len(scores))} open deals you may see" in deals
+        riskiest = max(scores, key=lambda s: s.risk if not s.stale else -1)
+        deal_page = page(f"/dashboard/deals/{riskiest.deal_id}", "UEXEC")
+        assert f"risk <strong>{riskiest.risk:.0%}</strong>" in deal_page and money(riskiest.deal_amount) in deal_page
+        for field in {s.field for s in export.refresh_row().metrics.segments}:
+            assert 'id="segments"' in page(f"/dashboard/winrates?field={field}", "UEXEC"), field
+        model = page("/dashboard/model", "UEXEC")
+        evaluation = export.refresh_row().metrics.model.get("evaluation") or {}
+        if evaluation.get("auc", {}).get("low") is not None:
+            assert f"{evaluation['auc']['auc']:.3f} (95% CI" in model
+        assert 'id="drift"' in model or "No drift report" in model
+        page("/dashboard/alerts", "UEXEC")
+
+        rep_deals = page("/dashboard/deals", "U001")
+        others = {s.deal_id for s in scores if s.sales_rep_id != "rep_1"}
+        shown = set(re.findall(r'href="/dashboard/deals/([^"]+)"', rep_deals))
+        assert shown and not shown & others, "a rep's page links only their own deals"
+    finally:
+        server.stop()
