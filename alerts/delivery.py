@@ -147,11 +147,15 @@ class TerminalSender:
 
 
 def blocks_as_text(blocks: list[dict], fallback: str) -> str:
-    """Block Kit as the terminal shows it: section texts, context lines, buttons in brackets."""
+    """Block Kit as the terminal shows it: section texts, context lines, buttons in brackets (a link button with
+    its address)."""
     lines = []
     for block in blocks:
         if block["type"] in ("section", "header"):
             lines.append(block["text"]["text"])
+            accessory = block.get("accessory") or {}
+            if accessory.get("type") == "button" and accessory.get("url"):
+                lines.append(f"[{accessory['text']['text']}: {accessory['url']}]")
         elif block["type"] == "context":
             lines.append(" ".join(e.get("text", "") for e in block["elements"]))
         elif block["type"] == "actions":

@@ -230,7 +230,10 @@ def salesintel(ctx: BotContext, viewer: Viewer, text: str) -> Message:
     if asked != "dashboard":
         return text_message(" ".join(HELP.values()))
     if ctx.dashboard_link is None:
-        return text_message("The dashboard is served with the Slack app (HTTP or Socket Mode), not in terminal mode.")
+        return text_message(
+            "The dashboard is served with the Slack app (HTTP or Socket Mode); in terminal mode, start "
+            "`salesintel run --port 3000` to serve it."
+        )
     minutes = ctx.settings.bot.dashboard.link_minutes
     return render_message(
         "answer_dashboard",

@@ -573,9 +573,14 @@ register_store_commands(main)
     envvar="SALESINTEL_WORKERS",
     help="processes serving the port (HTTP mode; one leads the scheduler): one process uses one core",
 )
-@click.pass_obj
-def run_command(obj, port: int, as_of: datetime | None, workers: int) -> None:
-    """The service: Slack bot (HTTP, Socket Mode, or terminal without credentials) plus the alert scheduler."""
+@click.pass_context
+def run_command(ctx: click.Context, port: int, as_of: datetime | None, workers: int) -> None:
+    """The service: Slack bot (HTTP, Socket Mode, or terminal without credentials) plus the alert scheduler.
+
+    In terminal mode, `--port` given explicitly also serves /healthz, /metrics and the web dashboard there
+    (`/salesintel dashboard` prints a sign-in link)."""
+    obj = ctx.obj
+    serve_in_terminal = ctx.get_parameter_source("port") is not click.core.ParameterSource.DEFAULT
     if workers > 1 and obj.credentials.mode != "http":
         raise click.UsageError(f"--workers {workers} needs HTTP mode (SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET)")
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -589,4 +594,14 @@ def run_command(obj, port: int, as_of: datetime | None, workers: int) -> None:
         store_target(settings, config_path)
     except (ConfigError, StoreError) as error:
         raise click.ClickException(str(error)) from error
-    sys.exit(service.run(settings, config_path, obj.credentials, port, _as_date(as_of), workers=workers))
+    sys.exit(
+        service.run(
+            settings,
+            config_path,
+            obj.credentials,
+            port,
+            _as_date(as_of),
+            workers=workers,
+            serve_in_terminal=serve_in_terminal,
+        )
+    )

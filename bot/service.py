@@ -308,9 +308,10 @@ def run(
     stdin: TextIO = sys.stdin,
     stdout: TextIO = sys.stdout,
     workers: int = 1,
+    serve_in_terminal: bool = False,
 ) -> int:
     """The service until SIGTERM. `workers` > 1 (HTTP only): this process starts workers - 1 more on the same port
-    (`bot.workers`)."""
+    (`bot.workers`). `serve_in_terminal`: terminal mode serves /healthz, /metrics and the dashboard on `port` too."""
     stopping = threading.Event()
     first = worker_of()
     if first is not None:
@@ -406,7 +407,7 @@ def run(
     )
     server = None
     others = None
-    if credentials.mode in ("http", "socket"):
+    if credentials.mode in ("http", "socket") or serve_in_terminal:
         handler = SlackRequestHandler(app) if credentials.mode == "http" else None
         shared_port = first is not None or workers > 1
         # One memory of what was accepted, shared by every replica: replayed Slack requests, spent dashboard links.

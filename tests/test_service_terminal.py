@@ -37,3 +37,46 @@ def test_commands_typed_on_stdin_are_answered_and_end_of_input_stops_cleanly(tmp
     assert "no deal D99999 in the snapshot of" in out
     assert "unknown command /nope" in out
     assert '"event": "stopped"' in result.stderr
+
+
+def test_terminal_mode_with_a_port_serves_the_dashboard_behind_a_printed_link(tmp_path):
+    import http.cookiejar
+    import re
+    import urllib.request
+
+    from tests.test_service_http import free_port
+
+    store = Store.open(tmp_path / "s.db")
+    taken = datetime.now(UTC)
+    store.save_snapshot(read_snapshot(ROOT / "data/skygeni_sales_data.csv", IngestSettings()), taken, taken)
+    refresh(store, EngineSettings(MetricsSettings(), ModelSettings(), AnomalySettings()), date(2024, 3, 1), taken)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
+    env["SALESINTEL_DB"] = str(tmp_path / "s.db")
+    port = free_port()
+    args = ["--config", str(ROOT / "config.yaml"), "run", "--as-of", "2024-03-01", "--port", str(port)]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "salesintel.bot", *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
+    try:
+        process.stdin.write("/salesintel dashboard\n")
+        process.stdin.flush()
+        link = None
+        while link is None:
+            line = process.stdout.readline()
+            assert line, "the service ended before printing a link"
+            found = re.search(r"\[Open the dashboard: (http://localhost:\d+/dashboard/login\?token=\S+)\]", line)
+            link = found.group(1) if found else None
+        browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        with browser.open(link.replace("localhost", "127.0.0.1"), timeout=30) as page:
+            html = page.read().decode()
+        assert page.url.endswith("/dashboard") and "<title>Pipeline · salesintel</title>" in html
+        assert "UTERMINAL" in html, "the terminal's user, who sees everything"
+    finally:
+        process.stdin.close()
+        assert process.wait(timeout=30) == 0
