@@ -415,6 +415,13 @@ class Deliverer:
         if until is None:
             return False
         local = until.astimezone(zone)
+        if hours.outside == "digest" and message.kind != RESOLUTION_KIND:
+            self.outbox.fold(message.id, f"quiet hours: held for the next daily digest ({zone.key})")
+            log.info(
+                "held for the digest",
+                extra={"event": "quiet_hours_digest", "outbox_id": message.id, "zone": zone.key},
+            )
+            return True
         # Stored in UTC like every time the outbox compares (as text)
         self.outbox.defer(message.id, until.astimezone(UTC), f"quiet hours: waits for {local:%a %H:%M} {zone.key}")
         log.info(

@@ -114,6 +114,7 @@ def daily_context(inputs: ReportInputs) -> dict:
         "stale_deals": stale_list,
         "stale_more": stale_more,
         "cap": inputs.settings.daily_cap_per_recipient,
+        "quiet_to_digest": inputs.settings.quiet_hours.enabled and inputs.settings.quiet_hours.outside == "digest",
     }
 
 

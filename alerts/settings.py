@@ -141,6 +141,9 @@ class QuietHoursSettings(FrozenSettings):
     start of the recipient's next working hour; channel reports are not held."""
 
     enabled: bool = False
+    outside: Literal["wait", "digest"] = "wait"
+    """A real-time alert due outside working hours waits for the next working hour, or (`digest`) joins the next
+    daily digest's "held over" list instead (a resolution always waits: it belongs in the alert's thread)."""
     start_hour: int = Field(8, ge=0, le=23)
     end_hour: int = Field(18, ge=1, le=24)
     days: list[str] = ["mon", "tue", "wed", "thu", "fri"]

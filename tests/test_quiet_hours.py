@@ -80,3 +80,27 @@ def test_a_direct_message_at_night_waits_for_the_recipients_morning_and_a_report
     assert deliverer.deliver_due() == 1 and standin.posts()[-1].args["text"] == "to berlin"
     assert len([c for c in standin.calls if c.method == "users.info"]) == 2, "each zone asked for once"
     standin.stop()
+
+
+def test_an_alert_due_at_night_can_join_the_next_daily_digest_instead(store_target):
+    """`outside: digest`: the night's alert is not sent at all; the next daily digest lists it as held over (the
+    digest reads `Outbox.folded`, as for alerts over the daily cap)."""
+    standin = SlackStandIn(timezones={"U001": "Europe/Berlin"}).start()
+    settings = AlertsSettings(
+        delivery=DeliverySettings(channel_pace_seconds=0),
+        quiet_hours=QuietHoursSettings(enabled=True, outside="digest"),
+    )
+    store = Store.open(store_target)
+    clock = SimulatedClock(datetime(2024, 3, 5, 22, 30, tzinfo=UTC))  # Tuesday 23:30 in Berlin
+    sender = SlackSender(slack_client("xoxb-q", standin.url), settings, store)
+    outbox = Outbox(store)
+    with store.transaction():
+        outbox.enqueue("night", "realtime", "slack:U001", Message("D00042 at risk", []), clock.now())
+        outbox.enqueue("over", "resolution", "slack:U001", Message("Resolved: D00041", []), clock.now())
+    assert Deliverer(store, sender, settings, clock).deliver_due() == 0
+    rows = {m.dedupe_key: m for m in outbox.rows()}
+    assert rows["night"].status == "folded" and rows["night"].note.startswith("quiet hours: held for the next daily")
+    assert rows["over"].status == "pending", "a resolution waits for the morning: it belongs in the alert's thread"
+    assert standin.posts() == []
+    assert [f["summary"] for f in outbox.folded()] == ["D00042 at risk"]
+    standin.stop()

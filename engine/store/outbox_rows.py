@@ -112,6 +112,13 @@ class OutboxRows:
             [at.isoformat(), note, message_id, status],
         )
 
+    def hold(self, message_id: int, pending: str, held: str, note: str) -> bool:
+        """A pending message set aside (for a digest), only if it is still pending: one statement."""
+        cursor = self._conn.execute(
+            "UPDATE outbox SET status = ?, note = ? WHERE id = ? AND status = ?", [held, note, message_id, pending]
+        )
+        return cursor.rowcount == 1
+
     def give_up(self, message_id: int, status: str, error: str) -> None:
         self._conn.execute(
             "UPDATE outbox SET status = ?, last_error = ?, claimed_by = NULL, claim_expires_at = NULL WHERE id = ?",
