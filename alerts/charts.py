@@ -63,17 +63,9 @@ def win_rate_chart(trend) -> Chart | None:
     months = [t for t in trend if t["win_rate"]["n"]]
     if not months:
         return None
-    labels = [t["period"] for t in months]
-    rates = [t["win_rate"]["rate"] for t in months]
-    lows = [t["win_rate"]["low"] for t in months]
-    highs = [t["win_rate"]["high"] for t in months]
     figure, axes = plt.subplots(figsize=(7, 3.2))
-    axes.fill_between(range(len(labels)), lows, highs, alpha=0.2, label="95% interval")
-    axes.plot(range(len(labels)), rates, marker="o", label="win rate")
-    axes.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
-    axes.set_ylim(0, 1)
-    axes.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
-    axes.set_title("Win rate by month of close")
+    rates = _rates_with_band(axes, [(t["period"], t["win_rate"]) for t in months], "Win rate by month of close")
+    axes.plot(range(len(rates)), rates, "o", color="C0", label="win rate")
     axes.legend(loc="lower left", fontsize=8)
     parts = [
         f"{t['period']} {t['win_rate']['rate']:.0%} ({t['win_rate']['low']:.0%}–{t['win_rate']['high']:.0%},"
@@ -94,26 +86,15 @@ def cohort_chart(trend) -> Chart | None:
     cohorts = [(t["period"], t["cohort"]) for t in trend if t.get("cohort") and t["cohort"]["win_rate"]["n"]]
     if not cohorts:
         return None
-    labels = [period for period, _ in cohorts]
-    rates = [c["win_rate"]["rate"] for _, c in cohorts]
     figure, axes = plt.subplots(figsize=(7, 3.2))
-    axes.fill_between(
-        range(len(labels)),
-        [c["win_rate"]["low"] for _, c in cohorts],
-        [c["win_rate"]["high"] for _, c in cohorts],
-        alpha=0.2,
-        label="95% interval",
+    rates = _rates_with_band(
+        axes, [(period, c["win_rate"]) for period, c in cohorts], "Win rate by month of creation (cohort)"
     )
-    axes.plot(range(len(labels)), rates, color="C0")
     solid = [i for i, (_, c) in enumerate(cohorts) if (c["decided_share"] or 0) >= COHORT_MOSTLY_CLOSED]
     young = [i for i in range(len(cohorts)) if i not in solid]
     axes.plot(solid, [rates[i] for i in solid], "o", color="C0", label="cohort mostly closed")
     if young:
         axes.plot(young, [rates[i] for i in young], "o", mfc="white", color="C0", label="under half closed")
-    axes.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
-    axes.set_ylim(0, 1)
-    axes.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
-    axes.set_title("Win rate by month of creation (cohort)")
     axes.legend(loc="lower left", fontsize=8)
     parts = [
         f"{period} {c['win_rate']['rate']:.0%} ({c['win_rate']['low']:.0%}–{c['win_rate']['high']:.0%},"
@@ -222,6 +203,21 @@ def anomaly_chart(anomaly: dict) -> Chart | None:
         f" against {base.rate:.0%} in its baseline ({base.low:.0%}–{base.high:.0%}, n={base.n})."
     )
     return Chart("anomaly", f"{name} against its baseline", alt, _png(figure))
+
+
+def _rates_with_band(axes, points: list[tuple[str, dict]], title: str) -> list[float]:
+    """A rate per period (a line) with its 95% interval (a band), on a 0–100% axis; returns the rates."""
+    rates = [rate["rate"] for _, rate in points]
+    positions = range(len(points))
+    axes.fill_between(
+        positions, [r["low"] for _, r in points], [r["high"] for _, r in points], alpha=0.2, label="95% interval"
+    )
+    axes.plot(positions, rates, color="C0")
+    axes.set_xticks(positions, [period for period, _ in points], rotation=45, ha="right", fontsize=8)
+    axes.set_ylim(0, 1)
+    axes.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    axes.set_title(title)
+    return rates
 
 
 def _png(figure) -> bytes:

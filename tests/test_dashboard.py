@@ -8,9 +8,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta
@@ -31,9 +28,8 @@ from salesintel.engine.settings import AnomalySettings, IngestSettings, MetricsS
 from salesintel.engine.store import Store
 from salesintel.engine.synth import SynthSpec, generate
 from tests import slack_requests as slack
-from tests.engine_fixtures import ROOT
 from tests.slack_standin import SlackStandIn
-from tests.test_service_http import SECRET, TOKEN, free_port
+from tests.test_service_http import SECRET, free_port, start_http_service
 
 USERS = {
     "rep_1": {"slack": "U001", "manager": "mgr_a"},
@@ -94,29 +90,7 @@ def service(tmp_path_factory):
     ledger.acknowledge(mine.id, "U001", taken + timedelta(hours=1))
     ledger.snooze(theirs.id, taken + timedelta(days=7), "U003", taken + timedelta(hours=1))
     standin = SlackStandIn().start()
-    env = {
-        **os.environ,
-        "SLACK_BOT_TOKEN": TOKEN,
-        "SLACK_SIGNING_SECRET": SECRET,
-        "SLACK_API_URL": standin.url,
-        "SALESINTEL_DB": str(tmp / "store.db"),
-    }
-    log_path = tmp / "service.log"
-    args = ["--config", str(tmp / "config.yaml"), "run", "--port", str(port), "--as-of", as_of.isoformat()]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bot", *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log_path.open("w")
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            health = json.loads(urllib.request.urlopen(base + "/healthz", timeout=1).read())
-            if health["start_up"] == "done":
-                break
-        except OSError:
-            assert process.poll() is None, log_path.read_text()
-        assert time.monotonic() < deadline, log_path.read_text()
-        time.sleep(0.2)
+    process, base, log_path = start_http_service(tmp, port, as_of.isoformat(), standin.url, ready="done")
     yield {
         "base": base,
         "deals": deals,

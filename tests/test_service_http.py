@@ -57,6 +57,35 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def start_http_service(tmp: Path, port: int, as_of: str, slack_url: str, ready: str | None = None):
+    """`salesintel run` in HTTP mode on `port` with `tmp/config.yaml` and `tmp/store.db`, talking to the Slack
+    stand-in at `slack_url`; returns once /healthz answers (and, with `ready`, once start-up reached it):
+    (process, base URL, log path)."""
+    env = {
+        **os.environ,
+        "SLACK_BOT_TOKEN": TOKEN,
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_URL": slack_url,
+        "SALESINTEL_DB": str(tmp / "store.db"),
+    }
+    log_path = tmp / "service.log"
+    args = ["--config", str(tmp / "config.yaml"), "run", "--port", str(port), "--as-of", as_of]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log_path.open("w")
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            health = json.loads(urllib.request.urlopen(base + "/healthz", timeout=1).read())
+            if ready is None or health["start_up"] == ready:
+                return process, base, log_path
+        except OSError:
+            assert process.poll() is None, log_path.read_text()
+        assert time.monotonic() < deadline, log_path.read_text()
+        time.sleep(0.1)
+
+
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("service")
@@ -76,43 +105,7 @@ def service(tmp_path_factory):
             "high_value_at_risk", "D00005", 0.8, False, ["user:rep_2", "user:mgr_a"], {}, taken
         )
     standin = SlackStandIn().start()
-    port = free_port()
-    env = {
-        **os.environ,
-        "SLACK_BOT_TOKEN": TOKEN,
-        "SLACK_SIGNING_SECRET": SECRET,
-        "SLACK_API_URL": standin.url,
-        "SALESINTEL_DB": str(tmp / "store.db"),
-    }
-    log_path = tmp / "service.log"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bot",
-            "--config",
-            str(tmp / "config.yaml"),
-            "run",
-            "--port",
-            str(port),
-            "--as-of",
-            "2024-03-01",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=log_path.open("w"),
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(base + "/healthz", timeout=1)
-            break
-        except OSError:
-            assert process.poll() is None, log_path.read_text()
-            assert time.monotonic() < deadline, log_path.read_text()
-            time.sleep(0.1)
+    process, base, log_path = start_http_service(tmp, free_port(), "2024-03-01", standin.url)
     yield {
         "base": base,
         "standin": standin,

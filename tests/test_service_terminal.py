@@ -12,13 +12,20 @@ from salesintel.engine.store import Store
 from tests.engine_fixtures import ROOT
 
 
-def test_commands_typed_on_stdin_are_answered_and_end_of_input_stops_cleanly(tmp_path):
+def terminal_environment(tmp_path) -> dict:
+    """The bundled data refreshed as of 2024-03-01 in `tmp_path/s.db`, and an environment without Slack credentials
+    pointing at it."""
     store = Store.open(tmp_path / "s.db")
     taken = datetime.now(UTC)
     store.save_snapshot(read_snapshot(ROOT / "data/skygeni_sales_data.csv", IngestSettings()), taken, taken)
     refresh(store, EngineSettings(MetricsSettings(), ModelSettings(), AnomalySettings()), date(2024, 3, 1), taken)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
     env["SALESINTEL_DB"] = str(tmp_path / "s.db")
+    return env
+
+
+def test_commands_typed_on_stdin_are_answered_and_end_of_input_stops_cleanly(tmp_path):
+    env = terminal_environment(tmp_path)
     typed = "/deal-risk D00005\n/winrate\n/deal-risk D99999\n/nope\n"
     result = subprocess.run(
         [sys.executable, "-m", "salesintel.bot", "--config", str(ROOT / "config.yaml"), "run", "--as-of", "2024-03-01"],
@@ -46,12 +53,7 @@ def test_terminal_mode_with_a_port_serves_the_dashboard_behind_a_printed_link(tm
 
     from tests.test_service_http import free_port
 
-    store = Store.open(tmp_path / "s.db")
-    taken = datetime.now(UTC)
-    store.save_snapshot(read_snapshot(ROOT / "data/skygeni_sales_data.csv", IngestSettings()), taken, taken)
-    refresh(store, EngineSettings(MetricsSettings(), ModelSettings(), AnomalySettings()), date(2024, 3, 1), taken)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
-    env["SALESINTEL_DB"] = str(tmp_path / "s.db")
+    env = terminal_environment(tmp_path)
     port = free_port()
     args = ["--config", str(ROOT / "config.yaml"), "run", "--as-of", "2024-03-01", "--port", str(port)]
     process = subprocess.Popen(
