@@ -92,10 +92,11 @@ class Dashboard:
                 return self._send(start_response, "200 OK", b"", headers=[("Allow", "GET")])
             return self._login(start_response, query.get("token"))
         if path == f"{PREFIX}/logout":
+            self.access.sign_out(_cookie_value(environ), self.now())
             cookie = self._cookie("", max_age=0)
             page = self._message("Signed out", f"You are signed out. {SIGN_IN_AGAIN}", None, "")
             return self._send(start_response, "200 OK", page, headers=[("Set-Cookie", cookie)])
-        claims = self.access.verify(_cookie_value(environ), SESSION, self.now())
+        claims = self.access.session(_cookie_value(environ), self.now())
         if claims is None:
             page = self._message("Sign in", f"Sign in with a link from Slack. {SIGN_IN_AGAIN}", None, "")
             return self._send(start_response, "401 Unauthorized", page)

@@ -3,11 +3,12 @@ signed session cookie.
 
 A token is `<payload>.<signature>`: the payload (base64url JSON) names the Slack user, what the token is for
 ("link" or "session"), when it expires and a random nonce; the signature is HMAC-SHA256 over it with the
-dashboard secret. Nothing is stored per session: every replica that shares the secret accepts the cookie, and each
-request identifies the viewer again from the Slack id with the current configuration (`bot.people`), so a person
-removed from `alerts.routing.users` loses their deals at once. A link is spent the first time it is used: its nonce
-goes into the replay memory the replicas share (the one that refuses replayed Slack requests), so a link that leaked
-into a browser history or a forwarded message opens nothing.
+dashboard secret. Nothing is stored per session but its end: signing out puts the session's nonce in the shared
+memory until it would have expired, so a copied cookie dies with it. Every replica that shares the secret accepts
+the cookie, and each request identifies the viewer again from the Slack id with the current configuration
+(`bot.people`), so a person removed from `alerts.routing.users` loses their deals at once. A link is spent the
+first time it is used: its nonce goes into the replay memory the replicas share (the one that refuses replayed
+Slack requests), so a link that leaked into a browser history or a forwarded message opens nothing.
 
 The secret: `SALESINTEL_DASHBOARD_SECRET`, else derived from the Slack signing secret (or app token), which every
 replica has; without either (terminal mode) a random one per process.
@@ -58,8 +59,10 @@ class DashboardAccess:
     link_seconds: float
     session_seconds: float
     spend: Callable[[str, float, float], bool]
-    """Remembers a link's nonce (key, now, keep until the link's expiry); True the first time
-    (`SharedReplayMemory.remember`)."""
+    """Remembers a key (key, now, keep until): True the first time (`SharedReplayMemory.remember`). Spent links and
+    signed-out sessions are kept so, until they would have expired."""
+    seen: Callable[[str, float], bool]
+    """Whether a key is remembered (`SharedReplayMemory.seen`)."""
 
     def sign(self, slack_id: str, purpose: str, now: datetime) -> str:
         lifetime = self.link_seconds if purpose == LINK else self.session_seconds
@@ -85,6 +88,19 @@ class DashboardAccess:
         if claims.purpose != purpose or claims.expires <= now.timestamp():
             return None
         return claims
+
+    def session(self, token: str | None, now: datetime) -> Claims | None:
+        """A session cookie's claims, unless it expired or was signed out (on any replica)."""
+        claims = self.verify(token, SESSION, now)
+        if claims is None or self.seen(f"dashboard-signed-out:{claims.nonce}", now.timestamp()):
+            return None
+        return claims
+
+    def sign_out(self, token: str | None, now: datetime) -> None:
+        """The session ends for every copy of its cookie, not only in this browser."""
+        claims = self.verify(token, SESSION, now)
+        if claims is not None:
+            self.spend(f"dashboard-signed-out:{claims.nonce}", now.timestamp(), claims.expires)
 
     def redeem_link(self, token: str | None, now: datetime) -> Claims | None:
         """A link's claims, once: a valid link used a second time is refused."""

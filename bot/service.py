@@ -418,6 +418,7 @@ def run(
             dashboard_settings.link_minutes * 60,
             dashboard_settings.session_hours * 3600,
             memory.remember,
+            memory.seen,
         )
         public_url = dashboard_settings.public_url
         dashboard = Dashboard(

@@ -250,9 +250,15 @@ def test_a_link_works_once_a_session_ends_at_sign_out_and_strangers_see_no_deal(
     browser.get(link)
     assert "expired or was used already" in browser.find_element(By.ID, "message").text
     sign_in(browser, service, "U002")
+    copied = browser.get_cookie("salesintel_session")["value"]
     browser.find_element(By.ID, "sign-out").click()
     browser.get(f"{service['base']}/dashboard/deals")
     assert "Sign in with a link from Slack" in browser.find_element(By.ID, "message").text
+    browser.add_cookie({"name": "salesintel_session", "value": copied, "path": "/dashboard"})
+    browser.get(f"{service['base']}/dashboard/deals")
+    assert "Sign in with a link from Slack" in browser.find_element(By.ID, "message").text, (
+        "a copy of a signed-out session's cookie opens nothing"
+    )
     browser.add_cookie({"name": "salesintel_session", "value": "eyJ1IjoiVUVYRUMifQ.forged", "path": "/dashboard"})
     browser.get(f"{service['base']}/dashboard/deals")
     assert "Sign in with a link from Slack" in browser.find_element(By.ID, "message").text
@@ -283,7 +289,7 @@ def test_signed_tokens_expire_name_their_purpose_and_cannot_be_altered():
         spent.add(key)
         return new
 
-    access = DashboardAccess(b"k" * 32, 600, 3600, spend)
+    access = DashboardAccess(b"k" * 32, 600, 3600, spend, lambda key, at: key in spent)
     now = datetime(2026, 12, 1, 9, tzinfo=UTC)
     link = access.sign("U001", LINK, now)
     assert access.verify(link, SESSION, now) is None, "a link is not a session"
@@ -291,6 +297,10 @@ def test_signed_tokens_expire_name_their_purpose_and_cannot_be_altered():
     body, signature = link.split(".")
     forged = body.replace(body[5], "A" if body[5] != "A" else "B") + "." + signature
     assert access.verify(forged, LINK, now) is None
-    assert DashboardAccess(b"x" * 32, 600, 3600, spend).verify(link, LINK, now) is None, "another secret"
+    assert DashboardAccess(b"x" * 32, 600, 3600, spend, spent.__contains__).verify(link, LINK, now) is None
     assert access.redeem_link(link, now + timedelta(minutes=9)).slack_id == "U001"
     assert access.redeem_link(link, now + timedelta(minutes=9)) is None, "once"
+    session = access.sign("U001", SESSION, now)
+    assert access.session(session, now).slack_id == "U001"
+    access.sign_out(session, now)
+    assert access.session(session, now) is None, "signed out: every copy of the cookie"

@@ -687,7 +687,7 @@ def test_every_dashboard_page_renders_on_a_messy_export_and_agrees_with_slack(ex
 
     settings = export.settings
     ctx = BotContext(export.store, settings, NOW, export.as_of)
-    access = DashboardAccess(b"s" * 32, 600, 3600, lambda key, now, keep: True)
+    access = DashboardAccess(b"s" * 32, 600, 3600, lambda key, now, keep: True, lambda key, now: False)
 
     def viewer(slack_id, known):
         return identify(slack_id, settings.alerts.routing, known, settings.bot)

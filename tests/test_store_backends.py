@@ -302,6 +302,7 @@ def test_a_spent_dashboard_link_is_remembered_until_it_expires_and_forgetting_sp
     assert memory.remember("v0=other", 1500.0)
     assert not memory.remember("v0=recent", 1500.0), "a signature inside the window survives the forgetting"
     assert not memory.remember("dashboard-link:n1", 1550.0), "a spent link stays spent until it expires"
+    assert memory.seen("dashboard-link:n1", 1550.0) and not memory.seen("dashboard-link:n2", 1550.0)
     assert memory.remembered(1500.0) == 2, "a link kept for later is not counted as an accepted request"
     assert memory.remember("dashboard-link:n1", 1901.0), "long after expiry the nonce may be forgotten"
 

@@ -87,6 +87,17 @@ class SharedReplayMemory:
             connection.execute(f"DELETE FROM {table} WHERE at < ?", [now - self._window])
         return inserted == 1
 
+    def seen(self, signature: str, now: float) -> bool:
+        """Whether `signature` is remembered now (within the window, or kept until later), without adding it."""
+        query = f"SELECT 1 FROM {self._table} WHERE signature = ? AND at >= ?"
+        try:
+            return self._connection().execute(query, [signature, now - self._window]).fetchone() is not None
+        except Exception:
+            connection = getattr(self._local, "connection", None)
+            if connection is None or not getattr(connection, "lost", False):
+                raise
+            return self._connection().execute(query, [signature, now - self._window]).fetchone() is not None
+
     def remembered(self, now: float) -> int:
         """How many signatures were accepted within the window (entries kept for later are not counted)."""
         query = f"SELECT count(*) FROM {self._table} WHERE at >= ? AND at <= ?"
