@@ -416,7 +416,8 @@ class Deliverer:
             return False
         local = until.astimezone(zone)
         if hours.outside == "digest" and message.kind != RESOLUTION_KIND:
-            self.outbox.fold(message.id, f"quiet hours: held for the next daily digest ({zone.key})")
+            if not self.outbox.fold(message.id, f"quiet hours: held for the next daily digest ({zone.key})"):
+                return True  # another process has it
             log.info(
                 "held for the digest",
                 extra={"event": "quiet_hours_digest", "outbox_id": message.id, "zone": zone.key},

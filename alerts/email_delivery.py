@@ -74,8 +74,10 @@ class EmailSender:
         except ValueError as error:  # an address the email policy refuses (a line break in it, say)
             raise PermanentError(f"cannot write an email to {recipient!r}: {error}") from None
         smtp = config.smtp
-        if smtp.username and not smtp.starttls:
-            raise PermanentError("refusing to send the SMTP password unencrypted: set alerts.email.smtp.starttls: true")
+        try:
+            context = _tls_context(smtp.ca_file) if smtp.starttls else None
+        except (OSError, ssl.SSLError) as error:
+            raise PermanentError(f"cannot use alerts.email.smtp.ca_file {smtp.ca_file}: {error}") from None
         server = None
         try:
             server = self.connect(smtp.host, smtp.port, timeout=smtp.timeout_seconds)
@@ -83,7 +85,7 @@ class EmailSender:
                 server.ehlo_or_helo_if_needed()
                 if not server.has_extn("starttls"):
                     raise PermanentError(f"{smtp.host}:{smtp.port} does not offer STARTTLS (alerts.email.smtp)")
-                server.starttls(context=_tls_context(smtp.ca_file))
+                server.starttls(context=context)
                 server.ehlo()
             if smtp.username:
                 if not self.password:
@@ -97,6 +99,10 @@ class EmailSender:
             raise _by_code(error.smtp_code, f"SMTP {error.smtp_code}: {_text(error.smtp_error)}") from None
         except ssl.SSLCertVerificationError as error:
             raise PermanentError(f"the certificate of {smtp.host}:{smtp.port} is not trusted: {error}") from None
+        except (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError) as error:
+            raise TransientError(f"the TLS handshake with {smtp.host}:{smtp.port} was cut short: {error}") from None
+        except ssl.SSLError as error:  # no protocol or cipher in common: setup, not luck
+            raise PermanentError(f"TLS with {smtp.host}:{smtp.port} failed: {error}") from None
         except smtplib.SMTPServerDisconnected as error:
             raise TransientError(f"the mail server {smtp.host}:{smtp.port} closed the connection: {error}") from None
         except smtplib.SMTPException as error:  # the client's own refusals (no usable AUTH method, ...): setup

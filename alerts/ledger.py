@@ -56,6 +56,12 @@ class AlertLedger:
     def episodes_of_deal(self, deal_id: str) -> list[Alert]:
         return self._rows.episodes_of_deal(deal_id)
 
+    def audiences(self, limit: int) -> list[tuple[int, tuple[str, ...], bool]]:
+        return self._rows.audiences(limit)
+
+    def by_ids(self, ids: list[int]) -> list[Alert]:
+        return self._rows.by_ids(ids)
+
     # writes inside the caller's transaction ------------------------------------------------------------
 
     def open_episode(

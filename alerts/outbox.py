@@ -82,10 +82,11 @@ class Outbox:
         with self.store.transaction():
             self._rows.defer(message_id, PENDING, until, note)
 
-    def fold(self, message_id: int, note: str) -> None:
-        """A pending message is held for the next daily digest instead of being sent (quiet hours)."""
+    def fold(self, message_id: int, note: str) -> bool:
+        """A pending message is held for the next daily digest instead of being sent (quiet hours); False when it
+        is no longer pending (another process took it)."""
         with self.store.transaction():
-            self._rows.hold(message_id, PENDING, FOLDED, note)
+            return self._rows.hold(message_id, PENDING, FOLDED, note)
 
     def mark_failed(self, message_id: int, error: str) -> None:
         with self.store.transaction():

@@ -57,5 +57,7 @@ def digest_recipients(kind: str, email: EmailSettings, routing: RoutingSettings)
         else:
             person = routing.users[entry]
             found = EmailRecipient(person["email"], ZoneInfo(person["tz"]) if person.get("tz") else None)
-        recipients.setdefault(found.address.lower(), found)  # listed twice (as a person and an address): once
+        key = found.address.lower()  # listed twice (as a person and as an address): once, with a zone if either has
+        if key not in recipients or (recipients[key].zone is None and found.zone is not None):
+            recipients[key] = found
     return list(recipients.values())

@@ -170,6 +170,12 @@ class SmtpSettings(FrozenSettings):
     """A CA bundle to verify the server's certificate against (a private CA); the system's otherwise."""
     timeout_seconds: float = Field(10.0, gt=0)
 
+    @model_validator(mode="after")
+    def _no_password_in_clear(self) -> SmtpSettings:
+        if self.username and not self.starttls:
+            raise ValueError("username without starttls would send the password unencrypted: set starttls: true")
+        return self
+
 
 class EmailSettings(FrozenSettings):
     """Daily, weekly and monthly digests also by email, each to its audience: the same report as the channel gets,

@@ -159,9 +159,15 @@ def tuning_run(env: AlertEnvironment, now: datetime) -> str:
     rule = refresh.metrics.risk_rule
     changes = env.store.alerts.threshold_changes(HIGH_VALUE_AT_RISK)
     offset = changes[-1].threshold_offset if changes else 0.0
+    today = now.astimezone(env.timezone).date()
+    if refresh.as_of < today:
+        return (
+            f"kept: the latest refresh is of {refresh.as_of} (pinned or replayed); feedback tunes only the threshold "
+            "of a refresh as of today"
+        )
     applied = (rule.get("tuned") or {}).get("change")
     expected = changes[-1].id if changes and changes[-1].threshold_offset else None
-    if applied != expected:
+    if changes and applied != expected:
         return f"kept: change #{changes[-1].id} waits for the next refresh to apply it"
     since = now - timedelta(days=settings.window_days)
     if changes and changes[-1].decided_at > since:
@@ -181,6 +187,7 @@ def tuning_run(env: AlertEnvironment, now: datetime) -> str:
         decision.reason,
         {
             **decision.evidence,
+            "as_of": refresh.as_of.isoformat(),
             "since": since.isoformat(),
         },
     )

@@ -51,11 +51,16 @@ def can_see_deal(viewer: Viewer, rep_id: str, routing: RoutingSettings, visibili
 
 def can_act_on_alert(viewer: Viewer, alert: Alert, routing: RoutingSettings) -> bool:
     """The alert's recipients and their managers (and executives) may acknowledge or snooze it."""
+    return can_act_for(viewer, alert.recipients, routing)
+
+
+def can_act_for(viewer: Viewer, targets: tuple[str, ...] | list[str], routing: RoutingSettings) -> bool:
+    """`can_act_on_alert` from an alert's recipients alone (when only those were read)."""
     if viewer.executive:
         return True
     if viewer.person is None:
         return False
-    recipients = [target.split(":", 1)[1] for target in alert.recipients if target.startswith("user:")]
+    recipients = [target.split(":", 1)[1] for target in targets if target.startswith("user:")]
     allowed = set(recipients) | {m for r in recipients for m in managers_of(r, routing)}
     return viewer.person in allowed
 

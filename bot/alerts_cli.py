@@ -179,7 +179,9 @@ def register(main: click.Group, open_refresh, open_store) -> None:
                     rule = latest_refresh(env.store).metrics.risk_rule
                     chosen = (rule.get("tuned") or {}).get("chosen_threshold", rule.get("threshold"))
                     user = os.environ.get("USER", "cli")
-                    record_change(env, now, 0.0, rule.get("threshold"), chosen, f"reset by {user}", {"by": user})
+                    today = now.astimezone(env.timezone).date().isoformat()
+                    evidence = {"by": user, "as_of": today}
+                    record_change(env, now, 0.0, rule.get("threshold"), chosen, f"reset by {user}", evidence)
                     click.echo("reset: the rule's own threshold applies from the next refresh (announced)")
         except NothingToReport as error:
             raise click.ClickException(str(error)) from error

@@ -39,7 +39,7 @@ log = logging.getLogger("salesintel.dashboard")
 COOKIE = "salesintel_session"
 PREFIX = "/dashboard"
 SECURITY_HEADERS = [
-    ("Content-Security-Policy", "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; form-action 'none'"),
+    ("Content-Security-Policy", "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; form-action 'self'"),
     ("X-Frame-Options", "DENY"),
     ("X-Content-Type-Options", "nosniff"),
     ("Referrer-Policy", "no-referrer"),
@@ -83,19 +83,19 @@ class Dashboard:
 
     def __call__(self, environ: dict, start_response):
         method = environ.get("REQUEST_METHOD", "GET")
+        path = environ.get("PATH_INFO", "").rstrip("/") or PREFIX
+        if path == f"{PREFIX}/logout" and method == "POST":  # a form on our own pages (form-action 'self')
+            self.access.sign_out(_cookie_value(environ), self.now())
+            page = self._message("Signed out", f"You are signed out. {SIGN_IN_AGAIN}", None, "")
+            return self._send(start_response, "200 OK", page, headers=[("Set-Cookie", self._cookie("", max_age=0))])
         if method not in ("GET", "HEAD"):
             return self._send(start_response, "405 Method Not Allowed", b"GET only", "text/plain", [("Allow", "GET")])
-        path = environ.get("PATH_INFO", "").rstrip("/") or PREFIX
         query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
         if path == f"{PREFIX}/login":
             if method != "GET":  # a HEAD (a link checker, a prefetch) must not spend a single-use link
                 return self._send(start_response, "200 OK", b"", headers=[("Allow", "GET")])
             return self._login(start_response, query.get("token"))
-        if path == f"{PREFIX}/logout":
-            self.access.sign_out(_cookie_value(environ), self.now())
-            cookie = self._cookie("", max_age=0)
-            page = self._message("Signed out", f"You are signed out. {SIGN_IN_AGAIN}", None, "")
-            return self._send(start_response, "200 OK", page, headers=[("Set-Cookie", cookie)])
+
         claims = self.access.session(_cookie_value(environ), self.now())
         if claims is None:
             page = self._message("Sign in", f"Sign in with a link from Slack. {SIGN_IN_AGAIN}", None, "")

@@ -16,6 +16,7 @@ from salesintel.alerts.reports import at_risk_totals, stale_deals, worth_a_look
 from salesintel.alerts.rules import drift_problems
 from salesintel.alerts.visibility import (
     Viewer,
+    can_act_for,
     can_act_on_alert,
     can_see_deal,
     hides_rep_figures,
@@ -158,14 +159,15 @@ def alert_history(ctx: BotContext, viewer: Viewer, offset: int) -> dict:
     """Every alert (open or over) the viewer may act on, newest first, with who acknowledged or snoozed it."""
     page = page_data(ctx, viewer)
     routing = ctx.settings.alerts.routing
-    newest = AlertLedger(ctx.store).listing(limit=ALERTS_LOOKED_AT)
-    alerts = [a for a in newest if not a.control and can_act_on_alert(viewer, a, routing)]
-    offset = max(0, min(offset, max(0, len(alerts) - 1)))
+    ledger = AlertLedger(ctx.store)
+    newest = ledger.audiences(ALERTS_LOOKED_AT)  # who may see each, without reading every payload
+    visible = [i for i, recipients, control in newest if not control and can_act_for(viewer, recipients, routing)]
+    offset = max(0, min(offset, max(0, len(visible) - 1)))
     return {
         "page": page,
-        "alerts": alerts[offset : offset + ALERTS_PER_PAGE],
+        "alerts": ledger.by_ids(visible[offset : offset + ALERTS_PER_PAGE]),
         "offset": offset,
-        "total": len(alerts),
+        "total": len(visible),
         "per_page": ALERTS_PER_PAGE,
         "cut": len(newest) == ALERTS_LOOKED_AT,
         "looked_at": ALERTS_LOOKED_AT,

@@ -37,7 +37,8 @@ class Refusal:
 
 class ReplayMemory(Protocol):
     def remember(self, signature: str, now: float) -> bool:
-        """True when the signature is new (and now remembered), False when it was accepted within the window."""
+        """True when the signature is new (and now remembered), False when it was accepted within the window.
+        (The shared memory also takes `keep_until` and answers `seen`, for the dashboard: `SharedReplayMemory`.)"""
 
     def remembered(self, now: float) -> int:
         """How many signatures were accepted within the window."""

@@ -83,9 +83,10 @@ class HttpServer:
 
     DRAIN_SECONDS = 5
 
-    def __init__(self, app, port: int, threads: int = 8, shared_port: bool = False):
+    def __init__(self, app, port: int, threads: int = 8, shared_port: bool = False, host: str = "0.0.0.0"):
+        """`host`: 127.0.0.1 keeps the port to this machine (terminal mode's dashboard)."""
         # A port shared by the processes of `run --workers N` (see bot.workers): each binds it with SO_REUSEPORT.
-        where = {"sockets": [_shared_socket(port)]} if shared_port else {"host": "0.0.0.0", "port": port}
+        where = {"sockets": [_shared_socket(port)]} if shared_port else {"host": host, "port": port}
         self._server = create_server(
             app,
             **where,
@@ -438,9 +439,12 @@ def run(
             ),
             port,
             shared_port=shared_port,
+            host="127.0.0.1" if credentials.mode == "terminal" else "0.0.0.0",
         )
         server.start()
-        base = (public_url or f"http://localhost:{server.port}").rstrip("/")
+        # Terminal mode: this machine only, whatever public_url says (its links are signed by this process alone)
+        local = credentials.mode == "terminal" or not public_url
+        base = (f"http://localhost:{server.port}" if local else public_url).rstrip("/")
         deps.dashboard_link = lambda slack_id: (
             f"{base}/dashboard/login?{urlencode({'token': access.sign(slack_id, LINK, clock.now())})}"
         )

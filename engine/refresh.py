@@ -267,9 +267,9 @@ def space_after_model(audited: FeatureSpace, model: TrainedModel | None) -> Feat
 
 
 def latest_tuning(store: Store, as_of: date) -> Tuning | None:
-    """The threshold's feedback-tuned offset in force at `as_of` (`alerts.tuning`): the last change decided by that
-    day, so a refresh of a past date is not moved by what was said after it."""
-    changes = [c for c in store.alerts.threshold_changes(TUNED_RULE) if c.decided_at.date() <= as_of]
+    """The threshold's feedback-tuned offset in force at `as_of` (`alerts.tuning`): the last change that applies
+    from that date or before (`ThresholdChange.applies_from`)."""
+    changes = [c for c in store.alerts.threshold_changes(TUNED_RULE) if c.applies_from <= as_of]
     if not changes:
         return None
     last = changes[-1]

@@ -117,7 +117,8 @@ def choose_risk_rule(
     outcome = rule_outcome(holdout_risk, holdout_lost, holdout_deals, chosen, seed)
     needed = required_lift(outcome["base_loss_rate"], settings.min_lift)
     if tuning is not None and tuning.offset:
-        tuned = min(max(chosen + tuning.offset, tuning.low), tuning.high)
+        # Within the bounds, or no farther out than the rule's own threshold: tuning may step toward the bounds
+        tuned = min(max(chosen + tuning.offset, min(tuning.low, chosen)), max(tuning.high, chosen))
         rule["tuned"] = {
             "offset": tuning.offset,
             "chosen_threshold": chosen,

@@ -250,6 +250,9 @@ def test_a_link_works_once_a_session_ends_at_sign_out_and_strangers_see_no_deal(
     browser.get(link)
     assert "expired or was used already" in browser.find_element(By.ID, "message").text
     sign_in(browser, service, "U002")
+    browser.get(f"{service['base']}/dashboard/logout")  # what a cross-site link or image could make a browser do
+    browser.get(f"{service['base']}/dashboard/deals")
+    assert browser.find_element(By.ID, "summary"), "a GET does not sign anyone out"
     copied = browser.get_cookie("salesintel_session")["value"]
     browser.find_element(By.ID, "sign-out").click()
     browser.get(f"{service['base']}/dashboard/deals")

@@ -334,6 +334,8 @@ def test_a_failed_goodbye_after_the_server_took_the_digest_is_still_a_delivery(s
     [row] = outbox.rows("pending")
     assert EmailSender(_settings(mail), PASSWORD, connect=GoodbyeFails).send(row)[0] == "email"
     assert len(mail.messages()) == 1
-    with pytest.raises(PermanentError, match="refusing to send the SMTP password unencrypted"):
-        plain = _settings(mail, smtp={"host": "127.0.0.1", "port": mail.port, "username": USER, "starttls": False})
-        EmailSender(plain, PASSWORD).send(row)
+    with pytest.raises(ValueError, match="would send the password unencrypted"):
+        _settings(mail, smtp={"host": "127.0.0.1", "port": mail.port, "username": USER, "starttls": False})
+    missing_ca = _settings(mail, smtp={"host": "127.0.0.1", "port": mail.port, "ca_file": "/nonexistent/ca.pem"})
+    with pytest.raises(PermanentError, match="cannot use alerts.email.smtp.ca_file /nonexistent/ca.pem"):
+        EmailSender(missing_ca, PASSWORD).send(row)

@@ -154,8 +154,10 @@ def test_feedback_moves_the_threshold_everywhere_with_a_record_and_an_announceme
     monthly = render_message("monthly", **monthly_context(gather_inputs(env, store.latest_refresh(), now)))
     assert f"Threshold change #{change.id}" in json.dumps(monthly.blocks, ensure_ascii=False)
 
-    again = tuning_run(env, now + timedelta(days=7))
+    again = tuning_run(env, now + timedelta(hours=3))
     assert "0 answers since the last change" in again, "answers given before a change do not count twice"
+    later = tuning_run(env, now + timedelta(days=30))
+    assert later.startswith("kept: the latest refresh is of 2024-06-24 (pinned or replayed)")
     assert len(store.alerts.threshold_changes()) == 1
 
 
@@ -227,3 +229,6 @@ def test_a_tuned_threshold_the_holdout_no_longer_supports_is_set_aside_not_silen
     assert "no longer passes the lift test" in tuned["tuned"]["set_aside"] and "Not tuned:" in tuned["reason"]
     moved = choose_risk_rule(True, risk, lost, deals, settings, tuning=Tuning(-0.05, 0.3, 0.99, 8, "2024-06-24"))
     assert moved["threshold"] == pytest.approx(own["threshold"] - 0.05) and moved["source"] == "auto, tuned by feedback"
+    below = own["threshold"] + 0.2  # bounds above the rule's own threshold: a step toward them applies as decided
+    toward = choose_risk_rule(True, risk, lost, deals, settings, tuning=Tuning(0.05, below, 0.99, 9, "2024-06-24"))
+    assert toward["threshold"] == pytest.approx(own["threshold"] + 0.05)

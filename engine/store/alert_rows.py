@@ -54,6 +54,20 @@ class AlertRows:
             return self._alerts(f"state IN ({marks})", [*states, limit], "ORDER BY id DESC LIMIT ?")
         return self._alerts("1 = 1", [limit], "ORDER BY id DESC LIMIT ?")
 
+    def audiences(self, limit: int) -> list[tuple[int, tuple[str, ...], bool]]:
+        """(id, recipients, held back) of the newest `limit` episodes: who may see each, without reading the rest."""
+        rows = self._conn.execute(
+            "SELECT id, recipients, control FROM alerts ORDER BY id DESC LIMIT ?", [limit]
+        ).fetchall()
+        return [(row[0], tuple(json.loads(row[1] or "[]")), bool(row[2])) for row in rows]
+
+    def by_ids(self, ids: list[int]) -> list[Alert]:
+        """These episodes, newest first."""
+        if not ids:
+            return []
+        marks = ", ".join("?" for _ in ids)
+        return self._alerts(f"id IN ({marks})", list(ids), "ORDER BY id DESC")
+
     def episodes_of_deal(self, deal_id: str) -> list[Alert]:
         """Every episode of every rule on one deal, newest first."""
         return self._alerts("deal_id = ?", [deal_id], "ORDER BY id DESC")

@@ -303,6 +303,13 @@ class ThresholdChange:
     reason: str
     evidence: dict
 
+    @property
+    def applies_from(self) -> date:
+        """The as-of date from which refreshes apply it: the date of the refresh it was decided on (else the day it
+        was decided), so a refresh of an earlier date is not moved by what was said after it."""
+        recorded = self.evidence.get("as_of")
+        return date.fromisoformat(recorded) if recorded else self.decided_at.date()
+
     @classmethod
     def from_row(cls, row: dict) -> ThresholdChange:
         return cls(

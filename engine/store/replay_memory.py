@@ -76,7 +76,7 @@ class SharedReplayMemory:
 
     def _remember(self, signature: str, now: float, keep_until: float | None) -> bool:
         connection, table = self._connection(), self._table
-        # An entry counts as seen until `at` + window: `at` is when it arrived, or when it may be forgotten from
+        # An entry counts as seen until `at` + window: `at` is when it arrived, or the moment it must be kept until
         inserted = connection.execute(
             f"INSERT INTO {table} (signature, at) VALUES (?, ?) ON CONFLICT (signature) DO UPDATE SET at = excluded.at"
             f" WHERE {table}.at < ?",
