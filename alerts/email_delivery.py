@@ -31,11 +31,11 @@ from salesintel.alerts.settings import AlertsSettings
 EMAIL_PREFIX = "email:"
 
 
-def message_id(message: OutboxMessage, sender: str) -> str:
+def message_id(row_id: int, dedupe_key: str, sender: str) -> str:
     """One Message-ID per outbox row, the same on every attempt."""
     domain = parseaddr(sender)[1].rpartition("@")[2] or "salesintel.localhost"
-    digest = hashlib.sha256(message.dedupe_key.encode()).hexdigest()[:16]
-    return f"<salesintel.{message.id}.{digest}@{domain}>"
+    digest = hashlib.sha256(dedupe_key.encode()).hexdigest()[:16]
+    return f"<salesintel.{row_id}.{digest}@{domain}>"
 
 
 @dataclass
@@ -58,16 +58,21 @@ class EmailSender:
         return None
 
     def send(self, message: OutboxMessage) -> tuple[str | None, str | None]:
-        config = self.settings.email
-        recipient = message.target.removeprefix(EMAIL_PREFIX)
         charts = [{**a, "png": base64.b64decode(a["png"])} for a in message.attachments]
-        mid = message_id(message, config.sender)
+        mid = message_id(message.id, message.dedupe_key, self.settings.email.sender)
+        recipient = message.target.removeprefix(EMAIL_PREFIX)
+        return "email", self.deliver(recipient, message.text, message.blocks, charts, mid)
+
+    def deliver(self, recipient: str, text: str, blocks: list[dict], charts: list[dict], mid: str) -> str:
+        """Write and send one email (charts: name, title, alt and png bytes); returns its Message-ID, or raises
+        PermanentError / TransientError as the module docstring sorts them."""
+        config = self.settings.email
         try:
             email = build_email(
                 sender=config.sender,
                 recipient=recipient,
-                text=message.text,
-                blocks=message.blocks,
+                text=text,
+                blocks=blocks,
                 charts=charts,
                 message_id=mid,
             )
@@ -112,7 +117,7 @@ class EmailSender:
         finally:
             if server is not None:
                 _close(server)
-        return "email", mid
+        return mid
 
 
 def _close(server: smtplib.SMTP) -> None:

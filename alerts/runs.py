@@ -62,8 +62,6 @@ def gather_inputs(env: AlertEnvironment, refresh: Refresh, now: datetime) -> Rep
     snapshot = store.snapshot(refresh.snapshot_id)
     as_of = refresh.as_of
     previous = store.refresh_on_or_before(as_of - timedelta(days=7))
-    outcomes = store.outcomes(snapshot.id, as_of)
-    alerted, held = AlertLedger(store).control_outcomes(HIGH_VALUE_AT_RISK, outcomes)
     cached = store.slack_users()
     return ReportInputs(
         metrics=refresh.metrics,
@@ -75,13 +73,21 @@ def gather_inputs(env: AlertEnvironment, refresh: Refresh, now: datetime) -> Rep
         wins=store.closed_between(snapshot.id, as_of - timedelta(days=7), as_of, "Won"),
         folded=Outbox(store).folded(),
         alert_counts=AlertLedger(store).counts_since(now - timedelta(days=1)),
-        control=control_comparison(alerted, held, refresh.metrics.settings["min_sample"]) if alerted or held else None,
+        control=control_group(store, refresh),
         feedback=AlertLedger(store).feedback_summary(now - timedelta(days=FEEDBACK_DAYS)),
         threshold_changes=[
             c for c in store.alerts.threshold_changes() if c.decided_at >= now - timedelta(days=FEEDBACK_DAYS)
         ],
         owners=slack_mentions(settings.routing, cached),
     )
+
+
+def control_group(store: Store, refresh: Refresh) -> dict | None:
+    """Win rates of the real-time rule's alerted and held-back deals closed by the refresh's date, and whether they
+    differ (`reports.control_comparison`); None before any of them closed."""
+    outcomes = store.outcomes(refresh.snapshot_id, refresh.as_of)
+    alerted, held = AlertLedger(store).control_outcomes(HIGH_VALUE_AT_RISK, outcomes)
+    return control_comparison(alerted, held, refresh.metrics.settings["min_sample"]) if alerted or held else None
 
 
 def latest_refresh(store: Store) -> Refresh:
@@ -236,25 +242,29 @@ def report_message(
     kind: str, env: AlertEnvironment, now: datetime, refresh: Refresh | None = None
 ) -> tuple[Message, list[int]]:
     """Render one report; also returns the folded outbox ids it includes (daily only)."""
-    refresh = refresh or latest_refresh(env.store)
+    message, folded_ids, _ = _report(kind, env, now, refresh or latest_refresh(env.store))
+    return message, folded_ids
+
+
+def _report(
+    kind: str, env: AlertEnvironment, now: datetime, refresh: Refresh
+) -> tuple[Message, list[int], ReportInputs]:
     inputs = gather_inputs(env, refresh, now)
     builders = {"daily": daily_context, "weekly": weekly_context, "monthly": monthly_context}
     message = render_message(kind, **builders[kind](inputs))
     folded_ids = [f["id"] for f in inputs.folded[:10]] if kind == "daily" else []
-    return message, folded_ids
+    return message, folded_ids, inputs
 
 
 def report_with_charts(kind: str, env: AlertEnvironment, now: datetime) -> tuple[Message, list[int]]:
-    """The report, with its charts when it is a weekly or monthly one (`alerts.charts`)."""
-    message, folded_ids = report_message(kind, env, now)
+    """The report, with its charts when it is a weekly or monthly one (`alerts.charts`), drawn from the same
+    refresh and scores the report read."""
+    message, folded_ids, inputs = _report(kind, env, now, latest_refresh(env.store))
     if kind in ("weekly", "monthly"):
         from salesintel.alerts.charts import report_charts  # matplotlib: imported only when a report draws
 
-        refresh = latest_refresh(env.store)
-        metrics = refresh.metrics
-        charts = report_charts(
-            kind, metrics.trend, env.store.scores(refresh.id), metrics.risk_rule, metrics.anomalies["anomalies"]
-        )
+        metrics = inputs.metrics
+        charts = report_charts(kind, metrics.trend, inputs.scores, metrics.risk_rule, metrics.anomalies["anomalies"])
         message = Message(message.text, message.blocks, tuple(charts))
     return message, folded_ids
 

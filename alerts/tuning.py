@@ -32,7 +32,7 @@ from salesintel.alerts.outbox import Outbox
 from salesintel.alerts.render import Message, escape_mrkdwn
 from salesintel.alerts.routing import report_target
 from salesintel.alerts.rules import HIGH_VALUE_AT_RISK
-from salesintel.alerts.runs import AlertEnvironment, gather_inputs, latest_refresh
+from salesintel.alerts.runs import AlertEnvironment, control_group, latest_refresh
 from salesintel.alerts.settings import TuningSettings
 from salesintel.engine.stats import wilson
 
@@ -86,7 +86,7 @@ def decide(rule: dict, offset: float, useful: int, not_useful: int, control: dic
         if no_help:
             return keep(f"most answers say Useful, but the control group shows no significant benefit ({no_help})")
     else:
-        return keep(f"the useful share {_share(share)} is not clearly above or below one half")
+        return keep(f"the useful share {rate(share)} is not clearly above or below one half")
     own = (rule.get("tuned") or {}).get("chosen_threshold", threshold)
     new_threshold = round(threshold + step, 6)
     new_offset = round(new_threshold - own, 6)
@@ -109,7 +109,7 @@ def decide(rule: dict, offset: float, useful: int, not_useful: int, control: dic
     said = "Not useful" if action == RAISE else "Useful"
     count = not_useful if action == RAISE else useful
     reason = (
-        f"{count} of {answers} answers said {said} (useful {_share(share)}); on the holdout, risk > "
+        f"{count} of {answers} answers said {said} (useful {rate(share)}); on the holdout, risk > "
         f"{new_threshold:.0%} flags {neighbour['share_flagged']['rate']:.0%} of deals with lift {lift['value']:.2f} "
         f"(95% CI {lift['low']:.2f}–{lift['high']:.2f}); control group: {_control_words(control)}"
     )
@@ -123,10 +123,6 @@ def _leaves(new: float, current: float, low: float, high: float) -> bool:
     outside = new < low - tolerance or new > high + tolerance
     distance = max(low - new, new - high, 0.0)
     return outside and distance >= max(low - current, current - high, 0.0) - tolerance
-
-
-def _share(share) -> str:
-    return rate(share)  # "25% (n=24; 95% CI 12–45%)", as every surface writes a rate
 
 
 def _control_verdict(control: dict | None) -> tuple[str | None, str | None]:
@@ -173,11 +169,11 @@ def tuning_run(env: AlertEnvironment, now: datetime) -> str:
     if changes and changes[-1].decided_at > since:
         since = changes[-1].decided_at
     useful, not_useful = AlertLedger(env.store).feedback_summary(since)["rules"].get(HIGH_VALUE_AT_RISK, (0, 0))
-    control = gather_inputs(env, refresh, now).control
+    control = control_group(env.store, refresh)
     decision = decide(rule, offset, useful, not_useful, control, settings)
     if decision.action == KEEP:
         log.info("threshold kept", extra={"event": "threshold_kept", "why": decision.reason})
-        return f"kept at {_percent(decision.old_threshold)}: {decision.reason}"
+        return f"kept at {threshold_words(decision.old_threshold)}: {decision.reason}"
     record_change(
         env,
         now,
@@ -191,7 +187,7 @@ def tuning_run(env: AlertEnvironment, now: datetime) -> str:
             "since": since.isoformat(),
         },
     )
-    return f"{decision.action} to {_percent(decision.new_threshold)}: {decision.reason}"
+    return f"{decision.action} to {threshold_words(decision.new_threshold)}: {decision.reason}"
 
 
 def record_change(
@@ -226,13 +222,15 @@ def record_change(
 
 def announcement(change_id: int, old: float | None, new: float | None, reason: str) -> Message:
     text = (
-        f":gear: The real-time alert threshold ({HIGH_VALUE_AT_RISK}) moves from {_percent(old)} to {_percent(new)} "
-        f"at the next refresh (change #{change_id}). {escape_mrkdwn(reason[0].upper() + reason[1:])}. Every "
+        f":gear: The real-time alert threshold ({HIGH_VALUE_AT_RISK}) moves from {threshold_words(old)} to "
+        f"{threshold_words(new)} at the next refresh (change #{change_id}). "
+        f"{escape_mrkdwn(reason[0].upper() + reason[1:])}. Every "
         'surface\'s "at risk" follows it. History: `salesintel alerts thresholds`; undo: '
         "`salesintel alerts thresholds --reset`."
     )
     return Message(text, [{"type": "section", "text": {"type": "mrkdwn", "text": text}}])
 
 
-def _percent(value: float | None) -> str:
+def threshold_words(value: float | None) -> str:
+    """A threshold as the announcements and `salesintel alerts thresholds` print it."""
     return "none" if value is None else f"{value:.0%}"

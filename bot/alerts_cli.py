@@ -163,7 +163,7 @@ def register(main: click.Group, open_refresh, open_store) -> None:
 
         from salesintel.alerts.rules import HIGH_VALUE_AT_RISK
         from salesintel.alerts.runs import NothingToReport, latest_refresh
-        from salesintel.alerts.tuning import record_change, tuning_run
+        from salesintel.alerts.tuning import record_change, threshold_words, tuning_run
 
         settings, config_path = obj.settings, obj.config_path
         env = alert_environment(settings, open_store(settings, config_path))
@@ -205,8 +205,7 @@ def register(main: click.Group, open_refresh, open_store) -> None:
         if not changes:
             click.echo("no threshold changes: the real-time rule uses its own threshold")
         for c in changes:
-            old = "none" if c.old_threshold is None else f"{c.old_threshold:.0%}"
-            new = "none" if c.new_threshold is None else f"{c.new_threshold:.0%}"
+            old, new = threshold_words(c.old_threshold), threshold_words(c.new_threshold)
             click.echo(
                 f"#{c.id:<4} {c.decided_at:%Y-%m-%d %H:%M} {old} → {new} (offset {c.threshold_offset:+.2f}): {c.reason}"
             )
@@ -251,37 +250,24 @@ def register(main: click.Group, open_refresh, open_store) -> None:
     def email_test(obj, address: str, kind: str) -> None:
         """Send one report by email to ADDRESS now, straight through the configured SMTP server (not the outbox):
         checks alerts.email.smtp, STARTTLS, the login and how the digest looks."""
+        from dataclasses import asdict
+
         from salesintel.alerts.delivery import PermanentError, TransientError
-        from salesintel.alerts.email_delivery import EmailSender
+        from salesintel.alerts.email_delivery import EmailSender, message_id
         from salesintel.alerts.runs import NothingToReport, report_with_charts
-        from salesintel.engine.store import OutboxMessage
 
         settings, config_path = obj.settings, obj.config_path
         env = alert_environment(settings, open_store(settings, config_path))
+        now = datetime.now(UTC)
         try:
-            message, _ = report_with_charts(kind, env, datetime.now(UTC))
+            message, _ = report_with_charts(kind, env, now)
         except NothingToReport as error:
             raise click.ClickException(str(error)) from error
-        import base64
-
-        attachments = tuple(
-            {"name": c.name, "title": c.title, "alt": c.alt, "png": base64.b64encode(c.png).decode()}
-            for c in message.files
-        )
-        row = OutboxMessage(
-            id=0,
-            dedupe_key=f"email-test:{datetime.now(UTC).isoformat()}",
-            kind=kind,
-            target=f"email:{address}",
-            text=message.text,
-            blocks=message.blocks,
-            attempts=0,
-            alert_id=None,
-            attachments=attachments,
-        )
+        mid = message_id(0, f"email-test:{now.isoformat()}", settings.alerts.email.sender)
         smtp = settings.alerts.email.smtp
         try:
-            _, message_id = EmailSender(settings.alerts, obj.credentials.smtp_password).send(row)
+            sender = EmailSender(settings.alerts, obj.credentials.smtp_password)
+            sender.deliver(address, message.text, message.blocks, [asdict(chart) for chart in message.files], mid)
         except (PermanentError, TransientError) as error:
             raise click.ClickException(f"not sent: {error}") from error
         how = ", ".join(
@@ -289,7 +275,7 @@ def register(main: click.Group, open_refresh, open_store) -> None:
             for part in ("STARTTLS" if smtp.starttls else "", f"as {smtp.username}" if smtp.username else "")
             if part
         )
-        click.echo(f"sent the {kind} report to {address} via {smtp.host}:{smtp.port} ({how or 'plain'}): {message_id}")
+        click.echo(f"sent the {kind} report to {address} via {smtp.host}:{smtp.port} ({how or 'plain'}): {mid}")
 
     @main.command()
     @click.option("--limit", type=int, default=None, help="stop after this many messages")

@@ -23,7 +23,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
 from http.cookies import CookieError, SimpleCookie
-from urllib.parse import parse_qs, unquote
+from urllib.parse import parse_qs
 
 import jinja2
 
@@ -46,6 +46,8 @@ SECURITY_HEADERS = [
     ("Cache-Control", "no-store"),
 ]
 CHARTS = ("win_rate", "cohorts", "pipeline", "risk", "calibration")
+SCOPED_CHARTS = ("pipeline", "risk")
+"""Drawn from the viewer's own deals (`dashboard_pages.visible_scores`)."""
 SIGN_IN_AGAIN = "Ask for a new link in Slack with /salesintel dashboard."
 
 
@@ -118,7 +120,7 @@ class Dashboard:
             data = pages.deals(ctx, viewer, _int(query.get("offset")))
             return self._render(start_response, "deals", "Deals", path, who, data)
         if path.startswith(f"{PREFIX}/deals/"):
-            typed = unquote(path.removeprefix(f"{PREFIX}/deals/"))
+            typed = path.removeprefix(f"{PREFIX}/deals/")  # PATH_INFO is decoded already
             try:
                 data = pages.deal(ctx, viewer, typed)
             except (pages.NotVisible, pages.DealLookupError) as refused:
@@ -155,7 +157,8 @@ class Dashboard:
         key_scope = "all" if everyone else tuple(sorted(scope or ()))
         found = []
         for name in names:
-            key = (refresh.id, refresh.computed_at, name, key_scope)
+            # Only the pipeline and risk charts depend on whose deals they show; the others are drawn once
+            key = (refresh.id, refresh.computed_at, name, key_scope if name in SCOPED_CHARTS else "all")
             with self._charts_lock:
                 cached = self._charts.get(key)
             if cached is None:
@@ -179,7 +182,7 @@ class Dashboard:
         if name == "calibration":
             evaluation = metrics.model.get("evaluation") or {}
             return charts.calibration_chart((evaluation.get("calibration") or {}).get("bins"))
-        scores = pages.visible_scores(ctx, viewer, refresh)
+        scores = pages.visible_scores(ctx, viewer, refresh)  # SCOPED_CHARTS
         return charts.pipeline_chart(scores) if name == "pipeline" else charts.risk_chart(scores, metrics.risk_rule)
 
     def _login(self, start_response, token: str | None):

@@ -12,7 +12,7 @@ from salesintel.alerts.deal_answer import NotVisible, deal_risk_answer
 from salesintel.alerts.email_render import blocks_fragment
 from salesintel.alerts.ledger import AlertLedger
 from salesintel.alerts.render import render_message
-from salesintel.alerts.reports import at_risk_totals, stale_deals, worth_a_look
+from salesintel.alerts.reports import at_risk, at_risk_totals, stale_deals, worth_a_look
 from salesintel.alerts.rules import drift_problems
 from salesintel.alerts.visibility import (
     Viewer,
@@ -86,7 +86,7 @@ def deals(ctx: BotContext, viewer: Viewer, offset: int) -> dict:
         "offset": offset,
         "total": len(ordered),
         "per_page": DEALS_PER_PAGE,
-        "at_risk": {s.deal_id for s in at_risk_totals(ordered, metrics)["deals"]},
+        "at_risk": {s.deal_id for s in at_risk(ordered, metrics)},
         "as_of": page.refresh.as_of.isoformat(),
     }
 
