@@ -19,6 +19,8 @@ import yaml
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.wait import WebDriverWait
 
 from salesintel.alerts.ledger import AlertLedger
 from salesintel.bot.dashboard_access import LINK, SESSION, DashboardAccess
@@ -137,6 +139,13 @@ def sign_in(driver, service, user: str) -> None:
     assert driver.current_url == service["base"] + "/dashboard", "the token is gone from the address bar"
 
 
+def follow(driver, element) -> None:
+    """Click a link or submit button and wait for the next page: a click returns before a form's POST has loaded."""
+    page = driver.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(driver, 15).until(expected_conditions.staleness_of(page))
+
+
 def screenshot(driver, tmp_path: Path, name: str) -> None:
     """Saved (and kept in $SALESINTEL_SCREENSHOTS when set); a blank page would be one colour."""
     path = tmp_path / f"{name}.png"
@@ -166,7 +175,7 @@ def test_a_rep_signs_in_from_slack_and_clicks_through_their_own_pipeline(service
     assert f"{len(live)} live deals" in pipeline_alt, "the pipeline chart is drawn from this rep's deals only"
     screenshot(browser, tmp_path, "dashboard-rep-pipeline")
 
-    browser.find_element(By.ID, "nav-deals").click()
+    follow(browser, browser.find_element(By.ID, "nav-deals"))
     assert browser.title == "Deals · salesintel"
     assert owners_in(browser, "deals") == {"rep_1"}
     assert f"{len(service['deals']['rep_1'])} open deals you may see" in browser.find_element(By.ID, "summary").text
@@ -174,7 +183,7 @@ def test_a_rep_signs_in_from_slack_and_clicks_through_their_own_pipeline(service
     screenshot(browser, tmp_path, "dashboard-rep-deals")
 
     riskiest = service["deals"]["rep_1"][0].deal_id
-    browser.find_element(By.LINK_TEXT, riskiest).click()
+    follow(browser, browser.find_element(By.LINK_TEXT, riskiest))
     answer = browser.find_element(By.ID, "deal-answer").text
     assert riskiest in answer and "Do next" in answer
     assert HOSTILE in answer, "a hostile deal name is shown as text"
@@ -199,14 +208,14 @@ def test_a_rep_cannot_reach_another_teams_deal_alert_or_rep_figures(service, bro
     table = browser.find_element(By.ID, "alerts").text
     assert other not in table and service["deals"]["rep_1"][0].deal_id in table
 
-    browser.find_element(By.ID, "nav-win-rates").click()
+    follow(browser, browser.find_element(By.ID, "nav-win-rates"))
     fields = [a.get_attribute("id") for a in browser.find_elements(By.CSS_SELECTOR, "nav.fields a")]
     assert "field-lead_source" in fields
-    browser.find_element(By.ID, "field-lead_source").click()
+    follow(browser, browser.find_element(By.ID, "field-lead_source"))
     header = [th.text for th in browser.find_elements(By.CSS_SELECTOR, "#segments th")]
     assert header[:4] == ["Lead source", "Win rate", "95% interval", "n"] and "q (FDR)" in header
     if "field-sales_rep_id" in fields:
-        browser.find_element(By.ID, "field-sales_rep_id").click()
+        follow(browser, browser.find_element(By.ID, "field-sales_rep_id"))
         reps = {
             row.find_element(By.TAG_NAME, "td").text
             for row in browser.find_elements(By.CSS_SELECTOR, "#segments tr")[1:]
@@ -224,9 +233,9 @@ def test_a_manager_sees_the_team_and_an_executive_everything(service, browser, t
     sign_in(browser, service, "UEXEC")
     browser.get(f"{service['base']}/dashboard/deals")
     assert f"{service['total']:,} open deals you may see" in browser.find_element(By.ID, "summary").text
-    browser.find_element(By.ID, "next").click()
+    follow(browser, browser.find_element(By.ID, "next"))
     assert "Showing 51–100" in browser.find_element(By.ID, "summary").text
-    browser.find_element(By.ID, "nav-model").click()
+    follow(browser, browser.find_element(By.ID, "nav-model"))
     skill = browser.find_element(By.ID, "skill").text
     assert "AUC" in skill and "95% CI" in skill and "Brier skill" in skill
     calibration_rows = browser.find_elements(By.CSS_SELECTOR, "#calibration tr")
@@ -254,7 +263,7 @@ def test_a_link_works_once_a_session_ends_at_sign_out_and_strangers_see_no_deal(
     browser.get(f"{service['base']}/dashboard/deals")
     assert browser.find_element(By.ID, "summary"), "a GET does not sign anyone out"
     copied = browser.get_cookie("salesintel_session")["value"]
-    browser.find_element(By.ID, "sign-out").click()
+    follow(browser, browser.find_element(By.ID, "sign-out"))
     browser.get(f"{service['base']}/dashboard/deals")
     assert "Sign in with a link from Slack" in browser.find_element(By.ID, "message").text
     browser.add_cookie({"name": "salesintel_session", "value": copied, "path": "/dashboard"})
