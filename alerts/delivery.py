@@ -36,7 +36,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from salesintel.alerts.clock import Clock
-from salesintel.alerts.outbox import RESOLUTION_KIND, THREADED_KINDS, Outbox, OutboxMessage
+from salesintel.alerts.outbox import CHART_KIND, RESOLUTION_KIND, THREADED_KINDS, Outbox, OutboxMessage
 from salesintel.alerts.quiet_hours import next_working_moment
 from salesintel.alerts.render import render_message, replace_buttons
 from salesintel.alerts.settings import AlertsSettings
@@ -118,6 +118,10 @@ class Sender(Protocol):
     def timezone_of(self, target: str) -> ZoneInfo | None:
         """The recipient's time zone, if known (quiet hours)."""
 
+    def charts_follow(self, message: OutboxMessage) -> bool:
+        """Whether the message's charts go after it, each as an outbox row of its own (Slack's file uploads into
+        its thread), rather than inside it (an email, the terminal)."""
+
 
 class TerminalSender:
     """No Slack credentials: messages print to the terminal, one block per message."""
@@ -131,6 +135,10 @@ class TerminalSender:
     def timezone_of(self, target: str) -> None:
         """The terminal's reader is here now: no quiet hours to keep."""
         return None
+
+    def charts_follow(self, message: OutboxMessage) -> bool:
+        """Printed with the message (their titles and alt text)."""
+        return False
 
     def __init__(self, stream: TextIO | None = None):
         self.stream = stream or sys.stdout
@@ -163,6 +171,11 @@ def blocks_as_text(blocks: list[dict], fallback: str) -> str:
     return "\n".join(lines) if lines else fallback
 
 
+def chart_file_name(chart: OutboxMessage) -> str:
+    """A chart's file name in Slack: its name and its outbox row's id (unique, so found again after a crash)."""
+    return f"{chart.attachments[0]['name']}-{chart.id}.png"
+
+
 @dataclass
 class SlackSender:
     """Posts with chat.postMessage; people are reached through a DM channel from conversations.open."""
@@ -189,9 +202,15 @@ class SlackSender:
             self._timezones[slack_id] = ZoneInfo(found["tz"]) if found.get("tz") else None
         return self._timezones[slack_id]
 
+    def charts_follow(self, message: OutboxMessage) -> bool:
+        return bool(message.attachments) and message.kind != CHART_KIND
+
     def send(self, message: OutboxMessage) -> tuple[str | None, str | None]:
         """Post the message; a repeat or a resolution of an alert goes into the thread of the alert's first
-        message to that recipient, and that first message is updated to say so (see `_thread_of`)."""
+        message to that recipient, and that first message is updated to say so (see `_thread_of`). A chart is
+        uploaded into the thread of the message it belongs to (`_upload`)."""
+        if message.kind == CHART_KIND:
+            return self._upload(message)
         original = self._thread_of(message)
         channel = original.slack_channel if original else self._channel(message.target)
         response = self._call(
@@ -206,33 +225,22 @@ class SlackSender:
         )
         if original:
             self._update_original(original, message)
-        self._upload(message, response.get("channel"), response.get("ts"))
         return response.get("channel"), response.get("ts")
 
-    def _upload(self, message: OutboxMessage, channel: str | None, ts: str | None) -> None:
-        """The message's charts, into its thread (files upload API, with their alt text). Best effort: the message
-        is posted already, and posting it again for a failed chart would repeat it."""
-        for attachment in message.attachments:
-            try:
-                self._call(
-                    self.client.files_upload_v2,
-                    channel=channel,
-                    thread_ts=ts,
-                    file=base64.b64decode(attachment["png"]),
-                    filename=f"{attachment['name']}.png",
-                    title=attachment["title"],
-                    alt_txt=attachment["alt"],
-                )
-            except (PermanentError, TransientError) as error:
-                log.warning(
-                    "chart not uploaded",
-                    extra={
-                        "event": "chart_not_uploaded",
-                        "outbox_id": message.id,
-                        "chart": attachment["name"],
-                        "error": str(error),
-                    },
-                )
+    def _upload(self, chart: OutboxMessage) -> tuple[str | None, None]:
+        """A chart row's file, into its message's thread with its title and alt text (the files upload API). Its
+        file name carries the row's id, which is how `find_delivered` recognises it in the thread."""
+        [attachment] = chart.attachments
+        self._call(
+            self.client.files_upload_v2,
+            channel=attachment["channel"],
+            thread_ts=attachment["thread_ts"],
+            file=base64.b64decode(attachment["png"]),
+            filename=chart_file_name(chart),
+            title=attachment["title"],
+            alt_txt=attachment["alt"],
+        )
+        return attachment["channel"], None
 
     def _thread_of(self, message: OutboxMessage) -> OutboxMessage | None:
         """The alert's first delivered message to this recipient, when `message` follows it up (a repeat, a
@@ -267,6 +275,8 @@ class SlackSender:
     def find_delivered(self, message: OutboxMessage) -> tuple[str | None, str | None] | None:
         """(channel, ts) of this message if the channel's recent history (or, for a threaded follow-up, its
         thread: replies are not in the channel's history) holds it by its metadata, else None."""
+        if message.kind == CHART_KIND:
+            return self._find_chart(message)
         original = self._thread_of(message)
         if original is not None:
             channel = original.slack_channel
@@ -287,6 +297,21 @@ class SlackSender:
             payload = metadata.get("event_payload") or {}
             if metadata.get("event_type") == METADATA_EVENT and payload.get("outbox_id") == message.id:
                 return channel, posted.get("ts")
+        return None
+
+    def _find_chart(self, chart: OutboxMessage) -> tuple[str, str | None] | None:
+        """(channel, ts of the file's message) if the thread holds a file by this chart row's file name."""
+        [attachment] = chart.attachments
+        thread = self._call(
+            self.client.conversations_replies,
+            channel=attachment["channel"],
+            ts=attachment["thread_ts"],
+            limit=RECENT_HISTORY,
+        )
+        name = chart_file_name(chart)
+        for posted in thread.get("messages") or []:
+            if any(shared.get("name") == name for shared in posted.get("files") or []):
+                return attachment["channel"], posted.get("ts")
         return None
 
     def _channel(self, target: str) -> str:
@@ -370,7 +395,7 @@ class Deliverer:
                     extra={"event": "recovery_lookup_failed", "outbox_id": message.id, "error": str(error)},
                 )
             if found:
-                self.outbox.mark_sent(message.id, self.clock.now(), *found, "in flight at a crash; found in Slack")
+                self._sent(message, *found, "in flight at a crash; found in Slack")
                 counts["found"] += 1
             elif self.outbox.requeue(message.id, "in flight at a crash; not found in Slack: sent again"):
                 counts["requeued"] += 1
@@ -443,7 +468,7 @@ class Deliverer:
             except (TransientError, PermanentError):
                 found = None
             if found:
-                self.outbox.mark_sent(message.id, self.clock.now(), *found, "an earlier attempt reached Slack")
+                self._sent(message, *found, "an earlier attempt reached Slack")
                 return 0
         try:
             channel, ts = self.sender.send(message)
@@ -468,12 +493,17 @@ class Deliverer:
             self._failed(message, str(error))
             return 0
         self._last_sent[message.target] = self.clock.now()
-        self.outbox.mark_sent(message.id, self.clock.now(), channel, ts)
+        self._sent(message, channel, ts)
         log.info(
             "delivered",
             extra={"event": "delivered", "outbox_id": message.id, "kind": message.kind, "target": message.target},
         )
         return 1
+
+    def _sent(self, message: OutboxMessage, channel: str | None, ts: str | None, note: str | None = None) -> None:
+        """Marked sent; its charts, when they follow it (Slack), queued in the same transaction."""
+        charts_of = message if self.sender.charts_follow(message) else None
+        self.outbox.mark_sent(message.id, self.clock.now(), channel, ts, note, charts_of=charts_of)
 
     def _transient(self, message: OutboxMessage, error: Exception) -> int:
         attempts = message.attempts + 1

@@ -57,6 +57,10 @@ class EmailSender:
         """SMTP keeps no history to look in: an orphan is sent again (see the module docstring)."""
         return None
 
+    def charts_follow(self, message: OutboxMessage) -> bool:
+        """Embedded in the email (inline images)."""
+        return False
+
     def send(self, message: OutboxMessage) -> tuple[str | None, str | None]:
         charts = [{**a, "png": base64.b64decode(a["png"])} for a in message.attachments]
         mid = message_id(message.id, message.dedupe_key, self.settings.email.sender)
@@ -164,6 +168,9 @@ class SenderByTarget:
 
     def find_delivered(self, message: OutboxMessage) -> tuple[str | None, str | None] | None:
         return self._for(message.target).find_delivered(message)
+
+    def charts_follow(self, message: OutboxMessage) -> bool:
+        return self._for(message.target).charts_follow(message)
 
     def timezone_of(self, target: str) -> ZoneInfo | None:
         return self._for(target).timezone_of(target)

@@ -23,8 +23,12 @@ ALERT_KINDS = ("realtime",)
 RESOLUTION_KIND = "resolution"
 THREADED_KINDS = (*ALERT_KINDS, RESOLUTION_KIND)
 """Kinds that follow an alert up in that thread once it exists (a repeat is a later realtime message)."""
+CHART_KIND = "chart"
+"""A report's chart, uploaded into the thread of the message it belongs to once that message is posted. A row of
+its own, queued in the transaction that marks the message sent: a failed upload is retried like any message, and
+one that reached Slack before a crash is found in the thread, not uploaded twice."""
 
-__all__ = ["DIGESTED", "FAILED", "FOLDED", "PENDING", "SENDING", "SENT", "Outbox", "OutboxMessage"]
+__all__ = ["CHART_KIND", "DIGESTED", "FAILED", "FOLDED", "PENDING", "SENDING", "SENT", "Outbox", "OutboxMessage"]
 
 
 class Outbox:
@@ -68,10 +72,31 @@ class Outbox:
             return self._rows.release_claim(message_id, SENDING, PENDING, note)
 
     def mark_sent(
-        self, message_id: int, now: datetime, channel: str | None, ts: str | None, note: str | None = None
+        self,
+        message_id: int,
+        now: datetime,
+        channel: str | None,
+        ts: str | None,
+        note: str | None = None,
+        charts_of: OutboxMessage | None = None,
     ) -> None:
+        """Sent, at (channel, ts); with `charts_of` (the message itself), its charts are queued in the same
+        transaction, each to be uploaded into the thread at (channel, ts)."""
         with self.store.transaction():
             self._rows.mark_sent(message_id, SENT, now, channel, ts, note)
+            for chart in charts_of.attachments if charts_of is not None else ():
+                self._rows.insert(
+                    f"{charts_of.dedupe_key}:chart:{chart['name']}",
+                    CHART_KIND,
+                    charts_of.target,
+                    chart["title"],
+                    [],
+                    PENDING,
+                    now,
+                    charts_of.alert_id,
+                    f"chart of outbox #{charts_of.id}",
+                    [{**chart, "channel": channel, "thread_ts": ts}],
+                )
 
     def mark_retry(self, message_id: int, at: datetime, error: str) -> None:
         with self.store.transaction():

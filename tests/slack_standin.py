@@ -35,6 +35,10 @@ class SlackStandIn:
     socket_url: str | None = None
     """What apps.connections.open answers (a local WebSocket server for Socket Mode tests)."""
     calls: list[Call] = field(default_factory=list)
+    shared_files: list[dict] = field(default_factory=list)
+    """Files shared by files.completeUploadExternal: channel, thread_ts, ts of the message holding them, files
+    (id, title, name); conversations.replies lists them in their thread, as Slack does."""
+    _file_names: dict[str, str] = field(default_factory=dict)
     _faults: dict[str, deque] = field(default_factory=lambda: defaultdict(deque))
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _ts: int = 0
@@ -182,12 +186,27 @@ class SlackStandIn:
             with self._lock:
                 self._ts += 1
                 file_id = f"F{self._ts:05d}"
+                self._file_names[file_id] = args.get("filename")
             base = self.url.removesuffix("/api/")
             return {"ok": True, "upload_url": f"{base}/upload/{file_id}", "file_id": file_id}
         if method == "files.completeUploadExternal":
             files = args.get("files")
             files = json.loads(files) if isinstance(files, str) else files
-            return {"ok": True, "files": [{"id": f["id"], "title": f.get("title")} for f in files or []]}
+            shared = [
+                {"id": f["id"], "title": f.get("title"), "name": self._file_names.get(f["id"])} for f in files or []
+            ]
+            if args.get("channel_id"):  # shared: a message holding the files, in the thread when one is given
+                with self._lock:
+                    self._ts += 1
+                    self.shared_files.append(
+                        {
+                            "channel": args["channel_id"],
+                            "thread_ts": args.get("thread_ts"),
+                            "ts": f"{1700000000 + self._ts}.000100",
+                            "files": shared,
+                        }
+                    )
+            return {"ok": True, "files": [{"id": f["id"], "title": f["title"]} for f in shared]}
         if method == "conversations.replies":
             thread = self.replies(args.get("channel", ""), args.get("ts", ""))
             return {"ok": True, "messages": thread} if thread else {"ok": False, "error": "thread_not_found"}
@@ -196,7 +215,15 @@ class SlackStandIn:
     def replies(self, channel: str, ts: str) -> list[dict]:
         """A thread as conversations.replies gives it: the parent first, then its replies, oldest first."""
         posted = [c for c in self.posts(channel) if c.args.get("answered_ts") == ts or c.args.get("thread_ts") == ts]
-        return [self._as_message(call) for call in posted]
+        messages = [self._as_message(call) for call in posted]
+        if not messages:
+            return []
+        files = [
+            {"type": "message", "ts": f["ts"], "thread_ts": ts, "files": f["files"]}
+            for f in self.shared_files
+            if f["channel"] == channel and f["thread_ts"] == ts
+        ]
+        return [messages[0], *sorted(messages[1:] + files, key=lambda m: float(m["ts"]))]
 
     def _as_message(self, call: Call) -> dict:
         metadata = call.args.get("metadata")

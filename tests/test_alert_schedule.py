@@ -19,7 +19,7 @@ from salesintel.alerts.clock import SimulatedClock
 from salesintel.alerts.delivery import Deliverer, SlackSender, slack_client
 from salesintel.alerts.jobs import RefreshJob, build_jobs, misfire_grace
 from salesintel.alerts.ledger import AlertLedger
-from salesintel.alerts.outbox import Outbox
+from salesintel.alerts.outbox import CHART_KIND, Outbox
 from salesintel.alerts.runs import AlertEnvironment, realtime_run
 from salesintel.alerts.schedule import Scheduler
 from salesintel.alerts.settings import AlertsSettings, CronSettings, RoutingSettings, ScheduleSettings
@@ -170,7 +170,10 @@ def test_weekly_report_on_mondays_and_monthly_deep_dive_on_the_first(sim):
 
 def test_every_queued_message_reached_slack_exactly_once(sim):
     sent = Outbox(sim.store).rows("sent")
-    assert len(sim.standin.posts()) == len(sent) > 100
+    messages = [m for m in sent if m.kind != CHART_KIND]
+    assert len(sim.standin.posts()) == len(messages) > 100
+    charts = [f["name"] for shared in sim.standin.shared_files for f in shared["files"]]
+    assert len(charts) == len(set(charts)) == len(sent) - len(messages) > 0, "each report's charts, each once"
     assert sim.events["end_statuses"].get("pending", 0) == 0 and sim.events["end_statuses"].get("sending", 0) == 0
 
 

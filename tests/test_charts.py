@@ -4,14 +4,16 @@ plot, uploaded into the report's thread through Slack's files upload API (to the
 from __future__ import annotations
 
 import io
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import matplotlib.image
+import pytest
 
 from salesintel.alerts.charts import anomaly_chart, report_charts
 from salesintel.alerts.clock import SimulatedClock
 from salesintel.alerts.delivery import Deliverer, SlackSender, slack_client
+from salesintel.alerts.outbox import CHART_KIND, FAILED, PENDING, SENT, Outbox
 from salesintel.alerts.runs import AlertEnvironment, report_run
 from salesintel.alerts.settings import AlertsSettings, DeliverySettings
 from salesintel.engine.ingest import read_snapshot
@@ -66,7 +68,9 @@ def test_an_anomaly_chart_shows_the_segment_against_its_baseline_with_intervals(
     assert _image(chart.png).shape[1] > 300
 
 
-def test_a_weekly_report_is_posted_with_its_charts_in_its_thread(tmp_path):
+@pytest.fixture
+def weekly_report(tmp_path):
+    """A store whose outbox holds the weekly report (with its four charts), and a Slack stand-in to send it to."""
     store = Store.open(tmp_path / "s.db")
     taken = datetime(2026, 11, 24, tzinfo=UTC)
     store.save_snapshot(read_snapshot(ROOT / "data/skygeni_sales_data.csv", IngestSettings()), taken, taken)
@@ -75,8 +79,19 @@ def test_a_weekly_report_is_posted_with_its_charts_in_its_thread(tmp_path):
     settings = AlertsSettings(delivery=DeliverySettings(channel_pace_seconds=0))
     env = AlertEnvironment(store, settings, ZoneInfo("America/New_York"))
     assert report_run("weekly", env, NOW, "2024-03-04T14:00:00+00:00")
-    sender = SlackSender(slack_client("xoxb-c", standin.url), settings, store)
-    assert Deliverer(store, sender, settings, SimulatedClock(NOW)).deliver_due() == 1
+    yield store, standin, settings, SlackSender(slack_client("xoxb-c", standin.url), settings, store)
+    standin.stop()
+
+
+def shared_charts(standin, report) -> list[str]:
+    """The file names shared in the report's thread, as Slack's conversations.replies lists them."""
+    thread = standin.replies(report.args["channel"], report.args["answered_ts"])
+    return [f["name"] for message in thread for f in message.get("files", [])]
+
+
+def test_a_weekly_report_is_posted_with_its_charts_in_its_thread(weekly_report):
+    store, standin, settings, sender = weekly_report
+    assert Deliverer(store, sender, settings, SimulatedClock(NOW)).deliver_due() == 5, "the report, then 4 charts"
     [report] = standin.posts("#cro-vp")
     completed = [c for c in standin.calls if c.method == "files.completeUploadExternal"]
     uploads = [c for c in standin.calls if c.method == "file_upload"]
@@ -85,7 +100,53 @@ def test_a_weekly_report_is_posted_with_its_charts_in_its_thread(tmp_path):
     assert all(c.args["thread_ts"] == report.args["answered_ts"] for c in completed), "in the report's thread"
     assert all(u.args["data"].startswith(b"\x89PNG") for u in uploads)
     assert all(a.args.get("alt_txt") for a in asked), "every chart carries its alt text"
-    standin.stop()
+    assert len(set(shared_charts(standin, report))) == 4
+
+
+def test_a_failed_chart_upload_is_retried_without_posting_the_report_again(weekly_report):
+    store, standin, settings, sender = weekly_report
+    clock = SimulatedClock(NOW)
+    standin.fail_next("files.completeUploadExternal", ("500",), ("error", "internal_error"))
+    assert Deliverer(store, sender, settings, clock).deliver_due() == 3, "the report and two charts; two wait"
+    [report] = standin.posts("#cro-vp")
+    waiting = [m for m in Outbox(store).rows(PENDING) if m.kind == CHART_KIND]
+    assert len(waiting) == 2 and all(m.last_error for m in waiting)
+    clock.advance(timedelta(minutes=10))
+    assert Deliverer(store, sender, settings, clock).deliver_due() == 2
+    assert len(standin.posts("#cro-vp")) == 1, "the report is posted once"
+    names = shared_charts(standin, report)
+    assert len(names) == len(set(names)) == 4, "every chart once, in the report's thread"
+    assert {m.status for m in Outbox(store).rows()} == {SENT}
+
+
+def test_a_chart_in_flight_at_a_crash_is_found_in_the_thread_not_uploaded_twice(weekly_report):
+    store, standin, settings, sender = weekly_report
+    clock = SimulatedClock(NOW)
+    dead = Deliverer(store, sender, settings, clock, holder="dead")
+    assert dead.deliver_due(limit=1) == 1, "the report is posted and its charts queued"
+    chart = next(m for m in Outbox(store).due(NOW) if m.kind == CHART_KIND)
+    assert Outbox(store).claim(chart.id, "dead", NOW, timedelta(minutes=5))
+    sender.send(chart)  # the upload reaches Slack; the process dies before marking it sent
+    alive = Deliverer(store, sender, settings, clock, holder="alive")
+    assert alive.recover_orphans() == {"found": 1, "requeued": 0}
+    assert alive.deliver_due() == 3
+    [report] = standin.posts("#cro-vp")
+    names = shared_charts(standin, report)
+    assert len(names) == len(set(names)) == 4
+    assert f"{chart.attachments[0]['name']}-{chart.id}.png" in names
+
+
+def test_a_chart_slack_refuses_is_reported_on_the_ops_channel_and_the_report_stands(weekly_report):
+    store, standin, settings, sender = weekly_report
+    standin.fail_next("files.getUploadURLExternal", *[("error", "missing_scope")] * 4)
+    Deliverer(store, sender, settings, SimulatedClock(NOW)).deliver_due()
+    assert len(standin.posts("#cro-vp")) == 1
+    failed = [m for m in Outbox(store).rows(FAILED)]
+    assert len(failed) == 4 and all(m.kind == CHART_KIND and m.last_error == "missing_scope" for m in failed)
+    [ops] = standin.posts("#salesintel-ops")
+    assert "could not deliver chart message" in ops.args["text"] and "missing_scope" in ops.args["text"], (
+        "one report for the day, not one per chart"
+    )
 
 
 def test_a_cohort_counts_only_deals_created_in_its_month_and_closed_by_the_date():
