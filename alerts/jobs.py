@@ -9,6 +9,7 @@ Delivery is not a job: the service delivers after every tick, so messages leave 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -156,12 +157,13 @@ def email_report_job(kind: str, env: AlertEnvironment, address: str):
     return run
 
 
-def email_jobs(env: AlertEnvironment) -> list[Job]:
+def email_jobs(env: AlertEnvironment, zone_of: Callable[[str], ZoneInfo | None] | None = None) -> list[Job]:
     """One job per (report, email recipient), on the report's schedule in the recipient's own time zone: a daily
-    digest at 08:00 reaches Berlin at 08:00 Berlin time and New York at 08:00 New York time, DST included."""
+    digest at 08:00 reaches Berlin at 08:00 Berlin time and New York at 08:00 New York time, DST included. A person
+    without `tz:` in config is asked about through `zone_of` (Slack's `users.info`); else the service's zone."""
     jobs = []
     for kind in REPORT_KINDS:
-        for recipient in digest_recipients(kind, env.settings.email, env.settings.routing):
+        for recipient in digest_recipients(kind, env.settings.email, env.settings.routing, zone_of):
             trigger = cron_trigger(getattr(env.settings.schedule, kind), recipient.zone or env.timezone)
             jobs.append(
                 Job(f"{kind}-email:{recipient.address}", trigger, email_report_job(kind, env, recipient.address))
@@ -186,12 +188,15 @@ def job_triggers(schedule: ScheduleSettings, timezone: ZoneInfo) -> dict[str, Cr
     return {name: cron_trigger(getattr(schedule, name), timezone) for name in ("refresh", *REPORT_KINDS, "tuning")}
 
 
-def build_jobs(env: AlertEnvironment, refresh_job: RefreshJob) -> list[Job]:
+def build_jobs(
+    env: AlertEnvironment, refresh_job: RefreshJob, zone_of: Callable[[str], ZoneInfo | None] | None = None
+) -> list[Job]:
+    """Every scheduled job; `zone_of(person)` is a digest recipient's time zone from Slack (see `email_jobs`)."""
     triggers = job_triggers(env.settings.schedule, env.timezone)
     runs = {"refresh": refresh_job, **{kind: report_job(kind, env) for kind in REPORT_KINDS}}
     if env.settings.realtime.tuning.enabled:
         runs["tuning"] = tuning_job(env)
-    return [Job(name, triggers[name], run) for name, run in runs.items()] + email_jobs(env)
+    return [Job(name, triggers[name], run) for name, run in runs.items()] + email_jobs(env, zone_of)
 
 
 def misfire_grace(env: AlertEnvironment) -> timedelta:

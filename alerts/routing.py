@@ -6,6 +6,7 @@ users mapping fixed after an alert was queued still reaches the right person.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -44,19 +45,27 @@ def slack_mentions(routing: RoutingSettings, cached: dict[str, str]) -> dict[str
 class EmailRecipient:
     address: str
     zone: ZoneInfo | None
-    """The recipient's time zone (`tz:` under routing.users), None for the service's."""
+    """The recipient's time zone (`tz:` under routing.users, else Slack's for that person), None for the
+    service's."""
 
 
-def digest_recipients(kind: str, email: EmailSettings, routing: RoutingSettings) -> list[EmailRecipient]:
-    """Who gets the `kind` digest by email: each entry an address, or a person under routing.users (their `email:`
-    and `tz:`). Entries were checked when the settings loaded (`AlertsSettings`)."""
+def digest_recipients(
+    kind: str,
+    email: EmailSettings,
+    routing: RoutingSettings,
+    zone_of: Callable[[str], ZoneInfo | None] | None = None,
+) -> list[EmailRecipient]:
+    """Who gets the `kind` digest by email: each entry an address, or a person under routing.users (their `email:`,
+    and `tz:` or else what `zone_of(person)` says: Slack's `users.info`). Entries were checked when the settings
+    loaded (`AlertsSettings`)."""
     recipients: dict[str, EmailRecipient] = {}
     for entry in email.digests.get(kind, []) if email.enabled else []:
         if "@" in entry:
             found = EmailRecipient(entry, None)
         else:
             person = routing.users[entry]
-            found = EmailRecipient(person["email"], ZoneInfo(person["tz"]) if person.get("tz") else None)
+            zone = ZoneInfo(person["tz"]) if person.get("tz") else zone_of(entry) if zone_of else None
+            found = EmailRecipient(person["email"], zone)
         key = found.address.lower()  # listed twice (as a person and as an address): once, with a zone if either has
         if key not in recipients or (recipients[key].zone is None and found.zone is not None):
             recipients[key] = found

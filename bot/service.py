@@ -38,8 +38,10 @@ from salesintel.alerts.answer_memo import AnswerMemo
 from salesintel.alerts.clock import SystemClock
 from salesintel.alerts.delivery import (
     Deliverer,
+    PermanentError,
     SlackSender,
     TerminalSender,
+    TransientError,
     blocks_as_text,
     process_name,
     slack_client,
@@ -149,7 +151,7 @@ class Worker:
         store = self.deps.stores.get()
         if self._scheduler is None or self._scheduler.store is not store:
             env = AlertEnvironment(store, self.deps.settings.alerts, self.deps.timezone)
-            jobs = build_jobs(env, replace(self.refresh_job, env=env))
+            jobs = build_jobs(env, replace(self.refresh_job, env=env), self.slack_zone)
             self._scheduler = Scheduler(env.store, jobs, self.deps.clock, misfire_grace(env), self.started)
         return self._scheduler
 
@@ -175,23 +177,38 @@ class Worker:
     def deliver(self) -> int:
         return self.deliverer().deliver_due(should_stop=self.stopping.is_set)
 
+    def slack_zone(self, person: str) -> ZoneInfo | None:
+        """A digest recipient's time zone as Slack knows it (`users.info`, asked once per person and kept), for a
+        person config gives no `tz:`; None without Slack, or when Slack cannot say now (then the service's zone,
+        until the scheduler is next built)."""
+        if not self.credentials.bot_token:
+            return None
+        try:
+            return self._slack_sender(self.deps.stores.get()).timezone_of(f"user:{person}")
+        except (TransientError, PermanentError) as error:
+            log.warning(
+                "digest recipient's time zone unknown",
+                extra={"event": "digest_zone_unknown", "person": person, "error": str(error)},
+            )
+            return None
+
+    def _slack_sender(self, store) -> SlackSender:
+        return SlackSender(
+            slack_client(
+                self.credentials.bot_token,
+                self.credentials.api_url,
+                self.deps.settings.alerts.delivery.request_timeout_seconds,
+                self.observe_slack,
+            ),
+            self.deps.settings.alerts,
+            store,
+            self._dm_channels,
+            self._timezones,
+        )
+
     def deliverer(self) -> Deliverer:
         store = self.deps.stores.get()
-        if self.credentials.bot_token:
-            sender = SlackSender(
-                slack_client(
-                    self.credentials.bot_token,
-                    self.credentials.api_url,
-                    self.deps.settings.alerts.delivery.request_timeout_seconds,
-                    self.observe_slack,
-                ),
-                self.deps.settings.alerts,
-                store,
-                self._dm_channels,
-                self._timezones,
-            )
-        else:
-            sender = TerminalSender(self.terminal)
+        sender = self._slack_sender(store) if self.credentials.bot_token else TerminalSender(self.terminal)
         holder = self.leadership.holder if self.leadership else None
         return Deliverer(
             store,

@@ -339,3 +339,47 @@ def test_a_failed_goodbye_after_the_server_took_the_digest_is_still_a_delivery(s
     missing_ca = _settings(mail, smtp={"host": "127.0.0.1", "port": mail.port, "ca_file": "/nonexistent/ca.pem"})
     with pytest.raises(PermanentError, match="cannot use alerts.email.smtp.ca_file /nonexistent/ca.pem"):
         EmailSender(missing_ca, PASSWORD).send(row)
+
+
+def test_a_digest_recipient_without_a_configured_zone_gets_it_at_eight_in_the_zone_slack_gives(store, mail, tmp_path):
+    """mgr_2 has a Slack id and no `tz:`: the service asks Slack's users.info (over HTTP, to the stand-in) and
+    schedules their digest in Tokyo; when Slack cannot say, the service's zone, and the log says why."""
+    import threading
+
+    from salesintel.alerts.jobs import RefreshJob
+    from salesintel.bot.app import BotDeps
+    from salesintel.bot.config import Credentials, Settings
+    from salesintel.bot.service import Worker
+    from salesintel.engine.store import ThreadLocalStore
+    from tests.slack_standin import SlackStandIn
+
+    alerts = _settings(mail).model_dump(by_alias=True)
+    alerts["routing"]["users"]["mgr_2"] = {"slack": "U0M2", "email": "mgr2@acme.example"}
+    alerts["routing"]["users"]["rep_2"] = {"manager": "mgr_2"}
+    alerts["email"]["digests"]["daily"].append("mgr_2")
+    settings = Settings.model_validate({"alerts": alerts, "timezone": SERVICE_ZONE.key})
+    standin = SlackStandIn(timezones={"U0M2": "Asia/Tokyo"}).start()
+    stores = ThreadLocalStore(tmp_path / "w.db")
+    try:
+        env = AlertEnvironment(stores.get(), settings.alerts, SERVICE_ZONE)
+
+        def worker() -> Worker:
+            credentials = Credentials.from_environment(
+                {"SLACK_BOT_TOKEN": "xoxb-z", "SLACK_SIGNING_SECRET": "s", "SLACK_API_URL": standin.url}
+            )
+            job = RefreshJob(env, EngineSettings(settings.metrics, settings.model), settings.ingest)
+            return Worker(BotDeps(stores, settings, SimulatedClock(NOW)), credentials, job, NOW, threading.Event())
+
+        zones = {job.name: job.trigger.timezone for job in email_jobs(env, worker().slack_zone)}
+        assert zones["daily-email:mgr2@acme.example"] == ZoneInfo("Asia/Tokyo")
+        assert zones["daily-email:mgr1@acme.example"] == ZoneInfo("Europe/Berlin"), "config's tz: comes first"
+        assert zones["daily-email:vp@acme.example"] == SERVICE_ZONE, "an address alone: the service's zone"
+        assert [c.args["user"] for c in standin.calls if c.method == "users.info"] == ["U0M2"]
+
+        standin.fail_next("users.info", ("error", "user_not_found"))
+        zones = {job.name: job.trigger.timezone for job in email_jobs(env, worker().slack_zone)}
+        assert zones["daily-email:mgr2@acme.example"] == SERVICE_ZONE
+        assert zones["daily-email:mgr1@acme.example"] == ZoneInfo("Europe/Berlin")
+    finally:
+        standin.stop()
+        stores.close()
