@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Protocol, TextIO
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -81,6 +81,9 @@ class RateLimited(TransientError):
         super().__init__(f"rate limited: retry after {retry_after:g} s")
         self.retry_after = retry_after
 
+
+CHART_RETRY_MIN_SECONDS = 60.0
+"""The shortest wait before a chart's upload is tried again (see `Deliverer._transient`)."""
 
 METADATA_EVENT = "salesintel_message"
 """The Slack message metadata event type every post carries, with its outbox id."""
@@ -171,6 +174,18 @@ def blocks_as_text(blocks: list[dict], fallback: str) -> str:
     return "\n".join(lines) if lines else fallback
 
 
+def known_zone(name: str | None) -> ZoneInfo | None:
+    """The zone Slack names, or None when it names none or one this machine's time zone database lacks (logged):
+    an unknown zone means the service's, not a failed delivery or schedule."""
+    if not name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        log.warning("unknown time zone from Slack", extra={"event": "unknown_time_zone", "zone": name})
+        return None
+
+
 def chart_file_name(chart: OutboxMessage) -> str:
     """A chart's file name in Slack: its name and its outbox row's id (unique, so found again after a crash)."""
     return f"{chart.attachments[0]['name']}-{chart.id}.png"
@@ -199,7 +214,7 @@ class SlackSender:
         slack_id = name if kind == "slack" else self._slack_user(name)
         if slack_id not in self._timezones:
             found = self._call(self.client.users_info, user=slack_id).get("user") or {}
-            self._timezones[slack_id] = ZoneInfo(found["tz"]) if found.get("tz") else None
+            self._timezones[slack_id] = known_zone(found.get("tz"))
         return self._timezones[slack_id]
 
     def charts_follow(self, message: OutboxMessage) -> bool:
@@ -515,6 +530,10 @@ class Deliverer:
                 self.settings.delivery.backoff_seconds * 2 ** (attempts - 1), self.settings.delivery.max_backoff_seconds
             )
         )
+        if message.kind == CHART_KIND:
+            # Slack shares an uploaded file in its thread a moment after the call returns: a retry looks for it
+            # there first (`find_delivered`), so it must not look before an upload that timed out could show.
+            delay = max(delay, CHART_RETRY_MIN_SECONDS)
         self.outbox.mark_retry(message.id, self.clock.now() + timedelta(seconds=delay), str(error))
         log.warning(
             "delivery retry",
@@ -535,6 +554,18 @@ class Deliverer:
             return
         target = message.target.split(":", 1)[-1]
         problem = f"could not deliver {message.kind} message #{message.id} to {target}: {reason}"
+        if message.kind == CHART_KIND:
+            chart = message.attachments[0]
+            problem = (
+                f"could not upload the chart “{chart['title']}” (outbox #{message.id}) into the thread of "
+                f"the {chart.get('report', 'report')} report in {target}: {reason}"
+                + (
+                    ". The Slack app needs the files:write scope: reinstall it from slack-manifest.yaml"
+                    if reason == "missing_scope"
+                    else ""
+                )
+                + ". The report itself was posted; other charts failing the same way today are not reported again"
+            )
         rendered = render_message("ops", problem=problem, at=self.clock.now().strftime("%Y-%m-%d %H:%M UTC"))
         ops_channel = f"channel:{self.settings.routing.channels['ops']}"
         # One report per target, reason and day: a rep with no Slack user must not flood the ops channel.

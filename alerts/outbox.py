@@ -95,7 +95,7 @@ class Outbox:
                     now,
                     charts_of.alert_id,
                     f"chart of outbox #{charts_of.id}",
-                    [{**chart, "channel": channel, "thread_ts": ts}],
+                    [{**chart, "report": charts_of.kind, "channel": channel, "thread_ts": ts}],
                 )
 
     def mark_retry(self, message_id: int, at: datetime, error: str) -> None:

@@ -38,7 +38,6 @@ from salesintel.alerts.answer_memo import AnswerMemo
 from salesintel.alerts.clock import SystemClock
 from salesintel.alerts.delivery import (
     Deliverer,
-    PermanentError,
     SlackSender,
     TerminalSender,
     TransientError,
@@ -120,6 +119,38 @@ def _shared_socket(port: int) -> socket.socket:
     return shared
 
 
+ZONES_RETRY = timedelta(minutes=15)
+"""How long the scheduler keeps digest jobs in the service's zone for people Slack could not be asked about, before
+it is built again to ask."""
+
+
+@dataclass
+class DigestZones:
+    """Email digest recipients' time zones as Slack knows them (`users.info`), for people config gives no `tz:`, for
+    one build of the scheduler. Each person is asked once; once Slack cannot be reached, nobody else is (the first
+    tick must not wait out a timeout per person and report) and `unreachable` asks for a later build. None: the
+    service's zone (no Slack, Slack cannot say, or an error, logged as `digest_zone_unknown`)."""
+
+    sender: SlackSender | None
+    answers: dict[str, ZoneInfo | None] = field(default_factory=dict)
+    unreachable: bool = False
+
+    def __call__(self, person: str) -> ZoneInfo | None:
+        if self.sender is None or self.unreachable:
+            return None
+        if person not in self.answers:
+            try:
+                self.answers[person] = self.sender.timezone_of(f"user:{person}")
+            except Exception as error:  # whatever it is, the schedule is built: in the service's zone
+                self.unreachable = isinstance(error, TransientError)
+                self.answers[person] = None
+                log.warning(
+                    "digest recipient's time zone unknown",
+                    extra={"event": "digest_zone_unknown", "person": person, "error": str(error)},
+                )
+        return self.answers[person]
+
+
 @dataclass
 class Worker:
     """What the background scheduler runs every tick: due jobs, then delivery. One tick at a time."""
@@ -142,6 +173,8 @@ class Worker:
     _dm_channels: dict = field(default_factory=dict)
     _timezones: dict = field(default_factory=dict)
     _scheduler: Scheduler | None = None
+    _zones: DigestZones | None = None
+    _built_at: datetime | None = None
 
     def scheduler(self) -> Scheduler:
         """Built on the first tick: ticks run one at a time on the background scheduler's one thread, whose store
@@ -149,10 +182,14 @@ class Worker:
         PostgreSQL connection the server cut is replaced by `ThreadLocalStore.get`): jobs holding the dead one
         would fail every tick while this process kept the lease."""
         store = self.deps.stores.get()
-        if self._scheduler is None or self._scheduler.store is not store:
+        now = self.deps.clock.now()
+        zones_again = self._zones is not None and self._zones.unreachable and now - self._built_at >= ZONES_RETRY
+        if self._scheduler is None or self._scheduler.store is not store or zones_again:
             env = AlertEnvironment(store, self.deps.settings.alerts, self.deps.timezone)
-            jobs = build_jobs(env, replace(self.refresh_job, env=env), self.slack_zone)
+            self._zones = DigestZones(self._slack_sender(store) if self.credentials.bot_token else None)
+            jobs = build_jobs(env, replace(self.refresh_job, env=env), self._zones)
             self._scheduler = Scheduler(env.store, jobs, self.deps.clock, misfire_grace(env), self.started)
+            self._built_at = now
         return self._scheduler
 
     def tick(self) -> None:
@@ -176,21 +213,6 @@ class Worker:
 
     def deliver(self) -> int:
         return self.deliverer().deliver_due(should_stop=self.stopping.is_set)
-
-    def slack_zone(self, person: str) -> ZoneInfo | None:
-        """A digest recipient's time zone as Slack knows it (`users.info`, asked once per person and kept), for a
-        person config gives no `tz:`; None without Slack, or when Slack cannot say now (then the service's zone,
-        until the scheduler is next built)."""
-        if not self.credentials.bot_token:
-            return None
-        try:
-            return self._slack_sender(self.deps.stores.get()).timezone_of(f"user:{person}")
-        except (TransientError, PermanentError) as error:
-            log.warning(
-                "digest recipient's time zone unknown",
-                extra={"event": "digest_zone_unknown", "person": person, "error": str(error)},
-            )
-            return None
 
     def _slack_sender(self, store) -> SlackSender:
         return SlackSender(

@@ -174,6 +174,8 @@ def test_every_queued_message_reached_slack_exactly_once(sim):
     assert len(sim.standin.posts()) == len(messages) > 100
     charts = [f["name"] for shared in sim.standin.shared_files for f in shared["files"]]
     assert len(charts) == len(set(charts)) == len(sent) - len(messages) > 0, "each report's charts, each once"
+    drawn = {f"{m.dedupe_key}:chart:{chart['name']}" for m in messages for chart in m.attachments}
+    assert {m.dedupe_key for m in sent if m.kind == CHART_KIND} == drawn, "every chart a sent report carried"
     assert sim.events["end_statuses"].get("pending", 0) == 0 and sim.events["end_statuses"].get("sending", 0) == 0
 
 

@@ -4,6 +4,7 @@ plot, uploaded into the report's thread through Slack's files upload API (to the
 from __future__ import annotations
 
 import io
+import time
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -143,10 +144,34 @@ def test_a_chart_slack_refuses_is_reported_on_the_ops_channel_and_the_report_sta
     assert len(standin.posts("#cro-vp")) == 1
     failed = [m for m in Outbox(store).rows(FAILED)]
     assert len(failed) == 4 and all(m.kind == CHART_KIND and m.last_error == "missing_scope" for m in failed)
-    [ops] = standin.posts("#salesintel-ops")
-    assert "could not deliver chart message" in ops.args["text"] and "missing_scope" in ops.args["text"], (
-        "one report for the day, not one per chart"
-    )
+    [ops] = standin.posts("#salesintel-ops")  # one report for the day, not one per chart
+    text = ops.args["text"]
+    assert "could not upload the chart “" in text and "the weekly report in #cro-vp: missing_scope" in text
+    assert "needs the files:write scope" in text and "The report itself was posted" in text
+
+
+def test_a_chart_upload_that_timed_out_but_reached_slack_is_found_in_the_thread_not_uploaded_again(weekly_report):
+    """The client gives up waiting, Slack shares the file anyway: the retry waits at least a minute (a file shows
+    in its thread a moment after the call), looks in the thread, finds it, and marks it sent."""
+    store, standin, settings, _ = weekly_report
+    sender = SlackSender(slack_client("xoxb-c", standin.url, timeout=1), settings, store)
+    clock = SimulatedClock(NOW)
+    standin.fail_next("files.completeUploadExternal", ("slow", 2.5))
+    assert Deliverer(store, sender, settings, clock).deliver_due() == 4, "the report and three charts"
+    [late] = [m for m in Outbox(store).rows(PENDING) if m.kind == CHART_KIND]
+    assert late.last_error and late.attempts == 1
+    assert Outbox(store).due(NOW + timedelta(seconds=59)) == [], "not looked for before a minute has passed"
+    deadline = time.monotonic() + 10
+    while len(standin.shared_files) < 4:  # the stand-in finishes the call the client gave up on
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    clock.advance(timedelta(minutes=2))
+    assert Deliverer(store, sender, settings, clock).deliver_due() == 0, "found, not sent again"
+    [found] = [m for m in Outbox(store).rows(SENT) if m.id == late.id]
+    assert found.note == "an earlier attempt reached Slack" and Outbox(store).rows(PENDING) == []
+    [report] = standin.posts("#cro-vp")
+    names = shared_charts(standin, report)
+    assert len(names) == len(set(names)) == 4
 
 
 def test_a_cohort_counts_only_deals_created_in_its_month_and_closed_by_the_date():

@@ -26,7 +26,7 @@ from salesintel.alerts.outbox import Outbox
 from salesintel.alerts.render import Message, escape_mrkdwn
 from salesintel.alerts.runs import AlertEnvironment, email_report_run, report_with_charts
 from salesintel.alerts.schedule import Scheduler
-from salesintel.alerts.settings import AlertsSettings
+from salesintel.alerts.settings import REPORT_KINDS, AlertsSettings
 from salesintel.bot.config import ConfigError, load_settings
 from salesintel.engine.ingest import read_snapshot
 from salesintel.engine.refresh import EngineSettings, refresh
@@ -341,45 +341,67 @@ def test_a_failed_goodbye_after_the_server_took_the_digest_is_still_a_delivery(s
         EmailSender(missing_ca, PASSWORD).send(row)
 
 
-def test_a_digest_recipient_without_a_configured_zone_gets_it_at_eight_in_the_zone_slack_gives(store, mail, tmp_path):
-    """mgr_2 has a Slack id and no `tz:`: the service asks Slack's users.info (over HTTP, to the stand-in) and
-    schedules their digest in Tokyo; when Slack cannot say, the service's zone, and the log says why."""
+def test_a_digest_recipient_without_a_configured_zone_gets_it_at_eight_in_the_zone_slack_gives(
+    store, mail, tmp_path, caplog
+):
+    """mgr_2 has a Slack id and no `tz:`: the service's scheduler asks Slack's users.info (over HTTP, to the
+    stand-in) once, and schedules each of their digests in Tokyo. When Slack names a zone this machine lacks, or
+    cannot be reached, the service's zone, logged; unreachable, it asks nobody else and tries again later."""
     import threading
 
     from salesintel.alerts.jobs import RefreshJob
     from salesintel.bot.app import BotDeps
     from salesintel.bot.config import Credentials, Settings
-    from salesintel.bot.service import Worker
+    from salesintel.bot.service import ZONES_RETRY, Worker
     from salesintel.engine.store import ThreadLocalStore
     from tests.slack_standin import SlackStandIn
 
     alerts = _settings(mail).model_dump(by_alias=True)
-    alerts["routing"]["users"]["mgr_2"] = {"slack": "U0M2", "email": "mgr2@acme.example"}
-    alerts["routing"]["users"]["rep_2"] = {"manager": "mgr_2"}
-    alerts["email"]["digests"]["daily"].append("mgr_2")
+    for manager, slack_id, rep in (("mgr_2", "U0M2", "rep_2"), ("mgr_3", "U0M3", "rep_3")):
+        alerts["routing"]["users"][manager] = {"slack": slack_id, "email": f"{manager}@acme.example"}
+        alerts["routing"]["users"][rep] = {"manager": manager}
+    alerts["email"]["digests"] = {kind: ["mgr_1", "mgr_2", "mgr_3", "vp@acme.example"] for kind in REPORT_KINDS}
     settings = Settings.model_validate({"alerts": alerts, "timezone": SERVICE_ZONE.key})
-    standin = SlackStandIn(timezones={"U0M2": "Asia/Tokyo"}).start()
+    standin = SlackStandIn(timezones={"U0M2": "Asia/Tokyo", "U0M3": "Mars/Olympus"}).start()
     stores = ThreadLocalStore(tmp_path / "w.db")
+    clock = SimulatedClock(NOW)
     try:
         env = AlertEnvironment(stores.get(), settings.alerts, SERVICE_ZONE)
+        credentials = Credentials.from_environment(
+            {"SLACK_BOT_TOKEN": "xoxb-z", "SLACK_SIGNING_SECRET": "s", "SLACK_API_URL": standin.url}
+        )
+        job = RefreshJob(env, EngineSettings(settings.metrics, settings.model), settings.ingest)
+        worker = Worker(BotDeps(stores, settings, clock), credentials, job, NOW, threading.Event())
 
-        def worker() -> Worker:
-            credentials = Credentials.from_environment(
-                {"SLACK_BOT_TOKEN": "xoxb-z", "SLACK_SIGNING_SECRET": "s", "SLACK_API_URL": standin.url}
-            )
-            job = RefreshJob(env, EngineSettings(settings.metrics, settings.model), settings.ingest)
-            return Worker(BotDeps(stores, settings, SimulatedClock(NOW)), credentials, job, NOW, threading.Event())
+        def zones() -> dict[str, ZoneInfo]:
+            return {job.name: job.trigger.timezone for job in worker.scheduler().jobs if "-email:" in job.name}
 
-        zones = {job.name: job.trigger.timezone for job in email_jobs(env, worker().slack_zone)}
-        assert zones["daily-email:mgr2@acme.example"] == ZoneInfo("Asia/Tokyo")
-        assert zones["daily-email:mgr1@acme.example"] == ZoneInfo("Europe/Berlin"), "config's tz: comes first"
-        assert zones["daily-email:vp@acme.example"] == SERVICE_ZONE, "an address alone: the service's zone"
-        assert [c.args["user"] for c in standin.calls if c.method == "users.info"] == ["U0M2"]
+        built = zones()
+        for kind in REPORT_KINDS:
+            assert built[f"{kind}-email:mgr_2@acme.example"] == ZoneInfo("Asia/Tokyo")
+            assert built[f"{kind}-email:mgr_3@acme.example"] == SERVICE_ZONE, "a zone this machine lacks"
+            assert built[f"{kind}-email:mgr1@acme.example"] == ZoneInfo("Europe/Berlin"), "config's tz: first"
+            assert built[f"{kind}-email:vp@acme.example"] == SERVICE_ZONE, "an address alone: the service's zone"
+        asked = [c.args["user"] for c in standin.calls if c.method == "users.info"]
+        assert sorted(asked) == ["U0M2", "U0M3"], "each person asked once, not once per digest"
+        assert [r.zone for r in caplog.records if getattr(r, "event", None) == "unknown_time_zone"] == ["Mars/Olympus"]
 
-        standin.fail_next("users.info", ("error", "user_not_found"))
-        zones = {job.name: job.trigger.timezone for job in email_jobs(env, worker().slack_zone)}
-        assert zones["daily-email:mgr2@acme.example"] == SERVICE_ZONE
-        assert zones["daily-email:mgr1@acme.example"] == ZoneInfo("Europe/Berlin")
+        # Slack down when the scheduler is next built (a new connection, say): nobody waits on it twice
+        standin.stop()
+        worker._scheduler = None
+        worker._timezones.clear()
+        caplog.clear()
+        built = zones()
+        assert built["daily-email:mgr_2@acme.example"] == SERVICE_ZONE
+        unknown = [r.person for r in caplog.records if getattr(r, "event", None) == "digest_zone_unknown"]
+        assert unknown == ["mgr_2"], "mgr_3 is not asked once Slack could not be reached"
+        assert worker.scheduler() is worker.scheduler(), "not rebuilt at once"
+        standin = SlackStandIn(timezones={"U0M2": "Asia/Tokyo"}).start()
+        worker.credentials = Credentials.from_environment(
+            {"SLACK_BOT_TOKEN": "xoxb-z", "SLACK_SIGNING_SECRET": "s", "SLACK_API_URL": standin.url}
+        )
+        clock.advance(ZONES_RETRY)
+        assert zones()["daily-email:mgr_2@acme.example"] == ZoneInfo("Asia/Tokyo"), "asked again later"
     finally:
         standin.stop()
         stores.close()
