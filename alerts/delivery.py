@@ -199,7 +199,8 @@ class SlackSender:
     settings: AlertsSettings
     store: Store
     quiet_hours_apply = True
-    _dm_channels: dict[str, str] = field(default_factory=dict)
+    _channel_ids: dict[str, str] = field(default_factory=dict)
+    """Conversation ids: a person's DM channel by Slack user id, a channel's id by its `channel:#name` target."""
     _timezones: dict[str, ZoneInfo | None] = field(default_factory=dict)
 
     def timezone_of(self, target: str) -> ZoneInfo | None:
@@ -330,14 +331,25 @@ class SlackSender:
         return None
 
     def _channel(self, target: str) -> str:
+        """The channel id to post to or read from. A channel configured by name (`#cro-vp`) is posted to by name
+        (chat.postMessage accepts it and answers with the id, which the outbox keeps); reading its history after a
+        crash needs the id, found in the outbox's earlier deliveries to it. None yet (nothing ever reached that
+        channel): its name, whose history Slack will not read, so that one message may be posted again."""
         kind, _, name = target.partition(":")
-        if kind == "channel":
+        if kind == "channel" and not name.startswith("#"):
             return name
+        if kind == "channel":
+            if target not in self._channel_ids:
+                known = Outbox(self.store).channel_id(target)
+                if known is None:
+                    return name
+                self._channel_ids[target] = known
+            return self._channel_ids[target]
         slack_id = name if kind == "slack" else self._slack_user(name)
-        if slack_id not in self._dm_channels:
+        if slack_id not in self._channel_ids:
             opened = self._call(self.client.conversations_open, users=slack_id)
-            self._dm_channels[slack_id] = opened["channel"]["id"]
-        return self._dm_channels[slack_id]
+            self._channel_ids[slack_id] = opened["channel"]["id"]
+        return self._channel_ids[slack_id]
 
     def _slack_user(self, person: str) -> str:
         entry = self.settings.routing.users.get(person, {})

@@ -137,6 +137,10 @@ class Outbox:
         """The alert's first real-time message that reached `target`: its thread is where follow-ups go."""
         return self._rows.first_delivered(alert_id, target, ALERT_KINDS)
 
+    def channel_id(self, target: str) -> str | None:
+        """The Slack channel id an earlier message to `target` (a `channel:#name`) reached, if any did."""
+        return self._rows.channel_id(target)
+
     def delivered_at(self, channel: str, ts: str) -> OutboxMessage | None:
         """The message posted at (channel, ts), if it went out through the outbox."""
         return self._rows.delivered_at(channel, ts)

@@ -170,7 +170,7 @@ class Worker:
     observe_slack: Callable[[str, float, str], None] | None = None
     """Told each Slack Web API call the deliverer makes (the service's metrics)."""
     _last_sent: dict = field(default_factory=dict)
-    _dm_channels: dict = field(default_factory=dict)
+    _channel_ids: dict = field(default_factory=dict)
     _timezones: dict = field(default_factory=dict)
     _scheduler: Scheduler | None = None
     _zones: DigestZones | None = None
@@ -224,7 +224,7 @@ class Worker:
             ),
             self.deps.settings.alerts,
             store,
-            self._dm_channels,
+            self._channel_ids,
             self._timezones,
         )
 

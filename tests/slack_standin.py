@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import zlib
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -124,13 +125,13 @@ class SlackStandIn:
             self._faults[method].extend(faults)
 
     def posts(self, channel: str | None = None) -> list[Call]:
-        """Successful chat.postMessage calls (optionally to one channel), in the order received."""
+        """Successful chat.postMessage calls (optionally to one channel, by name or id), in the order received."""
         return [
             c
             for c in self.calls
             if c.method == "chat.postMessage"
             and c.args.get("ok_answer")
-            and (channel is None or c.args.get("channel") == channel)
+            and (channel is None or c.args.get("answered_channel") == channel_id(channel))
         ]
 
     def _respond(self, method: str, args: dict, token: str | None) -> tuple[int, dict, dict | str]:
@@ -179,7 +180,15 @@ class SlackStandIn:
                 ts = f"{1700000000 + self._ts}.000100"
             call.args["ok_answer"] = True
             call.args["answered_ts"] = args.get("ts", ts)
-            return {"ok": True, "channel": channel, "ts": args.get("ts", ts), "message": {"text": args.get("text")}}
+            call.args["answered_channel"] = channel_id(channel)
+            return {
+                "ok": True,
+                "channel": channel_id(channel),
+                "ts": args.get("ts", ts),
+                "message": {"text": args.get("text")},
+            }
+        if method in ("conversations.history", "conversations.replies") and args.get("channel", "").startswith("#"):
+            return {"ok": False, "error": "channel_not_found"}  # these take a channel's id, never its name
         if method == "conversations.history":
             return {"ok": True, "messages": self.history(args.get("channel", ""), int(args.get("limit", 100)))}
         if method == "files.getUploadURLExternal":
@@ -195,6 +204,8 @@ class SlackStandIn:
             shared = [
                 {"id": f["id"], "title": f.get("title"), "name": self._file_names.get(f["id"])} for f in files or []
             ]
+            if str(args.get("channel_id", "")).startswith("#"):
+                return {"ok": False, "error": "invalid_channel"}
             if args.get("channel_id"):  # shared: a message holding the files, in the thread when one is given
                 with self._lock:
                     self._ts += 1
@@ -213,7 +224,9 @@ class SlackStandIn:
         return {"ok": True}
 
     def replies(self, channel: str, ts: str) -> list[dict]:
-        """A thread as conversations.replies gives it: the parent first, then its replies, oldest first."""
+        """A thread as conversations.replies gives it: the parent first, then its replies, oldest first. `channel`:
+        an id, or (for a test's convenience; Slack's API refuses it) a name."""
+        channel = channel_id(channel)
         posted = [c for c in self.posts(channel) if c.args.get("answered_ts") == ts or c.args.get("thread_ts") == ts]
         messages = [self._as_message(call) for call in posted]
         if not messages:
@@ -241,3 +254,8 @@ class SlackStandIn:
         # Thread replies are not in a channel's history (Slack lists them with conversations.replies).
         posted = [c for c in self.posts(channel) if c.method == "chat.postMessage" and not c.args.get("thread_ts")]
         return [self._as_message(call) for call in reversed(posted[-limit:])]
+
+
+def channel_id(channel: str) -> str:
+    """The id Slack answers for a channel posted to by name (`#cro-vp` → `C…`, the same every time); an id as is."""
+    return f"C{zlib.crc32(channel.encode()):08X}" if channel.startswith("#") else channel

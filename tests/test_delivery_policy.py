@@ -96,3 +96,25 @@ def test_a_hung_call_fails_at_its_deadline_and_the_other_recipients_are_served(t
     deliverer.deliver_due()
     assert len(standin.posts("C1")) == 1 and outbox.statuses() == {"sent": 3}
     assert outbox.rows("sent")[0].note == "an earlier attempt reached Slack"
+
+
+def test_a_message_in_flight_to_a_channel_named_in_config_is_found_by_the_channels_id(tmp_path, standin):
+    """Reports go to channels configured by name (`#cro-vp`); Slack reads a channel's history only by id. The id
+    Slack answered an earlier post with (kept in the outbox) is where the deliverer looks after a crash, so the
+    message in flight is found, not posted again."""
+    deliverer, outbox = _deliverer(tmp_path, standin)
+    _queue(outbox, "#cro-vp")
+    assert deliverer.deliver_due() == 1
+    with outbox.store.transaction():
+        outbox.enqueue("later", "weekly", "channel:#cro-vp", Message("the next report", []), datetime.now(UTC))
+    [later] = outbox.due(datetime.now(UTC))
+    assert outbox.claim(later.id, "dead", datetime.now(UTC), timedelta(minutes=5))
+    SlackSender(deliverer.sender.client, deliverer.settings, outbox.store).send(later)  # posted; then the crash
+    fresh = SlackSender(deliverer.sender.client, deliverer.settings, outbox.store)  # a new process knows no ids
+    recovered = Deliverer(outbox.store, fresh, deliverer.settings, SystemClock(), holder="alive").recover_orphans()
+    assert recovered == {"found": 1, "requeued": 0}
+    history = [c for c in standin.calls if c.method == "conversations.history"]
+    assert history and history[-1].args["channel"].startswith("C"), "asked by id: Slack refuses a name"
+    assert [c.args["text"] for c in standin.posts("#cro-vp")] == ["to #cro-vp", "the next report"]
+    [sent] = [m for m in outbox.rows("sent") if m.id == later.id]
+    assert sent.slack_channel == history[-1].args["channel"]

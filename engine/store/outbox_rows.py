@@ -135,6 +135,15 @@ class OutboxRows:
         )
         return found[0] if found else None
 
+    def channel_id(self, target: str) -> str | None:
+        """The channel the latest delivered message to `target` reached, as Slack answered it (an id)."""
+        row = self._conn.execute(
+            "SELECT slack_channel FROM outbox WHERE target = ? AND slack_channel IS NOT NULL"
+            " AND slack_channel NOT LIKE '#%' ORDER BY id DESC LIMIT 1",
+            [target],
+        ).fetchone()
+        return row[0] if row else None
+
     def delivered_at(self, channel: str, ts: str) -> OutboxMessage | None:
         """The message Slack holds at (channel, ts), as it was sent."""
         found = self._messages("slack_channel = ? AND slack_ts = ?", [channel, ts], "LIMIT 1")
