@@ -27,7 +27,7 @@ from salesintel.alerts.visibility import (
 )
 from salesintel.bot.config import Settings
 from salesintel.engine.lookup import DealLookupError
-from salesintel.engine.records import MetricsSummary
+from salesintel.engine.records import MetricsSummary, ScoredDeal
 from salesintel.engine.segments import SIGNIFICANT, findings_statement
 from salesintel.engine.settings import MetricsSettings
 from salesintel.engine.store import Alert, Refresh, Store
@@ -83,6 +83,11 @@ class BotContext:
 
     def refresh(self) -> Refresh | None:
         return self.store.latest_refresh(self.pinned_as_of) if self.pinned_as_of else self.store.latest_refresh()
+
+    def scores(self, refresh: Refresh) -> tuple[ScoredDeal, ...]:
+        """Every open deal's score in `refresh`, read from the store once per refresh and process (the memo): each
+        pipeline answer or dashboard page then filters them by who asks (20,000 deals: 17 ms a read, profiled)."""
+        return self.memo(("scores", refresh_key(refresh)), lambda: tuple(self.store.scores(refresh.id)))
 
     def stale(self) -> str | None:
         snapshot = self.store.latest_snapshot()
@@ -145,7 +150,7 @@ def pipeline(ctx: BotContext, viewer: Viewer, text: str) -> Message:
         return text_message(
             "I don't know which deals are yours: ask an admin to add your Slack id under `alerts.routing.users`."
         )
-    scores = [s for s in ctx.store.scores(refresh.id) if scope is None or s.sales_rep_id in scope]
+    scores = [s for s in ctx.scores(refresh) if scope is None or s.sales_rep_id in scope]
     totals = at_risk_totals(scores, refresh.metrics)
     who = "everyone" if scope is None else ("your team" if len(scope) > 1 else "you")
     return render_message(
@@ -254,7 +259,7 @@ def home_view(ctx: BotContext, viewer: Viewer) -> dict:
     scope = reps_in_scope(viewer, ctx.settings.alerts.routing)
     scores = []
     if refresh is not None and (scope is None or scope):
-        scores = [s for s in ctx.store.scores(refresh.id) if scope is None or s.sales_rep_id in scope]
+        scores = [s for s in ctx.scores(refresh) if scope is None or s.sales_rep_id in scope]
     totals = at_risk_totals(scores, refresh.metrics if refresh else None)
     risky = totals["deals"]
     message = render_message(

@@ -55,7 +55,7 @@ def visible_scores(ctx: BotContext, viewer: Viewer, refresh: Refresh) -> list[Sc
     bot, routing = ctx.settings.bot, ctx.settings.alerts.routing
     if not may_see_any_deal(viewer, bot.visibility):
         return []
-    return [s for s in ctx.store.scores(refresh.id) if can_see_deal(viewer, s.sales_rep_id, routing, bot.visibility)]
+    return [s for s in ctx.scores(refresh) if can_see_deal(viewer, s.sales_rep_id, routing, bot.visibility)]
 
 
 def overview(ctx: BotContext, viewer: Viewer) -> dict:
