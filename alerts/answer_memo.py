@@ -17,6 +17,8 @@ from typing import Protocol, TypeVar
 T = TypeVar("T")
 ENTRIES = 4096
 """About the deals people look at in a day; a deal's remembered answer is a few kilobytes."""
+ONE_EACH = ("scores",)
+"""Kinds of entry kept for one key at a time (see `AnswerMemo`): `BotContext.scores`, a refresh's every score."""
 
 
 class Memo(Protocol):
@@ -34,9 +36,12 @@ class AnswerMemo:
     A key must name everything the value depends on; a build that raises is not remembered.
     """
 
-    def __init__(self, entries: int = ENTRIES):
+    def __init__(self, entries: int = ENTRIES, one_each: tuple[str, ...] = ONE_EACH):
+        """`one_each`: kinds of entry (a key's first item) held once only, the latest replacing the one before, as
+        they are large (a refresh's every score) and an older refresh's is not asked for again."""
         self._entries: OrderedDict[Hashable, object] = OrderedDict()
         self._limit = entries
+        self._one_each = one_each
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
@@ -50,6 +55,9 @@ class AnswerMemo:
             self.misses += 1
         value = build()  # outside the lock: two threads may build the same value once each, never a wrong one
         with self._lock:
+            if isinstance(key, tuple) and key and key[0] in self._one_each:
+                for older in [k for k in self._entries if isinstance(k, tuple) and k and k[0] == key[0]]:
+                    del self._entries[older]
             self._entries[key] = value
             self._entries.move_to_end(key)
             while len(self._entries) > self._limit:

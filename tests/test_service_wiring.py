@@ -124,3 +124,17 @@ def test_a_new_term_is_noticed_whichever_renewal_gained_the_lease(tmp_path):
     assert new.renew() == (True, True)  # the heartbeat's renewal gains it
     assert new.renew() == (True, False)  # the tick's renewal sees no gain ...
     assert new.take_new_term() and not new.take_new_term()  # ... but the new term is there, once
+
+
+def test_the_answer_memo_keeps_one_refreshs_scores_and_every_answer():
+    """A refresh's every score is large: the memo holds the latest refresh's only, whatever else it holds."""
+    from salesintel.alerts.answer_memo import AnswerMemo
+
+    memo = AnswerMemo()
+    built = []
+    first = memo(("scores", (1, "t1")), lambda: built.append(1) or ("deal",) * 3)
+    assert memo(("scores", (1, "t1")), lambda: built.append(1) or ()) is first and built == [1]
+    memo(("deal_risk", (1, "t1"), "D1"), lambda: "answer")
+    memo(("scores", (2, "t2")), lambda: built.append(2) or ("deal",))
+    assert [k for k in memo._entries if k[0] == "scores"] == [("scores", (2, "t2"))]
+    assert memo(("deal_risk", (1, "t1"), "D1"), lambda: "rebuilt") == "answer", "other entries stay"
