@@ -228,7 +228,7 @@ class SlackSender:
         if message.kind == CHART_KIND:
             return self._upload(message)
         original = self._thread_of(message)
-        channel = original.slack_channel if original else self._channel(message.target)
+        channel = original.slack_channel if original else self._post_to(message.target)
         response = self._call(
             self.client.chat_postMessage,
             channel=channel,
@@ -241,6 +241,8 @@ class SlackSender:
         )
         if original:
             self._update_original(original, message)
+        if not original and message.target.startswith("channel:#") and response.get("channel"):
+            self._channel_ids[message.target] = response["channel"]  # what the name points to now
         return response.get("channel"), response.get("ts")
 
     def _upload(self, chart: OutboxMessage) -> tuple[str | None, None]:
@@ -304,7 +306,7 @@ class SlackSender:
                 include_all_metadata=True,
             )
         else:
-            channel = self._channel(message.target)
+            channel = self._read_from(message.target)
             history = self._call(
                 self.client.conversations_history, channel=channel, limit=RECENT_HISTORY, include_all_metadata=True
             )
@@ -330,21 +332,30 @@ class SlackSender:
                 return attachment["channel"], posted.get("ts")
         return None
 
-    def _channel(self, target: str) -> str:
-        """The channel id to post to or read from. A channel configured by name (`#cro-vp`) is posted to by name
-        (chat.postMessage accepts it and answers with the id, which the outbox keeps); reading its history after a
-        crash needs the id, found in the outbox's earlier deliveries to it. None yet (nothing ever reached that
-        channel): its name, whose history Slack will not read, so that one message may be posted again."""
+    def _post_to(self, target: str) -> str:
+        """Where to post: a channel as configured (by name, `#cro-vp`, it reaches whatever channel has that name
+        now: a channel archived and made again, or renamed and replaced, is followed), a person's DM channel."""
         kind, _, name = target.partition(":")
-        if kind == "channel" and not name.startswith("#"):
+        return name if kind == "channel" else self._dm_channel(kind, name)
+
+    def _read_from(self, target: str) -> str:
+        """Where to read history (after a crash): Slack reads a channel by id only. For a channel configured by
+        name, the id Slack answered the latest post to it with (this process's, else the outbox's). None yet
+        (nothing ever reached that channel): its name, whose history Slack will not read, so that one message may
+        be posted again."""
+        kind, _, name = target.partition(":")
+        if kind != "channel":
+            return self._dm_channel(kind, name)
+        if not name.startswith("#"):
             return name
-        if kind == "channel":
-            if target not in self._channel_ids:
-                known = Outbox(self.store).channel_id(target)
-                if known is None:
-                    return name
-                self._channel_ids[target] = known
-            return self._channel_ids[target]
+        if target not in self._channel_ids:
+            known = Outbox(self.store).channel_id(target)
+            if known is None:
+                return name
+            self._channel_ids[target] = known
+        return self._channel_ids[target]
+
+    def _dm_channel(self, kind: str, name: str) -> str:
         slack_id = name if kind == "slack" else self._slack_user(name)
         if slack_id not in self._channel_ids:
             opened = self._call(self.client.conversations_open, users=slack_id)

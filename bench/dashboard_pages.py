@@ -26,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
@@ -93,7 +94,10 @@ def signed_in(base: str, slack_id: str) -> tuple[urllib.request.OpenerDirector, 
     link = json.loads(body)["blocks"][0]["accessory"]["url"]
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
     start = time.perf_counter()
-    with opener.open(link, timeout=60) as landed:
+    with opener.open(link, timeout=60) as page:  # whom it signs in, and the "Sign in" button
+        assert b'id="sign-in"' in page.read()
+    form = urllib.parse.urlencode(dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(link).query))).encode()
+    with opener.open(link.split("?")[0], data=form, timeout=60) as landed:  # the button's POST
         landed.read()
         assert landed.status == 200 and landed.url.endswith("/dashboard"), landed.url
     return opener, (time.perf_counter() - start) * 1000

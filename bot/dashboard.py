@@ -8,9 +8,13 @@ tables and charts. Here every page is one GET rendered on the server (no JavaScr
 strict Content-Security-Policy.
 
 Sign-in: `/salesintel dashboard` in Slack answers with a link for that Slack user, signed, valid for
-`bot.dashboard.link_minutes` and usable once (`bot.dashboard_access`). Opening it sets a signed session cookie
-(HttpOnly, SameSite=Lax, Secure when the public address is https) and redirects to the page without the token, so
-no bookmark or Referer carries it (the browser's history keeps the spent link, which opens nothing again). Every
+`bot.dashboard.link_minutes` and usable once (`bot.dashboard_access`). Opening it shows whom it signs in and a
+"Sign in" button, and spends nothing: a link checker, a mail scanner's prefetch or a second tab cannot use it up.
+The button POSTs the token from that page; a POST from any other site (`Sec-Fetch-Site`, else `Origin`) is refused,
+so a page elsewhere cannot sign a visitor in as someone else with a link of theirs without the visitor seeing whom
+and clicking. Signing in sets a signed session cookie (HttpOnly, SameSite=Lax, Secure when the public address is
+https) and redirects to the pipeline page, so no bookmark or Referer carries the token (the browser's history keeps
+the link page, which opens nothing once the link is spent). Every
 request after that identifies the viewer again from the Slack id with the current configuration; pages and charts
 are built for that viewer (`bot.dashboard_pages`).
 """
@@ -23,7 +27,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
 from http.cookies import CookieError, SimpleCookie
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 import jinja2
 
@@ -49,6 +53,8 @@ CHARTS = ("win_rate", "cohorts", "pipeline", "risk", "calibration")
 SCOPED_CHARTS = ("pipeline", "risk")
 """Drawn from the viewer's own deals (`dashboard_pages.visible_scores`)."""
 SIGN_IN_AGAIN = "Ask for a new link in Slack with /salesintel dashboard."
+MAX_FORM_BYTES = 4096
+"""The sign-in form holds one token."""
 
 
 def html_environment() -> jinja2.Environment:
@@ -86,6 +92,8 @@ class Dashboard:
     def __call__(self, environ: dict, start_response):
         method = environ.get("REQUEST_METHOD", "GET")
         path = environ.get("PATH_INFO", "").rstrip("/") or PREFIX
+        if path == f"{PREFIX}/login" and method == "POST":  # the form on the link's page
+            return self._login(start_response, environ)
         if path == f"{PREFIX}/logout" and method == "POST":  # a form on our own pages (form-action 'self')
             self.access.sign_out(_cookie_value(environ), self.now())
             page = self._message("Signed out", f"You are signed out. {SIGN_IN_AGAIN}", None, "")
@@ -94,9 +102,9 @@ class Dashboard:
             return self._send(start_response, "405 Method Not Allowed", b"GET only", "text/plain", [("Allow", "GET")])
         query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
         if path == f"{PREFIX}/login":
-            if method != "GET":  # a HEAD (a link checker, a prefetch) must not spend a single-use link
-                return self._send(start_response, "200 OK", b"", headers=[("Allow", "GET")])
-            return self._login(start_response, query.get("token"))
+            if method != "GET":
+                return self._send(start_response, "200 OK", b"", headers=[("Allow", "GET, POST")])
+            return self._confirm(start_response, query.get("token"))
 
         claims = self.access.session(_cookie_value(environ), self.now())
         if claims is None:
@@ -185,12 +193,39 @@ class Dashboard:
         scores = pages.visible_scores(ctx, viewer, refresh)  # SCOPED_CHARTS
         return charts.pipeline_chart(scores) if name == "pipeline" else charts.risk_chart(scores, metrics.risk_rule)
 
-    def _login(self, start_response, token: str | None):
-        claims = self.access.redeem_link(token, self.now())
+    def _confirm(self, start_response, token: str | None):
+        """The link's page: whom it signs in, and the button that does. Spends nothing."""
+        claims = self.access.link_claims(token, self.now())
         if claims is None:
-            log.info("dashboard link refused", extra={"event": "dashboard_link_refused"})
-            message = f"This sign-in link has expired or was used already. {SIGN_IN_AGAIN}"
+            return self._link_refused(start_response)
+        ctx = self.context()
+        person = self.viewer(claims.slack_id, ctx.known_users).person
+        who = f"{person} ({claims.slack_id})" if person else claims.slack_id
+        return self._render(
+            start_response, "login", "Sign in", "", "", {"token": token, "signing_in_as": who, "page": None}
+        )
+
+    def _link_refused(self, start_response):
+        log.info("dashboard link refused", extra={"event": "dashboard_link_refused"})
+        message = f"This sign-in link has expired or was used already. {SIGN_IN_AGAIN}"
+        return self._send(start_response, "403 Forbidden", self._message("Sign in", message, None, ""))
+
+    def _login(self, start_response, environ: dict):
+        """The link page's form: spends the link and starts a session, if the POST came from that page."""
+        if not _same_origin(environ):
+            log.warning("dashboard sign-in from another site refused", extra={"event": "dashboard_cross_site_login"})
+            message = f"Sign in with the button on the page your link opens. {SIGN_IN_AGAIN}"
             return self._send(start_response, "403 Forbidden", self._message("Sign in", message, None, ""))
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = -1
+        if not 0 <= length <= MAX_FORM_BYTES:
+            return self._send(start_response, "413 Content Too Large", b"sign-in form too large", "text/plain")
+        form = parse_qs(environ["wsgi.input"].read(length).decode("utf-8", "replace"))
+        claims = self.access.redeem_link((form.get("token") or [None])[0], self.now())
+        if claims is None:
+            return self._link_refused(start_response)
         cookie = self._cookie(self.access.sign(claims.slack_id, SESSION, self.now()), int(self.access.session_seconds))
         log.info("dashboard sign-in", extra={"event": "dashboard_sign_in", "user": claims.slack_id})
         headers = [("Location", PREFIX), ("Set-Cookie", cookie), *SECURITY_HEADERS]
@@ -216,6 +251,16 @@ class Dashboard:
             [("Content-Type", content_type), ("Content-Length", str(len(body))), *SECURITY_HEADERS, *headers],
         )
         return [body]
+
+
+def _same_origin(environ: dict) -> bool:
+    """Whether a POST came from one of our own pages: the browser's `Sec-Fetch-Site`, else its `Origin` against the
+    Host asked for (behind a proxy, the one it forwarded). Neither sent (not a browser): nothing to forge."""
+    site = environ.get("HTTP_SEC_FETCH_SITE")
+    if site:
+        return site == "same-origin"
+    origin = environ.get("HTTP_ORIGIN")
+    return origin is None or urlsplit(origin).netloc == environ.get("HTTP_HOST", "")
 
 
 def _cookie_value(environ: dict) -> str | None:

@@ -102,6 +102,13 @@ class DashboardAccess:
         if claims is not None:
             self.spend(f"dashboard-signed-out:{claims.nonce}", now.timestamp(), claims.expires)
 
+    def link_claims(self, token: str | None, now: datetime) -> Claims | None:
+        """A link's claims while it can still be used (well signed, not expired, not spent), without spending it."""
+        claims = self.verify(token, LINK, now)
+        if claims is None or self.seen(f"dashboard-link:{claims.nonce}", now.timestamp()):
+            return None
+        return claims
+
     def redeem_link(self, token: str | None, now: datetime) -> Claims | None:
         """A link's claims, once: a valid link used a second time is refused."""
         claims = self.verify(token, LINK, now)

@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import urllib.error
+import urllib.parse
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -134,8 +135,11 @@ def link_for(service, user: str) -> str:
 
 
 def sign_in(driver, service, user: str) -> None:
+    """As a person does: the link from Slack, then the page's "Sign in" button."""
     driver.delete_all_cookies()
     driver.get(link_for(service, user))
+    assert user in driver.find_element(By.ID, "signing-in-as").text, "the page says whom the link signs in"
+    follow(driver, driver.find_element(By.ID, "sign-in"))
     assert driver.current_url == service["base"] + "/dashboard", "the token is gone from the address bar"
 
 
@@ -254,7 +258,10 @@ def test_a_link_works_once_a_session_ends_at_sign_out_and_strangers_see_no_deal(
     link = link_for(service, "U002")
     browser.delete_all_cookies()
     browser.get(link)
-    assert browser.current_url.endswith("/dashboard")
+    browser.get(link)  # opened twice (a second tab, a mail scanner's prefetch): nothing is spent by looking
+    assert browser.find_element(By.ID, "signing-in-as").text == "rep_2 (U002)"
+    follow(browser, browser.find_element(By.ID, "sign-in"))
+    assert browser.current_url.endswith("/dashboard") and "rep_2" in browser.find_element(By.CLASS_NAME, "who").text
     browser.delete_all_cookies()
     browser.get(link)
     assert "expired or was used already" in browser.find_element(By.ID, "message").text
@@ -278,6 +285,31 @@ def test_a_link_works_once_a_session_ends_at_sign_out_and_strangers_see_no_deal(
     assert "I don't know who you are in the CRM" in browser.find_element(By.TAG_NAME, "main").text
     browser.get(f"{service['base']}/dashboard/deals")
     assert "0 open deals you may see" in browser.find_element(By.ID, "summary").text
+
+
+def test_a_page_on_another_site_cannot_sign_a_visitor_in_with_someone_elses_link(service, browser):
+    """Login CSRF: a site that got a link of its own (or someone's) and posts it from the visitor's browser is
+    refused, and the link stays unspent for the person it was made for."""
+    link = link_for(service, "U003")
+    token = urllib.parse.parse_qs(urllib.parse.urlsplit(link).query)["token"][0]
+    form = urllib.parse.urlencode({"token": token}).encode()
+    for headers in ({"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}, {"Origin": "null"}):
+        request = urllib.request.Request(service["base"] + "/dashboard/login", data=form, headers=headers)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=5)
+        assert refused.value.code == 403 and "Sign in with the button" in refused.value.read().decode()
+    evil = Path(service["store"]).parent / "evil.html"
+    evil.write_text(
+        f'<form id="f" method="post" action="{service["base"]}/dashboard/login">'
+        f'<input type="hidden" name="token" value="{token}"></form><script>document.getElementById("f").submit()'
+        "</script>"
+    )
+    browser.delete_all_cookies()
+    browser.get(evil.as_uri())  # a page elsewhere submits the form as soon as it loads
+    WebDriverWait(browser, 15).until(lambda driver: driver.current_url.startswith(service["base"]))
+    assert "Sign in with the button" in browser.find_element(By.ID, "message").text
+    assert browser.get_cookie("salesintel_session") is None
+    sign_in(browser, service, "U003")  # the link still works for its person, from its own page
 
 
 def test_pages_refuse_what_a_browser_should_not_do(service):

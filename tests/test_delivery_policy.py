@@ -116,5 +116,8 @@ def test_a_message_in_flight_to_a_channel_named_in_config_is_found_by_the_channe
     history = [c for c in standin.calls if c.method == "conversations.history"]
     assert history and history[-1].args["channel"].startswith("C"), "asked by id: Slack refuses a name"
     assert [c.args["text"] for c in standin.posts("#cro-vp")] == ["to #cro-vp", "the next report"]
+    assert {c.args["channel"] for c in standin.posts("#cro-vp")} == {"#cro-vp"}, (
+        "posted by name: a channel archived and made again under that name is still reached"
+    )
     [sent] = [m for m in outbox.rows("sent") if m.id == later.id]
     assert sent.slack_channel == history[-1].args["channel"]

@@ -49,6 +49,7 @@ def test_commands_typed_on_stdin_are_answered_and_end_of_input_stops_cleanly(tmp
 def test_terminal_mode_with_a_port_serves_the_dashboard_behind_a_printed_link(tmp_path):
     import http.cookiejar
     import re
+    import urllib.parse
     import urllib.request
 
     from tests.test_service_http import free_port
@@ -75,7 +76,12 @@ def test_terminal_mode_with_a_port_serves_the_dashboard_behind_a_printed_link(tm
             found = re.search(r"\[Open the dashboard: (http://localhost:\d+/dashboard/login\?token=\S+)\]", line)
             link = found.group(1) if found else None
         browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
-        with browser.open(link.replace("localhost", "127.0.0.1"), timeout=30) as page:
+        link = link.replace("localhost", "127.0.0.1")
+        with browser.open(link, timeout=30) as page:
+            assert 'id="sign-in"' in page.read().decode(), "the link's page: whom it signs in, and a button"
+        token = urllib.parse.parse_qs(urllib.parse.urlsplit(link).query)["token"][0]
+        form = urllib.parse.urlencode({"token": token}).encode()
+        with browser.open(link.split("?")[0], data=form, timeout=30) as page:  # the button's POST
             html = page.read().decode()
         assert page.url.endswith("/dashboard") and "<title>Pipeline · salesintel</title>" in html
         assert "UTERMINAL" in html, "the terminal's user, who sees everything"

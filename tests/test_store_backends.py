@@ -223,6 +223,27 @@ def test_an_outbox_message_is_queued_once_and_claimed_by_exactly_one_process(sto
     assert store.outbox.oldest_pending_created_at() is None
 
 
+def test_a_channel_named_in_config_is_known_by_the_id_of_its_latest_delivery(store_target):
+    """The id to read a `#name` channel's history by: the latest delivery's, never a name, never another target's."""
+    store = Store.open(store_target)
+    assert store.outbox.channel_id("channel:#a") is None
+    with store.transaction():
+        for key, target, channel in (
+            ("k1", "channel:#a", "COLD"),
+            ("k2", "channel:#a", "#a"),  # a release that kept the name
+            ("k3", "channel:#b", "CB"),
+            ("k4", "channel:#a", "CNEW"),
+            ("k5", "channel:#a", None),  # queued, not delivered yet
+            ("k6", "channel:#a", "#a"),
+        ):
+            store.outbox.insert(key, "daily", target, "hi", [], OUTBOX_PENDING, NOW, None, None)
+            (row,) = [m for m in store.outbox.in_status(OUTBOX_PENDING) if m.dedupe_key == key]
+            if channel:
+                store.outbox.mark_sent(row.id, OUTBOX_SENT, NOW, channel, "1.1")
+    assert store.outbox.channel_id("channel:#a") == "CNEW"
+    assert store.outbox.channel_id("channel:#b") == "CB"
+
+
 def test_a_scheduled_run_is_claimed_once_and_the_transaction_goes_on(store_target):
     """On PostgreSQL an error aborts the whole transaction: a lost claim must not be one."""
     store = Store.open(store_target)
