@@ -256,10 +256,12 @@ def _report(
     return message, folded_ids, inputs
 
 
-def report_with_charts(kind: str, env: AlertEnvironment, now: datetime) -> tuple[Message, list[int]]:
-    """The report, with its charts when it is a weekly or monthly one (`alerts.charts`), drawn from the same
-    refresh and scores the report read."""
-    message, folded_ids, inputs = _report(kind, env, now, latest_refresh(env.store))
+def report_with_charts(
+    kind: str, env: AlertEnvironment, now: datetime, refresh: Refresh | None = None
+) -> tuple[Message, list[int]]:
+    """The report (of the latest refresh, or `refresh`), with its charts when it is a weekly or monthly one
+    (`alerts.charts`), drawn from the same refresh and scores the report read."""
+    message, folded_ids, inputs = _report(kind, env, now, refresh or latest_refresh(env.store))
     if kind in ("weekly", "monthly"):
         from salesintel.alerts.charts import report_charts  # matplotlib: imported only when a report draws
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import click
@@ -33,9 +34,10 @@ def print_message(target: str, kind: str, text: str, blocks: list[dict]) -> None
     click.echo(blocks_as_text(blocks, text))
 
 
-def render_report(env, kind: str, refresh) -> None:
-    """Render one run of `kind` to the terminal; nothing is recorded or sent."""
-    from salesintel.alerts.runs import realtime_preview, report_message
+def render_report(env, kind: str, refresh, charts_dir: Path | None = None) -> None:
+    """Render one run of `kind` to the terminal; nothing is recorded or sent. A weekly or monthly report's charts
+    are listed with their alt text, and written as PNGs into `charts_dir` when given."""
+    from salesintel.alerts.runs import realtime_preview, report_with_charts
 
     now = datetime.now(UTC)
     if kind == "realtime":
@@ -57,8 +59,16 @@ def render_report(env, kind: str, refresh) -> None:
             over = ", ".join(f"{target.split(':', 1)[1]}: {count}" for target, count in sorted(preview.folded.items()))
             click.echo(f"{'─' * 72}\nover the daily cap of {preview.cap} (folded into the next daily digest): {over}")
         return
-    message, _ = report_message(kind, env, now, refresh)
+    message, _ = report_with_charts(kind, env, now, refresh)
     print_message(env.settings.routing.channels[kind], kind, message.text, message.blocks)
+    if charts_dir is not None:
+        charts_dir.mkdir(parents=True, exist_ok=True)
+    for chart in message.files:
+        saved = ""
+        if charts_dir is not None:
+            (charts_dir / f"{chart.name}.png").write_bytes(chart.png)
+            saved = f" → {charts_dir / f'{chart.name}.png'}"
+        click.echo(f"[chart: {chart.title}]{saved}\n  {chart.alt}")
 
 
 def register(main: click.Group, open_refresh, open_store) -> None:
@@ -68,15 +78,23 @@ def register(main: click.Group, open_refresh, open_store) -> None:
     @main.command()
     @click.argument("kind", type=click.Choice(["realtime", "daily", "weekly", "monthly"]))
     @click.option("--as-of", "as_of", type=click.DateTime(["%Y-%m-%d"]), default=None)
+    @click.option(
+        "--charts",
+        "charts_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="write a weekly or monthly report's charts into this folder as PNGs",
+    )
     @click.pass_obj
-    def report(obj, kind: str, as_of: datetime | None) -> None:
-        """Render one alert run to the terminal without sending or recording anything."""
+    def report(obj, kind: str, as_of: datetime | None, charts_dir: Path | None) -> None:
+        """Render one alert run to the terminal without sending or recording anything (a weekly or monthly
+        report's charts: titles and alt text, and PNGs with --charts DIR)."""
         from salesintel.alerts.runs import NothingToReport
 
         settings, config_path = obj.settings, obj.config_path
         refresh = open_refresh(obj, as_of)
         try:
-            render_report(alert_environment(settings, open_store(settings, config_path)), kind, refresh)
+            render_report(alert_environment(settings, open_store(settings, config_path)), kind, refresh, charts_dir)
         except NothingToReport as error:
             raise click.ClickException(str(error)) from error
 

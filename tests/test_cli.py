@@ -127,6 +127,16 @@ def test_report_renders_each_kind_on_the_bundled_data_without_sending(salesintel
     assert outbox == 0, "report only renders"
 
 
+def test_report_lists_a_weekly_reports_charts_and_writes_them_where_asked(salesintel, tmp_path):
+    salesintel(tmp_path, "ingest", "data/skygeni_sales_data.csv")
+    result = salesintel(tmp_path, "report", "weekly", "--as-of", "2024-03-01", "--charts", str(tmp_path / "png"))
+    assert result.returncode == 0, result.stderr
+    assert "[chart: Win rate by month of close] → " in result.stdout and "95% interval: " in result.stdout
+    written = sorted(p.name for p in (tmp_path / "png").iterdir())
+    assert written == ["cohorts.png", "pipeline.png", "risk.png", "win_rate.png"]
+    assert all((tmp_path / "png" / name).read_bytes().startswith(b"\x89PNG") for name in written)
+
+
 def test_alert_commands_acknowledge_idempotently(salesintel, tmp_path):
     crm = tmp_path / "crm.csv"
     salesintel(tmp_path, "synth", "--deals", "3000", "--seed", "7", "--out", str(crm))
