@@ -1,6 +1,7 @@
 """The scheduled jobs, as plain functions of (fire time, now) closed over the store and settings.
 
-- refresh: ingest any new snapshot in the watched folder, recompute as of today (or the pinned date), then run
+- refresh: ingest any new snapshot in the watched folder, recompute as of today (or the pinned date; or, for an
+  export that ends more than a week before it was taken, its last day: `engine.refresh.default_as_of`), then run
   the real-time rules and the health checks (stale data, drift);
 - daily, weekly, monthly: queue that report for its channel, once per fire time.
 Delivery is not a job: the service delivers after every tick, so messages leave as soon as they are queued.
@@ -31,7 +32,7 @@ from salesintel.alerts.runs import (
 from salesintel.alerts.schedule import Job, cron_trigger
 from salesintel.alerts.settings import REPORT_KINDS, ScheduleSettings
 from salesintel.engine.ingest import IngestError, file_sha256, read_snapshot
-from salesintel.engine.refresh import EngineSettings, RefreshError, refresh
+from salesintel.engine.refresh import EngineSettings, RefreshError, early_end, refresh
 from salesintel.engine.settings import IngestSettings
 from salesintel.engine.snapshot_guard import save_guarded
 from salesintel.engine.warehouse import WarehouseSource, read_warehouse
@@ -48,14 +49,16 @@ class RefreshJob:
     watch_folder: Path | None = None
     warehouse: WarehouseSource | None = None
     _seen: set[tuple[str, float, int]] = field(default_factory=set)
+    _ends_early: dict[int, date | None] = field(default_factory=dict)
 
     def __call__(self, fire_time: datetime, now: datetime) -> str | None:
         notes = [note for note in (self._ingest_new_files(now), self._pull_warehouse(now)) if note]
-        as_of = self.pinned_as_of or now.astimezone(self.env.timezone).date()
-        latest, snapshot = self.env.store.latest_refresh(), self.env.store.latest_snapshot()
+        snapshot = self.env.store.latest_snapshot()
         if snapshot is None:
             return "; ".join([*notes, "no snapshot loaded yet"])
-        if not (latest and latest.snapshot_id == snapshot.id and latest.as_of == as_of):
+        as_of = self.pinned_as_of or self._as_of(snapshot, now.astimezone(self.env.timezone).date())
+        latest = self.env.store.latest_refresh(as_of)
+        if not (latest and latest.snapshot_id == snapshot.id):
             try:
                 result = refresh(self.env.store, self.engine, as_of, now)
             except RefreshError as error:
@@ -70,6 +73,13 @@ class RefreshJob:
             return str(error)
         notes += problems
         return "; ".join(n for n in notes if n) or None
+
+    def _as_of(self, snapshot, today: date) -> date:
+        """Today, as the pipeline ages; but an export whose last event is more than a week before it was taken is
+        answered as of that last day, as `salesintel refresh` does (its deals are read once per snapshot)."""
+        if snapshot.id not in self._ends_early:
+            self._ends_early[snapshot.id] = early_end(snapshot, self.env.store.deals(snapshot.id))
+        return self._ends_early[snapshot.id] or today
 
     def _pull_warehouse(self, now: datetime) -> str | None:
         """Run the warehouse query; a result not loaded before becomes a snapshot, through the same guard as a file

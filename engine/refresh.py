@@ -72,13 +72,19 @@ def _snapshot_and_date(store: Store, as_of: date | None) -> tuple[Snapshot, date
 
 
 def default_as_of(snapshot: Snapshot, deals: pd.DataFrame) -> date:
-    """When the snapshot was taken, or the data's last event if the export ends well before that."""
+    """When the snapshot was taken, or the data's last event if the export ends well before that: an old export
+    copied in today is answered as of its own last day, not with every open deal aged by the silent gap. (The
+    service uses today in place of the taking date: `alerts.jobs.RefreshJob`.)"""
+    return early_end(snapshot, deals) or snapshot.taken_at.date()
+
+
+def early_end(snapshot: Snapshot, deals: pd.DataFrame) -> date | None:
+    """The export's last event (a creation or a close) when it is more than `DATA_ENDS_EARLY_DAYS` before the
+    snapshot was taken; None for an export that runs up to its taking."""
     taken = snapshot.taken_at.date()
     span = data_span(deals, taken)
-    if span is None:
-        return taken
-    last = span[1].date()
-    return last if (taken - last).days > DATA_ENDS_EARLY_DAYS else taken
+    last = span[1].date() if span is not None else None
+    return last if last is not None and (taken - last).days > DATA_ENDS_EARLY_DAYS else None
 
 
 def feature_space(snapshot: Snapshot, view: AsOfView, settings: EngineSettings, fork: bool = False) -> FeatureSpace:

@@ -60,6 +60,7 @@ def test_watched_folder_snapshots_load_and_the_stalled_rules_fire(tmp_path):
 
     later = datetime(2024, 4, 5, 7, tzinfo=UTC)
     moved = early.replace("Inbound,Qualified", "Inbound,Proposal")
+    moved += "O0003,2024-04-03,,rep_3,SaaS,APAC,Core,Inbound,Demo,5000,,\n"  # a live CRM: something happened lately
     drop(inbox / "crm-0405.csv", crm([moved]), later - timedelta(hours=1))
     assert "snapshot #2" in job(later, later)
     active = {a.deal_id for a in AlertLedger(store).active("stalled")}
@@ -109,6 +110,26 @@ def test_a_partial_export_is_held_with_an_ops_alert_and_the_previous_snapshot_st
     [ops] = [m for m in store.outbox.in_status("pending") if m.kind == "ops" and "held" in m.text]
     assert "snapshot #2 from b.csv held, not used: deal count dropped from 301 to 10" in ops.text
     assert "still using snapshot #1" in ops.text
+
+
+def test_the_service_answers_an_export_that_ends_long_before_it_was_taken_as_of_its_last_day(tmp_path):
+    """An old export copied in today: the service refreshes as of the export's last day, as `salesintel refresh`
+    does (not today, which would age every open deal into "likely dead"), once, however many ticks pass; an export
+    that runs up to its taking is refreshed as of today, day by day."""
+    inbox, store, job = _job(tmp_path)
+    old = crm(["O0001,2023-12-20,,rep_1,SaaS,APAC,Core,Inbound,Demo,5000,,\n"])  # its last event: a close, 2023-12-28
+    now = datetime(2024, 6, 1, 7, tzinfo=UTC)
+    drop(inbox / "old.csv", old, now - timedelta(hours=1))
+    assert "refresh #1 as of 2023-12-28" in job(now, now)
+    job(now + timedelta(days=1), now + timedelta(days=1))
+    assert store.db.execute("SELECT COUNT(*) FROM refreshes").fetchone() == (1,), "not again every tick or day"
+    assert [s.deal_id for s in store.scores(1) if not s.stale] == ["O0001"], "open, not aged by the gap"
+
+    live = crm(["O0002,2024-06-01,,rep_2,SaaS,APAC,Core,Inbound,Demo,5000,,\n"])
+    later = datetime(2024, 6, 3, 7, tzinfo=UTC)
+    drop(inbox / "live.csv", live, later - timedelta(hours=1))
+    assert "refresh #2 as of 2024-06-03" in job(later, later)
+    assert "refresh #3 as of 2024-06-04" in job(later + timedelta(days=1), later + timedelta(days=1))
 
 
 def test_prune_keeps_the_newest_snapshots_whole_and_vacuums(salesintel, tmp_path):
