@@ -18,9 +18,9 @@ import matplotlib.image
 import pytest
 import yaml
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.wait import WebDriverWait
 
 from salesintel.alerts.ledger import AlertLedger
@@ -144,10 +144,21 @@ def sign_in(driver, service, user: str) -> None:
 
 
 def follow(driver, element) -> None:
-    """Click a link or submit button and wait for the next page: a click returns before a form's POST has loaded."""
+    """Click a link or submit button and wait for the next page: a click returns before a form's POST has loaded.
+    While the old page is being torn down, chromedriver may answer a question about it with a generic "node does not
+    belong to the document" error rather than a stale-element one: either means the old page is gone."""
     page = driver.find_element(By.TAG_NAME, "html")
     element.click()
-    WebDriverWait(driver, 15).until(expected_conditions.staleness_of(page))
+
+    def gone(_) -> bool:
+        try:
+            page.is_enabled()
+        except WebDriverException:  # StaleElementReferenceException among them
+            return True
+        return False
+
+    WebDriverWait(driver, 15).until(gone)
+    WebDriverWait(driver, 15).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 
 def screenshot(driver, tmp_path: Path, name: str) -> None:
@@ -306,7 +317,12 @@ def test_a_page_on_another_site_cannot_sign_a_visitor_in_with_someone_elses_link
     )
     browser.delete_all_cookies()
     browser.get(evil.as_uri())  # a page elsewhere submits the form as soon as it loads
-    WebDriverWait(browser, 15).until(lambda driver: driver.current_url.startswith(service["base"]))
+    WebDriverWait(browser, 15).until(
+        lambda driver: (
+            driver.current_url.startswith(service["base"])
+            and driver.execute_script("return document.readyState") == "complete"
+        )
+    )
     assert "Sign in with the button" in browser.find_element(By.ID, "message").text
     assert browser.get_cookie("salesintel_session") is None
     sign_in(browser, service, "U003")  # the link still works for its person, from its own page
