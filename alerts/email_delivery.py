@@ -26,9 +26,8 @@ from zoneinfo import ZoneInfo
 from salesintel.alerts.delivery import PermanentError, TransientError
 from salesintel.alerts.email_render import build_email
 from salesintel.alerts.outbox import OutboxMessage
+from salesintel.alerts.routing import EMAIL_PREFIX
 from salesintel.alerts.settings import AlertsSettings
-
-EMAIL_PREFIX = "email:"
 
 
 def message_id(row_id: int, dedupe_key: str, sender: str) -> str:
@@ -43,7 +42,7 @@ class EmailSender:
     """Sends one message per SMTP connection: digests are few, and a fresh connection has no stale state."""
 
     settings: AlertsSettings
-    quiet_hours_apply = False  # digests are scheduled in each recipient's zone already (`alerts.jobs.email_jobs`)
+    quiet_hours_apply = False  # digests are scheduled in each recipient's zone already (`alerts.jobs.digest_jobs`)
     password: str | None = None
     """SALESINTEL_SMTP_PASSWORD (never from config)."""
     connect: Callable[..., smtplib.SMTP] = smtplib.SMTP

@@ -22,7 +22,7 @@ from salesintel.alerts.routing import digest_recipients
 from salesintel.alerts.runs import (
     AlertEnvironment,
     NothingToReport,
-    email_report_run,
+    digest_run,
     health_checks,
     held_snapshot_alert,
     ops_alert,
@@ -156,10 +156,10 @@ def report_job(kind: str, env: AlertEnvironment):
     return run
 
 
-def email_report_job(kind: str, env: AlertEnvironment, address: str):
+def digest_job(kind: str, env: AlertEnvironment, target: str):
     def run(fire_time: datetime, now: datetime) -> str | None:
         try:
-            queued = email_report_run(kind, env, now, fire_time.astimezone(UTC).isoformat(), address)
+            queued = digest_run(kind, env, now, fire_time.astimezone(UTC).isoformat(), target)
         except NothingToReport as error:
             return str(error)
         return "queued" if queued else "already queued"
@@ -167,17 +167,16 @@ def email_report_job(kind: str, env: AlertEnvironment, address: str):
     return run
 
 
-def email_jobs(env: AlertEnvironment, zone_of: Callable[[str], ZoneInfo | None] | None = None) -> list[Job]:
-    """One job per (report, email recipient), on the report's schedule in the recipient's own time zone: a daily
-    digest at 08:00 reaches Berlin at 08:00 Berlin time and New York at 08:00 New York time, DST included. A person
-    without `tz:` in config is asked about through `zone_of` (Slack's `users.info`); else the service's zone."""
+def digest_jobs(env: AlertEnvironment, zone_of: Callable[[str], ZoneInfo | None] | None = None) -> list[Job]:
+    """One job per (report, digest recipient: by email or by Slack DM), on the report's schedule in the recipient's
+    own time zone: a daily digest at 08:00 reaches Berlin at 08:00 Berlin time and New York at 08:00 New York time,
+    DST included. A person without `tz:` in config is asked about through `zone_of` (Slack's `users.info`); else
+    the service's zone."""
     jobs = []
     for kind in REPORT_KINDS:
         for recipient in digest_recipients(kind, env.settings.email, env.settings.routing, zone_of):
             trigger = cron_trigger(getattr(env.settings.schedule, kind), recipient.zone or env.timezone)
-            jobs.append(
-                Job(f"{kind}-email:{recipient.address}", trigger, email_report_job(kind, env, recipient.address))
-            )
+            jobs.append(Job(f"{kind}-{recipient.target}", trigger, digest_job(kind, env, recipient.target)))
     return jobs
 
 
@@ -201,12 +200,12 @@ def job_triggers(schedule: ScheduleSettings, timezone: ZoneInfo) -> dict[str, Cr
 def build_jobs(
     env: AlertEnvironment, refresh_job: RefreshJob, zone_of: Callable[[str], ZoneInfo | None] | None = None
 ) -> list[Job]:
-    """Every scheduled job; `zone_of(person)` is a digest recipient's time zone from Slack (see `email_jobs`)."""
+    """Every scheduled job; `zone_of(person)` is a digest recipient's time zone from Slack (see `digest_jobs`)."""
     triggers = job_triggers(env.settings.schedule, env.timezone)
     runs = {"refresh": refresh_job, **{kind: report_job(kind, env) for kind in REPORT_KINDS}}
     if env.settings.realtime.tuning.enabled:
         runs["tuning"] = tuning_job(env)
-    return [Job(name, triggers[name], run) for name, run in runs.items()] + email_jobs(env, zone_of)
+    return [Job(name, triggers[name], run) for name, run in runs.items()] + digest_jobs(env, zone_of)
 
 
 def misfire_grace(env: AlertEnvironment) -> timedelta:

@@ -12,6 +12,9 @@ from zoneinfo import ZoneInfo
 
 from salesintel.alerts.settings import EmailSettings, RoutingSettings
 
+EMAIL_PREFIX = "email:"
+"""An outbox target delivered by email (`email:address`); every other target is Slack's."""
+
 
 def deal_recipients(rep_id: str, routing: RoutingSettings) -> list[str]:
     """The rep, then the rep's manager (if configured)."""
@@ -42,11 +45,13 @@ def slack_mentions(routing: RoutingSettings, cached: dict[str, str]) -> dict[str
 
 
 @dataclass(frozen=True)
-class EmailRecipient:
-    address: str
+class DigestRecipient:
+    """Who gets a report as a digest of their own: where (`email:address`, or `user:person` for a Slack DM) and in
+    which time zone it is due at the report's hour."""
+
+    target: str
     zone: ZoneInfo | None
-    """The recipient's time zone (`tz:` under routing.users, else Slack's for that person), None for the
-    service's."""
+    """`tz:` under routing.users, else Slack's for that person; None for the service's."""
 
 
 def digest_recipients(
@@ -54,19 +59,25 @@ def digest_recipients(
     email: EmailSettings,
     routing: RoutingSettings,
     zone_of: Callable[[str], ZoneInfo | None] | None = None,
-) -> list[EmailRecipient]:
-    """Who gets the `kind` digest by email: each entry an address, or a person under routing.users (their `email:`,
-    and `tz:` or else what `zone_of(person)` says: Slack's `users.info`). Entries were checked when the settings
-    loaded (`AlertsSettings`)."""
-    recipients: dict[str, EmailRecipient] = {}
+) -> list[DigestRecipient]:
+    """Who gets the `kind` digest of their own: by email (`alerts.email.digests`: addresses, or people under
+    routing.users with their `email:`) and by Slack DM (`alerts.routing.digests`: people). A person's zone is their
+    `tz:`, else what `zone_of(person)` says (Slack's `users.info`). Entries were checked when the settings loaded
+    (`AlertsSettings`); someone listed twice for email (as a person and as an address) gets one."""
+
+    def zone(person: str) -> ZoneInfo | None:
+        entry = routing.users[person]
+        return ZoneInfo(entry["tz"]) if entry.get("tz") else zone_of(person) if zone_of else None
+
+    by_email: dict[str, DigestRecipient] = {}
     for entry in email.digests.get(kind, []) if email.enabled else []:
-        if "@" in entry:
-            found = EmailRecipient(entry, None)
-        else:
-            person = routing.users[entry]
-            zone = ZoneInfo(person["tz"]) if person.get("tz") else zone_of(entry) if zone_of else None
-            found = EmailRecipient(person["email"], zone)
-        key = found.address.lower()  # listed twice (as a person and as an address): once, with a zone if either has
-        if key not in recipients or (recipients[key].zone is None and found.zone is not None):
-            recipients[key] = found
-    return list(recipients.values())
+        found = (
+            DigestRecipient(f"{EMAIL_PREFIX}{entry}", None)
+            if "@" in entry
+            else DigestRecipient(f"{EMAIL_PREFIX}{routing.users[entry]['email']}", zone(entry))
+        )
+        key = found.target.lower()  # with a zone if either entry has one
+        if key not in by_email or (by_email[key].zone is None and found.zone is not None):
+            by_email[key] = found
+    by_dm = {person: DigestRecipient(f"user:{person}", zone(person)) for person in routing.digests.get(kind, [])}
+    return [*by_email.values(), *by_dm.values()]

@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from salesintel.alerts.email_delivery import EMAIL_PREFIX
 from salesintel.alerts.episodes import HOLD_CONTROL, SEND_NEW, SEND_REPEAT, decide
 from salesintel.alerts.ledger import AlertLedger
 from salesintel.alerts.outbox import FOLDED, RESOLUTION_KIND, Outbox
@@ -283,11 +282,11 @@ def report_run(kind: str, env: AlertEnvironment, now: datetime, occurrence: str)
     return queued
 
 
-def email_report_run(kind: str, env: AlertEnvironment, now: datetime, occurrence: str, address: str) -> bool:
-    """Queue one report by email to `address` (its own schedule, in the recipient's time zone); the same message
-    the channel gets, as of now. Folded alerts stay for the channel's digest to mark."""
+def digest_run(kind: str, env: AlertEnvironment, now: datetime, occurrence: str, target: str) -> bool:
+    """Queue one report as a digest of its own to `target` (`email:address`, or `user:person` for a Slack DM), on
+    its own schedule in the recipient's time zone: the same message the channel gets, as of now. Folded alerts stay
+    for the channel's digest to mark."""
     message, _ = report_with_charts(kind, env, now)
-    target = f"{EMAIL_PREFIX}{address}"
     with env.store.transaction():
         return Outbox(env.store).enqueue(f"{kind}:{occurrence}:{target}", kind, target, message, now)
 

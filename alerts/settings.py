@@ -105,6 +105,18 @@ class RoutingSettings(FrozenSettings):
     }
     users: dict[str, dict[str, str]] = Field(default_factory=dict)
     """rep id → {slack: U…, email: …, manager: manager id}; a manager id is a key here too."""
+    digests: dict[str, list[str]] = Field(default_factory=dict)
+    """Report kind → managers under `users` who also get that report by direct message in Slack, at the report's
+    hour in their own time zone (`tz:`, else Slack's `users.info`): the channel's report, in their DMs at 08:00
+    their time rather than the channel's hour."""
+
+    @field_validator("digests")
+    @classmethod
+    def _known_reports(cls, digests: dict[str, list[str]]) -> dict[str, list[str]]:
+        unknown = [kind for kind in digests if kind not in REPORT_KINDS]
+        if unknown:
+            raise ValueError(f"digests: use {', '.join(REPORT_KINDS)} (got {', '.join(unknown)})")
+        return digests
 
     @field_validator("channels")
     @classmethod
@@ -244,6 +256,13 @@ class AlertsSettings(FrozenSettings):
                         f"email.digests.{kind}: {entry!r} manages nobody under routing.users; a digest is its "
                         "channel's report, about every team: list managers, or the address of someone who reads "
                         "that channel"
+                    )
+        for kind, people in self.routing.digests.items():
+            for person in people:
+                if person not in managers:
+                    problems.append(
+                        f"routing.digests.{kind}: {person!r} manages nobody under routing.users; a digest is its "
+                        "channel's report, about every team: list managers"
                     )
         if problems:
             raise ValueError("; ".join(problems))

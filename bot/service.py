@@ -126,7 +126,7 @@ it is built again to ask."""
 
 @dataclass
 class DigestZones:
-    """Email digest recipients' time zones as Slack knows them (`users.info`), for people config gives no `tz:`, for
+    """Digest recipients' time zones as Slack knows them (`users.info`), for people config gives no `tz:`, for
     one build of the scheduler. Each person is asked once; once Slack cannot be reached, nobody else is (the first
     tick must not wait out a timeout per person and report) and `unreachable` asks for a later build. None: the
     service's zone (no Slack, Slack cannot say, or an error, logged as `digest_zone_unknown`)."""

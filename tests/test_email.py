@@ -21,10 +21,10 @@ from salesintel.alerts.clock import SimulatedClock
 from salesintel.alerts.delivery import Deliverer, PermanentError, TerminalSender
 from salesintel.alerts.email_delivery import EmailSender, with_email
 from salesintel.alerts.email_render import mrkdwn_to_html, mrkdwn_to_text
-from salesintel.alerts.jobs import email_jobs
+from salesintel.alerts.jobs import digest_jobs
 from salesintel.alerts.outbox import Outbox
 from salesintel.alerts.render import Message, escape_mrkdwn
-from salesintel.alerts.runs import AlertEnvironment, email_report_run, report_with_charts
+from salesintel.alerts.runs import AlertEnvironment, digest_run, report_with_charts
 from salesintel.alerts.schedule import Scheduler
 from salesintel.alerts.settings import REPORT_KINDS, AlertsSettings
 from salesintel.bot.config import ConfigError, load_settings
@@ -88,9 +88,9 @@ def test_a_weekly_digest_arrives_as_html_and_text_with_its_charts_inline_and_say
     settings = _settings(mail)
     env = AlertEnvironment(store, settings, SERVICE_ZONE)
     occurrence = NOW.isoformat()
-    assert email_report_run("weekly", env, NOW, occurrence, "cro@acme.example")
-    assert email_report_run("weekly", env, NOW, occurrence, "mgr1@acme.example")
-    assert not email_report_run("weekly", env, NOW, occurrence, "cro@acme.example"), "queued once per fire time"
+    assert digest_run("weekly", env, NOW, occurrence, "email:cro@acme.example")
+    assert digest_run("weekly", env, NOW, occurrence, "email:mgr1@acme.example")
+    assert not digest_run("weekly", env, NOW, occurrence, "email:cro@acme.example"), "queued once per fire time"
     clock = SimulatedClock(NOW)
     assert _deliverer(store, settings, clock).deliver_due() == 2
     assert _deliverer(store, settings, clock).deliver_due() == 0, "nothing is sent twice"
@@ -231,7 +231,7 @@ def test_daily_digests_fire_at_eight_in_each_recipients_own_zone_across_daylight
     service's), over the weeks both change their clocks (New York on 10 March, Berlin on 31 March 2024)."""
     settings = _settings(mail)
     env = AlertEnvironment(store, settings, SERVICE_ZONE)
-    jobs = [job for job in email_jobs(env) if job.name.startswith("daily-")]
+    jobs = [job for job in digest_jobs(env) if job.name.startswith("daily-")]
     assert {job.name for job in jobs} == {"daily-email:mgr1@acme.example", "daily-email:vp@acme.example"}
     start = datetime(2024, 3, 7, tzinfo=UTC)
     clock = SimulatedClock(start)
@@ -284,14 +284,14 @@ def test_someone_listed_as_a_person_and_as_an_address_gets_one_digest(mail):
 
     settings = _settings(mail, digests={"daily": ["mgr_1", "MGR1@acme.example", "vp@acme.example"]})
     found = digest_recipients("daily", settings.email, settings.routing)
-    assert [r.address for r in found] == ["mgr1@acme.example", "vp@acme.example"]
+    assert [r.target for r in found] == ["email:mgr1@acme.example", "email:vp@acme.example"]
     assert found[0].zone == ZoneInfo("Europe/Berlin"), "the person's entry, with their time zone, is kept"
 
 
 def test_the_charts_travel_in_the_outbox_as_they_were_drawn(store, mail):
     settings = _settings(mail)
     env = AlertEnvironment(store, settings, SERVICE_ZONE)
-    assert email_report_run("weekly", env, NOW, NOW.isoformat(), "cro@acme.example")
+    assert digest_run("weekly", env, NOW, NOW.isoformat(), "email:cro@acme.example")
     [row] = Outbox(store).rows("pending")
     slack, _ = report_with_charts("weekly", env, NOW)
     assert [base64.b64decode(a["png"]) for a in row.attachments] == [c.png for c in slack.files]
@@ -405,3 +405,74 @@ def test_a_digest_recipient_without_a_configured_zone_gets_it_at_eight_in_the_zo
     finally:
         standin.stop()
         stores.close()
+
+
+def test_managers_listed_for_slack_digests_get_the_report_by_dm_at_its_hour_in_their_own_zone(store):
+    """`alerts.routing.digests`: the weekly report also reaches each listed manager by Slack DM, at Monday 09:00
+    in their zone (Berlin from config, Tokyo from Slack's users.info), with its charts in the DM's thread."""
+    from salesintel.alerts.delivery import SlackSender, slack_client
+    from tests.slack_standin import SlackStandIn
+
+    users = {
+        "mgr_b": {"slack": "U0B", "tz": "Europe/Berlin"},
+        "mgr_t": {"slack": "U0T"},
+        "rep_1": {"manager": "mgr_b"},
+        "rep_2": {"manager": "mgr_t"},
+    }
+    settings = AlertsSettings.model_validate(
+        {
+            "routing": {"users": users, "digests": {"weekly": ["mgr_b", "mgr_t"]}},
+            "delivery": {"channel_pace_seconds": 0},
+        }
+    )
+    standin = SlackStandIn(timezones={"U0T": "Asia/Tokyo"}).start()
+    try:
+        env = AlertEnvironment(store, settings, SERVICE_ZONE)
+        sender = SlackSender(slack_client("xoxb-d", standin.url), settings, store)
+        jobs = [
+            job
+            for job in digest_jobs(env, lambda person: sender.timezone_of(f"user:{person}"))
+            if job.name.startswith("weekly-")
+        ]
+        zones = {job.name: job.trigger.timezone for job in jobs}
+        assert zones == {"weekly-user:mgr_b": ZoneInfo("Europe/Berlin"), "weekly-user:mgr_t": ZoneInfo("Asia/Tokyo")}
+        start = datetime(2024, 3, 3, 12, tzinfo=UTC)  # a Sunday
+        clock = SimulatedClock(start)
+        scheduler = Scheduler(store, jobs, clock, timedelta(minutes=120), start)
+        deliverer = Deliverer(store, sender, settings, clock)
+        while clock.now() < datetime(2024, 3, 5, tzinfo=UTC):
+            scheduler.tick()
+            deliverer.deliver_due()
+            clock.advance(timedelta(minutes=15))
+        dms = [m for m in Outbox(store).rows() if m.target.startswith("user:")]
+        assert {m.status for m in dms} == {"sent"} and len(dms) == 2 * 5, "each report and its 4 charts"
+        rows = {m.target: m for m in dms if m.kind == "weekly"}
+        assert set(rows) == {"user:mgr_b", "user:mgr_t"}
+        local = {
+            target: m.created_at.astimezone(zones[f"weekly-{target}"]).strftime("%a %H:%M")
+            for target, m in rows.items()
+        }
+        assert local == {"user:mgr_b": "Mon 09:00", "user:mgr_t": "Mon 09:00"}
+        assert rows["user:mgr_t"].created_at == datetime(2024, 3, 4, 0, tzinfo=UTC), "09:00 in Tokyo: Sunday in UTC"
+        for slack_id in ("U0B", "U0T"):
+            [dm] = standin.posts("D" + slack_id.removeprefix("U"))
+            assert dm.args["text"] == rows["user:mgr_b"].text, "the channel's report, in a DM"
+            thread = standin.replies(dm.args["channel"], dm.args["answered_ts"])
+            assert len([f for message in thread for f in message.get("files", [])]) == 4, "charts in its thread"
+    finally:
+        standin.stop()
+
+
+def test_a_slack_digest_is_for_managers_only(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "alerts:\n  routing:\n    users:\n      rep_7: {slack: U7, manager: mgr_1}\n      mgr_1: {slack: U1}\n"
+        "    digests: {daily: [rep_7], hourly: [mgr_1]}\n"
+    )
+    with pytest.raises(ConfigError) as error:
+        load_settings(config)
+    assert "digests: use daily, weekly, monthly (got hourly)" in str(error.value)
+    config.write_text(config.read_text().replace(", hourly: [mgr_1]", ""))
+    with pytest.raises(ConfigError) as error:
+        load_settings(config)
+    assert "routing.digests.daily: 'rep_7' manages nobody under routing.users" in str(error.value)
