@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import socket
 import ssl
 import threading
 from dataclasses import dataclass, field
@@ -19,6 +18,8 @@ from pathlib import Path
 import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+
+from tests.ports import free_port
 
 USER, PASSWORD = "salesintel", "s3cret-smtp"
 
@@ -96,9 +97,7 @@ def start_mail_server(folder: Path, starttls: bool = True) -> MailServer:
             "auth_required": True,
             "auth_require_tls": True,
         }
-    with socket.socket() as probe:  # a free port (aiosmtpd checks it is up by connecting to the port it was given)
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # aiosmtpd checks it is up by connecting to the port it was given
     controller = Controller(handler, hostname="127.0.0.1", port=port, server_hostname="localhost", **kwargs)
     controller.start()
     return MailServer(controller, handler, ca_file, port)

@@ -30,6 +30,7 @@ from salesintel.engine.settings import AnomalySettings, IngestSettings, MetricsS
 from salesintel.engine.store import Store
 from tests import slack_requests as slack
 from tests.engine_fixtures import ROOT
+from tests.ports import free_port
 from tests.slack_standin import SlackStandIn
 
 SECRET, TOKEN = "8f742231b10e8888abcd99yyyzzz85a5", "xoxb-17653672481-19874698323-pdFZKVeTuE8sk7oOcBrzbqgy"
@@ -49,12 +50,6 @@ CONFIG = {
     },
     "bot": {"visibility": "owner_and_managers", "executives": ["UEXEC"]},
 }
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def start_http_service(tmp: Path, port: int, as_of: str, slack_url: str, ready: str | None = None):
@@ -78,6 +73,7 @@ def start_http_service(tmp: Path, port: int, as_of: str, slack_url: str, ready: 
     while True:
         try:
             health = json.loads(urllib.request.urlopen(base + "/healthz", timeout=1).read())
+            assert health["process"] == process.pid, f"another server answers on {base}: {health}"
             if ready is None or health["start_up"] == ready:
                 return process, base, log_path
         except OSError:
