@@ -56,7 +56,7 @@ class RefreshJob:
         snapshot = self.env.store.latest_snapshot()
         if snapshot is None:
             return "; ".join([*notes, "no snapshot loaded yet"])
-        as_of = self.pinned_as_of or self._as_of(snapshot, now.astimezone(self.env.timezone).date())
+        as_of = self.pinned_as_of or self._as_of(snapshot, now.astimezone(self.env.timezone).date(), now)
         latest = self.env.store.latest_refresh(as_of)
         if not (latest and latest.snapshot_id == snapshot.id):
             try:
@@ -74,12 +74,25 @@ class RefreshJob:
         notes += problems
         return "; ".join(n for n in notes if n) or None
 
-    def _as_of(self, snapshot, today: date) -> date:
-        """Today, as the pipeline ages; but an export whose last event is more than a week before it was taken is
-        answered as of that last day, as `salesintel refresh` does (its deals are read once per snapshot)."""
+    def _as_of(self, snapshot, today: date, now: datetime) -> date:
+        """Today, as the pipeline ages. An export whose last event (a creation or a close) is more than a week
+        before it was taken is answered as of that last day, as `salesintel refresh` does, with an ops alert saying
+        so — unless the service has already answered a later day: a live CRM's quiet week (no deal created or
+        closed) must not send its date back, un-age its deals and resolve their alerts. Its deals are read once
+        per snapshot."""
         if snapshot.id not in self._ends_early:
             self._ends_early[snapshot.id] = early_end(snapshot, self.env.store.deals(snapshot.id))
-        return self._ends_early[snapshot.id] or today
+        end = self._ends_early[snapshot.id]
+        answered = self.env.store.latest_refresh()
+        if end is None or (answered is not None and answered.as_of > end):
+            return today
+        problem = (
+            f"snapshot #{snapshot.id} ({snapshot.source}) ends on {end}, {(snapshot.taken_at.date() - end).days} days "
+            f"before it was taken: answering as of {end}, not today. If the CRM is in use, the export is missing "
+            "its recent deals"
+        )
+        ops_alert(self.env, f"ends-early:{snapshot.id}", problem, now)
+        return end
 
     def _pull_warehouse(self, now: datetime) -> str | None:
         """Run the warehouse query; a result not loaded before becomes a snapshot, through the same guard as a file

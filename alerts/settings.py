@@ -259,7 +259,13 @@ class AlertsSettings(FrozenSettings):
                     )
         for kind, people in self.routing.digests.items():
             for person in people:
-                if person not in managers:
+                entry = self.routing.users.get(person)
+                if entry is None or not (entry.get("slack") or entry.get("email")):
+                    problems.append(
+                        f"routing.digests.{kind}: {person!r} is not a person under routing.users with a slack id or "
+                        "an email (to find them in Slack)"
+                    )
+                elif person not in managers:
                     problems.append(
                         f"routing.digests.{kind}: {person!r} manages nobody under routing.users; a digest is its "
                         "channel's report, about every team: list managers"

@@ -82,9 +82,13 @@ class Dashboard:
         access: DashboardAccess,
         now: Callable[[], datetime],
         secure_cookies: bool = False,
+        public_url: str | None = None,
     ):
+        """`public_url`: the address people reach the dashboard at (`bot.dashboard.public_url`); a sign-in POST
+        must come from its origin (behind a proxy, the Host the service sees is the proxy's)."""
         self.context, self.viewer, self.access, self.now = context, viewer, access, now
         self.secure_cookies = secure_cookies
+        self.public_origin = _origin(public_url) if public_url else None
         self.env = html_environment()
         self._charts: OrderedDict[tuple, tuple] = OrderedDict()
         self._charts_lock = threading.Lock()
@@ -201,9 +205,11 @@ class Dashboard:
         ctx = self.context()
         person = self.viewer(claims.slack_id, ctx.known_users).person
         who = f"{person} ({claims.slack_id})" if person else claims.slack_id
-        return self._render(
-            start_response, "login", "Sign in", "", "", {"token": token, "signing_in_as": who, "page": None}
+        body = self.env.get_template("dashboard/login.html.j2").render(
+            title="Sign in", here="", who="", page=None, token=token, signing_in_as=who
         )
+        # This page only: the form's POST then carries its real Origin (under no-referrer, browsers send "null")
+        return self._send(start_response, "200 OK", body.encode(), headers=[("Referrer-Policy", "strict-origin")])
 
     def _link_refused(self, start_response):
         log.info("dashboard link refused", extra={"event": "dashboard_link_refused"})
@@ -212,7 +218,7 @@ class Dashboard:
 
     def _login(self, start_response, environ: dict):
         """The link page's form: spends the link and starts a session, if the POST came from that page."""
-        if not _same_origin(environ):
+        if not _same_origin(environ, self.public_origin):
             log.warning("dashboard sign-in from another site refused", extra={"event": "dashboard_cross_site_login"})
             message = f"Sign in with the button on the page your link opens. {SIGN_IN_AGAIN}"
             return self._send(start_response, "403 Forbidden", self._message("Sign in", message, None, ""))
@@ -246,21 +252,41 @@ class Dashboard:
 
     @staticmethod
     def _send(start_response, status: str, body: bytes, content_type="text/html; charset=utf-8", headers=()):
+        """`headers` are added to the security headers, replacing one of the same name."""
+        named = {name.lower() for name, _ in headers}
+        security = [header for header in SECURITY_HEADERS if header[0].lower() not in named]
         start_response(
-            status,
-            [("Content-Type", content_type), ("Content-Length", str(len(body))), *SECURITY_HEADERS, *headers],
+            status, [("Content-Type", content_type), ("Content-Length", str(len(body))), *security, *headers]
         )
         return [body]
 
 
-def _same_origin(environ: dict) -> bool:
-    """Whether a POST came from one of our own pages: the browser's `Sec-Fetch-Site`, else its `Origin` against the
-    Host asked for (behind a proxy, the one it forwarded). Neither sent (not a browser): nothing to forge."""
+def _same_origin(environ: dict, public_origin: str | None) -> bool:
+    """Whether a POST came from one of our own pages: the browser's `Sec-Fetch-Site`, else its `Origin` (scheme,
+    host and port) against the public address, or without one the Host asked for. Neither header sent (not a
+    browser): nothing to forge."""
     site = environ.get("HTTP_SEC_FETCH_SITE")
     if site:
         return site == "same-origin"
     origin = environ.get("HTTP_ORIGIN")
-    return origin is None or urlsplit(origin).netloc == environ.get("HTTP_HOST", "")
+    if origin is None:
+        return True
+    expected = public_origin or _origin(f"{environ.get('wsgi.url_scheme', 'http')}://{environ.get('HTTP_HOST', '')}")
+    return _origin(origin) == expected
+
+
+def _origin(url: str) -> str:
+    """scheme://host[:port], lower case, the default port left out (as browsers send Origin); "null" stays "null"."""
+    parts = urlsplit(url)
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    if not scheme or not host:
+        return "null"
+    default = {"http": 80, "https": 443}.get(scheme)
+    try:
+        port = parts.port
+    except ValueError:
+        return "null"
+    return f"{scheme}://{host}{f':{port}' if port and port != default else ''}"
 
 
 def _cookie_value(environ: dict) -> str | None:

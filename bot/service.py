@@ -88,6 +88,7 @@ class HttpServer:
         """`host`: 127.0.0.1 keeps the port to this machine (terminal mode's dashboard)."""
         # A port shared by the processes of `run --workers N` (see bot.workers): each binds it with SO_REUSEPORT.
         where = {"sockets": [_shared_socket(port)]} if shared_port else {"host": host, "port": port}
+        self._loop: threading.Thread | None = None
         self._server = create_server(
             app,
             **where,
@@ -104,10 +105,24 @@ class HttpServer:
         return self._server.effective_port
 
     def start(self) -> None:
-        threading.Thread(target=self._server.run, name="http", daemon=True).start()
+        self._loop = threading.Thread(target=self._server.run, name="http", daemon=True)
+        self._loop.start()
 
     def stop(self) -> None:
-        wasyncore.dispatcher.close(self._server)  # no new connections
+        """No new connections, then the requests in hand are finished (up to DRAIN_SECONDS). The listening socket is
+        closed by the server's own loop thread: closed from here, the loop's select() could be waiting on it and die
+        with EBADF ("Exception in thread http")."""
+        closed = threading.Event()
+
+        def close_listener() -> None:
+            wasyncore.dispatcher.close(self._server)
+            closed.set()
+
+        if self._loop is not None and self._loop.is_alive():
+            self._server.trigger.pull_trigger(close_listener)
+            closed.wait(self.DRAIN_SECONDS)
+        if not closed.is_set():
+            close_listener()
         self._server.task_dispatcher.shutdown(cancel_pending=False, timeout=self.DRAIN_SECONDS)
 
 
@@ -467,6 +482,7 @@ def run(
             access,
             clock.now,
             secure_cookies=bool(public_url and public_url.startswith("https")),
+            public_url=None if credentials.mode == "terminal" else public_url,  # terminal links: localhost
         )
         server = HttpServer(
             wsgi_app(

@@ -18,7 +18,7 @@ def free_port(rng: random.Random | None = None) -> int:
         port = rng.randint(low, high)
         with socket.socket() as probe:
             try:
-                probe.bind(("127.0.0.1", port))
+                probe.bind(("", port))  # every address: the service binds 0.0.0.0
             except OSError:
                 continue
             return port

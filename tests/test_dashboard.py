@@ -18,7 +18,7 @@ import matplotlib.image
 import pytest
 import yaml
 from selenium import webdriver
-from selenium.common.exceptions import WebDriverException
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.wait import WebDriverWait
@@ -153,8 +153,12 @@ def follow(driver, element) -> None:
     def gone(_) -> bool:
         try:
             page.is_enabled()
-        except WebDriverException:  # StaleElementReferenceException among them
+        except StaleElementReferenceException:
             return True
+        except WebDriverException as error:
+            if "does not belong to the document" in str(error):
+                return True
+            raise
         return False
 
     WebDriverWait(driver, 15).until(gone)
@@ -326,6 +330,36 @@ def test_a_page_on_another_site_cannot_sign_a_visitor_in_with_someone_elses_link
     assert "Sign in with the button" in browser.find_element(By.ID, "message").text
     assert browser.get_cookie("salesintel_session") is None
     sign_in(browser, service, "U003")  # the link still works for its person, from its own page
+
+
+@pytest.mark.parametrize(
+    "headers, public_url, same",
+    [
+        ({"HTTP_SEC_FETCH_SITE": "same-origin", "HTTP_ORIGIN": "null"}, None, True),  # Chromium, our own form
+        ({"HTTP_SEC_FETCH_SITE": "cross-site"}, None, False),
+        ({"HTTP_SEC_FETCH_SITE": "same-site"}, None, False),  # another port or subdomain of ours
+        ({"HTTP_ORIGIN": "https://si.example.com"}, "https://si.example.com/", True),  # behind a proxy: Host differs
+        ({"HTTP_ORIGIN": "https://si.example.com:443"}, "https://SI.example.com", True),
+        ({"HTTP_ORIGIN": "http://si.example.com"}, "https://si.example.com", False),  # another scheme
+        ({"HTTP_ORIGIN": "https://si.example.com:8443"}, "https://si.example.com", False),
+        ({"HTTP_ORIGIN": "null"}, "https://si.example.com", False),
+        ({"HTTP_ORIGIN": "http://127.0.0.1:3000"}, None, True),  # no public address: the Host asked for
+        ({"HTTP_ORIGIN": "http://evil.example"}, None, False),
+        ({}, "https://si.example.com", True),  # not a browser: nothing to forge
+    ],
+)
+def test_a_sign_in_post_must_come_from_our_own_origin(headers, public_url, same):
+    from salesintel.bot.dashboard import _origin, _same_origin
+
+    environ = {"HTTP_HOST": "127.0.0.1:3000", "wsgi.url_scheme": "http", **headers}
+    assert _same_origin(environ, _origin(public_url) if public_url else None) is same
+
+
+def test_the_links_page_lets_its_form_send_a_real_origin_and_no_token_in_a_referer(service):
+    link = link_for(service, "U001")
+    with urllib.request.urlopen(link, timeout=5) as page:
+        assert page.headers.get_all("Referrer-Policy") == ["strict-origin"], "one policy, not no-referrer"
+        assert page.headers["Cache-Control"] == "no-store"
 
 
 def test_pages_refuse_what_a_browser_should_not_do(service):

@@ -476,3 +476,12 @@ def test_a_slack_digest_is_for_managers_only(tmp_path):
     with pytest.raises(ConfigError) as error:
         load_settings(config)
     assert "routing.digests.daily: 'rep_7' manages nobody under routing.users" in str(error.value)
+    config.write_text(
+        config.read_text().replace("daily: [rep_7]", "daily: [mgr_9]").replace("rep_7: {slack: U7, ", "rep_7: {")
+    )
+    config.write_text(config.read_text().replace("manager: mgr_1}", "manager: mgr_9}"))
+    with pytest.raises(ConfigError) as error:
+        load_settings(config)
+    assert "routing.digests.daily: 'mgr_9' is not a person under routing.users with a slack id or an email" in str(
+        error.value
+    ), "a manager named only as someone's manager cannot be found in Slack"

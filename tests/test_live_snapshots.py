@@ -60,7 +60,6 @@ def test_watched_folder_snapshots_load_and_the_stalled_rules_fire(tmp_path):
 
     later = datetime(2024, 4, 5, 7, tzinfo=UTC)
     moved = early.replace("Inbound,Qualified", "Inbound,Proposal")
-    moved += "O0003,2024-04-03,,rep_3,SaaS,APAC,Core,Inbound,Demo,5000,,\n"  # a live CRM: something happened lately
     drop(inbox / "crm-0405.csv", crm([moved]), later - timedelta(hours=1))
     assert "snapshot #2" in job(later, later)
     active = {a.deal_id for a in AlertLedger(store).active("stalled")}
@@ -107,7 +106,7 @@ def test_a_partial_export_is_held_with_an_ops_alert_and_the_previous_snapshot_st
     held = store.snapshot(2)
     assert not held.promoted and "deal count dropped from 301 to 10" in held.held_reason
     assert store.latest_snapshot().id == 1 and store.latest_refresh().snapshot_id == 1
-    [ops] = [m for m in store.outbox.in_status("pending") if m.kind == "ops" and "held" in m.text]
+    [ops] = [m for m in store.outbox.in_status("pending") if m.kind == "ops" and "held, not used" in m.text]
     assert "snapshot #2 from b.csv held, not used: deal count dropped from 301 to 10" in ops.text
     assert "still using snapshot #1" in ops.text
 
@@ -124,12 +123,18 @@ def test_the_service_answers_an_export_that_ends_long_before_it_was_taken_as_of_
     job(now + timedelta(days=1), now + timedelta(days=1))
     assert store.db.execute("SELECT COUNT(*) FROM refreshes").fetchone() == (1,), "not again every tick or day"
     assert [s.deal_id for s in store.scores(1) if not s.stale] == ["O0001"], "open, not aged by the gap"
+    [said] = [m.text for m in store.outbox.in_status("pending") if m.kind == "ops" and "ends on" in m.text]
+    assert "old.csv) ends on 2023-12-28, 156 days before it was taken: answering as of 2023-12-28, not today" in said
 
     live = crm(["O0002,2024-06-01,,rep_2,SaaS,APAC,Core,Inbound,Demo,5000,,\n"])
     later = datetime(2024, 6, 3, 7, tzinfo=UTC)
     drop(inbox / "live.csv", live, later - timedelta(hours=1))
     assert "refresh #2 as of 2024-06-03" in job(later, later)
     assert "refresh #3 as of 2024-06-04" in job(later + timedelta(days=1), later + timedelta(days=1))
+
+    quiet = later + timedelta(days=12)  # a live CRM's quiet fortnight: a new export, nothing created or closed since
+    drop(inbox / "quiet.csv", live.replace("5000,,\n", "5100,,\n"), quiet - timedelta(hours=1))
+    assert "as of 2024-06-15" in job(quiet, quiet), "its date does not go back to its last event (1 June)"
 
 
 def test_prune_keeps_the_newest_snapshots_whole_and_vacuums(salesintel, tmp_path):
