@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from salesintel.engine.settings import FrozenSettings, RiskRuleSettings
 
@@ -96,6 +96,17 @@ class ScheduleSettings(FrozenSettings):
     long after the holder died."""
 
 
+def _report_kinds_only(digests: dict[str, list[str]]) -> dict[str, list[str]]:
+    unknown = [kind for kind in digests if kind not in REPORT_KINDS]
+    if unknown:
+        raise ValueError(f"digests: use {', '.join(REPORT_KINDS)} (got {', '.join(unknown)})")
+    return digests
+
+
+DigestLists = Annotated[dict[str, list[str]], AfterValidator(_report_kinds_only)]
+"""Report kind → who gets it as a digest of their own (email or Slack DM); only report kinds are keys."""
+
+
 class RoutingSettings(FrozenSettings):
     channels: dict[str, str] = {
         "daily": "#sales-managers",
@@ -105,18 +116,10 @@ class RoutingSettings(FrozenSettings):
     }
     users: dict[str, dict[str, str]] = Field(default_factory=dict)
     """rep id → {slack: U…, email: …, manager: manager id}; a manager id is a key here too."""
-    digests: dict[str, list[str]] = Field(default_factory=dict)
+    digests: DigestLists = Field(default_factory=dict)
     """Report kind → managers under `users` who also get that report by direct message in Slack, at the report's
     hour in their own time zone (`tz:`, else Slack's `users.info`): the channel's report, in their DMs at 08:00
     their time rather than the channel's hour."""
-
-    @field_validator("digests")
-    @classmethod
-    def _known_reports(cls, digests: dict[str, list[str]]) -> dict[str, list[str]]:
-        unknown = [kind for kind in digests if kind not in REPORT_KINDS]
-        if unknown:
-            raise ValueError(f"digests: use {', '.join(REPORT_KINDS)} (got {', '.join(unknown)})")
-        return digests
 
     @field_validator("channels")
     @classmethod
@@ -198,17 +201,9 @@ class EmailSettings(FrozenSettings):
     sender: str = Field("salesintel <salesintel@localhost>", alias="from")
     """The From: header."""
     smtp: SmtpSettings = SmtpSettings()
-    digests: dict[str, list[str]] = Field(default_factory=dict)
+    digests: DigestLists = Field(default_factory=dict)
     """Report kind (daily: sales managers, weekly: CRO and VPs, monthly: executives) → recipients: addresses, or
     people under `alerts.routing.users` with an `email:` (and optionally `tz:`)."""
-
-    @field_validator("digests")
-    @classmethod
-    def _known_reports(cls, digests: dict[str, list[str]]) -> dict[str, list[str]]:
-        unknown = [kind for kind in digests if kind not in REPORT_KINDS]
-        if unknown:
-            raise ValueError(f"digests: use {', '.join(REPORT_KINDS)} (got {', '.join(unknown)})")
-        return digests
 
 
 class AlertsSettings(FrozenSettings):

@@ -19,7 +19,6 @@ import http.cookiejar
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -43,17 +42,12 @@ from salesintel.engine.settings import AnomalySettings, IngestSettings, MetricsS
 from salesintel.engine.store import Store  # noqa: E402
 from salesintel.engine.synth import SynthSpec, generate  # noqa: E402
 from tests import slack_requests as slack  # noqa: E402
+from tests.ports import free_port  # noqa: E402
 from tests.slack_standin import SlackStandIn  # noqa: E402
 
 SECRET = "bench-signing-secret"
 PEOPLE = {"rep_1": {"slack": "U001", "manager": "mgr_a"}, "mgr_a": {"slack": "U901"}}
 PAGES = ("/dashboard", "/dashboard/deals", "/dashboard/winrates", "/dashboard/model", "/dashboard/alerts")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def prepare(folder: Path, deals: int, port: int) -> tuple[str, dict[str, str]]:

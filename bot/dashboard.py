@@ -205,11 +205,9 @@ class Dashboard:
         ctx = self.context()
         person = self.viewer(claims.slack_id, ctx.known_users).person
         who = f"{person} ({claims.slack_id})" if person else claims.slack_id
-        body = self.env.get_template("dashboard/login.html.j2").render(
-            title="Sign in", here="", who="", page=None, token=token, signing_in_as=who
-        )
+        data = {"page": None, "token": token, "signing_in_as": who}
         # This page only: the form's POST then carries its real Origin (under no-referrer, browsers send "null")
-        return self._send(start_response, "200 OK", body.encode(), headers=[("Referrer-Policy", "strict-origin")])
+        return self._render(start_response, "login", "Sign in", "", "", data, [("Referrer-Policy", "strict-origin")])
 
     def _link_refused(self, start_response):
         log.info("dashboard link refused", extra={"event": "dashboard_link_refused"})
@@ -242,9 +240,9 @@ class Dashboard:
         secure = "; Secure" if self.secure_cookies else ""
         return f"{COOKIE}={value}; Path={PREFIX}; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}"
 
-    def _render(self, start_response, template: str, title: str, here: str, who: str, data: dict):
+    def _render(self, start_response, template: str, title: str, here: str, who: str, data: dict, headers=()):
         body = self.env.get_template(f"dashboard/{template}.html.j2").render(title=title, here=here, who=who, **data)
-        return self._send(start_response, "200 OK", body.encode())
+        return self._send(start_response, "200 OK", body.encode(), headers=headers)
 
     def _message(self, heading: str, message: str, page, who: str) -> bytes:
         template = self.env.get_template("dashboard/message.html.j2")
