@@ -736,3 +736,21 @@ def test_every_dashboard_page_renders_on_a_messy_export_and_agrees_with_slack(ex
         assert shown and not shown & others, "a rep's page links only their own deals"
     finally:
         server.stop()
+
+
+def test_the_service_answers_a_messy_export_that_stopped_long_ago_as_of_its_last_day(tmp_path):
+    """The planted quirk "data that ends before today": the messy export ends on `data_end`, its file is taken
+    (copied in) long after. The service's refresh job answers as of that last day, as `salesintel refresh` does, and
+    says so on the ops channel; /pipeline shows the live deals and that date, not a pipeline aged into "likely dead"."""
+    from salesintel.alerts.jobs import RefreshJob
+
+    export = _load(tmp_path, "service", noise=False)
+    env = environment(export)
+    note = RefreshJob(env, engine_settings(export), export.settings.ingest)(NOW, NOW)
+    assert f"refresh #1 as of {export.spec.data_end}" in note
+    [ops] = [m.text for m in export.store.outbox.in_status("pending") if m.kind == "ops" and "ends on" in m.text]
+    assert f"ends on {export.spec.data_end}" in ops and f"answering as of {export.spec.data_end}, not today" in ops
+    answer = messages_text(pipeline(BotContext(export.store, export.settings, NOW), EXECUTIVE, ""))
+    assert f"data as of {export.spec.data_end}" in answer
+    live = re.search(r"([\d,]+) live deals", answer)
+    assert live and int(live.group(1).replace(",", "")) > 100, answer
